@@ -1,0 +1,32 @@
+//! `agentgate`: the one binary.
+
+mod cli;
+mod serve;
+mod whoami;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging();
+    match cli.run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("agentgate: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `AGENTGATE_LOG` (default `info`), e.g.
+/// `AGENTGATE_LOG=agentgate_guard=debug`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AGENTGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

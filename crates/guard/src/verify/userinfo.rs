@@ -1,0 +1,119 @@
+//! The tutorial's verification: ask the issuer's userinfo endpoint who the token
+//! belongs to.
+//!
+//! **This mode cannot check the audience.** Userinfo answers for any token the
+//! issuer accepts for *its own* userinfo endpoint, whichever resource it was meant
+//! for, so a token issued to another service works here too; and it reports no
+//! scopes, so per-tool scopes cannot be enforced. Use it only where the tutorial
+//! does — with an issuer that gives opaque tokens for userinfo and nothing else —
+//! and prefer [`JwtVerifier`](super::JwtVerifier) or
+//! [`IntrospectionVerifier`](super::IntrospectionVerifier).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::cache::{self, TokenCache};
+use super::{TokenVerifier, VerifyFuture};
+use crate::discovery::Discovery;
+use crate::fetch::{self, FetchError};
+use crate::verify::jwt::MAX_TOKEN_BYTES;
+use crate::{AuthError, AuthInfo, InvalidToken};
+
+/// Verifies tokens by calling the issuer's OpenID Connect userinfo endpoint.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use agentgate_guard::{Discovery, UserinfoVerifier};
+///
+/// let discovery = Arc::new(Discovery::new("https://tenant.logto.app/oidc").unwrap());
+/// let verifier = UserinfoVerifier::new(discovery);
+/// ```
+#[derive(Debug)]
+pub struct UserinfoVerifier {
+    discovery: Arc<Discovery>,
+    cache: TokenCache,
+}
+
+impl UserinfoVerifier {
+    /// A verifier that asks `discovery`'s issuer.
+    pub fn new(discovery: Arc<Discovery>) -> Self {
+        Self {
+            discovery,
+            cache: TokenCache::new(cache::DEFAULT_CAPACITY, Duration::from_secs(60)),
+        }
+    }
+
+    /// How long a positive answer is remembered (default 60 s; zero turns the
+    /// cache off). A token revoked at the issuer keeps working here this long.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache = TokenCache::new(cache::DEFAULT_CAPACITY, ttl);
+        self
+    }
+
+    async fn verify_token(&self, token: &str) -> Result<AuthInfo, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(InvalidToken::TooLong.into());
+        }
+        let key = cache::hash(token);
+        if let Some(info) = self.cache.get(&key) {
+            return Ok(info);
+        }
+        let metadata = self
+            .discovery
+            .metadata()
+            .await
+            .map_err(|e| AuthError::IssuerUnavailable(e.to_string()))?;
+        let endpoint = metadata.userinfo_endpoint.as_deref().ok_or_else(|| {
+            AuthError::IssuerUnavailable("the issuer has no userinfo_endpoint".into())
+        })?;
+        let request = self
+            .discovery
+            .client()
+            .get(endpoint)
+            .bearer_auth(token)
+            .header("accept", "application/json");
+        let (status, body) = fetch::send(request, endpoint).await.map_err(unavailable)?;
+        match status {
+            200 => {}
+            400 | 401 | 403 => return Err(InvalidToken::Rejected.into()),
+            other => {
+                return Err(unavailable(FetchError::Status {
+                    url: endpoint.to_owned(),
+                    status: other,
+                }));
+            }
+        }
+        let claims: Map<String, Value> = fetch::parse_json(&body, endpoint).map_err(unavailable)?;
+        let subject = match claims.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(InvalidToken::MissingSubject.into()),
+        };
+        let info = AuthInfo {
+            issuer: self.discovery.issuer().to_owned(),
+            subject,
+            client_id: None,
+            audience: Vec::new(),
+            scopes: Vec::new(),
+            expires_at: None,
+            claims,
+        };
+        self.cache.insert(key, &info);
+        Ok(info)
+    }
+}
+
+fn unavailable(error: FetchError) -> AuthError {
+    AuthError::IssuerUnavailable(error.to_string())
+}
+
+impl TokenVerifier for UserinfoVerifier {
+    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+        Box::pin(self.verify_token(token))
+    }
+
+    fn reports_scopes(&self) -> bool {
+        false
+    }
+}

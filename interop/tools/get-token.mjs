@@ -1,0 +1,381 @@
+#!/usr/bin/env node
+// agentgate interop: obtain tokens from the test issuer (idp/provider.mjs)
+// without a browser, by making the HTTP calls a person's browser would make.
+//
+//   node tools/get-token.mjs --issuer URL --kind user|client
+//        [--user alice] [--resource URL] [--scope "openid profile email whoami"]
+//        [--client-id ID] [--client-secret SECRET] [--password PW]
+//
+// kind user:   authorization code + PKCE (S256) with the public client
+//              agentgate-test-spa: GET /auth, post the devInteractions login
+//              form and consent form (keeping cookies), read the code from the
+//              redirect to the client's redirect_uri, exchange it at /token.
+// kind client: client_credentials with agentgate-test-m2m (HTTP Basic).
+//
+// Success: the token endpoint's JSON response, on one line on stdout.
+// Failure: a message on stderr, exit code 1.
+
+import { createHash, randomBytes } from 'node:crypto';
+
+const REDIRECT_URI = 'http://127.0.0.1:6274/oauth/callback';
+const SPA_CLIENT = 'agentgate-test-spa';
+const M2M_CLIENT = 'agentgate-test-m2m';
+const M2M_SECRET = 'agentgate-test-m2m-secret';
+const MAX_STEPS = 25;
+
+class Failure extends Error {}
+
+function fail(message) {
+  throw new Failure(message);
+}
+
+function parseArgs(argv) {
+  const known = new Set([
+    'issuer', 'kind', 'user', 'resource', 'scope', 'client-id', 'client-secret', 'password',
+  ]);
+  const out = {};
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i];
+    if (!arg.startsWith('--')) fail(`unexpected argument ${JSON.stringify(arg)}`);
+    let name = arg.slice(2);
+    let value;
+    const eq = name.indexOf('=');
+    if (eq !== -1) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    } else {
+      if (i + 1 >= argv.length) fail(`--${name} needs a value`);
+      i += 1;
+      value = argv[i];
+    }
+    if (!known.has(name)) fail(`unknown option --${name}`);
+    out[name] = value;
+  }
+  return out;
+}
+
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+
+// ---------------------------------------------------------------- cookie jar
+
+// A small RFC 6265-style jar for a single host: cookies are keyed by name and
+// path, sent when the request path is inside the cookie path, and dropped when
+// the server expires them.
+class CookieJar {
+  #cookies = new Map();
+
+  store(response, requestUrl) {
+    const lines = response.headers.getSetCookie?.() ?? [];
+    for (const line of lines) this.#storeOne(line, requestUrl);
+  }
+
+  #storeOne(line, requestUrl) {
+    const [pair, ...attrs] = line.split(';');
+    const eq = pair.indexOf('=');
+    if (eq <= 0) return;
+    const name = pair.slice(0, eq).trim();
+    const value = pair.slice(eq + 1).trim();
+
+    let path;
+    let expires;
+    for (const attr of attrs) {
+      const i = attr.indexOf('=');
+      const key = (i === -1 ? attr : attr.slice(0, i)).trim().toLowerCase();
+      const val = i === -1 ? '' : attr.slice(i + 1).trim();
+      if (key === 'path' && val.startsWith('/')) {
+        path = val;
+      } else if (key === 'max-age') {
+        const seconds = Number(val);
+        if (Number.isFinite(seconds)) expires = Date.now() + seconds * 1000;
+      } else if (key === 'expires' && expires === undefined) {
+        const at = Date.parse(val);
+        if (!Number.isNaN(at)) expires = at;
+      }
+    }
+    if (path === undefined) {
+      // Default path: the request path up to (not including) its last slash.
+      const p = new URL(requestUrl).pathname;
+      const slash = p.lastIndexOf('/');
+      path = slash > 0 ? p.slice(0, slash) : '/';
+    }
+
+    const key = `${name}\u0000${path}`;
+    if (expires !== undefined && expires <= Date.now()) {
+      this.#cookies.delete(key);
+    } else {
+      this.#cookies.set(key, { name, value, path, expires });
+    }
+  }
+
+  header(url) {
+    const reqPath = new URL(url).pathname;
+    const now = Date.now();
+    const matching = [];
+    for (const [key, c] of this.#cookies) {
+      if (c.expires !== undefined && c.expires <= now) {
+        this.#cookies.delete(key);
+      } else if (pathMatches(reqPath, c.path)) {
+        matching.push(c);
+      }
+    }
+    // Longer paths first, as browsers do.
+    matching.sort((a, b) => b.path.length - a.path.length);
+    return matching.map((c) => `${c.name}=${c.value}`).join('; ');
+  }
+}
+
+function pathMatches(reqPath, cookiePath) {
+  if (reqPath === cookiePath) return true;
+  if (!reqPath.startsWith(cookiePath)) return false;
+  return cookiePath.endsWith('/') || reqPath[cookiePath.length] === '/';
+}
+
+// ---------------------------------------------------------------- HTTP helpers
+
+async function request(jar, url, init = {}) {
+  const headers = new Headers(init.headers);
+  const cookie = jar.header(url);
+  if (cookie) headers.set('cookie', cookie);
+  let response;
+  try {
+    response = await fetch(url, { ...init, headers, redirect: 'manual' });
+  } catch (err) {
+    fail(`${init.method || 'GET'} ${url}: ${err.cause?.message || err.message}`);
+  }
+  jar.store(response, url);
+  return response;
+}
+
+function textOf(html) {
+  return html
+    .replace(/<style[\s\S]*?<\/style>/gi, ' ')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 600);
+}
+
+function decodeEntities(s) {
+  return s
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&#x([0-9a-f]+);/gi, (_, h) => String.fromCodePoint(parseInt(h, 16)))
+    .replace(/&#(\d+);/g, (_, d) => String.fromCodePoint(Number(d)))
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
+}
+
+function attributes(tag) {
+  const attrs = {};
+  const re = /([a-zA-Z_:][-a-zA-Z0-9_:.]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?/g;
+  // Skip the tag name itself.
+  const body = tag.replace(/^<\s*[a-zA-Z]+/, '').replace(/\/?>$/, '');
+  let m;
+  while ((m = re.exec(body)) !== null) {
+    attrs[m[1].toLowerCase()] = decodeEntities(m[2] ?? m[3] ?? m[4] ?? '');
+  }
+  return attrs;
+}
+
+// The first POST form of the page: its action and its pre-filled fields.
+function parseForm(html, pageUrl) {
+  const forms = html.match(/<form\b[^>]*>[\s\S]*?<\/form>/gi) || [];
+  for (const form of forms) {
+    const open = attributes(form.match(/<form\b[^>]*>/i)[0]);
+    if ((open.method || 'get').toLowerCase() !== 'post') continue;
+    const fields = {};
+    for (const input of form.match(/<input\b[^>]*>/gi) || []) {
+      const a = attributes(input);
+      if (!a.name) continue;
+      fields[a.name] = a.value ?? '';
+    }
+    return { action: new URL(open.action || pageUrl, pageUrl).href, fields };
+  }
+  return undefined;
+}
+
+async function readJson(response, what) {
+  const text = await response.text();
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    fail(`${what}: HTTP ${response.status}, not JSON: ${textOf(text)}`);
+  }
+  if (!response.ok) {
+    fail(`${what}: HTTP ${response.status}: ${JSON.stringify(body)}`);
+  }
+  return body;
+}
+
+async function discover(issuer) {
+  const url = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (err) {
+    fail(`discovery ${url}: ${err.cause?.message || err.message}`);
+  }
+  const meta = await readJson(response, `discovery ${url}`);
+  if (!meta.authorization_endpoint || !meta.token_endpoint) {
+    fail(`discovery ${url}: no authorization_endpoint/token_endpoint`);
+  }
+  return meta;
+}
+
+// ---------------------------------------------------------------- flows
+
+async function userFlow(opts, meta) {
+  const user = opts.user || 'alice';
+  const scope = opts.scope || (opts.resource ? 'openid profile email whoami' : 'openid profile email');
+  const clientId = opts['client-id'] || SPA_CLIENT;
+  const verifier = b64url(randomBytes(32));
+  const challenge = b64url(createHash('sha256').update(verifier).digest());
+  const state = b64url(randomBytes(16));
+
+  const auth = new URL(meta.authorization_endpoint);
+  auth.searchParams.set('client_id', clientId);
+  auth.searchParams.set('response_type', 'code');
+  auth.searchParams.set('redirect_uri', REDIRECT_URI);
+  auth.searchParams.set('scope', scope);
+  auth.searchParams.set('state', state);
+  auth.searchParams.set('code_challenge', challenge);
+  auth.searchParams.set('code_challenge_method', 'S256');
+  auth.searchParams.set('prompt', 'consent');
+  if (opts.resource) auth.searchParams.set('resource', opts.resource);
+
+  const jar = new CookieJar();
+  let url = auth.href;
+  let response = await request(jar, url);
+  let callback;
+  let logins = 0;
+
+  for (let step = 0; step < MAX_STEPS && !callback; step += 1) {
+    if (response.status >= 300 && response.status < 400) {
+      const location = response.headers.get('location');
+      if (!location) fail(`HTTP ${response.status} from ${url} without Location`);
+      await response.body?.cancel();
+      const next = new URL(location, url).href;
+      if (next.startsWith(REDIRECT_URI)) {
+        callback = new URL(next);
+        break;
+      }
+      url = next;
+      response = await request(jar, url);
+      continue;
+    }
+
+    const html = await response.text();
+    if (response.status !== 200) {
+      // oidc-provider's devInteractions accept any login name; an account its
+      // findAccount does not know only fails later, with a server_error.
+      const hint = logins > 0 ? ` (after logging in as ${JSON.stringify(user)}: unknown account?)` : '';
+      fail(`HTTP ${response.status} from ${url}${hint}: ${textOf(html)}`);
+    }
+    const form = parseForm(html, url);
+    if (!form) fail(`no form on ${url}: ${textOf(html)}`);
+
+    const fields = { ...form.fields };
+    if (fields.prompt === 'login') {
+      logins += 1;
+      if (logins > 1) fail(`login as ${JSON.stringify(user)} was not accepted (unknown account?)`);
+      fields.login = user;
+      fields.password = opts.password || 'any-password';
+    } else if (fields.prompt !== 'consent') {
+      fail(`unexpected form on ${url} (prompt=${JSON.stringify(fields.prompt)})`);
+    }
+
+    url = form.action;
+    response = await request(jar, url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(fields).toString(),
+    });
+  }
+
+  if (!callback) fail(`no redirect to ${REDIRECT_URI} after ${MAX_STEPS} steps (last: ${url})`);
+
+  const p = callback.searchParams;
+  if (p.get('error')) {
+    fail(`authorization error: ${p.get('error')}: ${p.get('error_description') || ''}`);
+  }
+  if (p.get('state') !== state) fail(`state mismatch in ${callback.href}`);
+  if (p.get('iss') !== meta.issuer) {
+    fail(`iss mismatch in redirect: got ${JSON.stringify(p.get('iss'))}, want ${JSON.stringify(meta.issuer)}`);
+  }
+  const code = p.get('code');
+  if (!code) fail(`no code in ${callback.href}`);
+
+  const form = new URLSearchParams({
+    grant_type: 'authorization_code',
+    code,
+    redirect_uri: REDIRECT_URI,
+    code_verifier: verifier,
+    client_id: clientId,
+  });
+  if (opts.resource) form.set('resource', opts.resource);
+
+  const tokenResponse = await request(jar, meta.token_endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: form.toString(),
+  });
+  return readJson(tokenResponse, 'token endpoint');
+}
+
+async function clientFlow(opts, meta) {
+  if (!opts.resource) fail('--kind client needs --resource');
+  const clientId = opts['client-id'] || M2M_CLIENT;
+  const secret = opts['client-secret'] ?? M2M_SECRET;
+  // RFC 6749 section 2.3.1: form-encode id and secret before Basic encoding.
+  const enc = (s) => encodeURIComponent(s).replace(/%20/g, '+');
+  const basic = Buffer.from(`${enc(clientId)}:${enc(secret)}`).toString('base64');
+
+  const form = new URLSearchParams({
+    grant_type: 'client_credentials',
+    resource: opts.resource,
+    scope: opts.scope || 'whoami',
+  });
+
+  let response;
+  try {
+    response = await fetch(meta.token_endpoint, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${basic}`,
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+      },
+      body: form.toString(),
+      redirect: 'manual',
+    });
+  } catch (err) {
+    fail(`POST ${meta.token_endpoint}: ${err.cause?.message || err.message}`);
+  }
+  return readJson(response, 'token endpoint');
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  if (!opts.issuer) fail('--issuer is required');
+  if (!['user', 'client'].includes(opts.kind)) fail('--kind must be user or client');
+
+  const meta = await discover(opts.issuer);
+  const tokens = opts.kind === 'user' ? await userFlow(opts, meta) : await clientFlow(opts, meta);
+  process.stdout.write(`${JSON.stringify(tokens)}\n`);
+}
+
+main().then(
+  () => { process.exitCode = 0; },
+  (err) => {
+    const message = err instanceof Failure ? err.message : (err.stack || String(err));
+    process.stderr.write(`get-token: ${message}\n`);
+    process.exitCode = 1;
+  },
+);
