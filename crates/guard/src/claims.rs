@@ -41,7 +41,7 @@ impl ClaimRules {
 
     pub fn check_at(
         &self,
-        claims: Map<String, Value>,
+        mut claims: Map<String, Value>,
         source: ClaimSource,
         now: SystemTime,
     ) -> Result<AuthInfo, InvalidToken> {
@@ -82,6 +82,8 @@ impl ClaimRules {
             (Some(Value::String(_)) | None, _, _) => return Err(InvalidToken::MissingSubject),
             (Some(_), _, _) => return Err(InvalidToken::BadClaim),
         };
+        // A derived subject is written back, so tools see `sub` in every identity.
+        claims.entry("sub").or_insert_with(|| Value::String(subject.clone()));
 
         let scopes = match (claims.get("scope"), claims.get("scp")) {
             (Some(Value::String(s)), _) => s
@@ -238,6 +240,7 @@ mod tests {
             machine.subject, "m2m",
             "a client_credentials token's subject is its client"
         );
+        assert_eq!(machine.claims["sub"], "m2m", "and tools see it as `sub`");
         assert_eq!(
             check(json!({"sub": null}), Jwt).unwrap_err(),
             InvalidToken::MissingSubject

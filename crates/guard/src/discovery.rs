@@ -48,14 +48,19 @@ pub struct AuthorizationServerMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection_endpoint: Option<String>,
     /// Response types; must include `code`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub response_types_supported: Vec<String>,
     /// PKCE methods; must include `S256`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub code_challenge_methods_supported: Vec<String>,
     /// Everything else in the document.
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A list given as `null` is an empty list.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Why discovery did not produce usable metadata.

@@ -1,0 +1,147 @@
+//! Real processes for the interop tests: node `oidc-provider` as the outside
+//! issuer, the `agentgate` binary, and the Node tools under `interop/`.
+//!
+//! Node and `interop/node_modules` are dependencies of the test suite: when they
+//! are missing the tests fail with a message saying how to install them
+//! (`scripts/test` does it), they are never skipped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub fn interop_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop").canonicalize().unwrap();
+    assert!(
+        dir.join("node_modules/oidc-provider").is_dir() && dir.join("node_modules/@modelcontextprotocol/sdk").is_dir(),
+        "interop/node_modules is missing: run `npm ci` in {} (scripts/test does this)",
+        dir.display()
+    );
+    dir
+}
+
+/// A child process killed when dropped.
+pub struct Process {
+    child: Child,
+    pub name: &'static str,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `command` and waits (at most 30 s) for a stdout line starting with
+/// `marker`; returns the process and the rest of that line. Later stdout is
+/// drained in the background so the child never blocks on a full pipe.
+fn spawn_until(mut command: Command, name: &'static str, marker: &'static str) -> (Process, String) {
+    command.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::piped());
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent && let Some(rest) = line.strip_prefix(marker) {
+                let _ = tx.send(rest.trim().to_owned());
+                sent = true;
+            }
+        }
+    });
+    let found = rx.recv_timeout(Duration::from_secs(30));
+    let process = Process { child, name };
+    match found {
+        Ok(rest) => (process, rest),
+        Err(_) => panic!("{name} did not print {marker:?} within 30 s"),
+    }
+}
+
+/// node oidc-provider (see interop/README.md), with extra environment.
+pub struct Idp {
+    pub issuer: String,
+    _process: Process,
+}
+
+impl Idp {
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let dir = interop_dir();
+        let mut command = Command::new("node");
+        command.arg("idp/provider.mjs").current_dir(&dir).env("IDP_EXIT_ON_STDIN_CLOSE", "1");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let (process, issuer) = spawn_until(command, "oidc-provider", "ISSUER=");
+        Idp { issuer, _process: process }
+    }
+
+    /// Runs get-token.mjs; returns the token endpoint's JSON.
+    pub fn token(&self, args: &[&str]) -> Value {
+        let out = Command::new("node")
+            .arg("tools/get-token.mjs")
+            .arg("--issuer")
+            .arg(&self.issuer)
+            .args(args)
+            .current_dir(interop_dir())
+            .output()
+            .expect("node runs");
+        assert!(out.status.success(), "get-token {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("get-token prints JSON")
+    }
+
+    pub fn access_token(&self, args: &[&str]) -> String {
+        self.token(args)["access_token"].as_str().expect("an access_token").to_owned()
+    }
+}
+
+/// `agentgate whoami`, listening on a free port.
+pub struct Whoami {
+    pub url: String,
+    _process: Process,
+}
+
+impl Whoami {
+    pub fn start(issuer: &str, args: &[&str]) -> Self {
+        Self::start_with_env(issuer, args, &[])
+    }
+
+    pub fn start_with_env(issuer: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_agentgate"));
+        command.args(["whoami", "--issuer", issuer, "--listen", "127.0.0.1:0"]).args(args);
+        command.env("AGENTGATE_LOG", "warn");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let (process, url) = spawn_until(command, "agentgate whoami", "agentgate whoami: listening on ");
+        Whoami { url, _process: process }
+    }
+
+    pub fn base(&self) -> &str {
+        self.url.trim_end_matches("/mcp")
+    }
+}
+
+/// Runs the TypeScript SDK client (tools/ts-client.mjs); returns its JSON line.
+pub fn ts_client(url: &str, token: Option<&str>, extra: &[&str]) -> Value {
+    let mut command = Command::new("node");
+    command.arg("tools/ts-client.mjs").arg("--url").arg(url).args(extra).current_dir(interop_dir());
+    if let Some(token) = token {
+        command.arg("--token").arg(token);
+    }
+    let out = command.output().expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("ts-client printed no JSON ({e}): {stdout} {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The claims the TS client's whoami call returned.
+pub fn structured(result: &Value) -> &Value {
+    assert_eq!(result["ok"], true, "the call failed: {result}");
+    &result["result"]["structuredContent"]
+}
