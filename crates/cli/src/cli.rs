@@ -78,11 +78,7 @@ struct WhoamiArgs {
     listen: SocketAddr,
 
     /// Host names accepted in the Host header, beyond the resource's host and loopback (DNS-rebinding protection).
-    #[arg(
-        long = "allowed-host",
-        env = "AGENTGATE_ALLOWED_HOSTS",
-        value_delimiter = ','
-    )]
+    #[arg(long = "allowed-host", env = "AGENTGATE_ALLOWED_HOSTS", value_delimiter = ',')]
     allowed_hosts: Vec<String>,
 
     /// Client id for introspection (with --verify introspection).
@@ -90,11 +86,7 @@ struct WhoamiArgs {
     introspection_client_id: Option<String>,
 
     /// Client secret for introspection (prefer the environment variable).
-    #[arg(
-        long,
-        env = "AGENTGATE_INTROSPECTION_CLIENT_SECRET",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "AGENTGATE_INTROSPECTION_CLIENT_SECRET", hide_env_values = true)]
     introspection_client_secret: Option<String>,
 
     /// How to authenticate to the introspection endpoint.
@@ -114,11 +106,7 @@ struct WhoamiArgs {
     json_response: bool,
 
     /// The name published in the protected resource metadata.
-    #[arg(
-        long,
-        env = "AGENTGATE_RESOURCE_NAME",
-        default_value = "agentgate whoami"
-    )]
+    #[arg(long, env = "AGENTGATE_RESOURCE_NAME", default_value = "agentgate whoami")]
     resource_name: String,
 
     /// A documentation URL published in the protected resource metadata.
@@ -140,12 +128,7 @@ impl Cli {
 
 /// Splits list values given with spaces as well as commas.
 fn split_words(values: &[String]) -> Vec<String> {
-    values
-        .iter()
-        .flat_map(|v| v.split([' ', ',']))
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    values.iter().flat_map(|v| v.split([' ', ','])).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 impl WhoamiArgs {
@@ -154,10 +137,9 @@ impl WhoamiArgs {
             VerifyMode::Jwt => Verification::Jwt,
             VerifyMode::Userinfo => Verification::Userinfo,
             VerifyMode::Introspection => {
-                let (Some(id), Some(secret)) = (
-                    &self.introspection_client_id,
-                    &self.introspection_client_secret,
-                ) else {
+                let (Some(id), Some(secret)) =
+                    (&self.introspection_client_id, &self.introspection_client_secret)
+                else {
                     bail!(
                         "--verify introspection needs --introspection-client-id and --introspection-client-secret"
                     );
@@ -198,10 +180,7 @@ impl WhoamiArgs {
 
     async fn run(self) -> anyhow::Result<()> {
         let (listener, local) = serve::bind(self.listen).await?;
-        let resource = self
-            .resource
-            .clone()
-            .unwrap_or_else(|| format!("http://{local}/mcp"));
+        let resource = self.resource.clone().unwrap_or_else(|| format!("http://{local}/mcp"));
         let guard = self.guard(&resource)?;
         let path = match guard.resource().path() {
             "" => "/mcp",
@@ -209,11 +188,7 @@ impl WhoamiArgs {
         }
         .to_owned();
 
-        let mut allowed_hosts = vec![
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-            "::1".to_owned(),
-        ];
+        let mut allowed_hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
         allowed_hosts.push(guard.resource().authority());
         allowed_hosts.extend(split_words(&self.allowed_hosts));
         let shutdown = CancellationToken::new();

@@ -10,9 +10,8 @@ use tokio_util::sync::CancellationToken;
 /// Binds `addr` (port 0 picks a free port) and returns the listener and the
 /// address actually bound.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let listener =
+        TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
     Ok((listener, local))
 }
@@ -22,18 +21,12 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)>
 /// Accepted sockets get `TCP_NODELAY`: MCP answers go out as several small
 /// writes (SSE framing), and Nagle's algorithm meeting delayed ACKs would add
 /// ~40 ms to every call.
-pub async fn run(
-    listener: TcpListener,
-    app: Router,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(listener: TcpListener, app: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
 }
 

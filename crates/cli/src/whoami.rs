@@ -22,9 +22,7 @@ pub struct WhoAmI;
 #[tool_router]
 impl WhoAmI {
     /// Returns the identity claims of the caller, as the issuer vouched for them.
-    #[tool(
-        description = "Returns the identity claims of the current user (sub, username, name, email, …)."
-    )]
+    #[tool(description = "Returns the identity claims of the current user (sub, username, name, email, …).")]
     async fn whoami(
         &self,
         Extension(parts): Extension<http::request::Parts>,
@@ -32,9 +30,7 @@ impl WhoAmI {
         let who = AuthInfo::from_parts(&parts).ok_or_else(|| {
             ErrorData::internal_error("the request reached the tool without an identity", None)
         })?;
-        Ok(CallToolResult::structured(Value::Object(
-            who.claims.clone(),
-        )))
+        Ok(CallToolResult::structured(Value::Object(who.claims.clone())))
     }
 }
 
@@ -42,10 +38,7 @@ impl WhoAmI {
 impl ServerHandler for WhoAmI {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                "agentgate-whoami",
-                env!("CARGO_PKG_VERSION"),
-            ))
+            .with_server_info(Implementation::new("agentgate-whoami", env!("CARGO_PKG_VERSION")))
             .with_instructions("Call `whoami` to see who you are signed in as.")
     }
 }
@@ -71,9 +64,6 @@ pub fn router(guard: &Guard, path: &str, options: McpOptions) -> Router {
         .with_json_response(options.json_response)
         .with_allowed_hosts(options.allowed_hosts)
         .with_cancellation_token(options.shutdown);
-    let mcp =
-        StreamableHttpService::new(|| Ok(WhoAmI), LocalSessionManager::default().into(), config);
-    Router::new()
-        .route_service(path, guard.layer().layer(mcp))
-        .merge(guard.metadata_router())
+    let mcp = StreamableHttpService::new(|| Ok(WhoAmI), LocalSessionManager::default().into(), config);
+    Router::new().route_service(path, guard.layer().layer(mcp)).merge(guard.metadata_router())
 }

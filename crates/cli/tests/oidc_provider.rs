@@ -15,7 +15,8 @@ use support::{Idp, Whoami, structured, ts_client};
 /// rmcp's client: connect with `token`, call whoami, return the claims.
 async fn rmcp_whoami(url: &str, token: &str) -> Result<Value, String> {
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned());
-    let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.map_err(|e| e.to_string())?;
+    let client =
+        ().serve(StreamableHttpClientTransport::from_config(config)).await.map_err(|e| e.to_string())?;
     let result = client.call_tool(CallToolRequestParams::new("whoami")).await.map_err(|e| e.to_string())?;
     client.cancel().await.ok();
     Ok(result.structured_content.unwrap_or_default())
@@ -24,7 +25,8 @@ async fn rmcp_whoami(url: &str, token: &str) -> Result<Value, String> {
 /// No token: 401 with the exact challenge, and the metadata it names is right.
 async fn challenge_and_metadata(server: &Whoami, issuer: &str, scope: &str) {
     let http = reqwest::Client::new();
-    let r = http.post(&server.url).header("content-type", "application/json").body("{}").send().await.unwrap();
+    let r =
+        http.post(&server.url).header("content-type", "application/json").body("{}").send().await.unwrap();
     assert_eq!(r.status(), 401);
     let metadata_url = format!("{}/.well-known/oauth-protected-resource/mcp", server.base());
     let scope_part = if scope.is_empty() { String::new() } else { format!(r#", scope="{scope}""#) };
@@ -53,7 +55,8 @@ async fn jwt_mode() {
     let server = Whoami::start(&idp.issuer, &["--scopes", "whoami", "--tool-scope", "whoami=tools:admin"]);
     challenge_and_metadata(&server, &idp.issuer, "whoami").await;
 
-    let user = |scope: &str| idp.access_token(&["--kind", "user", "--resource", &server.url, "--scope", scope]);
+    let user =
+        |scope: &str| idp.access_token(&["--kind", "user", "--resource", &server.url, "--scope", scope]);
     let alice = user("openid profile email whoami tools:admin");
     assert_alice(structured(&ts_client(&server.url, Some(&alice), &[])));
     assert_alice(&rmcp_whoami(&server.url, &alice).await.unwrap());
@@ -63,18 +66,34 @@ async fn jwt_mode() {
     let r = ts_client(&server.url, Some(&narrow), &[]);
     assert_eq!(r["status"], 403, "{r}");
     let challenge = r["wwwAuthenticate"].as_str().unwrap();
-    assert!(challenge.contains(r#"scope="whoami tools:admin""#) && challenge.contains(r#"error="insufficient_scope""#), "{challenge}");
+    assert!(
+        challenge.contains(r#"scope="whoami tools:admin""#)
+            && challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
     let err = rmcp_whoami(&server.url, &narrow).await.unwrap_err();
     assert!(err.contains("Insufficient scope"), "{err}");
 
     // A machine token (client credentials) is accepted, with its own subject.
-    let machine = idp.access_token(&["--kind", "client", "--resource", &server.url, "--scope", "whoami tools:admin"]);
+    let machine =
+        idp.access_token(&["--kind", "client", "--resource", &server.url, "--scope", "whoami tools:admin"]);
     assert_eq!(structured(&ts_client(&server.url, Some(&machine), &[]))["sub"], "agentgate-test-m2m");
 
     // A token for another resource, an opaque token, garbage: 401 invalid_token.
-    let elsewhere = idp.access_token(&["--kind", "user", "--resource", "http://127.0.0.1:9/mcp", "--scope", "openid whoami tools:admin"]);
+    let elsewhere = idp.access_token(&[
+        "--kind",
+        "user",
+        "--resource",
+        "http://127.0.0.1:9/mcp",
+        "--scope",
+        "openid whoami tools:admin",
+    ]);
     let opaque = idp.access_token(&["--kind", "user", "--scope", "openid profile email"]);
-    for (name, token) in [("other resource", elsewhere.as_str()), ("opaque", opaque.as_str()), ("garbage", "garbage-token-0123456789")] {
+    for (name, token) in [
+        ("other resource", elsewhere.as_str()),
+        ("opaque", opaque.as_str()),
+        ("garbage", "garbage-token-0123456789"),
+    ] {
         let r = ts_client(&server.url, Some(token), &[]);
         assert_eq!(r["status"], 401, "{name}: {r}");
         assert!(r["wwwAuthenticate"].as_str().unwrap().contains(r#"error="invalid_token""#), "{name}: {r}");
@@ -82,7 +101,16 @@ async fn jwt_mode() {
     }
 
     // Bob's valid token on alice's session is refused.
-    let bob = idp.access_token(&["--kind", "user", "--user", "bob", "--resource", &server.url, "--scope", "openid whoami tools:admin"]);
+    let bob = idp.access_token(&[
+        "--kind",
+        "user",
+        "--user",
+        "bob",
+        "--resource",
+        &server.url,
+        "--scope",
+        "openid whoami tools:admin",
+    ]);
     let r = ts_client(&server.url, Some(&alice), &["--session-token", &bob]);
     assert_alice(structured(&r));
     assert_eq!(r["second"]["status"], 404, "{r}");
@@ -102,7 +130,8 @@ async fn userinfo_mode() {
     assert_alice(&rmcp_whoami(&server.url, &alice).await.unwrap());
 
     // A JWT for a resource is not accepted by the issuer's userinfo endpoint.
-    let resource_jwt = idp.access_token(&["--kind", "user", "--resource", &server.url, "--scope", "openid whoami"]);
+    let resource_jwt =
+        idp.access_token(&["--kind", "user", "--resource", &server.url, "--scope", "openid whoami"]);
     assert_eq!(ts_client(&server.url, Some(&resource_jwt), &[])["status"], 401);
     assert_eq!(ts_client(&server.url, Some("garbage-token-0123456789"), &[])["status"], 401);
 
@@ -113,7 +142,17 @@ async fn userinfo_mode() {
 #[tokio::test]
 async fn userinfo_mode_refuses_scopes_it_cannot_enforce() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"))
-        .args(["whoami", "--issuer", "http://127.0.0.1:9", "--listen", "127.0.0.1:0", "--verify", "userinfo", "--tool-scope", "whoami=admin"])
+        .args([
+            "whoami",
+            "--issuer",
+            "http://127.0.0.1:9",
+            "--listen",
+            "127.0.0.1:0",
+            "--verify",
+            "userinfo",
+            "--tool-scope",
+            "whoami=admin",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -128,17 +167,28 @@ async fn introspection_mode() {
     let server = Whoami::start_with_env(
         &idp.issuer,
         &[
-            "--verify", "introspection",
-            "--introspection-client-id", "agentgate-test-introspector",
-            "--scopes", "whoami",
-            "--tool-scope", "whoami=tools:admin",
+            "--verify",
+            "introspection",
+            "--introspection-client-id",
+            "agentgate-test-introspector",
+            "--scopes",
+            "whoami",
+            "--tool-scope",
+            "whoami=tools:admin",
         ],
         // Secrets come from the environment, as in a real deployment.
         &[("AGENTGATE_INTROSPECTION_CLIENT_SECRET", "agentgate-test-introspector-secret")],
     );
     challenge_and_metadata(&server, &idp.issuer, "whoami").await;
 
-    let alice = idp.access_token(&["--kind", "user", "--resource", &server.url, "--scope", "openid profile email whoami tools:admin"]);
+    let alice = idp.access_token(&[
+        "--kind",
+        "user",
+        "--resource",
+        &server.url,
+        "--scope",
+        "openid profile email whoami tools:admin",
+    ]);
     assert!(!alice.contains('.'), "the issuer gave an opaque token");
     let r = ts_client(&server.url, Some(&alice), &[]);
     let claims = structured(&r);
@@ -149,13 +199,30 @@ async fn introspection_mode() {
     let narrow = idp.access_token(&["--kind", "user", "--resource", &server.url, "--scope", "openid whoami"]);
     assert_eq!(ts_client(&server.url, Some(&narrow), &[])["status"], 403);
 
-    let machine = idp.access_token(&["--kind", "client", "--resource", &server.url, "--scope", "whoami tools:admin"]);
+    let machine =
+        idp.access_token(&["--kind", "client", "--resource", &server.url, "--scope", "whoami tools:admin"]);
     assert_eq!(structured(&ts_client(&server.url, Some(&machine), &[]))["sub"], "agentgate-test-m2m");
 
-    let elsewhere = idp.access_token(&["--kind", "user", "--resource", "http://127.0.0.1:9/mcp", "--scope", "openid whoami tools:admin"]);
+    let elsewhere = idp.access_token(&[
+        "--kind",
+        "user",
+        "--resource",
+        "http://127.0.0.1:9/mcp",
+        "--scope",
+        "openid whoami tools:admin",
+    ]);
     let r = ts_client(&server.url, Some(&elsewhere), &[]);
     assert_eq!(r["status"], 401, "a token for another resource: {r}");
 
-    let bob = idp.access_token(&["--kind", "user", "--user", "bob", "--resource", &server.url, "--scope", "openid whoami tools:admin"]);
+    let bob = idp.access_token(&[
+        "--kind",
+        "user",
+        "--user",
+        "bob",
+        "--resource",
+        &server.url,
+        "--scope",
+        "openid whoami tools:admin",
+    ]);
     assert_eq!(ts_client(&server.url, Some(&alice), &["--session-token", &bob])["second"]["status"], 404);
 }

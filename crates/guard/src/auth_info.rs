@@ -47,9 +47,7 @@ impl AuthInfo {
 
     /// Whether every one of `scopes` was granted.
     pub fn has_scopes<S: AsRef<str>>(&self, scopes: &[S]) -> bool {
-        scopes
-            .iter()
-            .all(|s| self.scopes.iter().any(|g| g == s.as_ref()))
+        scopes.iter().all(|s| self.scopes.iter().any(|g| g == s.as_ref()))
     }
 }
 

@@ -18,25 +18,20 @@ pub(crate) fn bearer_token<'a>(
     if let Some(query) = query
         && url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "access_token")
     {
-        return Err(AuthError::InvalidRequest(
-            "access tokens are accepted only in the Authorization header",
-        ));
+        return Err(AuthError::InvalidRequest("access tokens are accepted only in the Authorization header"));
     }
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(AuthError::MissingToken);
     };
     if values.next().is_some() {
-        return Err(AuthError::InvalidRequest(
-            "more than one Authorization header",
-        ));
+        return Err(AuthError::InvalidRequest("more than one Authorization header"));
     }
     if value.len() > max_header_bytes {
         return Err(AuthError::HeaderTooLarge);
     }
-    let value = value
-        .to_str()
-        .map_err(|_| AuthError::InvalidRequest("the Authorization header is not ASCII"))?;
+    let value =
+        value.to_str().map_err(|_| AuthError::InvalidRequest("the Authorization header is not ASCII"))?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         // Another scheme (Basic, DPoP…) carries no bearer credentials: the answer
@@ -45,9 +40,7 @@ pub(crate) fn bearer_token<'a>(
     }
     let token = rest.trim_start_matches(' ');
     if token.is_empty() {
-        return Err(AuthError::InvalidRequest(
-            "the Bearer credentials are empty",
-        ));
+        return Err(AuthError::InvalidRequest("the Bearer credentials are empty"));
     }
     if !is_b64token(token) {
         return Err(AuthError::InvalidRequest(
@@ -61,9 +54,9 @@ pub(crate) fn bearer_token<'a>(
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
     !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }
 
 #[cfg(test)]
@@ -81,10 +74,7 @@ mod tests {
 
     #[test]
     fn takes_the_token() {
-        assert_eq!(
-            bearer_token(&with(&["Bearer abc.def-_~+/=="]), None, 100),
-            Ok("abc.def-_~+/==")
-        );
+        assert_eq!(bearer_token(&with(&["Bearer abc.def-_~+/=="]), None, 100), Ok("abc.def-_~+/=="));
         assert_eq!(bearer_token(&with(&["bEaReR  abc"]), None, 100), Ok("abc"));
     }
 
@@ -92,41 +82,17 @@ mod tests {
     fn refusals() {
         use AuthError::*;
         assert_eq!(bearer_token(&with(&[]), None, 100), Err(MissingToken));
-        assert_eq!(
-            bearer_token(&with(&["Basic dXNlcjpwYXNz"]), None, 100),
-            Err(MissingToken)
-        );
-        assert!(matches!(
-            bearer_token(&with(&["Bearer"]), None, 100),
-            Err(InvalidRequest(_))
-        ));
-        assert!(matches!(
-            bearer_token(&with(&["Bearer a b"]), None, 100),
-            Err(InvalidRequest(_))
-        ));
-        assert!(matches!(
-            bearer_token(&with(&["Bearer a\"b"]), None, 100),
-            Err(InvalidRequest(_))
-        ));
-        assert!(matches!(
-            bearer_token(&with(&["Bearer ==="]), None, 100),
-            Err(InvalidRequest(_))
-        ));
-        assert!(matches!(
-            bearer_token(&with(&["Bearer a", "Bearer b"]), None, 100),
-            Err(InvalidRequest(_))
-        ));
-        assert_eq!(
-            bearer_token(&with(&["Bearer aaaaaaaaaa"]), None, 10),
-            Err(HeaderTooLarge)
-        );
+        assert_eq!(bearer_token(&with(&["Basic dXNlcjpwYXNz"]), None, 100), Err(MissingToken));
+        assert!(matches!(bearer_token(&with(&["Bearer"]), None, 100), Err(InvalidRequest(_))));
+        assert!(matches!(bearer_token(&with(&["Bearer a b"]), None, 100), Err(InvalidRequest(_))));
+        assert!(matches!(bearer_token(&with(&["Bearer a\"b"]), None, 100), Err(InvalidRequest(_))));
+        assert!(matches!(bearer_token(&with(&["Bearer ==="]), None, 100), Err(InvalidRequest(_))));
+        assert!(matches!(bearer_token(&with(&["Bearer a", "Bearer b"]), None, 100), Err(InvalidRequest(_))));
+        assert_eq!(bearer_token(&with(&["Bearer aaaaaaaaaa"]), None, 10), Err(HeaderTooLarge));
         assert!(matches!(
             bearer_token(&with(&["Bearer a"]), Some("x=1&access_token=abc"), 100),
             Err(InvalidRequest(_))
         ));
-        assert!(matches!(
-            bearer_token(&with(&[]), Some("access_token=abc"), 100),
-            Err(InvalidRequest(_))
-        ));
+        assert!(matches!(bearer_token(&with(&[]), Some("access_token=abc"), 100), Err(InvalidRequest(_))));
     }
 }

@@ -26,10 +26,7 @@ pub(crate) struct Challenger {
 
 impl Challenger {
     pub fn new(resource_metadata: String, default_scope: Vec<String>) -> Self {
-        Self {
-            resource_metadata,
-            default_scope,
-        }
+        Self { resource_metadata, default_scope }
     }
 
     /// The `WWW-Authenticate` value for `error`, if that refusal carries one.
@@ -41,10 +38,7 @@ impl Challenger {
             }
             _ => return None,
         };
-        let mut value = format!(
-            "Bearer resource_metadata={}",
-            quoted(&self.resource_metadata)
-        );
+        let mut value = format!("Bearer resource_metadata={}", quoted(&self.resource_metadata));
         if !scope.is_empty() {
             value.push_str(", scope=");
             value.push_str(&quoted(&scope.join(" ")));
@@ -74,10 +68,7 @@ impl Challenger {
         let mut response = Response::new(Body::from(body.to_string()));
         *response.status_mut() = error.status();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(value) = challenge.and_then(|v| HeaderValue::try_from(v).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, value);
@@ -103,7 +94,8 @@ fn description(error: &AuthError) -> String {
         AuthError::ForeignSession => "No such session for these credentials.".into(),
         AuthError::BodyTooLarge(limit) => format!("The request body is larger than {limit} bytes."),
         AuthError::IssuerUnavailable(_) => {
-            "The authorization server could not be reached to verify the access token; try again shortly.".into()
+            "The authorization server could not be reached to verify the access token; try again shortly."
+                .into()
         }
     }
 }
@@ -145,25 +137,17 @@ mod tests {
             c.www_authenticate(&InvalidToken::Expired.into()).unwrap(),
             r#"Bearer resource_metadata="https://mcp.example/.well-known/oauth-protected-resource/mcp", scope="mcp:tools", error="invalid_token", error_description="The access token has expired.""#
         );
-        let scope = AuthError::InsufficientScope {
-            required: vec!["mcp:tools".into(), "files:write".into()],
-        };
+        let scope = AuthError::InsufficientScope { required: vec!["mcp:tools".into(), "files:write".into()] };
         assert_eq!(
             c.www_authenticate(&scope).unwrap(),
             r#"Bearer resource_metadata="https://mcp.example/.well-known/oauth-protected-resource/mcp", scope="mcp:tools files:write", error="insufficient_scope", error_description="This operation needs the scopes: mcp:tools files:write.""#
         );
-        assert!(
-            c.www_authenticate(&AuthError::IssuerUnavailable("x".into()))
-                .is_none()
-        );
+        assert!(c.www_authenticate(&AuthError::IssuerUnavailable("x".into())).is_none());
     }
 
     #[test]
     fn no_scope_parameter_without_scopes() {
-        let c = Challenger::new(
-            "https://m/.well-known/oauth-protected-resource".into(),
-            vec![],
-        );
+        let c = Challenger::new("https://m/.well-known/oauth-protected-resource".into(), vec![]);
         assert_eq!(
             c.www_authenticate(&AuthError::MissingToken).unwrap(),
             r#"Bearer resource_metadata="https://m/.well-known/oauth-protected-resource""#
@@ -181,8 +165,7 @@ mod tests {
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()["retry-after"], "5");
         assert!(
-            !description(&AuthError::IssuerUnavailable("secret internal host".into()))
-                .contains("secret")
+            !description(&AuthError::IssuerUnavailable("secret internal host".into())).contains("secret")
         );
     }
 }

@@ -31,11 +31,7 @@ pub(crate) struct ClaimRules {
 }
 
 impl ClaimRules {
-    pub fn check(
-        &self,
-        claims: Map<String, Value>,
-        source: ClaimSource,
-    ) -> Result<AuthInfo, InvalidToken> {
+    pub fn check(&self, claims: Map<String, Value>, source: ClaimSource) -> Result<AuthInfo, InvalidToken> {
         self.check_at(claims, source, SystemTime::now())
     }
 
@@ -76,9 +72,7 @@ impl ClaimRules {
             (Some(Value::String(s)), _, _) if !s.is_empty() => s.clone(),
             // RFC 7662 makes `sub` optional; issuers such as node oidc-provider
             // omit it for client_credentials tokens, whose subject is the client.
-            (None, ClaimSource::Introspection, Some(Value::String(c))) if !c.is_empty() => {
-                c.clone()
-            }
+            (None, ClaimSource::Introspection, Some(Value::String(c))) if !c.is_empty() => c.clone(),
             (Some(Value::String(_)) | None, _, _) => return Err(InvalidToken::MissingSubject),
             (Some(_), _, _) => return Err(InvalidToken::BadClaim),
         };
@@ -86,18 +80,12 @@ impl ClaimRules {
         claims.entry("sub").or_insert_with(|| Value::String(subject.clone()));
 
         let scopes = match (claims.get("scope"), claims.get("scp")) {
-            (Some(Value::String(s)), _) => s
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            (Some(Value::String(s)), _) => {
+                s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+            }
             (Some(_), _) => return Err(InvalidToken::BadClaim),
             (None, scp @ Some(_)) => match scp {
-                Some(Value::String(s)) => s
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                Some(Value::String(s)) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
                 other => string_list(other).ok_or(InvalidToken::BadClaim)?,
             },
             (None, None) => Vec::new(),
@@ -127,10 +115,9 @@ impl ClaimRules {
 fn string_list(value: Option<&Value>) -> Option<Vec<String>> {
     match value? {
         Value::String(s) => Some(vec![s.clone()]),
-        Value::Array(items) if !items.is_empty() => items
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned))
-            .collect(),
+        Value::Array(items) if !items.is_empty() => {
+            items.iter().map(|v| v.as_str().map(str::to_owned)).collect()
+        }
         _ => None,
     }
 }
@@ -200,11 +187,7 @@ mod tests {
         let cases = [
             (json!({"iss": "https://as.example/"}), Jwt, WrongIssuer),
             (json!({"iss": null}), Jwt, WrongIssuer),
-            (
-                json!({"aud": "https://mcp.example/other"}),
-                Jwt,
-                WrongAudience,
-            ),
+            (json!({"aud": "https://mcp.example/other"}), Jwt, WrongAudience),
             (json!({"aud": null}), Jwt, WrongAudience),
             (json!({"aud": []}), Jwt, WrongAudience),
             (json!({"exp": null}), Jwt, MissingExpiry),
@@ -226,25 +209,13 @@ mod tests {
     #[test]
     fn leeway_and_alternatives() {
         use ClaimSource::*;
-        assert!(
-            check(json!({"exp": 1_000_000 - 59}), Jwt).is_ok(),
-            "inside the leeway"
-        );
-        assert!(
-            check(json!({"nbf": 1_000_000 + 59}), Jwt).is_ok(),
-            "inside the leeway"
-        );
+        assert!(check(json!({"exp": 1_000_000 - 59}), Jwt).is_ok(), "inside the leeway");
+        assert!(check(json!({"nbf": 1_000_000 + 59}), Jwt).is_ok(), "inside the leeway");
         assert!(check(json!({"iss": null, "exp": null}), Introspection).is_ok());
         let machine = check(json!({"sub": null, "client_id": "m2m"}), Introspection).unwrap();
-        assert_eq!(
-            machine.subject, "m2m",
-            "a client_credentials token's subject is its client"
-        );
+        assert_eq!(machine.subject, "m2m", "a client_credentials token's subject is its client");
         assert_eq!(machine.claims["sub"], "m2m", "and tools see it as `sub`");
-        assert_eq!(
-            check(json!({"sub": null}), Jwt).unwrap_err(),
-            InvalidToken::MissingSubject
-        );
+        assert_eq!(check(json!({"sub": null}), Jwt).unwrap_err(), InvalidToken::MissingSubject);
         let info = check(
             json!({"scope": null, "scp": ["x", "y"], "client_id": null, "azp": "z",
                                 "aud": ["other", "https://MCP.example/mcp/"]}),

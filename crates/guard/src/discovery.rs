@@ -178,10 +178,7 @@ impl Discovery {
                 reason: "the given metadata names another issuer",
             });
         }
-        discovery
-            .cached
-            .set(Arc::new(metadata))
-            .expect("a new cell is empty");
+        discovery.cached.set(Arc::new(metadata)).expect("a new cell is empty");
         Ok(discovery)
     }
 
@@ -220,8 +217,7 @@ impl Discovery {
             }
             Err(error) => {
                 tracing::warn!(issuer = %self.issuer, %error, "authorization server discovery failed");
-                *self.last_failure.lock().expect("not poisoned") =
-                    Some((Instant::now(), error.clone()));
+                *self.last_failure.lock().expect("not poisoned") = Some((Instant::now(), error.clone()));
                 Err(error)
             }
         }
@@ -244,43 +240,24 @@ impl Discovery {
                 Err(FetchError::Status { status, .. }) if status < 500 => {
                     tried.push(format!("{url}: HTTP {status}"))
                 }
-                Err(FetchError::NotJson { .. }) => {
-                    tried.push(format!("{url}: not a metadata document"))
-                }
+                Err(FetchError::NotJson { .. }) => tried.push(format!("{url}: not a metadata document")),
                 Err(other) => return Err(DiscoveryError::Unreachable(other.to_string())),
             }
         }
-        Err(mismatch.unwrap_or(DiscoveryError::NotFound {
-            issuer: self.issuer.clone(),
-            tried: tried.join(", "),
-        }))
+        Err(mismatch
+            .unwrap_or(DiscoveryError::NotFound { issuer: self.issuer.clone(), tried: tried.join(", ") }))
     }
 
     fn suitable(
         &self,
         metadata: AuthorizationServerMetadata,
     ) -> Result<AuthorizationServerMetadata, DiscoveryError> {
-        let unsuitable = |reason| DiscoveryError::Unsuitable {
-            issuer: self.issuer.clone(),
-            reason,
-        };
-        if !metadata
-            .response_types_supported
-            .iter()
-            .any(|t| t == "code")
-        {
-            return Err(unsuitable(
-                "response_types_supported does not include \"code\"",
-            ));
+        let unsuitable = |reason| DiscoveryError::Unsuitable { issuer: self.issuer.clone(), reason };
+        if !metadata.response_types_supported.iter().any(|t| t == "code") {
+            return Err(unsuitable("response_types_supported does not include \"code\""));
         }
-        if !metadata
-            .code_challenge_methods_supported
-            .iter()
-            .any(|m| m == "S256")
-        {
-            return Err(unsuitable(
-                "code_challenge_methods_supported does not include \"S256\" (PKCE)",
-            ));
+        if !metadata.code_challenge_methods_supported.iter().any(|m| m == "S256") {
+            return Err(unsuitable("code_challenge_methods_supported does not include \"S256\" (PKCE)"));
         }
         Ok(metadata)
     }
@@ -305,13 +282,7 @@ mod tests {
     #[test]
     fn trailing_slash_path_is_inserted_without_it() {
         let urls = candidate_urls(&"https://as.example/t1/".parse().unwrap());
-        assert_eq!(
-            urls[0],
-            "https://as.example/.well-known/oauth-authorization-server/t1"
-        );
-        assert_eq!(
-            urls[2],
-            "https://as.example/t1/.well-known/openid-configuration"
-        );
+        assert_eq!(urls[0], "https://as.example/.well-known/oauth-authorization-server/t1");
+        assert_eq!(urls[2], "https://as.example/t1/.well-known/openid-configuration");
     }
 }

@@ -65,9 +65,7 @@ impl InvalidToken {
             }
             Self::UnknownKey => "The access token is signed with an unknown key.",
             Self::BadSignature => "The access token signature is invalid.",
-            Self::WrongIssuer => {
-                "The access token was not issued by the expected authorization server."
-            }
+            Self::WrongIssuer => "The access token was not issued by the expected authorization server.",
             Self::WrongAudience => "The access token was not issued for this resource.",
             Self::MissingExpiry => "The access token has no expiry.",
             Self::Expired => "The access token has expired.",
@@ -152,9 +150,7 @@ impl AuthError {
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
             Self::MissingToken => None,
-            Self::InvalidRequest(_) | Self::HeaderTooLarge | Self::BodyTooLarge(_) => {
-                Some("invalid_request")
-            }
+            Self::InvalidRequest(_) | Self::HeaderTooLarge | Self::BodyTooLarge(_) => Some("invalid_request"),
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
             Self::ForeignSession => Some("session_not_found"),

@@ -40,40 +40,27 @@ pub(crate) fn http_client() -> reqwest::Client {
 }
 
 /// Sends `request` and returns the status and (bounded) body.
-pub(crate) async fn send(
-    request: reqwest::RequestBuilder,
-    url: &str,
-) -> Result<(u16, Bytes), FetchError> {
-    let mut response = request.send().await.map_err(|e| FetchError::Unreachable {
-        url: url.to_owned(),
-        reason: error_chain(&e),
-    })?;
+pub(crate) async fn send(request: reqwest::RequestBuilder, url: &str) -> Result<(u16, Bytes), FetchError> {
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| FetchError::Unreachable { url: url.to_owned(), reason: error_chain(&e) })?;
     let status = response.status().as_u16();
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
-    {
-        return Err(FetchError::TooLarge {
-            url: url.to_owned(),
-        });
+    if response.content_length().is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64) {
+        return Err(FetchError::TooLarge { url: url.to_owned() });
     }
     let mut body = BytesMut::new();
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                    return Err(FetchError::TooLarge {
-                        url: url.to_owned(),
-                    });
+                    return Err(FetchError::TooLarge { url: url.to_owned() });
                 }
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => break,
             Err(e) => {
-                return Err(FetchError::Unreachable {
-                    url: url.to_owned(),
-                    reason: error_chain(&e),
-                });
+                return Err(FetchError::Unreachable { url: url.to_owned(), reason: error_chain(&e) });
             }
         }
     }
@@ -87,19 +74,14 @@ pub(crate) async fn get_json<T: DeserializeOwned>(
 ) -> Result<T, FetchError> {
     let (status, body) = send(client.get(url).header("accept", "application/json"), url).await?;
     if status != 200 {
-        return Err(FetchError::Status {
-            url: url.to_owned(),
-            status,
-        });
+        return Err(FetchError::Status { url: url.to_owned(), status });
     }
     parse_json(&body, url)
 }
 
 pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8], url: &str) -> Result<T, FetchError> {
-    serde_json::from_slice(body).map_err(|e| FetchError::NotJson {
-        url: url.to_owned(),
-        reason: e.to_string(),
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| FetchError::NotJson { url: url.to_owned(), reason: e.to_string() })
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

@@ -14,9 +14,7 @@ use crate::metadata::{self, ProtectedResourceMetadata};
 use crate::resource::{ResourceId, validate_scope};
 use crate::session::SessionBinding;
 use crate::tool_scopes::ToolScopes;
-use crate::verify::{
-    ClientAuthMethod, IntrospectionVerifier, JwtVerifier, TokenVerifier, UserinfoVerifier,
-};
+use crate::verify::{ClientAuthMethod, IntrospectionVerifier, JwtVerifier, TokenVerifier, UserinfoVerifier};
 
 /// The default bound on a request body the guard reads to find tool names.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -49,11 +47,7 @@ impl std::fmt::Debug for Verification {
         match self {
             Self::Jwt => f.write_str("Jwt"),
             Self::Userinfo => f.write_str("Userinfo"),
-            Self::Introspection {
-                client_id,
-                auth_method,
-                ..
-            } => f
+            Self::Introspection { client_id, auth_method, .. } => f
                 .debug_struct("Introspection")
                 .field("client_id", client_id)
                 .field("client_secret", &"<redacted>")
@@ -141,10 +135,7 @@ impl Guard {
     /// An axum router serving the protected resource metadata, without a token, at
     /// the path-inserted and the root well-known URIs.
     pub fn metadata_router(&self) -> Router {
-        metadata::router(
-            &self.shared.metadata,
-            &self.shared.resource.metadata_paths(),
-        )
+        metadata::router(&self.shared.metadata, &self.shared.resource.metadata_paths())
     }
 
     /// The protected resource metadata document.
@@ -166,9 +157,7 @@ impl Guard {
     pub async fn authenticate(&self, token: &str) -> Result<AuthInfo, AuthError> {
         let info = self.shared.verifier.verify(token).await?;
         if !info.has_scopes(&self.shared.required_scopes) {
-            return Err(AuthError::InsufficientScope {
-                required: self.shared.required_scopes.clone(),
-            });
+            return Err(AuthError::InsufficientScope { required: self.shared.required_scopes.clone() });
         }
         Ok(info)
     }
@@ -230,10 +219,7 @@ impl GuardBuilder {
 
     /// Scopes advertised in the metadata's `scopes_supported` (default: the
     /// scopes every request needs).
-    pub fn scopes_supported<I: IntoIterator<Item = S>, S: Into<String>>(
-        mut self,
-        scopes: I,
-    ) -> Self {
+    pub fn scopes_supported<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
         self.scopes_supported = Some(strings(scopes));
         self
     }
@@ -304,19 +290,12 @@ impl GuardBuilder {
     /// discovery happens on the first request that needs it.
     pub fn build(self) -> Result<Guard, ConfigError> {
         let resource = ResourceId::parse(&self.resource)?;
-        for scope in self
-            .scopes
-            .iter()
-            .chain(self.tool_scopes.iter().flat_map(|(_, s)| s))
-        {
+        for scope in self.scopes.iter().chain(self.tool_scopes.iter().flat_map(|(_, s)| s)) {
             validate_scope(scope)?;
         }
         let discovery = match self.discovery {
             Some(d) => d,
-            None => Arc::new(Discovery::with_options(
-                &self.issuer,
-                self.allow_http_issuer,
-            )?),
+            None => Arc::new(Discovery::with_options(&self.issuer, self.allow_http_issuer)?),
         };
         if discovery.issuer() != self.issuer {
             return Err(ConfigError::Issuer {
@@ -326,10 +305,7 @@ impl GuardBuilder {
         }
         let verifier = match self.verifier {
             Some(v) => v,
-            None => {
-                self.verification
-                    .build(discovery, resource.clone(), self.leeway, self.cache_ttl)
-            }
+            None => self.verification.build(discovery, resource.clone(), self.leeway, self.cache_ttl),
         };
         if !verifier.reports_scopes() && (!self.scopes.is_empty() || !self.tool_scopes.is_empty()) {
             return Err(ConfigError::Unsupported(
@@ -345,11 +321,8 @@ impl GuardBuilder {
         for scope in &scopes_supported {
             validate_scope(scope)?;
         }
-        let challenge_scope = if self.scopes.is_empty() {
-            scopes_supported.clone()
-        } else {
-            self.scopes.clone()
-        };
+        let challenge_scope =
+            if self.scopes.is_empty() { scopes_supported.clone() } else { self.scopes.clone() };
         let metadata = ProtectedResourceMetadata {
             resource: resource.as_str().to_owned(),
             authorization_servers: vec![self.issuer.clone()],
@@ -401,11 +374,7 @@ impl Verification {
                     None => v,
                 })
             }
-            Self::Introspection {
-                client_id,
-                client_secret,
-                auth_method,
-            } => {
+            Self::Introspection { client_id, client_secret, auth_method } => {
                 let v = IntrospectionVerifier::new(discovery, resource, client_id, client_secret)
                     .auth_method(auth_method)
                     .leeway(leeway);

@@ -61,10 +61,7 @@ impl<S> Layer<S> for GuardLayer {
     type Service = GuardService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        GuardService {
-            guard: self.guard.clone(),
-            inner,
-        }
+        GuardService { guard: self.guard.clone(), inner }
     }
 }
 
@@ -112,10 +109,7 @@ where
 impl Guard {
     /// Runs the checks; on success, the request for the inner service and the
     /// caller's identity (none for a CORS preflight).
-    async fn admit<B>(
-        &self,
-        request: Request<B>,
-    ) -> Result<(Request<Body>, Option<AuthInfo>), AuthError>
+    async fn admit<B>(&self, request: Request<B>) -> Result<(Request<Body>, Option<AuthInfo>), AuthError>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -128,18 +122,12 @@ impl Guard {
         let token = bearer_token(&parts.headers, parts.uri.query(), shared.max_header_bytes)?;
         let who = shared.verifier.verify(token).await?;
         if !who.has_scopes(&shared.required_scopes) {
-            return Err(AuthError::InsufficientScope {
-                required: shared.required_scopes.clone(),
-            });
+            return Err(AuthError::InsufficientScope { required: shared.required_scopes.clone() });
         }
 
-        if let (Some(sessions), Some(presented)) =
-            (&shared.sessions, parts.headers.get(SESSION_HEADER))
-        {
+        if let (Some(sessions), Some(presented)) = (&shared.sessions, parts.headers.get(SESSION_HEADER)) {
             let presented = presented.to_str().map_err(|_| AuthError::ForeignSession)?;
-            let own = sessions
-                .open(presented, &who)
-                .ok_or(AuthError::ForeignSession)?;
+            let own = sessions.open(presented, &who).ok_or(AuthError::ForeignSession)?;
             let own = HeaderValue::from_str(own).map_err(|_| AuthError::ForeignSession)?;
             parts.headers.insert(SESSION_HEADER, own);
         }
@@ -152,9 +140,7 @@ impl Guard {
                 .await
                 .map_err(|_| AuthError::BodyTooLarge(shared.max_body_bytes))?
                 .to_bytes();
-            if let Some(required) = shared
-                .tool_scopes
-                .required_for(&bytes, &shared.required_scopes)
+            if let Some(required) = shared.tool_scopes.required_for(&bytes, &shared.required_scopes)
                 && !who.has_scopes(&required)
             {
                 return Err(AuthError::InsufficientScope { required });

@@ -96,13 +96,10 @@ pub mod verify;
 pub use auth_info::AuthInfo;
 pub use discovery::{AuthorizationServerMetadata, Discovery, DiscoveryError};
 pub use error::{AuthError, ConfigError, InvalidToken};
-pub use guard::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES, Guard, GuardBuilder, Verification,
-};
+pub use guard::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES, Guard, GuardBuilder, Verification};
 pub use layer::{GuardLayer, GuardService};
 pub use metadata::ProtectedResourceMetadata;
 pub use resource::{PRM_WELL_KNOWN, ResourceId};
 pub use verify::{
-    ClientAuthMethod, IntrospectionVerifier, JwtVerifier, TokenVerifier, UserinfoVerifier,
-    VerifyFuture,
+    ClientAuthMethod, IntrospectionVerifier, JwtVerifier, TokenVerifier, UserinfoVerifier, VerifyFuture,
 };

@@ -32,10 +32,7 @@ impl ResourceId {
     /// Parses a resource URL: absolute, `http` or `https`, with a host and without
     /// a fragment.
     pub fn parse(value: &str) -> Result<Self, ConfigError> {
-        let bad = |reason| ConfigError::Resource {
-            url: value.to_owned(),
-            reason,
-        };
+        let bad = |reason| ConfigError::Resource { url: value.to_owned(), reason };
         let url = Url::parse(value).map_err(|_| bad("not an absolute URL"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(bad("the scheme must be http or https"));
@@ -50,11 +47,7 @@ impl ResourceId {
             return Err(bad("a resource URL must not carry credentials"));
         }
         let canonical = canonical_form(&url);
-        Ok(Self {
-            configured: value.to_owned(),
-            canonical,
-            url,
-        })
+        Ok(Self { configured: value.to_owned(), canonical, url })
     }
 
     /// The URL as configured: what the protected resource metadata publishes.
@@ -98,11 +91,7 @@ impl ResourceId {
     /// path-inserted one and the root one (the same when the resource is the root).
     pub fn metadata_paths(&self) -> Vec<String> {
         let inserted = format!("{PRM_WELL_KNOWN}{}", self.path());
-        if inserted == PRM_WELL_KNOWN {
-            vec![inserted]
-        } else {
-            vec![inserted, PRM_WELL_KNOWN.to_owned()]
-        }
+        if inserted == PRM_WELL_KNOWN { vec![inserted] } else { vec![inserted, PRM_WELL_KNOWN.to_owned()] }
     }
 
     /// The host (and port, when not the default) of the resource URL, e.g. for an
@@ -133,18 +122,13 @@ fn canonical_form(url: &Url) -> String {
 /// fragment. Plain `http` is accepted only for loopback hosts (local development
 /// and tests) unless `allow_http` is set.
 pub(crate) fn parse_issuer(value: &str, allow_http: bool) -> Result<Url, ConfigError> {
-    let bad = |reason| ConfigError::Issuer {
-        url: value.to_owned(),
-        reason,
-    };
+    let bad = |reason| ConfigError::Issuer { url: value.to_owned(), reason };
     let url = Url::parse(value).map_err(|_| bad("not an absolute URL"))?;
     match url.scheme() {
         "https" => {}
         "http" if allow_http || is_loopback_host(&url) => {}
         "http" => {
-            return Err(bad(
-                "the issuer must use https (plain http is allowed only on loopback)",
-            ));
+            return Err(bad("the issuer must use https (plain http is allowed only on loopback)"));
         }
         _ => return Err(bad("the scheme must be https")),
     }
@@ -169,14 +153,8 @@ pub(crate) fn is_loopback_host(url: &Url) -> bool {
 /// Checks a scope token against RFC 6749 §3.3 (`%x21 / %x23-5B / %x5D-7E`).
 pub(crate) fn validate_scope(scope: &str) -> Result<(), ConfigError> {
     let ok = !scope.is_empty()
-        && scope
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::Scope(scope.to_owned()))
-    }
+        && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+    if ok { Ok(()) } else { Err(ConfigError::Scope(scope.to_owned())) }
 }
 
 #[cfg(test)]
@@ -189,10 +167,7 @@ mod tests {
         assert!(r.matches("http://127.0.0.1:3005/mcp"));
         assert!(r.matches("http://127.0.0.1:3005/mcp/"));
         assert!(r.matches("HTTP://127.0.0.1:3005/mcp"));
-        assert!(
-            !r.matches("http://127.0.0.1:3005/MCP"),
-            "paths are case-sensitive"
-        );
+        assert!(!r.matches("http://127.0.0.1:3005/MCP"), "paths are case-sensitive");
         assert!(!r.matches("http://127.0.0.1:3006/mcp"));
         assert!(!r.matches("http://127.0.0.1:3005/mcp#x"));
         assert!(!r.matches("https://127.0.0.1:3005/mcp"));
@@ -205,22 +180,13 @@ mod tests {
     #[test]
     fn metadata_locations() {
         let r = ResourceId::parse("https://example.com/public/mcp").unwrap();
-        assert_eq!(
-            r.metadata_url(),
-            "https://example.com/.well-known/oauth-protected-resource/public/mcp"
-        );
+        assert_eq!(r.metadata_url(), "https://example.com/.well-known/oauth-protected-resource/public/mcp");
         assert_eq!(
             r.metadata_paths(),
-            vec![
-                "/.well-known/oauth-protected-resource/public/mcp",
-                PRM_WELL_KNOWN
-            ]
+            vec!["/.well-known/oauth-protected-resource/public/mcp", PRM_WELL_KNOWN]
         );
         let root = ResourceId::parse("http://127.0.0.1:3005").unwrap();
-        assert_eq!(
-            root.metadata_url(),
-            "http://127.0.0.1:3005/.well-known/oauth-protected-resource"
-        );
+        assert_eq!(root.metadata_url(), "http://127.0.0.1:3005/.well-known/oauth-protected-resource");
         assert_eq!(root.metadata_paths(), vec![PRM_WELL_KNOWN]);
     }
 

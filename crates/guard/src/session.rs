@@ -43,9 +43,7 @@ impl SessionBinding {
 
     /// A binding with a given key (for several instances sharing sessions).
     pub fn with_key(secret: &[u8]) -> Self {
-        Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
-        }
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
     }
 
     fn tag(&self, id: &str, who: &AuthInfo) -> [u8; TAG_BYTES] {
@@ -95,22 +93,10 @@ mod tests {
         let sealed = binding.seal("abc-123", &who("alice"));
         assert_eq!(binding.open(&sealed, &who("alice")), Some("abc-123"));
         assert_eq!(binding.open(&sealed, &who("bob")), None);
-        assert_eq!(
-            binding.open("abc-123", &who("alice")),
-            None,
-            "an unsealed id is refused"
-        );
-        assert_eq!(
-            SessionBinding::random().open(&sealed, &who("alice")),
-            None,
-            "another key"
-        );
+        assert_eq!(binding.open("abc-123", &who("alice")), None, "an unsealed id is refused");
+        assert_eq!(SessionBinding::random().open(&sealed, &who("alice")), None, "another key");
         let forged = format!("other-id.{}", sealed.rsplit_once('.').unwrap().1);
-        assert_eq!(
-            binding.open(&forged, &who("alice")),
-            None,
-            "the tag covers the id"
-        );
+        assert_eq!(binding.open(&forged, &who("alice")), None, "the tag covers the id");
     }
 
     #[test]

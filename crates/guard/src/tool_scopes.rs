@@ -71,17 +71,12 @@ mod tests {
     #[test]
     fn finds_called_tools() {
         let base = vec!["mcp".to_string()];
-        let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send","arguments":{}}}"#;
-        assert_eq!(
-            scopes().required_for(call, &base).unwrap(),
-            ["mcp", "mail:send"]
-        );
+        let call =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send","arguments":{}}}"#;
+        assert_eq!(scopes().required_for(call, &base).unwrap(), ["mcp", "mail:send"]);
         let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send"}},
                          {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"admin"}}]"#;
-        assert_eq!(
-            scopes().required_for(batch, &base).unwrap(),
-            ["mcp", "mail:send", "admin"]
-        );
+        assert_eq!(scopes().required_for(batch, &base).unwrap(), ["mcp", "mail:send", "admin"]);
     }
 
     #[test]

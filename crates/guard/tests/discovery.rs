@@ -41,7 +41,10 @@ async fn refuses_a_document_naming_another_issuer() {
     let issuer = TestIssuer::start().await;
     issuer.override_metadata(json!({"issuer": "https://honest.example"}));
     let err = Discovery::new(issuer.issuer()).unwrap().metadata().await.unwrap_err();
-    assert!(matches!(err, DiscoveryError::IssuerMismatch { ref found, .. } if found == "https://honest.example"), "{err}");
+    assert!(
+        matches!(err, DiscoveryError::IssuerMismatch { ref found, .. } if found == "https://honest.example"),
+        "{err}"
+    );
     // A trailing slash is a different issuer too.
     issuer.override_metadata(json!({"issuer": format!("{}/", issuer.issuer())}));
     let err = Discovery::new(issuer.issuer()).unwrap().metadata().await.unwrap_err();
@@ -58,7 +61,10 @@ async fn requires_pkce_s256_and_the_code_flow() {
     ] {
         issuer.override_metadata(overrides);
         let err = Discovery::new(issuer.issuer()).unwrap().metadata().await.unwrap_err();
-        assert!(matches!(err, DiscoveryError::Unsuitable { .. }) && err.to_string().contains(needle), "{err}");
+        assert!(
+            matches!(err, DiscoveryError::Unsuitable { .. }) && err.to_string().contains(needle),
+            "{err}"
+        );
     }
 }
 

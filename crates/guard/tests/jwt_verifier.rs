@@ -50,12 +50,18 @@ async fn accepts_valid_tokens_of_every_key_type() {
         assert_eq!(info.claims["sub"], "alice");
     }
     // Audience spelled with a trailing slash and an upper-case scheme and host.
-    let token = ec.mint(&with(issuer.claims(RESOURCE, "alice", ""), json!({"aud": ["other", "HTTP://127.0.0.1:9/mcp/"]})));
+    let token = ec.mint(&with(
+        issuer.claims(RESOURCE, "alice", ""),
+        json!({"aud": ["other", "HTTP://127.0.0.1:9/mcp/"]}),
+    ));
     assert!(v.verify(&token).await.is_ok());
     // A plain JWT (typ JWT) with `scp` and `azp`, as some issuers send.
     let plain = ec.mint_with_header(
         &json!({"alg": "ES256", "typ": "JWT", "kid": "ec"}),
-        &with(issuer.claims(RESOURCE, "bob", ""), json!({"scope": null, "scp": ["a", "b"], "client_id": null, "azp": "app"})),
+        &with(
+            issuer.claims(RESOURCE, "bob", ""),
+            json!({"scope": null, "scp": ["a", "b"], "client_id": null, "azp": "app"}),
+        ),
     );
     let info = v.verify(&plain).await.unwrap();
     assert_eq!(info.scopes, ["a", "b"]);
@@ -78,14 +84,30 @@ async fn refuses_each_bad_token_with_its_reason() {
         ("expired", key.mint(&with(good.clone(), json!({"exp": t - 120}))), Expired),
         ("not yet valid", key.mint(&with(good.clone(), json!({"nbf": t + 600}))), NotYetValid),
         ("wrong iss", key.mint(&with(good.clone(), json!({"iss": "http://127.0.0.1:1"}))), WrongIssuer),
-        ("iss with trailing slash", key.mint(&with(good.clone(), json!({"iss": format!("{}/", issuer.issuer())}))), WrongIssuer),
-        ("wrong aud", key.mint(&with(good.clone(), json!({"aud": "http://127.0.0.1:9/other"}))), WrongAudience),
+        (
+            "iss with trailing slash",
+            key.mint(&with(good.clone(), json!({"iss": format!("{}/", issuer.issuer())}))),
+            WrongIssuer,
+        ),
+        (
+            "wrong aud",
+            key.mint(&with(good.clone(), json!({"aud": "http://127.0.0.1:9/other"}))),
+            WrongAudience,
+        ),
         ("missing aud", key.mint(&with(good.clone(), json!({"aud": null}))), WrongAudience),
         ("missing sub", key.mint(&with(good.clone(), json!({"sub": null}))), MissingSubject),
         ("missing exp", key.mint(&with(good.clone(), json!({"exp": null}))), MissingExpiry),
         ("right kid, foreign key", foreign.mint(&good), BadSignature),
-        ("id token type", key.mint_with_header(&json!({"alg": "ES256", "typ": "logout+jwt", "kid": "k1"}), &good), WrongType),
-        ("critical header", key.mint_with_header(&json!({"alg": "ES256", "kid": "k1", "crit": ["exp"], "exp": 1}), &good), UnsupportedCriticalHeader),
+        (
+            "id token type",
+            key.mint_with_header(&json!({"alg": "ES256", "typ": "logout+jwt", "kid": "k1"}), &good),
+            WrongType,
+        ),
+        (
+            "critical header",
+            key.mint_with_header(&json!({"alg": "ES256", "kid": "k1", "crit": ["exp"], "exp": 1}), &good),
+            UnsupportedCriticalHeader,
+        ),
     ];
     for (name, token, want) in cases {
         assert_eq!(refusal(&v, &token).await, AuthError::InvalidToken(want), "{name}");

@@ -19,7 +19,11 @@ struct Server {
 
 /// The protected handler echoes what it saw: the subject, the session header and
 /// the body. With no session header it opens session "s1".
-async fn echo(Extension(who): Extension<AuthInfo>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+async fn echo(
+    Extension(who): Extension<AuthInfo>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
     let session = headers.get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
     let reply = json!({"sub": who.subject, "session": session, "body": String::from_utf8_lossy(&body)});
     let mut response = axum::Json(reply).into_response();
@@ -30,12 +34,17 @@ async fn echo(Extension(who): Extension<AuthInfo>, headers: HeaderMap, body: Byt
 }
 use axum::response::IntoResponse;
 
-async fn serve(configure: impl FnOnce(agentgate_guard::GuardBuilder) -> agentgate_guard::GuardBuilder, issuer: &str) -> Server {
+async fn serve(
+    configure: impl FnOnce(agentgate_guard::GuardBuilder) -> agentgate_guard::GuardBuilder,
+    issuer: &str,
+) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let resource = format!("http://{addr}/mcp");
     let guard = configure(Guard::builder(issuer, &resource).scopes(["mcp:tools"])).build().unwrap();
-    let app = Router::new().route("/mcp", post(echo).options(|| async { "preflight ok" }).layer(guard.layer())).merge(guard.metadata_router());
+    let app = Router::new()
+        .route("/mcp", post(echo).options(|| async { "preflight ok" }).layer(guard.layer()))
+        .merge(guard.metadata_router());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Server { base: format!("http://{addr}"), resource }
 }
@@ -60,7 +69,10 @@ fn challenge(server: &Server, tail: &str) -> String {
 }
 
 async fn post_mcp(server: &Server, auth: Option<&str>, body: &str) -> reqwest::Response {
-    let mut request = client().post(format!("{}/mcp", server.base)).header("content-type", "application/json").body(body.to_owned());
+    let mut request = client()
+        .post(format!("{}/mcp", server.base))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
     if let Some(auth) = auth {
         request = request.header("authorization", auth);
     }
@@ -81,7 +93,10 @@ async fn no_token_gets_the_plain_challenge() {
         assert_eq!(header(&r, "content-type"), "application/json");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error_description"], "A bearer access token is required.");
-        assert_eq!(body["resource_metadata"], format!("{}/.well-known/oauth-protected-resource/mcp", server.base));
+        assert_eq!(
+            body["resource_metadata"],
+            format!("{}/.well-known/oauth-protected-resource/mcp", server.base)
+        );
     }
 }
 
@@ -90,12 +105,25 @@ async fn invalid_tokens_get_invalid_token() {
     let (issuer, key, server) = setup().await;
     let cases = [
         ("Bearer garbage-token-0123456789".to_owned(), "The access token is malformed."),
-        (format!("Bearer {}", key.mint(&json!({"iss": issuer.issuer(), "sub": "alice", "aud": server.resource,
-            "scope": "mcp:tools", "exp": now() - 3600}))), "The access token has expired."),
-        (format!("Bearer {}", key.mint(&issuer.claims("http://127.0.0.1:1/other", "alice", "mcp:tools"))),
-            "The access token was not issued for this resource."),
-        (format!("bearer {}", TestKey::es256("stranger").mint(&issuer.claims(&server.resource, "alice", "mcp:tools"))),
-            "The access token is signed with an unknown key."),
+        (
+            format!(
+                "Bearer {}",
+                key.mint(&json!({"iss": issuer.issuer(), "sub": "alice", "aud": server.resource,
+            "scope": "mcp:tools", "exp": now() - 3600}))
+            ),
+            "The access token has expired.",
+        ),
+        (
+            format!("Bearer {}", key.mint(&issuer.claims("http://127.0.0.1:1/other", "alice", "mcp:tools"))),
+            "The access token was not issued for this resource.",
+        ),
+        (
+            format!(
+                "bearer {}",
+                TestKey::es256("stranger").mint(&issuer.claims(&server.resource, "alice", "mcp:tools"))
+            ),
+            "The access token is signed with an unknown key.",
+        ),
     ];
     for (auth, description) in cases {
         let r = post_mcp(&server, Some(&auth), "{}").await;
@@ -125,7 +153,10 @@ async fn malformed_requests_get_400_and_oversized_headers_431() {
     assert_eq!(r.status(), 400);
     assert_eq!(
         header(&r, "www-authenticate"),
-        challenge(&server, r#", error="invalid_request", error_description="The request is malformed: more than one Authorization header.""#)
+        challenge(
+            &server,
+            r#", error="invalid_request", error_description="The request is malformed: more than one Authorization header.""#
+        )
     );
 
     let r = client().post(format!("{}/mcp?access_token={token}", server.base)).send().await.unwrap();
@@ -163,7 +194,10 @@ async fn missing_scopes_get_403_with_every_scope_needed() {
     assert_eq!(r.status(), 403);
     assert_eq!(
         header(&r, "www-authenticate"),
-        challenge(&server, r#", error="insufficient_scope", error_description="This operation needs the scopes: mcp:tools.""#)
+        challenge(
+            &server,
+            r#", error="insufficient_scope", error_description="This operation needs the scopes: mcp:tools.""#
+        )
     );
 
     // Per-tool scopes: enough to list tools, not to call send_mail.
@@ -186,7 +220,11 @@ async fn missing_scopes_get_403_with_every_scope_needed() {
     let strong = key.mint(&issuer.claims(&server.resource, "alice", "mcp:tools mail:send"));
     let r = post_mcp(&server, Some(&format!("Bearer {strong}")), call).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap()["body"], call, "the body read for scopes is passed on unchanged");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["body"],
+        call,
+        "the body read for scopes is passed on unchanged"
+    );
 }
 
 #[tokio::test]
@@ -194,9 +232,13 @@ async fn bodies_are_read_within_a_bound() {
     let issuer = TestIssuer::start().await;
     let key = TestKey::es256("k1");
     issuer.set_keys(&[&key]);
-    let server = serve(|b| b.tool_scopes("send_mail", ["mail:send"]).max_body_bytes(1024), issuer.issuer()).await;
+    let server =
+        serve(|b| b.tool_scopes("send_mail", ["mail:send"]).max_body_bytes(1024), issuer.issuer()).await;
     let token = key.mint(&issuer.claims(&server.resource, "alice", "mcp:tools"));
-    let big = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"x","pad":"{}"}}}}"#, "a".repeat(2000));
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"x","pad":"{}"}}}}"#,
+        "a".repeat(2000)
+    );
     let r = post_mcp(&server, Some(&format!("Bearer {token}")), &big).await;
     assert_eq!(r.status(), 413);
 }
@@ -205,7 +247,12 @@ async fn bodies_are_read_within_a_bound() {
 async fn metadata_is_public_at_both_well_known_uris() {
     let (issuer, _key, server) = setup().await;
     for path in ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"] {
-        let r = client().get(format!("{}{path}", server.base)).header("origin", "https://app.example").send().await.unwrap();
+        let r = client()
+            .get(format!("{}{path}", server.base))
+            .header("origin", "https://app.example")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{path}");
         assert_eq!(header(&r, "access-control-allow-origin"), "*");
         let doc: Value = r.json().await.unwrap();
@@ -220,7 +267,10 @@ async fn metadata_is_public_at_both_well_known_uris() {
         );
     }
     let preflight = client()
-        .request(reqwest::Method::OPTIONS, format!("{}/.well-known/oauth-protected-resource/mcp", server.base))
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/.well-known/oauth-protected-resource/mcp", server.base),
+        )
         .header("origin", "https://app.example")
         .header("access-control-request-method", "GET")
         .send()
@@ -243,14 +293,19 @@ async fn an_unreachable_issuer_is_503_not_401() {
     let dead = dead_address().await;
     let server = serve(|b| b, &format!("http://{dead}")).await;
     let key = TestKey::es256("k1");
-    let token = key.mint(&json!({"iss": format!("http://{dead}"), "sub": "alice", "aud": server.resource, "exp": now() + 60}));
+    let token = key.mint(
+        &json!({"iss": format!("http://{dead}"), "sub": "alice", "aud": server.resource, "exp": now() + 60}),
+    );
     let r = post_mcp(&server, Some(&format!("Bearer {token}")), "{}").await;
     assert_eq!(r.status(), 503);
     assert_eq!(header(&r, "retry-after"), "5");
     assert!(header(&r, "www-authenticate").is_empty());
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable");
-    assert!(!body["error_description"].as_str().unwrap().contains(&dead.to_string()), "no internal detail leaks");
+    assert!(
+        !body["error_description"].as_str().unwrap().contains(&dead.to_string()),
+        "no internal detail leaks"
+    );
 }
 
 #[tokio::test]
@@ -265,14 +320,27 @@ async fn sessions_answer_only_to_the_subject_that_opened_them() {
 
     let send = |auth: String, session: String| {
         let url = format!("{}/mcp", server.base);
-        async move { client().post(url).header("authorization", auth).header("mcp-session-id", session).send().await.unwrap() }
+        async move {
+            client()
+                .post(url)
+                .header("authorization", auth)
+                .header("mcp-session-id", session)
+                .send()
+                .await
+                .unwrap()
+        }
     };
     let again = send(alice.clone(), sealed.clone()).await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.json::<Value>().await.unwrap()["session"], "s1", "the service sees its own id");
 
-    let other_token_same_subject = format!("Bearer {}", key.mint(&issuer.claims(&server.resource, "alice", "mcp:tools extra")));
-    assert_eq!(send(other_token_same_subject, sealed.clone()).await.status(), 200, "a new token of the same subject");
+    let other_token_same_subject =
+        format!("Bearer {}", key.mint(&issuer.claims(&server.resource, "alice", "mcp:tools extra")));
+    assert_eq!(
+        send(other_token_same_subject, sealed.clone()).await.status(),
+        200,
+        "a new token of the same subject"
+    );
 
     for (auth, session, why) in [
         (bob.clone(), sealed.clone(), "another subject"),

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentgate_guard::{
-    AuthError, ClientAuthMethod, Discovery, Guard, IntrospectionVerifier, InvalidToken, ResourceId, TokenVerifier,
-    UserinfoVerifier, Verification,
+    AuthError, ClientAuthMethod, Discovery, Guard, IntrospectionVerifier, InvalidToken, ResourceId,
+    TokenVerifier, UserinfoVerifier, Verification,
 };
 use common::{Counters, TestIssuer, dead_address, now};
 use serde_json::json;
@@ -71,7 +71,12 @@ async fn userinfo_cannot_be_combined_with_required_scopes() {
 }
 
 fn introspector(issuer: &TestIssuer) -> IntrospectionVerifier {
-    IntrospectionVerifier::new(discovery(issuer), ResourceId::parse(RESOURCE).unwrap(), "guard", "guard-secret")
+    IntrospectionVerifier::new(
+        discovery(issuer),
+        ResourceId::parse(RESOURCE).unwrap(),
+        "guard",
+        "guard-secret",
+    )
 }
 
 #[tokio::test]
@@ -90,7 +95,10 @@ async fn introspection_checks_the_answer_like_a_jwt() {
     let mut expired = good.clone();
     expired["exp"] = (now() - 3600).into();
     issuer.introspection_answers("expired", expired);
-    issuer.introspection_answers("machine", json!({"active": true, "client_id": "m2m", "aud": RESOURCE, "scope": "whoami"}));
+    issuer.introspection_answers(
+        "machine",
+        json!({"active": true, "client_id": "m2m", "aud": RESOURCE, "scope": "whoami"}),
+    );
 
     let v = introspector(&issuer);
     let info = v.verify("good").await.unwrap();
@@ -111,7 +119,10 @@ async fn introspection_checks_the_answer_like_a_jwt() {
 #[tokio::test]
 async fn introspection_cache_never_outlives_the_token() {
     let issuer = TestIssuer::start().await;
-    issuer.introspection_answers("short", json!({"active": true, "sub": "alice", "aud": RESOURCE, "exp": now() + 1}));
+    issuer.introspection_answers(
+        "short",
+        json!({"active": true, "sub": "alice", "aud": RESOURCE, "exp": now() + 1}),
+    );
     let v = introspector(&issuer).cache_ttl(Duration::from_secs(3600)).leeway(Duration::ZERO);
     v.verify("short").await.unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -125,7 +136,12 @@ async fn introspection_authenticates_both_ways_and_reports_bad_credentials_as_un
     issuer.introspection_answers("t", json!({"active": true, "sub": "alice", "aud": RESOURCE}));
     let post = introspector(&issuer).auth_method(ClientAuthMethod::ClientSecretPost);
     assert!(post.verify("t").await.is_ok());
-    let wrong = IntrospectionVerifier::new(discovery(&issuer), ResourceId::parse(RESOURCE).unwrap(), "guard", "wrong");
+    let wrong = IntrospectionVerifier::new(
+        discovery(&issuer),
+        ResourceId::parse(RESOURCE).unwrap(),
+        "guard",
+        "wrong",
+    );
     assert!(matches!(wrong.verify("t").await.unwrap_err(), AuthError::IssuerUnavailable(_)));
     assert!(!format!("{wrong:?}").contains("wrong"), "the secret never appears in Debug output");
 }

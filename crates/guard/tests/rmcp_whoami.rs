@@ -22,8 +22,12 @@ struct WhoAmI;
 #[tool_router]
 impl WhoAmI {
     #[tool(description = "Returns the caller's claims.")]
-    async fn whoami(&self, Extension(parts): Extension<http::request::Parts>) -> Result<CallToolResult, ErrorData> {
-        let who = AuthInfo::from_parts(&parts).ok_or_else(|| ErrorData::internal_error("no identity", None))?;
+    async fn whoami(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let who =
+            AuthInfo::from_parts(&parts).ok_or_else(|| ErrorData::internal_error("no identity", None))?;
         Ok(CallToolResult::structured(Value::Object(who.claims.clone())))
     }
 }
@@ -40,9 +44,12 @@ async fn start(issuer: &TestIssuer, stateless: bool) -> String {
     let addr = listener.local_addr().unwrap();
     let resource = format!("http://{addr}/mcp");
     let guard = Guard::builder(issuer.issuer(), &resource).scopes(["whoami"]).build().unwrap();
-    let config = StreamableHttpServerConfig::default().with_legacy_session_mode(!stateless).with_json_response(stateless);
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(!stateless)
+        .with_json_response(stateless);
     let mcp = StreamableHttpService::new(|| Ok(WhoAmI), LocalSessionManager::default().into(), config);
-    let app = axum::Router::new().route_service("/mcp", guard.layer().layer(mcp)).merge(guard.metadata_router());
+    let app =
+        axum::Router::new().route_service("/mcp", guard.layer().layer(mcp)).merge(guard.metadata_router());
     tokio::spawn(async move {
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
@@ -79,7 +86,8 @@ async fn rmcp_client_gets_its_claims_through_the_guard() {
 
         let refused = call_whoami(&url, "garbage-token").await.unwrap_err();
         assert!(refused.contains("Auth required"), "rmcp sees the 401 challenge: {refused}");
-        let wrong_scope = call_whoami(&url, &key.mint(&issuer.claims(&url, "alice", "profile"))).await.unwrap_err();
+        let wrong_scope =
+            call_whoami(&url, &key.mint(&issuer.claims(&url, "alice", "profile"))).await.unwrap_err();
         assert!(wrong_scope.contains("Insufficient scope"), "rmcp sees the 403 challenge: {wrong_scope}");
     }
 }

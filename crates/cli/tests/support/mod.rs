@@ -18,7 +18,8 @@ use serde_json::Value;
 pub fn interop_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop").canonicalize().unwrap();
     assert!(
-        dir.join("node_modules/oidc-provider").is_dir() && dir.join("node_modules/@modelcontextprotocol/sdk").is_dir(),
+        dir.join("node_modules/oidc-provider").is_dir()
+            && dir.join("node_modules/@modelcontextprotocol/sdk").is_dir(),
         "interop/node_modules is missing: run `npm ci` in {} (scripts/test does this)",
         dir.display()
     );
@@ -136,8 +137,9 @@ pub fn ts_client(url: &str, token: Option<&str>, extra: &[&str]) -> Value {
     }
     let out = command.output().expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("ts-client printed no JSON ({e}): {stdout} {}", String::from_utf8_lossy(&out.stderr)))
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
+        panic!("ts-client printed no JSON ({e}): {stdout} {}", String::from_utf8_lossy(&out.stderr))
+    })
 }
 
 /// The claims the TS client's whoami call returned.

@@ -36,11 +36,7 @@ impl TokenCache {
     /// A cache holding at most `capacity` entries, each for at most `max_ttl`.
     /// A zero capacity or TTL disables it.
     pub fn new(capacity: usize, max_ttl: Duration) -> Self {
-        Self {
-            entries: Mutex::new(HashMap::new()),
-            capacity,
-            max_ttl,
-        }
+        Self { entries: Mutex::new(HashMap::new()), capacity, max_ttl }
     }
 
     fn enabled(&self) -> bool {

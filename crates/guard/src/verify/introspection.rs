@@ -70,11 +70,8 @@ impl IntrospectionVerifier {
         client_id: impl Into<String>,
         client_secret: impl Into<String>,
     ) -> Self {
-        let rules = ClaimRules {
-            issuer: discovery.issuer().to_owned(),
-            resource,
-            leeway: Duration::from_secs(60),
-        };
+        let rules =
+            ClaimRules { issuer: discovery.issuer().to_owned(), resource, leeway: Duration::from_secs(60) };
         Self {
             rules,
             discovery,
@@ -113,53 +110,35 @@ impl IntrospectionVerifier {
         if let Some(info) = self.cache.get(&key) {
             return Ok(info);
         }
-        let metadata = self
-            .discovery
-            .metadata()
-            .await
-            .map_err(|e| AuthError::IssuerUnavailable(e.to_string()))?;
-        let endpoint = metadata.introspection_endpoint.as_deref().ok_or_else(|| {
-            AuthError::IssuerUnavailable("the issuer has no introspection_endpoint".into())
-        })?;
+        let metadata =
+            self.discovery.metadata().await.map_err(|e| AuthError::IssuerUnavailable(e.to_string()))?;
+        let endpoint = metadata
+            .introspection_endpoint
+            .as_deref()
+            .ok_or_else(|| AuthError::IssuerUnavailable("the issuer has no introspection_endpoint".into()))?;
 
         let mut form = vec![("token", token), ("token_type_hint", "access_token")];
-        let mut request = self
-            .discovery
-            .client()
-            .post(endpoint)
-            .header("accept", "application/json");
+        let mut request = self.discovery.client().post(endpoint).header("accept", "application/json");
         match self.auth_method {
             ClientAuthMethod::ClientSecretBasic => {
-                let credentials = format!(
-                    "{}:{}",
-                    form_encode(&self.client_id),
-                    form_encode(&self.client_secret)
-                );
-                request = request.header(
-                    "authorization",
-                    format!("Basic {}", STANDARD.encode(credentials)),
-                );
+                let credentials =
+                    format!("{}:{}", form_encode(&self.client_id), form_encode(&self.client_secret));
+                request = request.header("authorization", format!("Basic {}", STANDARD.encode(credentials)));
             }
             ClientAuthMethod::ClientSecretPost => {
                 form.push(("client_id", &self.client_id));
                 form.push(("client_secret", &self.client_secret));
             }
         }
-        let (status, body) = fetch::send(request.form(&form), endpoint)
-            .await
-            .map_err(unavailable)?;
+        let (status, body) = fetch::send(request.form(&form), endpoint).await.map_err(unavailable)?;
         if status != 200 {
             if matches!(status, 400 | 401 | 403) {
                 tracing::error!(issuer = %self.rules.issuer, client_id = %self.client_id, status,
                     "the introspection endpoint refused the guard's client credentials");
             }
-            return Err(unavailable(FetchError::Status {
-                url: endpoint.to_owned(),
-                status,
-            }));
+            return Err(unavailable(FetchError::Status { url: endpoint.to_owned(), status }));
         }
-        let mut claims: Map<String, Value> =
-            fetch::parse_json(&body, endpoint).map_err(unavailable)?;
+        let mut claims: Map<String, Value> = fetch::parse_json(&body, endpoint).map_err(unavailable)?;
         match claims.remove("active") {
             Some(Value::Bool(true)) => {}
             _ => return Err(InvalidToken::Inactive.into()),

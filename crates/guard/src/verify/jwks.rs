@@ -106,9 +106,7 @@ pub(crate) struct KeyStore {
 
 impl std::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyStore")
-            .field("issuer", &self.discovery.issuer())
-            .finish_non_exhaustive()
+        f.debug_struct("KeyStore").field("issuer", &self.discovery.issuer()).finish_non_exhaustive()
     }
 }
 
@@ -133,26 +131,15 @@ impl KeyStore {
     }
 
     /// The keys that may have signed a token with this `kid` and `alg`.
-    pub async fn candidates(
-        &self,
-        kid: Option<&str>,
-        alg: Algorithm,
-    ) -> Result<Vec<Arc<Key>>, AuthError> {
+    pub async fn candidates(&self, kid: Option<&str>, alg: Algorithm) -> Result<Vec<Arc<Key>>, AuthError> {
         for _ in 0..2 {
             let set = self.current();
-            let found: Vec<_> = set
-                .keys
-                .iter()
-                .filter(|k| k.fits(kid, alg))
-                .cloned()
-                .collect();
+            let found: Vec<_> = set.keys.iter().filter(|k| k.fits(kid, alg)).cloned().collect();
             let stale = set.fetched.is_none_or(|t| t.elapsed() >= self.max_age);
             if !found.is_empty() && !stale {
                 return Ok(found);
             }
-            let may_fetch = set
-                .attempted
-                .is_none_or(|t| t.elapsed() >= self.min_refetch);
+            let may_fetch = set.attempted.is_none_or(|t| t.elapsed() >= self.min_refetch);
             if !may_fetch {
                 return match (found.is_empty(), set.fetched, &set.last_error) {
                     (false, _, _) => Ok(found),
@@ -194,13 +181,9 @@ impl KeyStore {
 
     async fn fetch(&self) -> Result<Vec<Arc<Key>>, String> {
         let metadata = self.discovery.metadata().await.map_err(|e| e.to_string())?;
-        let uri = metadata
-            .jwks_uri
-            .as_deref()
-            .ok_or("the issuer's metadata has no jwks_uri")?;
-        let raw: RawKeySet = fetch::get_json(self.discovery.client(), uri)
-            .await
-            .map_err(|e| e.to_string())?;
+        let uri = metadata.jwks_uri.as_deref().ok_or("the issuer's metadata has no jwks_uri")?;
+        let raw: RawKeySet =
+            fetch::get_json(self.discovery.client(), uri).await.map_err(|e| e.to_string())?;
         // A key this library cannot use (another curve, a symmetric key, a future
         // key type) is skipped, not fatal: the others still verify tokens.
         let keys: Vec<_> = raw

@@ -70,11 +70,8 @@ struct JoseHeader {
 impl JwtVerifier {
     /// A verifier for tokens from `discovery`'s issuer, for `resource`.
     pub fn new(discovery: Arc<Discovery>, resource: ResourceId) -> Self {
-        let rules = ClaimRules {
-            issuer: discovery.issuer().to_owned(),
-            resource,
-            leeway: Duration::from_secs(60),
-        };
+        let rules =
+            ClaimRules { issuer: discovery.issuer().to_owned(), resource, leeway: Duration::from_secs(60) };
         Self {
             rules,
             keys: KeyStore::new(discovery),
@@ -152,8 +149,7 @@ impl JwtVerifier {
         let signed = &token[..header_b64.len() + 1 + payload_b64.len()];
         let candidates = self.keys.candidates(header.kid.as_deref(), alg).await?;
         let verified = candidates.iter().any(|k| {
-            jsonwebtoken::crypto::verify(signature_b64, signed.as_bytes(), &k.key, alg)
-                .unwrap_or(false)
+            jsonwebtoken::crypto::verify(signature_b64, signed.as_bytes(), &k.key, alg).unwrap_or(false)
         });
         if !verified {
             return Err(InvalidToken::BadSignature.into());
@@ -166,29 +162,19 @@ impl JwtVerifier {
     }
 
     fn allowed_algorithm(&self, name: &str) -> Result<Algorithm, InvalidToken> {
-        let alg: Algorithm = name
-            .parse()
-            .map_err(|_| InvalidToken::UnsupportedAlgorithm)?;
-        if self.algorithms.contains(&alg) {
-            Ok(alg)
-        } else {
-            Err(InvalidToken::UnsupportedAlgorithm)
-        }
+        let alg: Algorithm = name.parse().map_err(|_| InvalidToken::UnsupportedAlgorithm)?;
+        if self.algorithms.contains(&alg) { Ok(alg) } else { Err(InvalidToken::UnsupportedAlgorithm) }
     }
 }
 
 /// RFC 9068 §2.1 asks for `at+jwt`; many issuers send `JWT` or nothing. Any other
 /// type (an ID token's, a logout token's, a DPoP proof's) is not an access token.
 fn is_access_token_type(typ: &str) -> bool {
-    ["at+jwt", "application/at+jwt", "jwt"]
-        .iter()
-        .any(|t| typ.eq_ignore_ascii_case(t))
+    ["at+jwt", "application/at+jwt", "jwt"].iter().any(|t| typ.eq_ignore_ascii_case(t))
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, InvalidToken> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| InvalidToken::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| InvalidToken::Malformed)?;
     serde_json::from_slice(&bytes).map_err(|_| InvalidToken::Malformed)
 }
 

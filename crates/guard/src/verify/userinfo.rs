@@ -39,10 +39,7 @@ pub struct UserinfoVerifier {
 impl UserinfoVerifier {
     /// A verifier that asks `discovery`'s issuer.
     pub fn new(discovery: Arc<Discovery>) -> Self {
-        Self {
-            discovery,
-            cache: TokenCache::new(cache::DEFAULT_CAPACITY, Duration::from_secs(60)),
-        }
+        Self { discovery, cache: TokenCache::new(cache::DEFAULT_CAPACITY, Duration::from_secs(60)) }
     }
 
     /// How long a positive answer is remembered (default 60 s; zero turns the
@@ -60,29 +57,20 @@ impl UserinfoVerifier {
         if let Some(info) = self.cache.get(&key) {
             return Ok(info);
         }
-        let metadata = self
-            .discovery
-            .metadata()
-            .await
-            .map_err(|e| AuthError::IssuerUnavailable(e.to_string()))?;
-        let endpoint = metadata.userinfo_endpoint.as_deref().ok_or_else(|| {
-            AuthError::IssuerUnavailable("the issuer has no userinfo_endpoint".into())
-        })?;
-        let request = self
-            .discovery
-            .client()
-            .get(endpoint)
-            .bearer_auth(token)
-            .header("accept", "application/json");
+        let metadata =
+            self.discovery.metadata().await.map_err(|e| AuthError::IssuerUnavailable(e.to_string()))?;
+        let endpoint = metadata
+            .userinfo_endpoint
+            .as_deref()
+            .ok_or_else(|| AuthError::IssuerUnavailable("the issuer has no userinfo_endpoint".into()))?;
+        let request =
+            self.discovery.client().get(endpoint).bearer_auth(token).header("accept", "application/json");
         let (status, body) = fetch::send(request, endpoint).await.map_err(unavailable)?;
         match status {
             200 => {}
             400 | 401 | 403 => return Err(InvalidToken::Rejected.into()),
             other => {
-                return Err(unavailable(FetchError::Status {
-                    url: endpoint.to_owned(),
-                    status: other,
-                }));
+                return Err(unavailable(FetchError::Status { url: endpoint.to_owned(), status: other }));
             }
         }
         let claims: Map<String, Value> = fetch::parse_json(&body, endpoint).map_err(unavailable)?;

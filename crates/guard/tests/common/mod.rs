@@ -38,7 +38,8 @@ impl TestKey {
     pub fn es256(kid: &str) -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
         Self { kid: kid.into(), alg: "ES256", signer: Signer::Es256(pair) }
     }
 
@@ -102,7 +103,8 @@ impl TestKey {
 
     /// A JWT with any header, signed with this key.
     pub fn mint_with_header(&self, header: &Value, payload: &Value) -> String {
-        let signed = format!("{}.{}", b64(header.to_string().as_bytes()), b64(payload.to_string().as_bytes()));
+        let signed =
+            format!("{}.{}", b64(header.to_string().as_bytes()), b64(payload.to_string().as_bytes()));
         format!("{signed}.{}", b64(&self.sign(signed.as_bytes())))
     }
 }
