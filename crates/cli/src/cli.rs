@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use crate::{serve, whoami};
+use agentgate::{serve, whoami};
 
 /// agentgate: let third-party AI agents into an MCP server, with the user's consent.
 #[derive(Debug, Parser)]

@@ -1,8 +1,6 @@
 //! `agentgate`: the one binary.
 
 mod cli;
-mod serve;
-mod whoami;
 
 use clap::Parser;
 

@@ -56,14 +56,18 @@ pub struct McpOptions {
     pub shutdown: CancellationToken,
 }
 
-/// The app: the guarded MCP endpoint at `path`, plus the protected resource
-/// metadata.
-pub fn router(guard: &Guard, path: &str, options: McpOptions) -> Router {
+/// The `whoami` MCP service (Streamable HTTP), without any protection of its own.
+pub fn service(options: McpOptions) -> StreamableHttpService<WhoAmI, LocalSessionManager> {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(!options.stateless)
         .with_json_response(options.json_response)
         .with_allowed_hosts(options.allowed_hosts)
         .with_cancellation_token(options.shutdown);
-    let mcp = StreamableHttpService::new(|| Ok(WhoAmI), LocalSessionManager::default().into(), config);
-    Router::new().route_service(path, guard.layer().layer(mcp)).merge(guard.metadata_router())
+    StreamableHttpService::new(|| Ok(WhoAmI), LocalSessionManager::default().into(), config)
+}
+
+/// The app: the guarded MCP endpoint at `path`, plus the protected resource
+/// metadata.
+pub fn router(guard: &Guard, path: &str, options: McpOptions) -> Router {
+    Router::new().route_service(path, guard.layer().layer(service(options))).merge(guard.metadata_router())
 }

@@ -223,6 +223,18 @@ impl Discovery {
         }
     }
 
+    /// One endpoint of the issuer, named `name` in the metadata; a missing one
+    /// means tokens cannot be checked this way.
+    pub(crate) async fn endpoint(
+        &self,
+        name: &'static str,
+        pick: fn(&AuthorizationServerMetadata) -> Option<&String>,
+    ) -> Result<String, crate::AuthError> {
+        let unavailable = crate::AuthError::IssuerUnavailable;
+        let metadata = self.metadata().await.map_err(|e| unavailable(e.to_string()))?;
+        pick(&metadata).cloned().ok_or_else(|| unavailable(format!("the issuer's metadata has no {name}")))
+    }
+
     async fn fetch(&self) -> Result<AuthorizationServerMetadata, DiscoveryError> {
         let mut tried = Vec::new();
         let mut mismatch = None;

@@ -27,6 +27,13 @@ pub(crate) enum FetchError {
     NotJson { url: String, reason: String },
 }
 
+impl From<FetchError> for crate::AuthError {
+    /// Whatever went wrong talking to the issuer, the token could not be checked.
+    fn from(error: FetchError) -> Self {
+        crate::AuthError::IssuerUnavailable(error.to_string())
+    }
+}
+
 /// The client used for every call to the issuer.
 pub(crate) fn http_client() -> reqwest::Client {
     reqwest::Client::builder()

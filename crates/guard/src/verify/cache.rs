@@ -12,7 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_lc_rs::digest;
 
-use crate::AuthInfo;
+use crate::verify::MAX_TOKEN_BYTES;
+use crate::{AuthError, AuthInfo, InvalidToken};
 
 /// How many accepted tokens are remembered by default.
 pub(crate) const DEFAULT_CAPACITY: usize = 10_000;
@@ -41,6 +42,26 @@ impl TokenCache {
 
     fn enabled(&self) -> bool {
         self.capacity > 0 && !self.max_ttl.is_zero()
+    }
+
+    /// What every verifier does around its own check: refuse an oversized token
+    /// before anything else, answer from memory when it can, and remember what
+    /// `check` accepts.
+    pub async fn get_or_verify(
+        &self,
+        token: &str,
+        check: impl Future<Output = Result<AuthInfo, AuthError>>,
+    ) -> Result<AuthInfo, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(InvalidToken::TooLong.into());
+        }
+        let key = hash(token);
+        if let Some(info) = self.get(&key) {
+            return Ok(info);
+        }
+        let info = check.await?;
+        self.insert(key, &info);
+        Ok(info)
     }
 
     pub fn get(&self, key: &TokenHash) -> Option<AuthInfo> {

@@ -18,7 +18,6 @@ use crate::claims::{ClaimRules, ClaimSource};
 use crate::discovery::Discovery;
 use crate::fetch::{self, FetchError};
 use crate::resource::ResourceId;
-use crate::verify::jwt::MAX_TOKEN_BYTES;
 use crate::{AuthError, AuthInfo, InvalidToken};
 
 /// How the guard authenticates to the introspection endpoint (RFC 6749 §2.3.1).
@@ -103,20 +102,13 @@ impl IntrospectionVerifier {
     }
 
     async fn verify_token(&self, token: &str) -> Result<AuthInfo, AuthError> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(InvalidToken::TooLong.into());
-        }
-        let key = cache::hash(token);
-        if let Some(info) = self.cache.get(&key) {
-            return Ok(info);
-        }
-        let metadata =
-            self.discovery.metadata().await.map_err(|e| AuthError::IssuerUnavailable(e.to_string()))?;
-        let endpoint = metadata
-            .introspection_endpoint
-            .as_deref()
-            .ok_or_else(|| AuthError::IssuerUnavailable("the issuer has no introspection_endpoint".into()))?;
+        self.cache.get_or_verify(token, self.ask(token)).await
+    }
 
+    async fn ask(&self, token: &str) -> Result<AuthInfo, AuthError> {
+        let endpoint =
+            self.discovery.endpoint("introspection_endpoint", |m| m.introspection_endpoint.as_ref()).await?;
+        let endpoint = endpoint.as_str();
         let mut form = vec![("token", token), ("token_type_hint", "access_token")];
         let mut request = self.discovery.client().post(endpoint).header("accept", "application/json");
         match self.auth_method {
@@ -130,32 +122,26 @@ impl IntrospectionVerifier {
                 form.push(("client_secret", &self.client_secret));
             }
         }
-        let (status, body) = fetch::send(request.form(&form), endpoint).await.map_err(unavailable)?;
+        let (status, body) = fetch::send(request.form(&form), endpoint).await?;
         if status != 200 {
             if matches!(status, 400 | 401 | 403) {
                 tracing::error!(issuer = %self.rules.issuer, client_id = %self.client_id, status,
                     "the introspection endpoint refused the guard's client credentials");
             }
-            return Err(unavailable(FetchError::Status { url: endpoint.to_owned(), status }));
+            return Err(FetchError::Status { url: endpoint.to_owned(), status }.into());
         }
-        let mut claims: Map<String, Value> = fetch::parse_json(&body, endpoint).map_err(unavailable)?;
+        let mut claims: Map<String, Value> = fetch::parse_json(&body, endpoint)?;
         match claims.remove("active") {
             Some(Value::Bool(true)) => {}
             _ => return Err(InvalidToken::Inactive.into()),
         }
-        let info = self.rules.check(claims, ClaimSource::Introspection)?;
-        self.cache.insert(key, &info);
-        Ok(info)
+        Ok(self.rules.check(claims, ClaimSource::Introspection)?)
     }
 }
 
 /// RFC 6749 §2.3.1: the id and secret are form-urlencoded before Basic encoding.
 fn form_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-fn unavailable(error: FetchError) -> AuthError {
-    AuthError::IssuerUnavailable(error.to_string())
 }
 
 impl TokenVerifier for IntrospectionVerifier {

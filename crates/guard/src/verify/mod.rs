@@ -25,10 +25,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use introspection::{ClientAuthMethod, IntrospectionVerifier};
-pub use jwt::{DEFAULT_ALGORITHMS, JwtVerifier, MAX_TOKEN_BYTES};
+pub use jwt::{DEFAULT_ALGORITHMS, JwtVerifier};
 pub use userinfo::UserinfoVerifier;
 
 use crate::{AuthError, AuthInfo};
+
+/// The longest token any verifier will look at, in bytes; longer ones are refused
+/// before anything else is done with them.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// The future a [`TokenVerifier`] returns.
 pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<AuthInfo, AuthError>> + Send + 'a>>;

@@ -18,7 +18,6 @@ use super::cache::{self, TokenCache};
 use super::{TokenVerifier, VerifyFuture};
 use crate::discovery::Discovery;
 use crate::fetch::{self, FetchError};
-use crate::verify::jwt::MAX_TOKEN_BYTES;
 use crate::{AuthError, AuthInfo, InvalidToken};
 
 /// Verifies tokens by calling the issuer's OpenID Connect userinfo endpoint.
@@ -50,35 +49,28 @@ impl UserinfoVerifier {
     }
 
     async fn verify_token(&self, token: &str) -> Result<AuthInfo, AuthError> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(InvalidToken::TooLong.into());
-        }
-        let key = cache::hash(token);
-        if let Some(info) = self.cache.get(&key) {
-            return Ok(info);
-        }
-        let metadata =
-            self.discovery.metadata().await.map_err(|e| AuthError::IssuerUnavailable(e.to_string()))?;
-        let endpoint = metadata
-            .userinfo_endpoint
-            .as_deref()
-            .ok_or_else(|| AuthError::IssuerUnavailable("the issuer has no userinfo_endpoint".into()))?;
+        self.cache.get_or_verify(token, self.ask(token)).await
+    }
+
+    async fn ask(&self, token: &str) -> Result<AuthInfo, AuthError> {
+        let endpoint = self.discovery.endpoint("userinfo_endpoint", |m| m.userinfo_endpoint.as_ref()).await?;
+        let endpoint = endpoint.as_str();
         let request =
             self.discovery.client().get(endpoint).bearer_auth(token).header("accept", "application/json");
-        let (status, body) = fetch::send(request, endpoint).await.map_err(unavailable)?;
+        let (status, body) = fetch::send(request, endpoint).await?;
         match status {
             200 => {}
             400 | 401 | 403 => return Err(InvalidToken::Rejected.into()),
             other => {
-                return Err(unavailable(FetchError::Status { url: endpoint.to_owned(), status: other }));
+                return Err(FetchError::Status { url: endpoint.to_owned(), status: other }.into());
             }
         }
-        let claims: Map<String, Value> = fetch::parse_json(&body, endpoint).map_err(unavailable)?;
+        let claims: Map<String, Value> = fetch::parse_json(&body, endpoint)?;
         let subject = match claims.get("sub") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => return Err(InvalidToken::MissingSubject.into()),
         };
-        let info = AuthInfo {
+        Ok(AuthInfo {
             issuer: self.discovery.issuer().to_owned(),
             subject,
             client_id: None,
@@ -86,14 +78,8 @@ impl UserinfoVerifier {
             scopes: Vec::new(),
             expires_at: None,
             claims,
-        };
-        self.cache.insert(key, &info);
-        Ok(info)
+        })
     }
-}
-
-fn unavailable(error: FetchError) -> AuthError {
-    AuthError::IssuerUnavailable(error.to_string())
 }
 
 impl TokenVerifier for UserinfoVerifier {

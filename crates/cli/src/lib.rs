@@ -1,0 +1,5 @@
+//! The `agentgate` binary's building blocks, as a library so tests and benchmarks
+//! can run the same servers in process.
+
+pub mod serve;
+pub mod whoami;
