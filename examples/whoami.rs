@@ -28,7 +28,7 @@ impl WhoAmI {
         // The guard verified the token and left the caller's identity here.
         let who =
             AuthInfo::from_parts(&parts).ok_or_else(|| ErrorData::internal_error("no identity", None))?;
-        Ok(CallToolResult::structured(serde_json::Value::Object(who.claims.clone())))
+        Ok(CallToolResult::structured(who.claims_json()))
     }
 }
 

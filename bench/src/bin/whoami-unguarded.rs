@@ -13,6 +13,10 @@ use axum::{Extension, Router};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+/// The same allocator as the `agentgate` binary, so the comparison is fair.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let listen = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:3007".into()).parse()?;
@@ -26,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         audience: vec![format!("http://{local}")],
         scopes: vec!["whoami".into()],
         expires_at: Some(SystemTime::now() + Duration::from_secs(3600)),
-        claims: claims.as_object().unwrap().clone(),
+        claims: claims.as_object().unwrap().clone().into(),
     };
     let shutdown = CancellationToken::new();
     let options = whoami::McpOptions {

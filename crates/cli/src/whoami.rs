@@ -11,7 +11,6 @@ use rmcp::model::{CallToolResult, Implementation, ServerCapabilities, ServerConf
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tower::Layer;
 
@@ -30,7 +29,7 @@ impl WhoAmI {
         let who = AuthInfo::from_parts(&parts).ok_or_else(|| {
             ErrorData::internal_error("the request reached the tool without an identity", None)
         })?;
-        Ok(CallToolResult::structured(Value::Object(who.claims.clone())))
+        Ok(CallToolResult::structured(who.claims_json()))
     }
 }
 

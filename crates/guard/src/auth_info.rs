@@ -1,5 +1,6 @@
 //! The identity a verified token carries, and how a tool handler reads it.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
@@ -35,14 +36,20 @@ pub struct AuthInfo {
     /// When the token expires (`exp`), when known.
     pub expires_at: Option<SystemTime>,
     /// Every claim: the token's payload (JWT), the introspection answer, or the
-    /// userinfo answer.
-    pub claims: Map<String, Value>,
+    /// userinfo answer. Shared, so that copies of the identity (one per request in
+    /// the cache, in the request's extensions, in rmcp's request context) are cheap.
+    pub claims: Arc<Map<String, Value>>,
 }
 
 impl AuthInfo {
     /// The caller's identity from a request's parts, as put there by the guard.
     pub fn from_parts(parts: &http::request::Parts) -> Option<&AuthInfo> {
         parts.extensions.get::<AuthInfo>()
+    }
+
+    /// The claims as one JSON object, e.g. for a tool's structured result.
+    pub fn claims_json(&self) -> Value {
+        Value::Object(self.claims.as_ref().clone())
     }
 
     /// Whether every one of `scopes` was granted.

@@ -105,7 +105,7 @@ impl ClaimRules {
             audience,
             scopes,
             expires_at: exp.map(from_epoch_secs),
-            claims,
+            claims: claims.into(),
         })
     }
 }

@@ -37,7 +37,7 @@
 //!     #[tool(description = "Returns the identity claims of the caller.")]
 //!     async fn whoami(&self, Extension(parts): Extension<http::request::Parts>) -> Result<CallToolResult, ErrorData> {
 //!         let who = AuthInfo::from_parts(&parts).ok_or_else(|| ErrorData::invalid_request("not authenticated", None))?;
-//!         Ok(CallToolResult::structured(serde_json::Value::Object(who.claims.clone())))
+//!         Ok(CallToolResult::structured(who.claims_json()))
 //!     }
 //! }
 //!

@@ -28,7 +28,7 @@ impl WhoAmI {
     ) -> Result<CallToolResult, ErrorData> {
         let who =
             AuthInfo::from_parts(&parts).ok_or_else(|| ErrorData::internal_error("no identity", None))?;
-        Ok(CallToolResult::structured(Value::Object(who.claims.clone())))
+        Ok(CallToolResult::structured(who.claims_json()))
     }
 }
 

@@ -77,7 +77,7 @@ impl UserinfoVerifier {
             audience: Vec::new(),
             scopes: Vec::new(),
             expires_at: None,
-            claims,
+            claims: claims.into(),
         })
     }
 }
