@@ -130,3 +130,42 @@ async fn another_subject_cannot_use_alices_session() {
     assert_eq!(theirs.status(), 404, "bob's valid token does not open alice's session");
     assert!(!theirs.text().await.unwrap().contains("alice"));
 }
+
+#[tokio::test]
+async fn sessionless_2026_07_28_requests_go_through_the_guard() {
+    let issuer = TestIssuer::start().await;
+    let key = TestKey::es256("k1");
+    issuer.set_keys(&[&key]);
+    // A server in session mode still serves 2026-07-28 requests without sessions.
+    let url = start(&issuer, false).await;
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "whoami",
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        },
+    }});
+    let send = |token: Option<String>| {
+        let mut r = reqwest::Client::new()
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "whoami")
+            .json(&call);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(send(None).await.unwrap().status(), 401);
+    let alice = key.mint(&issuer.claims(&url, "alice", "whoami"));
+    let answer = send(Some(alice)).await.unwrap();
+    let status = answer.status();
+    if status != 200 {
+        panic!("{status}: {}", answer.text().await.unwrap());
+    }
+    assert!(answer.headers().get("mcp-session-id").is_none(), "no session for 2026-07-28");
+    let body = answer.text().await.unwrap();
+    assert!(body.contains(r#"\"sub\":\"alice\""#), "{body}");
+}
