@@ -122,17 +122,22 @@ fn string_list(value: Option<&Value>) -> Option<Vec<String>> {
     }
 }
 
+/// The last second of the year 9999: later dates are not dates but mistakes (and
+/// would overflow the clock types).
+const LAST_NUMERIC_DATE: u64 = 253_402_300_799;
+
 /// A NumericDate (RFC 7519 §2): seconds since the epoch, possibly fractional.
 fn numeric_date(value: Option<&Value>) -> Result<Option<u64>, InvalidToken> {
-    match value {
-        None => Ok(None),
+    let secs = match value {
+        None => return Ok(None),
         Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
-            (Some(secs), _) => Ok(Some(secs)),
-            (None, Some(f)) if f.is_finite() && f >= 0.0 => Ok(Some(f as u64)),
-            _ => Err(InvalidToken::BadClaim),
+            (Some(secs), _) => secs,
+            (None, Some(f)) if f.is_finite() && f >= 0.0 => f as u64,
+            _ => return Err(InvalidToken::BadClaim),
         },
-        Some(_) => Err(InvalidToken::BadClaim),
-    }
+        Some(_) => return Err(InvalidToken::BadClaim),
+    };
+    if secs > LAST_NUMERIC_DATE { Err(InvalidToken::BadClaim) } else { Ok(Some(secs)) }
 }
 
 #[cfg(test)]
@@ -193,6 +198,8 @@ mod tests {
             (json!({"exp": null}), Jwt, MissingExpiry),
             (json!({"exp": 1_000_000 - 61}), Jwt, Expired),
             (json!({"exp": "soon"}), Jwt, BadClaim),
+            (json!({"exp": u64::MAX}), Jwt, BadClaim),
+            (json!({"exp": 1e300}), Jwt, BadClaim),
             (json!({"nbf": 1_000_000 + 61}), Jwt, NotYetValid),
             (json!({"sub": null}), Jwt, MissingSubject),
             (json!({"sub": ""}), Jwt, MissingSubject),

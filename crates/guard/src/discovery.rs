@@ -26,6 +26,12 @@ use crate::resource::parse_issuer;
 /// How long a failed discovery is remembered before the next attempt.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(2);
 
+/// How many per-token calls (userinfo, introspection) may wait on the issuer at
+/// once. Tokens are chosen by whoever sends the request, so without a bound a
+/// flood of made-up tokens would become a flood of calls to the issuer; past it
+/// the answer is 503 until calls complete.
+const MAX_CALLS_IN_FLIGHT: usize = 64;
+
 /// The parts of an authorization server's metadata (RFC 8414, OpenID Connect
 /// Discovery) that the guard uses; everything else is kept in `other`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,6 +151,8 @@ pub struct Discovery {
     issuer: String,
     candidates: Vec<String>,
     client: reqwest::Client,
+    allow_http: bool,
+    in_flight: tokio::sync::Semaphore,
     cached: OnceCell<Arc<AuthorizationServerMetadata>>,
     fetch_lock: tokio::sync::Mutex<()>,
     last_failure: Mutex<Option<(Instant, DiscoveryError)>>,
@@ -162,6 +170,8 @@ impl Discovery {
             issuer: issuer.to_owned(),
             candidates: candidate_urls(&url),
             client: fetch::http_client(),
+            allow_http,
+            in_flight: tokio::sync::Semaphore::new(MAX_CALLS_IN_FLIGHT),
             cached: OnceCell::new(),
             fetch_lock: tokio::sync::Mutex::new(()),
             last_failure: Mutex::new(None),
@@ -190,6 +200,16 @@ impl Discovery {
     /// The HTTP client used to talk to the issuer.
     pub(crate) fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// Sends a per-token call to the issuer, within the bound on calls in flight.
+    pub(crate) async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<(u16, bytes::Bytes), FetchError> {
+        let _permit = self.in_flight.try_acquire().map_err(|_| FetchError::Busy { url: url.to_owned() })?;
+        fetch::send(request, url).await
     }
 
     /// The issuer's metadata, fetched on first use.
@@ -270,6 +290,16 @@ impl Discovery {
         }
         if !metadata.code_challenge_methods_supported.iter().any(|m| m == "S256") {
             return Err(unsuitable("code_challenge_methods_supported does not include \"S256\" (PKCE)"));
+        }
+        // Keys fetched over plain http could be swapped on the way, and the
+        // introspection secret would travel in clear: endpoints follow the
+        // issuer's own rule (https, or http on loopback).
+        for endpoint in [&metadata.jwks_uri, &metadata.userinfo_endpoint, &metadata.introspection_endpoint] {
+            if let Some(url) = endpoint
+                && parse_issuer(url, self.allow_http).is_err()
+            {
+                return Err(unsuitable("an endpoint in the metadata is not an https URL"));
+            }
         }
         Ok(metadata)
     }

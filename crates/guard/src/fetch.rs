@@ -25,6 +25,8 @@ pub(crate) enum FetchError {
     TooLarge { url: String },
     #[error("{url} did not answer valid JSON: {reason}")]
     NotJson { url: String, reason: String },
+    #[error("too many calls to the issuer are already in flight; not calling {url}")]
+    Busy { url: String },
 }
 
 impl From<FetchError> for crate::AuthError {

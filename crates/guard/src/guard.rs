@@ -19,6 +19,10 @@ use crate::verify::{ClientAuthMethod, IntrospectionVerifier, JwtVerifier, TokenV
 /// The default bound on a request body the guard reads to find tool names.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// The shortest session key accepted: an HMAC key anyone could guess would let
+/// anyone forge session ids.
+const MIN_SESSION_KEY_BYTES: usize = 32;
+
 /// The default bound on the `Authorization` header.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = crate::verify::MAX_TOKEN_BYTES + 64;
 
@@ -90,7 +94,6 @@ pub(crate) struct Shared {
     pub metadata: ProtectedResourceMetadata,
     pub sessions: Option<SessionBinding>,
     pub max_body_bytes: usize,
-    pub max_header_bytes: usize,
 }
 
 impl std::fmt::Debug for Shared {
@@ -133,7 +136,9 @@ impl Guard {
     }
 
     /// An axum router serving the protected resource metadata, without a token, at
-    /// the path-inserted and the root well-known URIs.
+    /// the path-inserted and the root well-known URIs. Several protected
+    /// resources on one host each need their own path-inserted document; merge
+    /// the root one from only one of them (axum refuses two routes on one path).
     pub fn metadata_router(&self) -> Router {
         metadata::router(&self.shared.metadata, &self.shared.resource.metadata_paths())
     }
@@ -153,7 +158,8 @@ impl Guard {
         &self.shared.resource
     }
 
-    /// Verifies a token and checks the scopes every request needs, without HTTP.
+    /// Verifies a token and checks the scopes every request needs, without HTTP
+    /// (the layer's first two steps).
     pub async fn authenticate(&self, token: &str) -> Result<AuthInfo, AuthError> {
         let info = self.shared.verifier.verify(token).await?;
         if !info.has_scopes(&self.shared.required_scopes) {
@@ -199,7 +205,9 @@ impl GuardBuilder {
         self
     }
 
-    /// Checks tokens with your own [`TokenVerifier`] instead.
+    /// Checks tokens with your own [`TokenVerifier`] instead. It then owns every
+    /// token rule: [`leeway`](Self::leeway) and [`cache_ttl`](Self::cache_ttl)
+    /// apply only to the built-in verifiers.
     pub fn verifier(mut self, verifier: impl TokenVerifier) -> Self {
         self.verifier = Some(Box::new(verifier));
         self
@@ -274,7 +282,7 @@ impl GuardBuilder {
     }
 
     /// The HMAC key for session binding, to share sessions between several
-    /// instances (default: a random key per process).
+    /// instances (default: a random key per process). At least 32 random bytes.
     pub fn session_key(mut self, key: impl Into<Vec<u8>>) -> Self {
         self.session_key = Some(key.into());
         self
@@ -331,6 +339,9 @@ impl GuardBuilder {
             resource_name: self.resource_name,
             resource_documentation: self.documentation,
         };
+        if self.session_key.as_ref().is_some_and(|key| key.len() < MIN_SESSION_KEY_BYTES) {
+            return Err(ConfigError::Unsupported("the session key must be at least 32 bytes of random data"));
+        }
         let sessions = self.session_binding.then(|| match &self.session_key {
             Some(key) => SessionBinding::with_key(key),
             None => SessionBinding::random(),
@@ -345,7 +356,6 @@ impl GuardBuilder {
                 metadata,
                 sessions,
                 max_body_bytes: self.max_body_bytes,
-                max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             }),
         })
     }

@@ -4,14 +4,17 @@
 //! The order of checks is fixed, cheapest first, and nothing touches the network
 //! before the header has been found well-formed:
 //!
-//! 1. `OPTIONS` passes untouched: CORS preflights never carry credentials.
-//! 2. The token comes from the `Authorization: Bearer` header only.
-//! 3. The verifier checks it (signature or issuer, then `iss`, `aud`, `exp`/`nbf`).
-//! 4. The scopes every request needs.
-//! 5. The session, when the request names one, must belong to the same subject.
-//! 6. For `tools/call`, the scopes of the tools called (reading the body, bounded).
+//! 1. The token comes from the `Authorization: Bearer` header only.
+//! 2. The verifier checks it (signature or issuer, then `iss`, `aud`, `exp`/`nbf`).
+//! 3. The scopes every request needs.
+//! 4. The session, when the request names one, must belong to the same subject.
+//! 5. For `tools/call`, the scopes of the tools called (reading the body, bounded).
 //!
-//! The service then sees the request with an [`AuthInfo`] in its extensions.
+//! The service then sees the request with an [`AuthInfo`] in its extensions and
+//! without the `Authorization` header: the token is never passed on.
+//!
+//! Every method is checked, `OPTIONS` included: a CORS layer for browser clients
+//! belongs *outside* the guard, where it answers preflights before they get here.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,12 +22,12 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response};
-use http_body_util::{BodyExt, Limited};
+use http::{HeaderValue, Method, Request, Response, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::{Layer, Service};
 
 use crate::bearer::bearer_token;
-use crate::guard::Guard;
+use crate::guard::{DEFAULT_MAX_HEADER_BYTES, Guard};
 use crate::session::SESSION_HEADER;
 use crate::{AuthError, AuthInfo};
 
@@ -101,29 +104,26 @@ where
                 Err(error) => return Ok(guard.refuse(&error)),
             };
             let response = inner.call(request).await?.map(Body::new);
-            Ok(guard.seal_session(response, who.as_ref()))
+            Ok(guard.seal_session(response, &who))
         })
     }
 }
 
 impl Guard {
     /// Runs the checks; on success, the request for the inner service and the
-    /// caller's identity (none for a CORS preflight).
-    async fn admit<B>(&self, request: Request<B>) -> Result<(Request<Body>, Option<AuthInfo>), AuthError>
+    /// caller's identity.
+    async fn admit<B>(&self, request: Request<B>) -> Result<(Request<Body>, AuthInfo), AuthError>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         let shared = &self.shared;
-        if request.method() == Method::OPTIONS {
-            return Ok((request.map(Body::new), None));
-        }
         let (mut parts, body) = request.into_parts();
-        let token = bearer_token(&parts.headers, parts.uri.query(), shared.max_header_bytes)?;
-        let who = shared.verifier.verify(token).await?;
-        if !who.has_scopes(&shared.required_scopes) {
-            return Err(AuthError::InsufficientScope { required: shared.required_scopes.clone() });
-        }
+        let token = bearer_token(&parts.headers, parts.uri.query(), DEFAULT_MAX_HEADER_BYTES)?;
+        let who = self.authenticate(token).await?;
+        // The token stops here: the service gets the identity, never the
+        // credential, so it cannot log it or pass it on to another service.
+        parts.headers.remove(header::AUTHORIZATION);
 
         if let (Some(sessions), Some(presented)) = (&shared.sessions, parts.headers.get(SESSION_HEADER)) {
             let presented = presented.to_str().map_err(|_| AuthError::ForeignSession)?;
@@ -135,12 +135,12 @@ impl Guard {
         let body = if shared.tool_scopes.is_empty() || parts.method != Method::POST {
             Body::new(body)
         } else {
-            let bytes = Limited::new(body, shared.max_body_bytes)
-                .collect()
-                .await
-                .map_err(|_| AuthError::BodyTooLarge(shared.max_body_bytes))?
-                .to_bytes();
-            if let Some(required) = shared.tool_scopes.required_for(&bytes, &shared.required_scopes)
+            let bytes = self.read_body(&parts.headers, body).await?;
+            let required = shared
+                .tool_scopes
+                .required_for(&bytes, &shared.required_scopes)
+                .map_err(|_| AuthError::InvalidRequest("the body is not a JSON-RPC message"))?;
+            if let Some(required) = required
                 && !who.has_scopes(&required)
             {
                 return Err(AuthError::InsufficientScope { required });
@@ -149,7 +149,26 @@ impl Guard {
         };
 
         parts.extensions.insert(who.clone());
-        Ok((Request::from_parts(parts, body), Some(who)))
+        Ok((Request::from_parts(parts, body), who))
+    }
+
+    /// Reads a body whose tool names must be known, within the size bound. An
+    /// encoded body cannot be read here, so it is refused rather than let through
+    /// unchecked.
+    async fn read_body<B>(&self, headers: &http::HeaderMap, body: B) -> Result<Bytes, AuthError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        if headers.get(header::CONTENT_ENCODING).is_some_and(|v| v != "identity") {
+            return Err(AuthError::InvalidRequest("encoded request bodies are not accepted"));
+        }
+        let limit = self.shared.max_body_bytes;
+        match Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<LengthLimitError>() => Err(AuthError::BodyTooLarge(limit)),
+            Err(_) => Err(AuthError::InvalidRequest("the request body could not be read")),
+        }
     }
 
     /// The answer to a refused request. Expected refusals are not errors of the
@@ -165,8 +184,8 @@ impl Guard {
     }
 
     /// Seals a session id the service hands out, so only its owner can use it.
-    fn seal_session(&self, mut response: Response<Body>, who: Option<&AuthInfo>) -> Response<Body> {
-        if let (Some(sessions), Some(who)) = (&self.shared.sessions, who)
+    fn seal_session(&self, mut response: Response<Body>, who: &AuthInfo) -> Response<Body> {
+        if let Some(sessions) = &self.shared.sessions
             && let Some(id) = response.headers().get(SESSION_HEADER)
             && let Ok(id) = id.to_str()
             && let Ok(sealed) = HeaderValue::try_from(sessions.seal(id, who))

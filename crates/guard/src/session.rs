@@ -10,6 +10,10 @@
 //! inner server sees its own id again. A token of another subject does not match,
 //! and the request is answered 404, exactly as for a session that does not exist —
 //! which, for that subject, it does not.
+//!
+//! Only `Mcp-Session-Id` is bound. A server that also replays SSE streams by
+//! `Last-Event-ID` alone (rmcp with an event store, outside sessions) must bind
+//! its event ids to the subject itself; the `whoami` server keeps no event store.
 
 use aws_lc_rs::{constant_time, hmac, rand};
 use base64::Engine;

@@ -69,6 +69,19 @@ async fn requires_pkce_s256_and_the_code_flow() {
 }
 
 #[tokio::test]
+async fn refuses_plain_http_endpoints_off_loopback() {
+    let issuer = TestIssuer::start().await;
+    for field in ["jwks_uri", "userinfo_endpoint", "introspection_endpoint"] {
+        issuer.override_metadata(json!({ field: "http://keys.example.com/jwks" }));
+        let err = Discovery::new(issuer.issuer()).unwrap().metadata().await.unwrap_err();
+        assert!(
+            matches!(err, DiscoveryError::Unsuitable { .. }) && err.to_string().contains("https"),
+            "{field}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_unreachable_issuer_is_reported_as_such() {
     let addr = dead_address().await;
     let err = Discovery::new(&format!("http://{addr}")).unwrap().metadata().await.unwrap_err();

@@ -25,7 +25,8 @@ async fn echo(
     body: Bytes,
 ) -> axum::response::Response {
     let session = headers.get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
-    let reply = json!({"sub": who.subject, "session": session, "body": String::from_utf8_lossy(&body)});
+    let reply = json!({"sub": who.subject, "session": session, "body": String::from_utf8_lossy(&body),
+                       "saw_authorization": headers.contains_key("authorization")});
     let mut response = axum::Json(reply).into_response();
     if session.is_none() {
         response.headers_mut().insert("mcp-session-id", "s1".parse().unwrap());
@@ -184,6 +185,7 @@ async fn a_valid_token_reaches_the_service_with_its_identity() {
     let seen: Value = r.json().await.unwrap();
     assert_eq!(seen["sub"], "alice");
     assert_eq!(seen["body"], body, "the body is passed on unchanged");
+    assert_eq!(seen["saw_authorization"], false, "the token is never passed on to the service");
 }
 
 #[tokio::test]
@@ -281,11 +283,41 @@ async fn metadata_is_public_at_both_well_known_uris() {
 }
 
 #[tokio::test]
-async fn cors_preflights_pass_without_a_token() {
+async fn every_method_needs_a_token_options_included() {
     let (_issuer, _key, server) = setup().await;
-    let r = client().request(reqwest::Method::OPTIONS, format!("{}/mcp", server.base)).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.text().await.unwrap(), "preflight ok");
+    let r = client()
+        .request(reqwest::Method::OPTIONS, format!("{}/mcp", server.base))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send_mail"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a CORS layer belongs outside the guard");
+    assert_ne!(r.text().await.unwrap(), "preflight ok");
+}
+
+#[tokio::test]
+async fn tool_scopes_fail_closed_on_bodies_they_cannot_read() {
+    let (issuer, key, server) = setup().await;
+    let auth = format!("Bearer {}", key.mint(&issuer.claims(&server.resource, "alice", "mcp:tools")));
+    for body in [
+        "not json",
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","name":"send_mail"}}"#,
+    ] {
+        let r = post_mcp(&server, Some(&auth), body).await;
+        assert_eq!(r.status(), 400, "{body}");
+        assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+    }
+    let r = client()
+        .post(format!("{}/mcp", server.base))
+        .header("authorization", &auth)
+        .header("content-encoding", "gzip")
+        .body(vec![0x1f, 0x8b, 0, 0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "an encoded body cannot be checked, so it is refused");
 }
 
 #[tokio::test]
@@ -325,6 +357,7 @@ async fn sessions_answer_only_to_the_subject_that_opened_them() {
                 .post(url)
                 .header("authorization", auth)
                 .header("mcp-session-id", session)
+                .body("{}")
                 .send()
                 .await
                 .unwrap()

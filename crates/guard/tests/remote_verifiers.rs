@@ -147,6 +147,38 @@ async fn introspection_authenticates_both_ways_and_reports_bad_credentials_as_un
 }
 
 #[tokio::test]
+async fn calls_to_the_issuer_in_flight_are_bounded() {
+    let issuer = TestIssuer::start().await;
+    *issuer.state.userinfo_delay.lock().unwrap() = Duration::from_millis(300);
+    let v = Arc::new(UserinfoVerifier::new(discovery(&issuer)));
+    // Made-up tokens, all different, all at once: at most 64 reach the issuer.
+    let flood: Vec<_> = (0..150)
+        .map(|i| {
+            let v = v.clone();
+            tokio::spawn(async move { v.verify(&format!("made-up-{i}")).await })
+        })
+        .collect();
+    let mut busy = 0;
+    for task in flood {
+        match task.await.unwrap().unwrap_err() {
+            AuthError::IssuerUnavailable(_) => busy += 1,
+            other => assert_eq!(other, InvalidToken::Rejected.into()),
+        }
+    }
+    assert_eq!(issuer.count(|c: &Counters| &c.userinfo), 150 - busy);
+    assert!(issuer.count(|c: &Counters| &c.userinfo) <= 64, "the bound holds");
+    assert!(busy >= 150 - 64, "the rest are told to come back later");
+}
+
+#[tokio::test]
+async fn short_session_keys_are_refused() {
+    let err =
+        Guard::builder("https://as.example", RESOURCE).session_key(b"short".to_vec()).build().unwrap_err();
+    assert!(err.to_string().contains("32 bytes"), "{err}");
+    assert!(Guard::builder("https://as.example", RESOURCE).session_key(vec![7u8; 32]).build().is_ok());
+}
+
+#[tokio::test]
 async fn unreachable_issuers_are_unavailable_for_every_verifier() {
     let dead = Arc::new(Discovery::new(&format!("http://{}", dead_address().await)).unwrap());
     let u = UserinfoVerifier::new(dead.clone());

@@ -26,9 +26,19 @@ pub(crate) fn hash(token: &str) -> TokenHash {
     out
 }
 
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<TokenHash, (Instant, AuthInfo)>,
+    last_sweep: Option<Instant>,
+}
+
+/// A full cache sweeps out expired entries at most this often; in between, an
+/// arbitrary entry makes room, so a cache full of live entries costs O(1) per insert.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 pub(crate) struct TokenCache {
-    entries: Mutex<HashMap<TokenHash, (Instant, AuthInfo)>>,
+    entries: Mutex<Entries>,
     capacity: usize,
     max_ttl: Duration,
 }
@@ -37,7 +47,7 @@ impl TokenCache {
     /// A cache holding at most `capacity` entries, each for at most `max_ttl`.
     /// A zero capacity or TTL disables it.
     pub fn new(capacity: usize, max_ttl: Duration) -> Self {
-        Self { entries: Mutex::new(HashMap::new()), capacity, max_ttl }
+        Self { entries: Mutex::new(Entries::default()), capacity, max_ttl }
     }
 
     fn enabled(&self) -> bool {
@@ -69,10 +79,10 @@ impl TokenCache {
             return None;
         }
         let mut entries = self.entries.lock().expect("not poisoned");
-        match entries.get(key) {
+        match entries.map.get(key) {
             Some((deadline, info)) if *deadline > Instant::now() => Some(info.clone()),
             Some(_) => {
-                entries.remove(key);
+                entries.map.remove(key);
                 None
             }
             None => None,
@@ -93,20 +103,23 @@ impl TokenCache {
         }
         let now = Instant::now();
         let mut entries = self.entries.lock().expect("not poisoned");
-        if entries.len() >= self.capacity && !entries.contains_key(&key) {
-            entries.retain(|_, (deadline, _)| *deadline > now);
-            if entries.len() >= self.capacity
-                && let Some(victim) = entries.keys().next().copied()
+        if entries.map.len() >= self.capacity && !entries.map.contains_key(&key) {
+            if entries.last_sweep.is_none_or(|at| now.duration_since(at) >= SWEEP_INTERVAL) {
+                entries.map.retain(|_, (deadline, _)| *deadline > now);
+                entries.last_sweep = Some(now);
+            }
+            if entries.map.len() >= self.capacity
+                && let Some(victim) = entries.map.keys().next().copied()
             {
-                entries.remove(&victim);
+                entries.map.remove(&victim);
             }
         }
-        entries.insert(key, (now + ttl, info.clone()));
+        entries.map.insert(key, (now + ttl, info.clone()));
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap().len()
+        self.entries.lock().unwrap().map.len()
     }
 }
 

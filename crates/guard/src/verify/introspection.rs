@@ -122,7 +122,7 @@ impl IntrospectionVerifier {
                 form.push(("client_secret", &self.client_secret));
             }
         }
-        let (status, body) = fetch::send(request.form(&form), endpoint).await?;
+        let (status, body) = self.discovery.send(request.form(&form), endpoint).await?;
         if status != 200 {
             if matches!(status, 400 | 401 | 403) {
                 tracing::error!(issuer = %self.rules.issuer, client_id = %self.client_id, status,

@@ -57,7 +57,9 @@ impl Key {
     }
 
     fn fits(&self, kid: Option<&str>, alg: Algorithm) -> bool {
-        if kid.is_some() && self.kid.as_deref() != kid {
+        // A key published without a `kid` may have signed a token that names one
+        // (`kid` is only a hint, RFC 7517 §4.5); a key with another `kid` did not.
+        if kid.is_some() && self.kid.is_some() && self.kid.as_deref() != kid {
             return false;
         }
         if self.family != alg.family() || self.alg.is_some_and(|a| a != alg) {
@@ -137,6 +139,11 @@ impl KeyStore {
             let found: Vec<_> = set.keys.iter().filter(|k| k.fits(kid, alg)).cloned().collect();
             let stale = set.fetched.is_none_or(|t| t.elapsed() >= self.max_age);
             if !found.is_empty() && !stale {
+                return Ok(found);
+            }
+            // Stale but usable: whoever finds the refresh already running keeps
+            // verifying with the keys it has instead of queueing behind the fetch.
+            if !found.is_empty() && self.refresh_lock.try_lock().is_err() {
                 return Ok(found);
             }
             let may_fetch = set.attempted.is_none_or(|t| t.elapsed() >= self.min_refetch);

@@ -57,7 +57,7 @@ impl UserinfoVerifier {
         let endpoint = endpoint.as_str();
         let request =
             self.discovery.client().get(endpoint).bearer_auth(token).header("accept", "application/json");
-        let (status, body) = fetch::send(request, endpoint).await?;
+        let (status, body) = self.discovery.send(request, endpoint).await?;
         match status {
             200 => {}
             400 | 401 | 403 => return Err(InvalidToken::Rejected.into()),

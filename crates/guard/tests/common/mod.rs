@@ -141,6 +141,7 @@ pub struct IssuerState {
     pub jwks: Mutex<Value>,
     pub jwks_delay: Mutex<Duration>,
     pub metadata_delay: Mutex<Duration>,
+    pub userinfo_delay: Mutex<Duration>,
     pub userinfo: Mutex<HashMap<String, (u16, Value)>>,
     pub introspection: Mutex<HashMap<String, Value>>,
     pub introspection_client: (String, String),
@@ -172,6 +173,7 @@ impl TestIssuer {
             jwks: Mutex::new(json!({"keys": []})),
             jwks_delay: Mutex::new(Duration::ZERO),
             metadata_delay: Mutex::new(Duration::ZERO),
+            userinfo_delay: Mutex::new(Duration::ZERO),
             userinfo: Mutex::new(HashMap::new()),
             introspection: Mutex::new(HashMap::new()),
             introspection_client: ("guard".into(), "guard-secret".into()),
@@ -275,6 +277,8 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 
 async fn userinfo(State(s): State<Arc<IssuerState>>, headers: HeaderMap) -> Response {
     s.counters.userinfo.fetch_add(1, Ordering::SeqCst);
+    let delay = *s.userinfo_delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
     let token = bearer(&headers).unwrap_or_default();
     match s.userinfo.lock().unwrap().get(&token) {
         Some((status, body)) => (StatusCode::from_u16(*status).unwrap(), Json(body.clone())).into_response(),
