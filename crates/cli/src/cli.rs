@@ -23,7 +23,9 @@ pub struct Cli {
 enum Command {
     /// Run the tutorial's `whoami` MCP server, protected by a token guard, against an
     /// outside OpenID Connect / OAuth 2.0 issuer (Logto, Keycloak, Auth0…).
-    Whoami(WhoamiArgs),
+    Whoami(Box<WhoamiArgs>),
+    /// Manage the issuer's signing keys: `list`, `rotate`.
+    Keys(crate::keys_cmd::KeysArgs),
 }
 
 /// How the `whoami` server checks tokens.
@@ -122,6 +124,7 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Whoami(args) => args.run().await,
+            Command::Keys(args) => args.run().await,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The `agentgate` binary's building blocks, as a library so tests and benchmarks
 //! can run the same servers in process.
 
+pub mod data_dir;
 pub mod serve;
 pub mod whoami;

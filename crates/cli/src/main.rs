@@ -1,6 +1,7 @@
 //! `agentgate`: the one binary.
 
 mod cli;
+mod keys_cmd;
 
 use clap::Parser;
 

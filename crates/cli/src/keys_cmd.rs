@@ -1,0 +1,83 @@
+//! `agentgate keys list|rotate`.
+
+use std::path::PathBuf;
+
+use agentgate_issuer::keys::{self, KeyStatus};
+use agentgate_issuer::store::Store;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use agentgate::data_dir::{DataDir, rfc3339};
+
+/// Manage the issuer's signing keys.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    command: KeysCommand,
+    /// The data directory (database, development key-encryption key).
+    #[arg(long, env = "AGENTGATE_DATA_DIR", default_value = ".agentgate", global = true)]
+    data_dir: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// List the signing keys and their status.
+    List,
+    /// Make a new signing key; the old one stops signing at once and stays in the
+    /// JWKS until the tokens it signed have expired.
+    Rotate {
+        /// How long the old key's public part stays published, in seconds.
+        #[arg(long, default_value_t = keys::DEFAULT_KEEP_PUBLISHED_SECS)]
+        keep_published: i64,
+    },
+}
+
+impl KeysArgs {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let data = DataDir::open(&self.data_dir).await?;
+        if let KeysCommand::Rotate { keep_published } = self.command {
+            anyhow::ensure!(keep_published >= 0, "--keep-published must not be negative");
+            let kek = data.key_encryption_key().await?;
+            let kid = keys::rotate(&data.store, &kek, agentgate_issuer::now(), keep_published).await?;
+            if !self.json {
+                println!("new signing key {kid}");
+            }
+        }
+        let now = agentgate_issuer::now();
+        let stored = data.store.signing_keys().await?;
+        if self.json {
+            let list: Vec<_> = stored
+                .iter()
+                .map(|k| {
+                    let (status, until) = match keys::status(k, now) {
+                        KeyStatus::Active => ("active", None),
+                        KeyStatus::Retiring(until) => ("published", Some(until)),
+                        KeyStatus::Expired => ("expired", None),
+                    };
+                    json!({"kid": k.kid, "alg": k.alg, "created_at": k.created_at, "status": status, "published_until": until})
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            return Ok(());
+        }
+        if stored.is_empty() {
+            println!(
+                "no signing keys yet: the first is made when the issuer first starts (or by `agentgate keys rotate`)"
+            );
+            return Ok(());
+        }
+        println!("{:<44}  {:<6}  {:<20}  STATUS", "KID", "ALG", "CREATED");
+        for k in &stored {
+            let status = match keys::status(k, now) {
+                KeyStatus::Active => "active (signs new tokens)".to_owned(),
+                KeyStatus::Retiring(until) => format!("published until {}", rfc3339(until)),
+                KeyStatus::Expired => "expired".to_owned(),
+            };
+            println!("{:<44}  {:<6}  {:<20}  {status}", k.kid, k.alg, rfc3339(k.created_at));
+        }
+        Ok(())
+    }
+}

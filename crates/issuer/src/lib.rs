@@ -1,0 +1,24 @@
+//! # agentgate-issuer
+//!
+//! The authorization server of agentgate: the part of the system that, in the
+//! tutorial, Logto plays. It is being built in steps; this crate holds so far:
+//!
+//! - [`keys`]: the signing keys — made on first start, stored with their private
+//!   part sealed under a key-encryption key ([`seal`]), rotated with the old public
+//!   key kept in the JWKS until every token it signed has expired;
+//! - [`store`]: the database (SQLite through sqlx, with migrations), written in
+//!   portable SQL for the PostgreSQL backend to come.
+
+#![warn(missing_docs)]
+
+pub mod keys;
+pub mod seal;
+pub mod store;
+
+/// Seconds since the Unix epoch, the unit of every timestamp in the store.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,140 @@
+//! Signing keys against a real SQLite file: made once, kept across restarts,
+//! sealed at rest, rotated with the old public key still published, and tokens
+//! they sign verified by an independent JWT library.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use agentgate_issuer::keys::{self, KeyError, KeyRing, KeyStatus};
+use agentgate_issuer::seal::KeyEncryptionKey;
+use agentgate_issuer::store::{SqliteStore, Store};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Value, json};
+
+struct TempDb(std::path::PathBuf);
+
+impl TempDb {
+    fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "agentgate-keys-{}-{}.db",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        Self(path)
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
+
+/// Verifies `token` with the JWKS, as any relying party would.
+fn verify(token: &str, jwks: &Value) -> Result<Value, jsonwebtoken::errors::Error> {
+    let set: JwkSet = serde_json::from_value(jwks.clone()).unwrap();
+    let kid = jsonwebtoken::decode_header(token)?.kid.unwrap();
+    let jwk = set.find(&kid).ok_or(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    Ok(jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk)?, &validation)?.claims)
+}
+
+#[tokio::test]
+async fn the_first_key_is_made_once_and_survives_a_restart() {
+    let db = TempDb::new();
+    let (kek, kek_text) = KeyEncryptionKey::generate();
+    let first = KeyRing::load(&SqliteStore::open(&db.url()).await.unwrap(), &kek, 1_000).await.unwrap();
+    let token = first.active().sign_jwt("at+jwt", &json!({"sub": "alice"}));
+    assert_eq!(verify(&token, first.jwks()).unwrap()["sub"], "alice");
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!((header.alg, header.typ.as_deref()), (Algorithm::ES256, Some("at+jwt")));
+
+    // A restart: a new store on the same file, the key-encryption key from its text.
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    let again =
+        KeyRing::load(&store, &KeyEncryptionKey::from_base64(&kek_text).unwrap(), 2_000).await.unwrap();
+    assert_eq!(again.active().kid(), first.active().kid(), "the same key after a restart");
+    assert_eq!(store.signing_keys().await.unwrap().len(), 1);
+    assert_eq!(verify(&token, again.jwks()).unwrap()["sub"], "alice");
+}
+
+#[tokio::test]
+async fn private_keys_are_sealed_at_rest() {
+    let db = TempDb::new();
+    let (kek, _) = KeyEncryptionKey::generate();
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    KeyRing::load(&store, &kek, 1_000).await.unwrap();
+    let stored = &store.signing_keys().await.unwrap()[0];
+    let jwk: Value = serde_json::from_str(&stored.public_jwk).unwrap();
+    assert!(jwk.get("d").is_none(), "no private part in the public JWK");
+    let opened = kek.open(&stored.sealed_private, &stored.kid).unwrap();
+    assert!(!stored.sealed_private.contains(&base64_of(&opened)), "the stored form is not the key itself");
+
+    // Another key-encryption key opens nothing, and the failure changes nothing.
+    let (wrong, _) = KeyEncryptionKey::generate();
+    let err = KeyRing::load(&store, &wrong, 2_000).await.unwrap_err();
+    assert!(matches!(err, KeyError::Sealed { .. }), "{err}");
+    assert!(err.to_string().contains("was it changed?"), "{err}");
+    assert_eq!(store.signing_keys().await.unwrap().len(), 1, "a failed load writes nothing");
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test]
+async fn rotation_keeps_the_old_public_key_until_its_tokens_expired() {
+    let db = TempDb::new();
+    let (kek, _) = KeyEncryptionKey::generate();
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    let before = KeyRing::load(&store, &kek, 1_000).await.unwrap();
+    let old_token = before.active().sign_jwt("at+jwt", &json!({"sub": "alice"}));
+
+    let new_kid = keys::rotate(&store, &kek, 2_000, 600).await.unwrap();
+    let after = KeyRing::load(&store, &kek, 2_001).await.unwrap();
+    assert_eq!(after.active().kid(), new_kid);
+    assert_ne!(new_kid, before.active().kid());
+    assert_eq!(after.jwks()["keys"].as_array().unwrap().len(), 2, "old and new published");
+    assert!(verify(&old_token, after.jwks()).is_ok(), "tokens signed before the rotation still verify");
+    let new_token = after.active().sign_jwt("at+jwt", &json!({"sub": "bob"}));
+    assert_eq!(verify(&new_token, after.jwks()).unwrap()["sub"], "bob");
+
+    let stored = store.signing_keys().await.unwrap();
+    let old = stored.iter().find(|k| k.kid == before.active().kid()).unwrap();
+    assert_eq!(keys::status(old, 2_001), KeyStatus::Retiring(2_600));
+    assert_eq!(keys::status(old, 2_600), KeyStatus::Expired);
+
+    let later = KeyRing::load(&store, &kek, 2_600).await.unwrap();
+    assert_eq!(
+        later.jwks()["keys"].as_array().unwrap().len(),
+        1,
+        "the old key is gone once its tokens expired"
+    );
+    assert!(verify(&old_token, later.jwks()).is_err());
+}
+
+#[tokio::test]
+async fn kids_are_rfc7638_thumbprints() {
+    // RFC 7638 §3.1's example is RSA; for EC, recompute the thumbprint from the
+    // published members independently.
+    use aws_lc_rs::digest;
+    let (key, _) = agentgate_issuer::keys::SigningKey::generate();
+    let jwk = key.public_jwk();
+    let canonical = json!({"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"], "y": jwk["y"]}).to_string();
+    let expected = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(digest::digest(&digest::SHA256, canonical.as_bytes()))
+    };
+    assert_eq!(key.kid(), expected);
+}
