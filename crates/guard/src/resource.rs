@@ -150,11 +150,20 @@ pub(crate) fn is_loopback_host(url: &Url) -> bool {
     }
 }
 
-/// Checks a scope token against RFC 6749 §3.3 (`%x21 / %x23-5B / %x5D-7E`).
+/// Whether `scope` is a valid scope token (RFC 6749 §3.3: `%x21 / %x23-5B /
+/// %x5D-7E`, at least one).
+///
+/// ```
+/// assert!(agentgate_guard::is_valid_scope("mcp:tools"));
+/// assert!(!agentgate_guard::is_valid_scope("two words"));
+/// ```
+pub fn is_valid_scope(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
 pub(crate) fn validate_scope(scope: &str) -> Result<(), ConfigError> {
-    let ok = !scope.is_empty()
-        && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
-    if ok { Ok(()) } else { Err(ConfigError::Scope(scope.to_owned())) }
+    if is_valid_scope(scope) { Ok(()) } else { Err(ConfigError::Scope(scope.to_owned())) }
 }
 
 #[cfg(test)]

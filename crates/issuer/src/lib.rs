@@ -11,9 +11,19 @@
 
 #![warn(missing_docs)]
 
+pub mod clients;
 pub mod keys;
 pub mod seal;
 pub mod store;
+pub mod users;
+
+/// `bytes` random bytes in base64url: identifiers and secrets.
+pub fn random_token(bytes: usize) -> String {
+    use base64::Engine;
+    let mut buf = vec![0u8; bytes];
+    aws_lc_rs::rand::fill(&mut buf).expect("the system random generator works");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
 
 /// Seconds since the Unix epoch, the unit of every timestamp in the store.
 pub fn now() -> i64 {

@@ -2,40 +2,15 @@
 //! sealed at rest, rotated with the old public key still published, and tokens
 //! they sign verified by an independent JWT library.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
 use agentgate_issuer::keys::{self, KeyError, KeyRing, KeyStatus};
 use agentgate_issuer::seal::KeyEncryptionKey;
 use agentgate_issuer::store::{SqliteStore, Store};
+use common::TempDb;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
-
-struct TempDb(std::path::PathBuf);
-
-impl TempDb {
-    fn new() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "agentgate-keys-{}-{}.db",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        Self(path)
-    }
-
-    fn url(&self) -> String {
-        format!("sqlite://{}", self.0.display())
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
-}
 
 /// Verifies `token` with the JWKS, as any relying party would.
 fn verify(token: &str, jwks: &Value) -> Result<Value, jsonwebtoken::errors::Error> {

@@ -6,8 +6,10 @@
 use sqlx::{Sqlite, Transaction};
 
 /// (version, name, SQL), in order. Append only: never edit an applied migration.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "signing keys", include_str!("../../migrations/0001_signing_keys.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "signing keys", include_str!("../../migrations/0001_signing_keys.sql")),
+    (2, "users and clients", include_str!("../../migrations/0002_users_clients.sql")),
+];
 
 pub(super) async fn run(pool: &sqlx::SqlitePool) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(

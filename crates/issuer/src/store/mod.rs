@@ -32,6 +32,55 @@ pub struct StoredKey {
     pub publish_until: Option<i64>,
 }
 
+/// A person who can sign in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The stable subject identifier (`sub`): random, never reused.
+    pub id: String,
+    /// The sign-in name, unique, lowercase.
+    pub username: String,
+    /// The email address, unique when present, lowercase.
+    pub email: Option<String>,
+    /// The display name.
+    pub name: Option<String>,
+    /// The argon2id PHC string.
+    pub password_hash: String,
+    /// When the account was made.
+    pub created_at: i64,
+}
+
+/// An OAuth client (an "app").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// The client identifier.
+    pub client_id: String,
+    /// The name people see on the consent page.
+    pub name: String,
+    /// Third-party apps always ask for consent; first-party apps never do.
+    pub third_party: bool,
+    /// `web` or `native` (RFC 8252): decides which redirect URIs are allowed.
+    pub application_type: String,
+    /// SHA-256 (hex) of the secret; `None` for a public client.
+    pub secret_hash: Option<String>,
+    /// Registered redirect URIs, matched exactly (loopback ports excepted for
+    /// native apps).
+    pub redirect_uris: Vec<String>,
+    /// The most this client may ever be granted.
+    pub scopes: Vec<String>,
+    /// Grant types it may use.
+    pub grant_types: Vec<String>,
+    /// Shown on the consent page.
+    pub logo_uri: Option<String>,
+    /// Shown on the consent page.
+    pub client_uri: Option<String>,
+    /// Shown on the consent page.
+    pub policy_uri: Option<String>,
+    /// Shown on the consent page.
+    pub tos_uri: Option<String>,
+    /// When it was registered.
+    pub created_at: i64,
+}
+
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -39,6 +88,9 @@ pub enum StoreError {
     /// The database refused or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A unique value (username, email, client id) is already taken.
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
     /// The database URL is not one this build supports.
     #[error("unsupported database URL {0:?} (expected sqlite://PATH)")]
     UnsupportedUrl(String),
@@ -57,4 +109,38 @@ pub trait Store: Send + Sync + 'static {
         key: &StoredKey,
         publish_until: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Adds a person; [`StoreError::Conflict`] when the username or email is taken.
+    fn insert_user(&self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The person whose username or email is `login` (already lowercased).
+    fn find_user_by_login(
+        &self,
+        login: &str,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
+    /// Every person, by username.
+    fn users(&self) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
+
+    /// Replaces a person's password hash; whether the person exists.
+    fn set_password_hash(
+        &self,
+        id: &str,
+        hash: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Removes a person; whether they existed.
+    fn delete_user(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Registers a client; [`StoreError::Conflict`] when the id is taken.
+    fn insert_client(&self, client: &Client) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One client.
+    fn client(&self, client_id: &str) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send;
+
+    /// Every client, by name.
+    fn clients(&self) -> impl Future<Output = Result<Vec<Client>, StoreError>> + Send;
+
+    /// Removes a client; whether it existed.
+    fn delete_client(&self, client_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

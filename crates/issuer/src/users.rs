@@ -1,0 +1,210 @@
+//! People who sign in: names, passwords, and the sign-in check.
+//!
+//! Usernames and emails are kept lowercase so that `Alice` and `alice` are one
+//! account. Passwords are hashed with argon2id (RustCrypto's defaults, the OWASP
+//! baseline). The sign-in check never reveals whether an account exists: an
+//! unknown login costs the same hash verification as a wrong password and gets
+//! the same answer.
+
+use std::sync::OnceLock;
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+use crate::store::{Store, StoreError, User};
+
+/// The shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Why a person could not be added or changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserError {
+    /// Usernames: 1 to 64 of `a-z 0-9 . _ -`, starting with a letter or digit.
+    #[error(
+        "invalid username {0:?}: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+    )]
+    InvalidUsername(String),
+    /// Not an email address.
+    #[error("invalid email address {0:?}")]
+    InvalidEmail(String),
+    /// Too short.
+    #[error("the password must have at least {MIN_PASSWORD_CHARS} characters")]
+    WeakPassword,
+    /// No such person.
+    #[error("no user {0:?}")]
+    NotFound(String),
+    /// The username or email is taken.
+    #[error("{0} is already taken")]
+    Taken(&'static str),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for UserError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(what) => Self::Taken(what),
+            other => Self::Store(other),
+        }
+    }
+}
+
+/// A person to add.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// The sign-in name.
+    pub username: String,
+    /// An email address, also usable to sign in.
+    pub email: Option<String>,
+    /// The display name.
+    pub name: Option<String>,
+    /// The password, in clear; only its hash is kept.
+    pub password: String,
+}
+
+/// The sign-in name in canonical form, or why it is not one.
+pub fn normalize_username(username: &str) -> Result<String, UserError> {
+    let name = username.trim().to_lowercase();
+    let ok = (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok { Ok(name) } else { Err(UserError::InvalidUsername(username.to_owned())) }
+}
+
+/// The email address in canonical form, or why it is not one.
+pub fn normalize_email(email: &str) -> Result<String, UserError> {
+    let email = email.trim().to_lowercase();
+    let ok = email.len() <= 254
+        && !email.contains(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.contains('@') && domain.contains('.') && !domain.starts_with('.')
+        });
+    if ok { Ok(email) } else { Err(UserError::InvalidEmail(email)) }
+}
+
+/// The argon2id hash (PHC string) of `password`.
+pub fn hash_password(password: &str) -> String {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .expect("argon2id hashing with defaults works")
+        .to_string()
+}
+
+/// Whether `password` matches `hash`.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+fn check_password(password: &str) -> Result<(), UserError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS { Err(UserError::WeakPassword) } else { Ok(()) }
+}
+
+/// Adds a person; nothing is stored if anything is invalid or taken.
+pub async fn add_user<S: Store>(store: &S, new: NewUser, now: i64) -> Result<User, UserError> {
+    let username = normalize_username(&new.username)?;
+    let email = new.email.as_deref().map(normalize_email).transpose()?;
+    check_password(&new.password)?;
+    // Usernames cannot contain '@', so a username never collides with an email.
+    if store.find_user_by_login(&username).await?.is_some() {
+        return Err(UserError::Taken("the username"));
+    }
+    if let Some(email) = &email
+        && store.find_user_by_login(email).await?.is_some()
+    {
+        return Err(UserError::Taken("the email"));
+    }
+    let user = User {
+        id: crate::random_token(16),
+        username,
+        email,
+        name: new.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
+        password_hash: hash_password(&new.password),
+        created_at: now,
+    };
+    store.insert_user(&user).await?;
+    Ok(user)
+}
+
+/// The person `login` (username or email) names.
+pub async fn find<S: Store>(store: &S, login: &str) -> Result<User, UserError> {
+    store
+        .find_user_by_login(&login.trim().to_lowercase())
+        .await?
+        .ok_or_else(|| UserError::NotFound(login.to_owned()))
+}
+
+/// Sets a person's password.
+pub async fn set_password<S: Store>(store: &S, login: &str, password: &str) -> Result<(), UserError> {
+    check_password(password)?;
+    let user = find(store, login).await?;
+    if store.set_password_hash(&user.id, &hash_password(password)).await? {
+        Ok(())
+    } else {
+        Err(UserError::NotFound(login.to_owned()))
+    }
+}
+
+/// Removes a person.
+pub async fn remove_user<S: Store>(store: &S, login: &str) -> Result<User, UserError> {
+    let user = find(store, login).await?;
+    if store.delete_user(&user.id).await? { Ok(user) } else { Err(UserError::NotFound(login.to_owned())) }
+}
+
+/// The one answer to a failed sign-in, whatever the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the username, email or password is not right")]
+pub struct InvalidCredentials;
+
+/// The person whose login and password these are.
+pub async fn sign_in<S: Store>(
+    store: &S,
+    login: &str,
+    password: &str,
+) -> Result<Result<User, InvalidCredentials>, StoreError> {
+    let user = store.find_user_by_login(&login.trim().to_lowercase()).await?;
+    // Verify against a real hash even when there is no such person, so the time
+    // taken does not tell whether the account exists.
+    static DECOY: OnceLock<String> = OnceLock::new();
+    let hash = match &user {
+        Some(user) => user.password_hash.as_str(),
+        None => DECOY.get_or_init(|| hash_password(&crate::random_token(16))),
+    };
+    let matches = verify_password(hash, password);
+    Ok(match user {
+        Some(user) if matches => Ok(user),
+        _ => Err(InvalidCredentials),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_and_emails() {
+        assert_eq!(normalize_username(" Alice ").unwrap(), "alice");
+        assert_eq!(normalize_username("a.b_c-1").unwrap(), "a.b_c-1");
+        for bad in ["", "-alice", "al ice", "alice@example.com", "élise", &"a".repeat(65)] {
+            assert!(normalize_username(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(normalize_email(" Alice@Example.COM ").unwrap(), "alice@example.com");
+        for bad in ["alice", "@example.com", "alice@", "alice@example", "a b@example.com", "a@b@example.com"]
+        {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_argon2id() {
+        let hash = hash_password("correct horse");
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert_ne!(hash, hash_password("correct horse"), "salted");
+        assert!(verify_password(&hash, "correct horse"));
+        assert!(!verify_password(&hash, "correct horse "));
+        assert!(!verify_password("not a hash", "x"));
+    }
+}
