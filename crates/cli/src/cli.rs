@@ -24,6 +24,10 @@ enum Command {
     /// Run the tutorial's `whoami` MCP server, protected by a token guard, against an
     /// outside OpenID Connect / OAuth 2.0 issuer (Logto, Keycloak, Auth0…).
     Whoami(Box<WhoamiArgs>),
+    /// Manage the people who can sign in: `add`, `list`, `remove`, `passwd`.
+    Users(crate::users_cmd::UsersArgs),
+    /// Manage the apps (OAuth clients): `add`, `list`, `show`, `remove`.
+    Apps(crate::apps_cmd::AppsArgs),
     /// Manage the issuer's signing keys: `list`, `rotate`.
     Keys(crate::keys_cmd::KeysArgs),
 }
@@ -124,6 +128,8 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Whoami(args) => args.run().await,
+            Command::Users(args) => args.run().await,
+            Command::Apps(args) => args.run().await,
             Command::Keys(args) => args.run().await,
         }
     }

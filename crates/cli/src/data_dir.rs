@@ -7,6 +7,24 @@ use agentgate_issuer::seal::{DEV_KEK_FILE, KEK_ENV, KeyEncryptionKey};
 use agentgate_issuer::store::{SqliteStore, Store};
 use anyhow::{Context, bail};
 
+/// Options every command on the data directory takes.
+#[derive(Debug, clap::Args)]
+pub struct DataArgs {
+    /// The data directory (database, development key-encryption key).
+    #[arg(long, env = "AGENTGATE_DATA_DIR", default_value = ".agentgate", global = true)]
+    pub data_dir: PathBuf,
+    /// Print JSON instead of text, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl DataArgs {
+    /// Opens the data directory.
+    pub async fn open(&self) -> anyhow::Result<DataDir> {
+        DataDir::open(&self.data_dir).await
+    }
+}
+
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "agentgate.db";
 

@@ -1,25 +1,19 @@
 //! `agentgate keys list|rotate`.
 
-use std::path::PathBuf;
-
 use agentgate_issuer::keys::{self, KeyStatus};
 use agentgate_issuer::store::Store;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use agentgate::data_dir::{DataDir, rfc3339};
+use agentgate::data_dir::{DataArgs, rfc3339};
 
 /// Manage the issuer's signing keys.
 #[derive(Debug, Args)]
 pub struct KeysArgs {
     #[command(subcommand)]
     command: KeysCommand,
-    /// The data directory (database, development key-encryption key).
-    #[arg(long, env = "AGENTGATE_DATA_DIR", default_value = ".agentgate", global = true)]
-    data_dir: PathBuf,
-    /// Print JSON instead of a table.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,18 +31,19 @@ enum KeysCommand {
 
 impl KeysArgs {
     pub async fn run(self) -> anyhow::Result<()> {
-        let data = DataDir::open(&self.data_dir).await?;
+        let json = self.data.json;
+        let data = self.data.open().await?;
         if let KeysCommand::Rotate { keep_published } = self.command {
             anyhow::ensure!(keep_published >= 0, "--keep-published must not be negative");
             let kek = data.key_encryption_key().await?;
             let kid = keys::rotate(&data.store, &kek, agentgate_issuer::now(), keep_published).await?;
-            if !self.json {
+            if !json {
                 println!("new signing key {kid}");
             }
         }
         let now = agentgate_issuer::now();
         let stored = data.store.signing_keys().await?;
-        if self.json {
+        if json {
             let list: Vec<_> = stored
                 .iter()
                 .map(|k| {

@@ -1,7 +1,9 @@
 //! `agentgate`: the one binary.
 
+mod apps_cmd;
 mod cli;
 mod keys_cmd;
+mod users_cmd;
 
 use clap::Parser;
 
