@@ -43,6 +43,20 @@ async fn challenge_and_metadata(server: &Whoami, issuer: &str, scope: &str) {
     assert_eq!((ts["ok"].as_bool(), ts["status"].as_u64()), (Some(false), Some(401)), "{ts}");
 }
 
+/// A client_credentials token is accepted, with the client as its subject.
+fn machine_token_is_accepted(idp: &Idp, server: &Whoami) {
+    let machine =
+        idp.access_token(&["--kind", "client", "--resource", &server.url, "--scope", "whoami tools:admin"]);
+    assert_eq!(structured(&ts_client(&server.url, Some(&machine), &[]))["sub"], "agentgate-test-m2m");
+}
+
+/// Alice's token, issued by the same issuer for another MCP server.
+fn token_for_another_resource(idp: &Idp) -> String {
+    let args =
+        ["--kind", "user", "--resource", "http://127.0.0.1:9/mcp", "--scope", "openid whoami tools:admin"];
+    idp.access_token(&args)
+}
+
 fn assert_alice(claims: &Value) {
     assert_eq!(claims["sub"], "alice", "{claims}");
     assert_eq!(claims["name"], "Alice Liddell", "{claims}");
@@ -75,19 +89,10 @@ async fn jwt_mode() {
     assert!(err.contains("Insufficient scope"), "{err}");
 
     // A machine token (client credentials) is accepted, with its own subject.
-    let machine =
-        idp.access_token(&["--kind", "client", "--resource", &server.url, "--scope", "whoami tools:admin"]);
-    assert_eq!(structured(&ts_client(&server.url, Some(&machine), &[]))["sub"], "agentgate-test-m2m");
+    machine_token_is_accepted(&idp, &server);
 
     // A token for another resource, an opaque token, garbage: 401 invalid_token.
-    let elsewhere = idp.access_token(&[
-        "--kind",
-        "user",
-        "--resource",
-        "http://127.0.0.1:9/mcp",
-        "--scope",
-        "openid whoami tools:admin",
-    ]);
+    let elsewhere = token_for_another_resource(&idp);
     let opaque = idp.access_token(&["--kind", "user", "--scope", "openid profile email"]);
     for (name, token) in [
         ("other resource", elsewhere.as_str()),
@@ -199,18 +204,9 @@ async fn introspection_mode() {
     let narrow = idp.access_token(&["--kind", "user", "--resource", &server.url, "--scope", "openid whoami"]);
     assert_eq!(ts_client(&server.url, Some(&narrow), &[])["status"], 403);
 
-    let machine =
-        idp.access_token(&["--kind", "client", "--resource", &server.url, "--scope", "whoami tools:admin"]);
-    assert_eq!(structured(&ts_client(&server.url, Some(&machine), &[]))["sub"], "agentgate-test-m2m");
+    machine_token_is_accepted(&idp, &server);
 
-    let elsewhere = idp.access_token(&[
-        "--kind",
-        "user",
-        "--resource",
-        "http://127.0.0.1:9/mcp",
-        "--scope",
-        "openid whoami tools:admin",
-    ]);
+    let elsewhere = token_for_another_resource(&idp);
     let r = ts_client(&server.url, Some(&elsewhere), &[]);
     assert_eq!(r["status"], 401, "a token for another resource: {r}");
 

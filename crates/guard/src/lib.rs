@@ -99,7 +99,7 @@ pub use error::{AuthError, ConfigError, InvalidToken};
 pub use guard::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES, Guard, GuardBuilder, Verification};
 pub use layer::{GuardLayer, GuardService};
 pub use metadata::ProtectedResourceMetadata;
-pub use resource::{PRM_WELL_KNOWN, ResourceId, is_valid_scope};
+pub use resource::{PRM_WELL_KNOWN, ResourceId, is_loopback, is_valid_scope};
 pub use verify::{
     ClientAuthMethod, IntrospectionVerifier, JwtVerifier, TokenVerifier, UserinfoVerifier, VerifyFuture,
 };

@@ -126,7 +126,7 @@ pub(crate) fn parse_issuer(value: &str, allow_http: bool) -> Result<Url, ConfigE
     let url = Url::parse(value).map_err(|_| bad("not an absolute URL"))?;
     match url.scheme() {
         "https" => {}
-        "http" if allow_http || is_loopback_host(&url) => {}
+        "http" if allow_http || is_loopback(&url) => {}
         "http" => {
             return Err(bad("the issuer must use https (plain http is allowed only on loopback)"));
         }
@@ -141,7 +141,14 @@ pub(crate) fn parse_issuer(value: &str, allow_http: bool) -> Result<Url, ConfigE
     Ok(url)
 }
 
-pub(crate) fn is_loopback_host(url: &Url) -> bool {
+/// Whether `url`'s host is a loopback address (`localhost`, `127.0.0.0/8`, `::1`):
+/// the one place where plain `http` is acceptable.
+///
+/// ```
+/// let url = "http://127.0.0.1:6274/cb".parse().unwrap();
+/// assert!(agentgate_guard::is_loopback(&url));
+/// ```
+pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

@@ -13,7 +13,7 @@
 //! Secrets are 256 random bits, shown once, kept as a SHA-256 hash (a slow hash
 //! adds nothing for a secret nobody chose) and compared in constant time.
 
-use agentgate_guard::is_valid_scope;
+use agentgate_guard::{is_loopback, is_valid_scope};
 use aws_lc_rs::{constant_time, digest};
 use url::Url;
 
@@ -136,15 +136,6 @@ pub fn check_redirect_uri(uri: &str, kind: ApplicationType) -> Result<(), &'stat
             Err("a private-use scheme must be a reversed domain name, such as com.example.app:/callback")
         }
         _ => Err("a web app's redirect URI must use https"),
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 
