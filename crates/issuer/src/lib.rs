@@ -6,6 +6,8 @@
 //! - [`keys`]: the signing keys — made on first start, stored with their private
 //!   part sealed under a key-encryption key ([`seal`]), rotated with the old public
 //!   key kept in the JWKS until every token it signed has expired;
+//! - [`users`] and [`clients`]: people and apps, and the rules for each;
+//! - [`pkce`]: PKCE verification (S256 only);
 //! - [`store`]: the database (SQLite through sqlx, with migrations), written in
 //!   portable SQL for the PostgreSQL backend to come.
 
@@ -13,6 +15,7 @@
 
 pub mod clients;
 pub mod keys;
+pub mod pkce;
 pub mod seal;
 pub mod store;
 pub mod users;
