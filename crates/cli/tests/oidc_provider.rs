@@ -50,6 +50,20 @@ fn machine_token_is_accepted(idp: &Idp, server: &Whoami) {
     assert_eq!(structured(&ts_client(&server.url, Some(&machine), &[]))["sub"], "agentgate-test-m2m");
 }
 
+/// Bob's token for this server, to try on alice's session.
+fn bobs_token(idp: &Idp, resource: &str) -> String {
+    idp.access_token(&[
+        "--kind",
+        "user",
+        "--user",
+        "bob",
+        "--resource",
+        resource,
+        "--scope",
+        "openid whoami tools:admin",
+    ])
+}
+
 /// Alice's token, issued by the same issuer for another MCP server.
 fn token_for_another_resource(idp: &Idp) -> String {
     let args =
@@ -106,16 +120,7 @@ async fn jwt_mode() {
     }
 
     // Bob's valid token on alice's session is refused.
-    let bob = idp.access_token(&[
-        "--kind",
-        "user",
-        "--user",
-        "bob",
-        "--resource",
-        &server.url,
-        "--scope",
-        "openid whoami tools:admin",
-    ]);
+    let bob = bobs_token(&idp, &server.url);
     let r = ts_client(&server.url, Some(&alice), &["--session-token", &bob]);
     assert_alice(structured(&r));
     assert_eq!(r["second"]["status"], 404, "{r}");
@@ -210,15 +215,6 @@ async fn introspection_mode() {
     let r = ts_client(&server.url, Some(&elsewhere), &[]);
     assert_eq!(r["status"], 401, "a token for another resource: {r}");
 
-    let bob = idp.access_token(&[
-        "--kind",
-        "user",
-        "--user",
-        "bob",
-        "--resource",
-        &server.url,
-        "--scope",
-        "openid whoami tools:admin",
-    ]);
+    let bob = bobs_token(&idp, &server.url);
     assert_eq!(ts_client(&server.url, Some(&alice), &["--session-token", &bob])["second"]["status"], 404);
 }
