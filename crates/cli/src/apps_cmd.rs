@@ -1,6 +1,6 @@
 //! `agentgate apps add|list|show|remove`.
 
-use agentgate::data_dir::{DataArgs, rfc3339};
+use agentgate::data_dir::{DataArgs, print_json_list, rfc3339};
 use agentgate_issuer::clients::{self, ApplicationType, NewClient};
 use agentgate_issuer::store::{Client, Store};
 use clap::{Args, Subcommand};
@@ -124,10 +124,7 @@ impl AppsArgs {
             AppsCommand::List => {
                 let all = store.clients().await?;
                 if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&all.iter().map(describe).collect::<Vec<_>>())?
-                    );
+                    print_json_list(&all, describe)?;
                 } else if all.is_empty() {
                     println!("no apps yet: `agentgate apps add NAME --redirect-uri URI`");
                 } else {

@@ -25,6 +25,14 @@ impl DataArgs {
     }
 }
 
+/// Prints `items` as a pretty JSON array, each through `describe` (the `--json`
+/// form of every `list` command).
+pub fn print_json_list<T>(items: &[T], describe: impl Fn(&T) -> serde_json::Value) -> anyhow::Result<()> {
+    let list: Vec<_> = items.iter().map(describe).collect();
+    println!("{}", serde_json::to_string_pretty(&list)?);
+    Ok(())
+}
+
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "agentgate.db";
 

@@ -5,7 +5,7 @@ use agentgate_issuer::store::Store;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use agentgate::data_dir::{DataArgs, rfc3339};
+use agentgate::data_dir::{DataArgs, print_json_list, rfc3339};
 
 /// Manage the issuer's signing keys.
 #[derive(Debug, Args)]
@@ -44,19 +44,14 @@ impl KeysArgs {
         let now = agentgate_issuer::now();
         let stored = data.store.signing_keys().await?;
         if json {
-            let list: Vec<_> = stored
-                .iter()
-                .map(|k| {
-                    let (status, until) = match keys::status(k, now) {
-                        KeyStatus::Active => ("active", None),
-                        KeyStatus::Retiring(until) => ("published", Some(until)),
-                        KeyStatus::Expired => ("expired", None),
-                    };
-                    json!({"kid": k.kid, "alg": k.alg, "created_at": k.created_at, "status": status, "published_until": until})
-                })
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
-            return Ok(());
+            return print_json_list(&stored, |k| {
+                let (status, until) = match keys::status(k, now) {
+                    KeyStatus::Active => ("active", None),
+                    KeyStatus::Retiring(until) => ("published", Some(until)),
+                    KeyStatus::Expired => ("expired", None),
+                };
+                json!({"kid": k.kid, "alg": k.alg, "created_at": k.created_at, "status": status, "published_until": until})
+            });
         }
         if stored.is_empty() {
             println!(

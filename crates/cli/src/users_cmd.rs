@@ -2,7 +2,7 @@
 
 use std::io::BufRead;
 
-use agentgate::data_dir::{DataArgs, rfc3339};
+use agentgate::data_dir::{DataArgs, print_json_list, rfc3339};
 use agentgate_issuer::store::{Store, User};
 use agentgate_issuer::users::{self, NewUser};
 use clap::{Args, Subcommand};
@@ -95,10 +95,7 @@ impl UsersArgs {
             UsersCommand::List => {
                 let all = store.users().await?;
                 if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&all.iter().map(describe).collect::<Vec<_>>())?
-                    );
+                    print_json_list(&all, describe)?;
                 } else if all.is_empty() {
                     println!("no users yet: `agentgate users add NAME`");
                 } else {

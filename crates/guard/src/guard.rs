@@ -372,27 +372,25 @@ impl Verification {
         match self {
             Self::Jwt => {
                 let v = JwtVerifier::new(discovery, resource).leeway(leeway);
-                Box::new(match cache_ttl {
-                    Some(ttl) => v.cache_ttl(ttl),
-                    None => v,
-                })
+                Box::new(with_ttl(v, cache_ttl, JwtVerifier::cache_ttl))
             }
             Self::Userinfo => {
-                let v = UserinfoVerifier::new(discovery);
-                Box::new(match cache_ttl {
-                    Some(ttl) => v.cache_ttl(ttl),
-                    None => v,
-                })
+                Box::new(with_ttl(UserinfoVerifier::new(discovery), cache_ttl, UserinfoVerifier::cache_ttl))
             }
             Self::Introspection { client_id, client_secret, auth_method } => {
                 let v = IntrospectionVerifier::new(discovery, resource, client_id, client_secret)
                     .auth_method(auth_method)
                     .leeway(leeway);
-                Box::new(match cache_ttl {
-                    Some(ttl) => v.cache_ttl(ttl),
-                    None => v,
-                })
+                Box::new(with_ttl(v, cache_ttl, IntrospectionVerifier::cache_ttl))
             }
         }
+    }
+}
+
+/// Applies a configured cache TTL; without one, the verifier keeps its own default.
+fn with_ttl<V>(verifier: V, ttl: Option<Duration>, set: fn(V, Duration) -> V) -> V {
+    match ttl {
+        Some(ttl) => set(verifier, ttl),
+        None => verifier,
     }
 }
