@@ -143,6 +143,8 @@ pub fn status(key: &StoredKey, now: i64) -> KeyStatus {
 pub struct KeyRing {
     active: SigningKey,
     jwks: Value,
+    /// Every published key, to check our own tokens with.
+    verifying: Vec<(String, jsonwebtoken::DecodingKey)>,
 }
 
 impl KeyRing {
@@ -167,12 +169,24 @@ impl KeyRing {
             .filter(|k| status(k, now) != KeyStatus::Expired)
             .map(|k| serde_json::from_str(&k.public_jwk).map_err(|_| KeyError::Damaged(k.kid.clone())))
             .collect::<Result<Vec<Value>, _>>()?;
-        Ok(Self { active, jwks: json!({ "keys": published }) })
+        let verifying = published
+            .iter()
+            .filter_map(|jwk| {
+                let (kid, x, y) = (jwk["kid"].as_str()?, jwk["x"].as_str()?, jwk["y"].as_str()?);
+                Some((kid.to_owned(), jsonwebtoken::DecodingKey::from_ec_components(x, y).ok()?))
+            })
+            .collect();
+        Ok(Self { active, jwks: json!({ "keys": published }), verifying })
     }
 
     /// The key that signs new tokens.
     pub fn active(&self) -> &SigningKey {
         &self.active
+    }
+
+    /// The published key with this id, to verify a token we signed.
+    pub fn verifying_key(&self, kid: &str) -> Option<&jsonwebtoken::DecodingKey> {
+        self.verifying.iter().find(|(k, _)| k == kid).map(|(_, key)| key)
     }
 
     /// The JWKS document: the active key and every retired key still published.

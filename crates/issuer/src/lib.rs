@@ -13,12 +13,26 @@
 
 #![warn(missing_docs)]
 
+pub mod authorize;
 pub mod clients;
+pub mod consent;
+pub mod error;
+pub mod http;
+mod issuer;
 pub mod keys;
 pub mod pkce;
+pub mod scopes;
 pub mod seal;
+pub mod sessions;
+mod settings;
 pub mod store;
+pub mod tokens;
+pub mod ui;
 pub mod users;
+
+pub use error::{ErrorCode, OAuthError};
+pub use issuer::Issuer;
+pub use settings::Settings;
 
 /// `bytes` random bytes in base64url: identifiers and secrets.
 pub fn random_token(bytes: usize) -> String {
@@ -26,6 +40,14 @@ pub fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     aws_lc_rs::rand::fill(&mut buf).expect("the system random generator works");
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// SHA-256 of a secret (code, refresh token, session id) in base64url: what the
+/// store keeps instead of the secret.
+pub fn hash_secret(secret: &str) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
 }
 
 /// Seconds since the Unix epoch, the unit of every timestamp in the store.

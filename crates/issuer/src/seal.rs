@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::rand;
+use aws_lc_rs::{hmac, rand};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -41,8 +41,13 @@ pub enum SealError {
     },
 }
 
-/// A key-encryption key.
-pub struct KeyEncryptionKey(LessSafeKey);
+/// A key-encryption key. It also derives the other server secrets (the key that
+/// binds form tokens to a browser), so every instance that can open the signing
+/// keys agrees on them without storing more secrets.
+pub struct KeyEncryptionKey {
+    aead: LessSafeKey,
+    derive: hmac::Key,
+}
 
 impl std::fmt::Debug for KeyEncryptionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,7 +66,15 @@ impl KeyEncryptionKey {
         if bytes.len() != 32 {
             return Err(SealError::BadKey);
         }
-        Ok(Self(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SealError::BadKey)?)))
+        let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SealError::BadKey)?);
+        Ok(Self { aead, derive: hmac::Key::new(hmac::HMAC_SHA256, &bytes) })
+    }
+
+    /// A MAC key for `purpose`, derived from this key (HMAC-SHA-256 of the purpose,
+    /// as in HKDF-Expand with one block): different purposes get unrelated keys.
+    pub fn derive(&self, purpose: &str) -> hmac::Key {
+        let tag = hmac::sign(&self.derive, purpose.as_bytes());
+        hmac::Key::new(hmac::HMAC_SHA256, tag.as_ref())
     }
 
     /// A fresh random key and its base64 form.
@@ -106,7 +119,7 @@ impl KeyEncryptionKey {
         let mut nonce = [0u8; NONCE_LEN];
         rand::fill(&mut nonce).expect("the system random generator works");
         let mut data = secret.to_vec();
-        self.0
+        self.aead
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(context.as_bytes()),
@@ -128,7 +141,7 @@ impl KeyEncryptionKey {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::WrongKey)?;
         let mut data = data.to_vec();
         let plain = self
-            .0
+            .aead
             .open_in_place(nonce, Aad::from(context.as_bytes()), &mut data)
             .map_err(|_| SealError::WrongKey)?;
         Ok(plain.to_vec())

@@ -9,6 +9,7 @@ use sqlx::{Sqlite, Transaction};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "signing keys", include_str!("../../migrations/0001_signing_keys.sql")),
     (2, "users and clients", include_str!("../../migrations/0002_users_clients.sql")),
+    (3, "grants and tokens", include_str!("../../migrations/0003_grants_tokens.sql")),
 ];
 
 pub(super) async fn run(pool: &sqlx::SqlitePool) -> Result<(), sqlx::Error> {

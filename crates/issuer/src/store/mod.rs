@@ -81,6 +81,134 @@ pub struct Client {
     pub created_at: i64,
 }
 
+/// An API resource (an MCP server) that tokens can be issued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// Its URL, as tokens carry it in `aud`.
+    pub uri: String,
+    /// The canonical form of the URL, which requests are matched on.
+    pub canonical: String,
+    /// The name people see on the consent page.
+    pub name: String,
+    /// The permissions it defines.
+    pub scopes: Vec<ResourceScope>,
+    /// When it was added.
+    pub created_at: i64,
+}
+
+/// One permission of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceScope {
+    /// The scope token, e.g. `mcp:tools`.
+    pub name: String,
+    /// What it allows, in plain words, for the consent page.
+    pub description: String,
+}
+
+/// What a person allowed an app for one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The person.
+    pub user_id: String,
+    /// The app.
+    pub client_id: String,
+    /// The resource URL, or `""` for OpenID scopes alone.
+    pub resource: String,
+    /// The scopes allowed.
+    pub scopes: Vec<String>,
+    /// When first allowed.
+    pub created_at: i64,
+    /// When last widened.
+    pub updated_at: i64,
+}
+
+/// An authorization code, as stored (the code itself only as a hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthCode {
+    /// SHA-256 of the code.
+    pub code_hash: String,
+    /// The app it was issued to.
+    pub client_id: String,
+    /// The person who authorized it.
+    pub user_id: String,
+    /// The redirect URI it was sent to; the exchange must name it again.
+    pub redirect_uri: String,
+    /// The PKCE challenge (S256).
+    pub code_challenge: String,
+    /// The resource the tokens are for (`""` for none).
+    pub resource: String,
+    /// The scopes granted.
+    pub scopes: Vec<String>,
+    /// The OpenID Connect nonce, echoed in the ID token.
+    pub nonce: Option<String>,
+    /// When the person signed in.
+    pub auth_time: i64,
+    /// When it stops being valid.
+    pub expires_at: i64,
+    /// When it was exchanged; `Some` means used.
+    pub redeemed_at: Option<i64>,
+    /// The family of tokens its exchange issued.
+    pub family_id: Option<String>,
+}
+
+/// Everything issued from one authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFamily {
+    /// Random id; access tokens carry it in their `jti`.
+    pub id: String,
+    /// The app.
+    pub client_id: String,
+    /// The person.
+    pub user_id: String,
+    /// The resource (`""` for none).
+    pub resource: String,
+    /// The scopes granted: the most any token of the family may carry.
+    pub scopes: Vec<String>,
+    /// When the person signed in.
+    pub auth_time: i64,
+    /// When it was made.
+    pub created_at: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+/// A refresh token, as stored (only its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// SHA-256 of the token.
+    pub token_hash: String,
+    /// Its family.
+    pub family_id: String,
+    /// When it was issued.
+    pub created_at: i64,
+    /// When it stops being valid.
+    pub expires_at: i64,
+    /// When it was exchanged for its successor; `Some` means used.
+    pub rotated_at: Option<i64>,
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// SHA-256 of the cookie value.
+    pub id_hash: String,
+    /// Who signed in.
+    pub user_id: String,
+    /// When they entered their password.
+    pub auth_time: i64,
+    /// When the session ends.
+    pub expires_at: i64,
+}
+
+/// How an attempt to redeem a code ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// This exchange used the code; its family was stored.
+    Won,
+    /// The code had been used already, by the exchange that made this family.
+    AlreadyUsed(Option<String>),
+}
+
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -119,6 +247,9 @@ pub trait Store: Send + Sync + 'static {
         login: &str,
     ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
 
+    /// The person with this id.
+    fn user(&self, id: &str) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
     /// Every person, by username.
     fn users(&self) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
 
@@ -143,4 +274,126 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes a client; whether it existed.
     fn delete_client(&self, client_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Adds a resource and its scopes; [`StoreError::Conflict`] when its URL is taken.
+    fn insert_resource(&self, resource: &Resource) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every resource, by URL.
+    fn resources(&self) -> impl Future<Output = Result<Vec<Resource>, StoreError>> + Send;
+
+    /// The resource whose canonical URL is `canonical`.
+    fn resource_by_canonical(
+        &self,
+        canonical: &str,
+    ) -> impl Future<Output = Result<Option<Resource>, StoreError>> + Send;
+
+    /// Removes a resource; whether it existed.
+    fn delete_resource(&self, uri: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// What `user_id` allowed `client_id` for `resource`.
+    fn grant(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+    ) -> impl Future<Output = Result<Option<Grant>, StoreError>> + Send;
+
+    /// Stores a grant, replacing the one for the same person, app and resource.
+    fn save_grant(&self, grant: &Grant) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every grant of a person, by app.
+    fn grants_of_user(&self, user_id: &str) -> impl Future<Output = Result<Vec<Grant>, StoreError>> + Send;
+
+    /// In one transaction, deletes every grant of `user_id` to `client_id` and
+    /// revokes every token family between them; whether there was a grant.
+    fn revoke_grants(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Stores a new authorization code.
+    fn insert_code(&self, code: &AuthCode) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The code with this hash.
+    fn code(&self, code_hash: &str) -> impl Future<Output = Result<Option<AuthCode>, StoreError>> + Send;
+
+    /// Uses the code at most once: in one transaction, marks it redeemed by
+    /// `family` and stores the family and its first refresh token, unless it was
+    /// redeemed before, in which case nothing is written.
+    fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        family: &TokenFamily,
+        refresh: Option<&RefreshToken>,
+    ) -> impl Future<Output = Result<Redemption, StoreError>> + Send;
+
+    /// The token family with this id.
+    fn family(&self, id: &str) -> impl Future<Output = Result<Option<TokenFamily>, StoreError>> + Send;
+
+    /// Revokes a family (a no-op when it is already revoked or gone).
+    fn revoke_family(&self, id: &str, now: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The refresh token with this hash, and its family.
+    fn refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> impl Future<Output = Result<Option<(RefreshToken, TokenFamily)>, StoreError>> + Send;
+
+    /// Replaces a refresh token by its successor, at most once: in one
+    /// transaction, marks `old_hash` rotated and stores `new`; `false` (and
+    /// nothing written) when it had been rotated already.
+    fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        now: i64,
+        new: &RefreshToken,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records one access token as revoked until it expires.
+    fn revoke_access_token(
+        &self,
+        jti: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether this access token was revoked on its own.
+    fn access_token_revoked(&self, jti: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Stores a signed-in browser.
+    fn insert_session(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The session with this hash.
+    fn session(&self, id_hash: &str) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+
+    /// Ends a session.
+    fn delete_session(&self, id_hash: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Counts one failed sign-in in `bucket`'s window of `window` seconds (a new
+    /// window starts when the last one is over); the count after it.
+    fn record_sign_in_failure(
+        &self,
+        bucket: &str,
+        now: i64,
+        window: i64,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Failed sign-ins in `bucket`'s current window, and when that window started.
+    fn sign_in_failures(
+        &self,
+        bucket: &str,
+        now: i64,
+        window: i64,
+    ) -> impl Future<Output = Result<(i64, i64), StoreError>> + Send;
+
+    /// Forgets `bucket`'s failures.
+    fn clear_sign_in_failures(&self, bucket: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes what has expired: codes, refresh tokens, revoked-token records,
+    /// sessions, sign-in windows, and families nothing valid hangs on. `keep` is
+    /// how long (seconds) expired codes and families are kept, so a late replay
+    /// is still recognised.
+    fn purge_expired(&self, now: i64, keep: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -7,7 +7,10 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{Client, Store, StoreError, StoredKey, User, migrate};
+use super::{
+    AuthCode, Client, Grant, Redemption, RefreshToken, Resource, ResourceScope, Session, Store, StoreError,
+    StoredKey, TokenFamily, User, migrate,
+};
 
 // Column lists as macros, so statements stay `&'static str` (sqlx refuses SQL
 // assembled at run time, a guard against injection).
@@ -21,6 +24,23 @@ macro_rules! client_columns {
         "client_id, name, third_party, application_type, secret_hash, redirect_uris, scopes, grant_types, \
          logo_uri, client_uri, policy_uri, tos_uri, created_at"
     };
+}
+
+macro_rules! code_columns {
+    () => {
+        "code_hash, client_id, user_id, redirect_uri, code_challenge, resource, scopes, nonce, auth_time, \
+         expires_at, redeemed_at, family_id"
+    };
+}
+macro_rules! family_columns {
+    () => {
+        "id, client_id, user_id, resource, scopes, auth_time, created_at, revoked_at"
+    };
+}
+
+/// Scopes are kept as one space-separated string.
+fn scope_list(text: &str) -> Vec<String> {
+    text.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 fn user_from_row(row: &SqliteRow) -> User {
@@ -43,18 +63,54 @@ fn client_from_row(row: &SqliteRow) -> Client {
         application_type: row.get("application_type"),
         secret_hash: row.get("secret_hash"),
         redirect_uris: list("redirect_uris"),
-        scopes: row
-            .get::<&str, _>("scopes")
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        scopes: scope_list(row.get("scopes")),
         grant_types: list("grant_types"),
         logo_uri: row.get("logo_uri"),
         client_uri: row.get("client_uri"),
         policy_uri: row.get("policy_uri"),
         tos_uri: row.get("tos_uri"),
         created_at: row.get("created_at"),
+    }
+}
+
+fn grant_from_row(row: &SqliteRow) -> Grant {
+    Grant {
+        user_id: row.get("user_id"),
+        client_id: row.get("client_id"),
+        resource: row.get("resource"),
+        scopes: scope_list(row.get("scopes")),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+fn code_from_row(row: &SqliteRow) -> AuthCode {
+    AuthCode {
+        code_hash: row.get("code_hash"),
+        client_id: row.get("client_id"),
+        user_id: row.get("user_id"),
+        redirect_uri: row.get("redirect_uri"),
+        code_challenge: row.get("code_challenge"),
+        resource: row.get("resource"),
+        scopes: scope_list(row.get("scopes")),
+        nonce: row.get("nonce"),
+        auth_time: row.get("auth_time"),
+        expires_at: row.get("expires_at"),
+        redeemed_at: row.get("redeemed_at"),
+        family_id: row.get("family_id"),
+    }
+}
+
+fn family_from_row(row: &SqliteRow) -> TokenFamily {
+    TokenFamily {
+        id: row.get("id"),
+        client_id: row.get("client_id"),
+        user_id: row.get("user_id"),
+        resource: row.get("resource"),
+        scopes: scope_list(row.get("scopes")),
+        auth_time: row.get("auth_time"),
+        created_at: row.get("created_at"),
+        revoked_at: row.get("revoked_at"),
     }
 }
 
@@ -157,6 +213,11 @@ impl Store for SqliteStore {
         Ok(sqlx::query(sql).bind(login).fetch_optional(&self.pool).await?.as_ref().map(user_from_row))
     }
 
+    async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+        Ok(sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?.as_ref().map(user_from_row))
+    }
+
     async fn users(&self) -> Result<Vec<User>, StoreError> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users ORDER BY username");
         Ok(sqlx::query(sql).fetch_all(&self.pool).await?.iter().map(user_from_row).collect())
@@ -220,4 +281,422 @@ impl Store for SqliteStore {
             .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn insert_resource(&self, resource: &Resource) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO resources (uri, canonical, name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&resource.uri)
+            .bind(&resource.canonical)
+            .bind(&resource.name)
+            .bind(resource.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, |_| "the resource URL"))?;
+        for scope in &resource.scopes {
+            sqlx::query("INSERT INTO resource_scopes (resource_uri, name, description) VALUES ($1, $2, $3)")
+                .bind(&resource.uri)
+                .bind(&scope.name)
+                .bind(&scope.description)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict(e, |_| "the scope name"))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn resources(&self) -> Result<Vec<Resource>, StoreError> {
+        let rows = sqlx::query("SELECT uri, canonical, name, created_at FROM resources ORDER BY uri")
+            .fetch_all(&self.pool)
+            .await?;
+        let scopes = sqlx::query("SELECT resource_uri, name, description FROM resource_scopes ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let uri: String = row.get("uri");
+                let scopes = scopes
+                    .iter()
+                    .filter(|s| s.get::<&str, _>("resource_uri") == uri)
+                    .map(|s| ResourceScope { name: s.get("name"), description: s.get("description") })
+                    .collect();
+                Resource {
+                    canonical: row.get("canonical"),
+                    name: row.get("name"),
+                    created_at: row.get("created_at"),
+                    scopes,
+                    uri,
+                }
+            })
+            .collect())
+    }
+
+    async fn resource_by_canonical(&self, canonical: &str) -> Result<Option<Resource>, StoreError> {
+        let Some(row) =
+            sqlx::query("SELECT uri, canonical, name, created_at FROM resources WHERE canonical = $1")
+                .bind(canonical)
+                .fetch_optional(&self.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let uri: String = row.get("uri");
+        let scopes = sqlx::query(
+            "SELECT name, description FROM resource_scopes WHERE resource_uri = $1 ORDER BY name",
+        )
+        .bind(&uri)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|s| ResourceScope { name: s.get("name"), description: s.get("description") })
+        .collect();
+        Ok(Some(Resource {
+            canonical: row.get("canonical"),
+            name: row.get("name"),
+            created_at: row.get("created_at"),
+            scopes,
+            uri,
+        }))
+    }
+
+    async fn delete_resource(&self, uri: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM resources WHERE uri = $1").bind(uri).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn grant(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        resource: &str,
+    ) -> Result<Option<Grant>, StoreError> {
+        let row = sqlx::query(
+            "SELECT user_id, client_id, resource, scopes, created_at, updated_at FROM grants
+             WHERE user_id = $1 AND client_id = $2 AND resource = $3",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(resource)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(grant_from_row))
+    }
+
+    async fn save_grant(&self, grant: &Grant) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO grants (user_id, client_id, resource, scopes, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (user_id, client_id, resource) DO UPDATE SET scopes = $4, updated_at = $6",
+        )
+        .bind(&grant.user_id)
+        .bind(&grant.client_id)
+        .bind(&grant.resource)
+        .bind(grant.scopes.join(" "))
+        .bind(grant.created_at)
+        .bind(grant.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn grants_of_user(&self, user_id: &str) -> Result<Vec<Grant>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT user_id, client_id, resource, scopes, created_at, updated_at FROM grants
+             WHERE user_id = $1 ORDER BY client_id, resource",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(grant_from_row).collect())
+    }
+
+    async fn revoke_grants(&self, user_id: &str, client_id: &str, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM grants WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(
+            "UPDATE token_families SET revoked_at = $3
+             WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
+        let sql = concat!(
+            "INSERT INTO auth_codes (",
+            code_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        );
+        sqlx::query(sql)
+            .bind(&code.code_hash)
+            .bind(&code.client_id)
+            .bind(&code.user_id)
+            .bind(&code.redirect_uri)
+            .bind(&code.code_challenge)
+            .bind(&code.resource)
+            .bind(code.scopes.join(" "))
+            .bind(&code.nonce)
+            .bind(code.auth_time)
+            .bind(code.expires_at)
+            .bind(code.redeemed_at)
+            .bind(&code.family_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn code(&self, code_hash: &str) -> Result<Option<AuthCode>, StoreError> {
+        let sql = concat!("SELECT ", code_columns!(), " FROM auth_codes WHERE code_hash = $1");
+        Ok(sqlx::query(sql).bind(code_hash).fetch_optional(&self.pool).await?.as_ref().map(code_from_row))
+    }
+
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        family: &TokenFamily,
+        refresh: Option<&RefreshToken>,
+    ) -> Result<Redemption, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The conditional update is the lock: of two exchanges racing for one
+        // code, exactly one sees a row change.
+        let won = sqlx::query(
+            "UPDATE auth_codes SET redeemed_at = $2, family_id = $3 WHERE code_hash = $1 AND redeemed_at IS NULL",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .bind(&family.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !won {
+            let first: Option<Option<String>> =
+                sqlx::query_scalar("SELECT family_id FROM auth_codes WHERE code_hash = $1")
+                    .bind(code_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Ok(Redemption::AlreadyUsed(first.flatten()));
+        }
+        insert_family(&mut tx, family).await?;
+        if let Some(refresh) = refresh {
+            insert_refresh(&mut tx, refresh).await?;
+        }
+        tx.commit().await?;
+        Ok(Redemption::Won)
+    }
+
+    async fn family(&self, id: &str) -> Result<Option<TokenFamily>, StoreError> {
+        let sql = concat!("SELECT ", family_columns!(), " FROM token_families WHERE id = $1");
+        Ok(sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?.as_ref().map(family_from_row))
+    }
+
+    async fn revoke_family(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE token_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshToken, TokenFamily)>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT token_hash, family_id, created_at, expires_at, rotated_at FROM refresh_tokens
+             WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let token = RefreshToken {
+            token_hash: row.get("token_hash"),
+            family_id: row.get("family_id"),
+            created_at: row.get("created_at"),
+            expires_at: row.get("expires_at"),
+            rotated_at: row.get("rotated_at"),
+        };
+        Ok(self.family(&token.family_id).await?.map(|family| (token, family)))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        now: i64,
+        new: &RefreshToken,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let won = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL",
+        )
+        .bind(old_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !won {
+            return Ok(false);
+        }
+        insert_refresh(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT expires_at FROM revoked_tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO sessions (id_hash, user_id, auth_time, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(&session.id_hash)
+            .bind(&session.user_id)
+            .bind(session.auth_time)
+            .bind(session.expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, id_hash: &str) -> Result<Option<Session>, StoreError> {
+        let row =
+            sqlx::query("SELECT id_hash, user_id, auth_time, expires_at FROM sessions WHERE id_hash = $1")
+                .bind(id_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|row| Session {
+            id_hash: row.get("id_hash"),
+            user_id: row.get("user_id"),
+            auth_time: row.get("auth_time"),
+            expires_at: row.get("expires_at"),
+        }))
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn record_sign_in_failure(&self, bucket: &str, now: i64, window: i64) -> Result<i64, StoreError> {
+        // One statement, so concurrent failures cannot both read the old count.
+        let count = sqlx::query_scalar(
+            "INSERT INTO sign_in_failures (bucket, window_start, failures) VALUES ($1, $2, 1)
+             ON CONFLICT (bucket) DO UPDATE SET
+                 failures = CASE WHEN sign_in_failures.window_start <= $2 - $3 THEN 1
+                                 ELSE sign_in_failures.failures + 1 END,
+                 window_start = CASE WHEN sign_in_failures.window_start <= $2 - $3 THEN $2
+                                     ELSE sign_in_failures.window_start END
+             RETURNING failures",
+        )
+        .bind(bucket)
+        .bind(now)
+        .bind(window)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count)
+    }
+
+    async fn sign_in_failures(&self, bucket: &str, now: i64, window: i64) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query("SELECT window_start, failures FROM sign_in_failures WHERE bucket = $1")
+            .bind(bucket)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) if row.get::<i64, _>("window_start") > now - window => {
+                (row.get("failures"), row.get("window_start"))
+            }
+            _ => (0, now),
+        })
+    }
+
+    async fn clear_sign_in_failures(&self, bucket: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sign_in_failures WHERE bucket = $1")
+            .bind(bucket)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: i64, keep: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM auth_codes WHERE expires_at < $1 - $2",
+            "DELETE FROM refresh_tokens WHERE expires_at < $1",
+            "DELETE FROM revoked_tokens WHERE expires_at < $1",
+            "DELETE FROM sessions WHERE expires_at < $1",
+            "DELETE FROM sign_in_failures WHERE window_start < $1 - $2",
+            "DELETE FROM token_families WHERE created_at < $1 - $2
+                 AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.family_id = token_families.id)",
+        ] {
+            sqlx::query(sql).bind(now).bind(keep).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn insert_family(tx: &mut sqlx::SqliteConnection, family: &TokenFamily) -> Result<(), sqlx::Error> {
+    let sql = concat!(
+        "INSERT INTO token_families (",
+        family_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    );
+    sqlx::query(sql)
+        .bind(&family.id)
+        .bind(&family.client_id)
+        .bind(&family.user_id)
+        .bind(&family.resource)
+        .bind(family.scopes.join(" "))
+        .bind(family.auth_time)
+        .bind(family.created_at)
+        .bind(family.revoked_at)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+async fn insert_refresh(tx: &mut sqlx::SqliteConnection, token: &RefreshToken) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, rotated_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&token.token_hash)
+    .bind(&token.family_id)
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .bind(token.rotated_at)
+    .execute(tx)
+    .await?;
+    Ok(())
 }

@@ -1,0 +1,62 @@
+//! The issuer's HTTP face: thin axum handlers that parse a request, call the
+//! [`Issuer`], and render the answer. The rules live in the plain modules.
+//!
+//! | path (under the issuer's own path)            | what                              |
+//! |-----------------------------------------------|-----------------------------------|
+//! | `/.well-known/openid-configuration`           | discovery (also RFC 8414's path-inserted forms) |
+//! | `/jwks`                                       | public signing keys               |
+//! | `/authorize`                                  | authorization endpoint (pages)    |
+//! | `/token`                                      | token endpoint                    |
+//! | `/userinfo`                                   | OpenID Connect userinfo (GET, POST) |
+//! | `/introspect`, `/revoke`                      | RFC 7662, RFC 7009                |
+//! | `/end-session`                                | OpenID Connect RP-initiated logout |
+//! | `/sign-in`, `/consent`, `/account`, `/sign-out` | the person's pages              |
+
+mod backchannel;
+mod discovery;
+mod form;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::Issuer;
+use crate::store::Store;
+
+/// The largest request body any endpoint reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The path of the issuer URL (`""` for a root issuer), under which every
+/// endpoint lives.
+fn base_path(issuer: &str) -> String {
+    url::Url::parse(issuer).map(|u| u.path().trim_end_matches('/').to_owned()).unwrap_or_default()
+}
+
+/// Every endpoint of `issuer`, mounted at the issuer URL's path.
+///
+/// ```no_run
+/// # async fn run(issuer: agentgate_issuer::Issuer<agentgate_issuer::store::SqliteStore>) {
+/// let app = agentgate_issuer::http::router(std::sync::Arc::new(issuer));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+/// axum::serve(listener, app).await.unwrap();
+/// # }
+/// ```
+pub fn router<S: Store>(issuer: Arc<Issuer<S>>) -> Router {
+    let base = base_path(&issuer.settings.issuer);
+    let at = |path: &str| format!("{base}{path}");
+    let mut router = Router::new()
+        .route(&at("/jwks"), get(discovery::jwks::<S>).options(discovery::preflight))
+        .route(&at("/token"), post(backchannel::token::<S>).options(discovery::preflight))
+        .route(
+            &at("/userinfo"),
+            get(backchannel::userinfo::<S>).post(backchannel::userinfo::<S>).options(discovery::preflight),
+        )
+        .route(&at("/introspect"), post(backchannel::introspect::<S>))
+        .route(&at("/revoke"), post(backchannel::revoke::<S>).options(discovery::preflight));
+    for path in discovery::paths(&base) {
+        router = router.route(&path, get(discovery::metadata::<S>).options(discovery::preflight));
+    }
+    router.layer(DefaultBodyLimit::max(MAX_BODY)).with_state(issuer)
+}

@@ -1,0 +1,88 @@
+//! [`Issuer`]: the authorization server's state — store, settings, keys — and the
+//! protocol operations on it. Everything here is plain Rust that tests call
+//! without HTTP; the handlers in [`crate::http`] only parse, call and render.
+
+use std::sync::{Arc, RwLock};
+
+use crate::keys::{KeyError, KeyRing};
+use crate::seal::KeyEncryptionKey;
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// The authorization server.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use agentgate_issuer::{Issuer, Settings, seal::KeyEncryptionKey, store::SqliteStore};
+/// let store = SqliteStore::open("sqlite://agentgate.db").await?;
+/// let (kek, _) = KeyEncryptionKey::generate();
+/// let issuer = Issuer::open(store, kek, Settings::new("http://127.0.0.1:8080")).await?;
+/// let app = agentgate_issuer::http::router(std::sync::Arc::new(issuer));
+/// # let _ = app; Ok(()) }
+/// ```
+pub struct Issuer<S> {
+    pub(crate) store: S,
+    pub(crate) settings: Settings,
+    pub(crate) kek: KeyEncryptionKey,
+    keys: RwLock<Arc<KeyRing>>,
+    /// Binds form tokens (CSRF) to a browser.
+    pub(crate) form_key: aws_lc_rs::hmac::Key,
+}
+
+impl<S> std::fmt::Debug for Issuer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer").field("issuer", &self.settings.issuer).finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> Issuer<S> {
+    /// Opens the issuer: loads the signing keys, making the first one if needed.
+    pub async fn open(store: S, kek: KeyEncryptionKey, settings: Settings) -> Result<Self, KeyError> {
+        let keys = KeyRing::load(&store, &kek, crate::now()).await?;
+        let form_key = kek.derive("agentgate form token v1");
+        Ok(Self { store, settings, kek, keys: RwLock::new(Arc::new(keys)), form_key })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The current keys.
+    pub fn keys(&self) -> Arc<KeyRing> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reloads the keys from the store, so a rotation made by another process
+    /// (`agentgate keys rotate`, another instance) is picked up.
+    pub async fn reload_keys(&self) -> Result<(), KeyError> {
+        let keys = Arc::new(KeyRing::load(&self.store, &self.kek, crate::now()).await?);
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        Ok(())
+    }
+
+    /// Background upkeep, forever: reloads keys every minute and deletes expired
+    /// rows every ten. Spawn it once per process.
+    pub async fn maintain(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        for round in 0u64.. {
+            tick.tick().await;
+            if round > 0
+                && let Err(error) = self.reload_keys().await
+            {
+                tracing::error!(%error, "could not reload signing keys");
+            }
+            if round % 10 == 0
+                && let Err(error) = self.store.purge_expired(crate::now(), 24 * 3600).await
+            {
+                tracing::error!(%error, "could not delete expired rows");
+            }
+        }
+    }
+}

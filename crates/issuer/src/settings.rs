@@ -1,0 +1,60 @@
+//! What an operator can tune, with defaults that suit most deployments.
+
+/// The issuer's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The issuer identifier: the public base URL, without a trailing slash.
+    pub issuer: String,
+    /// Access-token lifetime in seconds (10 minutes).
+    pub access_token_ttl: i64,
+    /// ID-token lifetime in seconds (10 minutes).
+    pub id_token_ttl: i64,
+    /// Refresh-token lifetime in seconds, renewed on every rotation (14 days).
+    pub refresh_token_ttl: i64,
+    /// Authorization-code lifetime in seconds (1 minute).
+    pub code_ttl: i64,
+    /// Browser-session lifetime in seconds (12 hours).
+    pub session_ttl: i64,
+    /// The resource a token is for when an authorization request names none.
+    pub default_resource: Option<String>,
+    /// Failed sign-ins allowed per account per window (5).
+    pub sign_in_failures_per_account: i64,
+    /// Failed sign-ins allowed per client address per window (20).
+    pub sign_in_failures_per_address: i64,
+    /// The sign-in rate-limit window in seconds (15 minutes).
+    pub sign_in_window: i64,
+}
+
+impl Settings {
+    /// Default settings for an issuer at `issuer` (a trailing slash is dropped).
+    ///
+    /// ```
+    /// let settings = agentgate_issuer::Settings::new("https://auth.example.com/");
+    /// assert_eq!(settings.issuer, "https://auth.example.com");
+    /// assert_eq!(settings.access_token_ttl, 600);
+    /// ```
+    pub fn new(issuer: &str) -> Self {
+        Self {
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            access_token_ttl: 600,
+            id_token_ttl: 600,
+            refresh_token_ttl: 14 * 24 * 3600,
+            code_ttl: 60,
+            session_ttl: 12 * 3600,
+            default_resource: None,
+            sign_in_failures_per_account: 5,
+            sign_in_failures_per_address: 20,
+            sign_in_window: 15 * 60,
+        }
+    }
+
+    /// The URL of an endpoint of this issuer, e.g. `endpoint("/token")`.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// Whether the issuer is served over https (cookies are then `Secure`).
+    pub fn is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+}

@@ -1,0 +1,546 @@
+//! Codes and tokens: what the token, introspection and revocation endpoints do.
+//!
+//! - An authorization **code** is single use and bound to its client, redirect
+//!   URI, PKCE challenge and resource. Every check runs before the code is
+//!   consumed, so a failed exchange changes nothing; then one conditional update
+//!   consumes it, so of two racing exchanges exactly one wins. A code presented
+//!   again revokes everything its first exchange issued (OAuth 2.1 §4.1.3).
+//! - Everything issued from one code is a **family**. Access tokens carry the
+//!   family id in their `jti` (`<family>.<random>`), so revoking the family —
+//!   code replay, refresh-token reuse, the person disconnecting the app — turns
+//!   every token of it inactive at introspection and userinfo at once, without
+//!   a row per access token.
+//! - **Refresh tokens** are 256 random bits, stored hashed, rotated on every use;
+//!   presenting one that was already rotated out revokes the whole family.
+//! - **Access tokens** are RFC 9068 JWTs (`typ: at+jwt`), signed ES256.
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::clients::secret_matches;
+use crate::error::{ErrorCode, OAuthError};
+use crate::scopes::{self, has};
+use crate::store::{AuthCode, Client, Redemption, RefreshToken, Resource, Store, TokenFamily, User};
+use crate::{Issuer, hash_secret, now, pkce, random_token};
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    /// The access token (a JWT).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The scopes granted, space-separated.
+    pub scope: String,
+    /// A refresh token, when one was issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// An OpenID Connect ID token, when `openid` was granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// What an authorization decided, to be turned into a code.
+#[derive(Debug, Clone)]
+pub struct CodeRequest {
+    /// The app.
+    pub client_id: String,
+    /// The person.
+    pub user_id: String,
+    /// Where the code goes.
+    pub redirect_uri: String,
+    /// The PKCE challenge (S256).
+    pub code_challenge: String,
+    /// The resource (`""` for none).
+    pub resource: String,
+    /// The scopes granted.
+    pub scopes: Vec<String>,
+    /// The OpenID Connect nonce.
+    pub nonce: Option<String>,
+    /// When the person signed in.
+    pub auth_time: i64,
+}
+
+/// How the client presented itself at the token, introspection or revocation
+/// endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCredentials {
+    /// Id and secret from `Authorization: Basic` (already form-decoded).
+    pub basic: Option<(String, String)>,
+    /// `client_id` from the form body.
+    pub client_id: Option<String>,
+    /// `client_secret` from the form body.
+    pub client_secret: Option<String>,
+}
+
+/// A token that passed every check: its claims.
+pub type Claims = Map<String, Value>;
+
+/// The `jti` of an access token of `family`.
+fn family_jti(family: &str) -> String {
+    format!("{family}.{}", random_token(12))
+}
+
+/// The family an access token's `jti` names, if it belongs to one.
+fn family_of_jti(jti: &str) -> Option<&str> {
+    jti.split_once('.').map(|(family, _)| family)
+}
+
+impl<S: Store> Issuer<S> {
+    /// Authenticates the client of a back-channel request: `client_secret_basic`,
+    /// `client_secret_post`, or `none` for a public client. Exactly one method;
+    /// a confidential client must prove its secret.
+    pub async fn authenticate_client(&self, credentials: &ClientCredentials) -> Result<Client, OAuthError> {
+        let (client_id, secret) = match (&credentials.basic, &credentials.client_secret) {
+            (Some(_), Some(_)) => {
+                return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+            }
+            (Some((id, secret)), None) => {
+                if credentials.client_id.as_ref().is_some_and(|form_id| form_id != id) {
+                    return Err(OAuthError::invalid_request(
+                        "client_id differs from the Authorization header",
+                    ));
+                }
+                (id.as_str(), Some(secret.as_str()))
+            }
+            (None, secret) => match &credentials.client_id {
+                Some(id) => (id.as_str(), secret.as_deref()),
+                None => return Err(OAuthError::invalid_client("client authentication is required")),
+            },
+        };
+        let client = self
+            .store
+            .client(client_id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_client("unknown client or wrong secret"))?;
+        match (&client.secret_hash, secret) {
+            (Some(_), Some(secret)) if secret_matches(&client, secret) => Ok(client),
+            (Some(_), _) => Err(OAuthError::invalid_client("unknown client or wrong secret")),
+            (None, None) => Ok(client),
+            (None, Some(_)) => Err(OAuthError::invalid_client("a public client has no secret")),
+        }
+    }
+
+    /// Stores a new authorization code; returns the code (shown only now).
+    pub async fn issue_code(&self, request: CodeRequest) -> Result<String, OAuthError> {
+        let code = random_token(32);
+        self.store
+            .insert_code(&AuthCode {
+                code_hash: hash_secret(&code),
+                client_id: request.client_id,
+                user_id: request.user_id,
+                redirect_uri: request.redirect_uri,
+                code_challenge: request.code_challenge,
+                resource: request.resource,
+                scopes: request.scopes,
+                nonce: request.nonce,
+                auth_time: request.auth_time,
+                expires_at: now() + self.settings.code_ttl,
+                redeemed_at: None,
+                family_id: None,
+            })
+            .await?;
+        Ok(code)
+    }
+
+    /// The `authorization_code` grant.
+    pub async fn exchange_code(
+        &self,
+        client: &Client,
+        code: Option<&str>,
+        redirect_uri: Option<&str>,
+        verifier: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let code = code.ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+        let verifier =
+            verifier.ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
+        let code_hash = hash_secret(code);
+        let stored = self.store.code(&code_hash).await?;
+        let stored = stored.ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
+        let now = now();
+        if stored.redeemed_at.is_some() {
+            self.revoke_replayed(stored.family_id.as_deref(), now).await?;
+            return Err(OAuthError::invalid_grant("authorization code already used; its tokens are revoked"));
+        }
+        // Every check before the code is consumed: a failed exchange changes nothing.
+        if stored.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant("authorization code was issued to another client"));
+        }
+        if stored.expires_at <= now {
+            return Err(OAuthError::invalid_grant("authorization code expired"));
+        }
+        if redirect_uri != Some(stored.redirect_uri.as_str()) {
+            return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request"));
+        }
+        pkce::verify(verifier, &stored.code_challenge)
+            .map_err(|e| OAuthError::invalid_grant(e.to_string()))?;
+        if let Some(asked) = resource {
+            check_same_resource(asked, &stored.resource)?;
+        }
+        let user = self.live_user(&stored.user_id).await?;
+
+        let family = TokenFamily {
+            id: random_token(16),
+            client_id: client.client_id.clone(),
+            user_id: stored.user_id.clone(),
+            resource: stored.resource.clone(),
+            scopes: stored.scopes.clone(),
+            auth_time: stored.auth_time,
+            created_at: now,
+            revoked_at: None,
+        };
+        let refresh = self.refresh_allowed(client, &family.scopes).then(|| self.new_refresh(&family.id, now));
+        match self.store.redeem_code(&code_hash, now, &family, refresh.as_ref().map(|(_, row)| row)).await? {
+            Redemption::Won => {}
+            Redemption::AlreadyUsed(first) => {
+                self.revoke_replayed(first.as_deref(), now).await?;
+                return Err(OAuthError::invalid_grant(
+                    "authorization code already used; its tokens are revoked",
+                ));
+            }
+        }
+        Ok(self.respond(
+            client,
+            &user,
+            &family,
+            &family.scopes,
+            stored.nonce.as_deref(),
+            refresh.map(|(t, _)| t),
+            now,
+        ))
+    }
+
+    async fn revoke_replayed(&self, family: Option<&str>, now: i64) -> Result<(), OAuthError> {
+        if let Some(family) = family {
+            tracing::warn!("authorization code replayed; revoking the tokens it issued");
+            self.store.revoke_family(family, now).await?;
+        }
+        Ok(())
+    }
+
+    /// The `refresh_token` grant: rotates the token; a token already rotated out
+    /// revokes its family. `scope` may narrow the new access token; `resource`,
+    /// when given, must be the family's.
+    pub async fn refresh(
+        &self,
+        client: &Client,
+        token: Option<&str>,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let token = token.ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+        if !client.grant_types.iter().any(|g| g == "refresh_token") {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "this client may not use refresh tokens",
+            ));
+        }
+        let token_hash = hash_secret(token);
+        let found = self.store.refresh_token(&token_hash).await?;
+        let (stored, family) = found.ok_or_else(|| OAuthError::invalid_grant("unknown refresh token"))?;
+        let now = now();
+        if family.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
+        }
+        if family.revoked_at.is_some() {
+            return Err(OAuthError::invalid_grant("refresh token revoked"));
+        }
+        if stored.rotated_at.is_some() {
+            tracing::warn!("rotated-out refresh token presented; revoking its family");
+            self.store.revoke_family(&family.id, now).await?;
+            return Err(OAuthError::invalid_grant("refresh token already used; its family is revoked"));
+        }
+        if stored.expires_at <= now {
+            return Err(OAuthError::invalid_grant("refresh token expired"));
+        }
+        let scopes = match scope {
+            None => family.scopes.clone(),
+            Some(scope) => {
+                let asked = scopes::parse_scope(Some(scope))?;
+                if let Some(extra) = asked.iter().find(|s| !has(&family.scopes, s)) {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidScope,
+                        format!("scope {extra:?} was not granted; a refresh may only narrow the scope"),
+                    ));
+                }
+                asked
+            }
+        };
+        if let Some(asked) = resource {
+            check_same_resource(asked, &family.resource)?;
+        }
+        let user = self.live_user(&family.user_id).await?;
+        let (new_token, new_row) = self.new_refresh(&family.id, now);
+        if !self.store.rotate_refresh_token(&token_hash, now, &new_row).await? {
+            self.store.revoke_family(&family.id, now).await?;
+            return Err(OAuthError::invalid_grant("refresh token already used; its family is revoked"));
+        }
+        Ok(self.respond(client, &user, &family, &scopes, None, Some(new_token), now))
+    }
+
+    /// The `client_credentials` grant, for confidential first-party machine apps.
+    pub async fn client_credentials(
+        &self,
+        client: &Client,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        if client.secret_hash.is_none()
+            || client.third_party
+            || !client.grant_types.iter().any(|g| g == "client_credentials")
+        {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "client_credentials is for confidential first-party machine apps",
+            ));
+        }
+        let resource = scopes::find_resource(&self.store, &self.settings, resource).await?;
+        let asked = scopes::parse_scope(scope)?;
+        if let Some(oidc) = asked.iter().find(|s| scopes::OPENID_SCOPES.contains(&s.as_str())) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                format!("{oidc:?} needs a person; machines get none"),
+            ));
+        }
+        let granted = scopes::resolve(client, &asked, resource.as_ref())?;
+        let now = now();
+        let access_token = self.access_token(
+            &client.client_id,
+            &client.client_id,
+            resource.as_ref().map_or("", |r| r.uri.as_str()),
+            &granted,
+            &random_token(16),
+            None,
+            now,
+        );
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.settings.access_token_ttl,
+            scope: granted.join(" "),
+            refresh_token: None,
+            id_token: None,
+        })
+    }
+
+    /// Checks an access token this issuer signed and that nothing revoked since;
+    /// its claims.
+    pub async fn validate_access_token(&self, token: &str) -> Result<Claims, OAuthError> {
+        let invalid = || OAuthError::new(ErrorCode::InvalidToken, "the access token is not valid");
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        // An ID token (typ JWT) or any other JWT of ours is not an access token.
+        if header.alg != jsonwebtoken::Algorithm::ES256 || header.typ.as_deref() != Some("at+jwt") {
+            return Err(invalid());
+        }
+        let keys = self.keys();
+        let key = header.kid.as_deref().and_then(|kid| keys.verifying_key(kid)).ok_or_else(invalid)?;
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "jti"]);
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|_| invalid())?.claims;
+        let jti = claims.get("jti").and_then(Value::as_str).ok_or_else(invalid)?;
+        if let Some(family) = family_of_jti(jti) {
+            let live = self.store.family(family).await?.is_some_and(|f| f.revoked_at.is_none());
+            if !live {
+                return Err(invalid());
+            }
+        }
+        if self.store.access_token_revoked(jti).await? {
+            return Err(invalid());
+        }
+        Ok(claims)
+    }
+
+    /// RFC 7662: what the issuer knows of `token`, an access or refresh token.
+    /// Anything not valid now is `{"active": false}` and nothing more.
+    pub async fn introspect(&self, token: &str) -> Result<Value, OAuthError> {
+        let inactive = json!({ "active": false });
+        if token.contains('.') {
+            return Ok(match self.validate_access_token(token).await {
+                Ok(claims) => {
+                    let mut answer = claims;
+                    answer.insert("active".into(), Value::Bool(true));
+                    answer.insert("token_type".into(), "Bearer".into());
+                    Value::Object(answer)
+                }
+                Err(e) if e.code == ErrorCode::ServerError => return Err(e),
+                Err(_) => inactive,
+            });
+        }
+        let Some((stored, family)) = self.store.refresh_token(&hash_secret(token)).await? else {
+            return Ok(inactive);
+        };
+        if stored.rotated_at.is_some() || family.revoked_at.is_some() || stored.expires_at <= now() {
+            return Ok(inactive);
+        }
+        let mut answer = json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "iss": self.settings.issuer,
+            "sub": family.user_id,
+            "client_id": family.client_id,
+            "scope": family.scopes.join(" "),
+            "iat": stored.created_at,
+            "exp": stored.expires_at,
+        });
+        if !family.resource.is_empty() {
+            answer["aud"] = family.resource.into();
+        }
+        Ok(answer)
+    }
+
+    /// RFC 7009: revokes `token` if it is `client`'s; unknown tokens are ignored.
+    /// A refresh token takes its whole family with it.
+    pub async fn revoke(&self, client: &Client, token: &str) -> Result<(), OAuthError> {
+        let now = now();
+        if let Some((_, family)) = self.store.refresh_token(&hash_secret(token)).await? {
+            if family.client_id == client.client_id {
+                self.store.revoke_family(&family.id, now).await?;
+            }
+            return Ok(());
+        }
+        if let Ok(claims) = self.validate_access_token(token).await
+            && claims.get("client_id").and_then(Value::as_str) == Some(client.client_id.as_str())
+        {
+            let jti = claims.get("jti").and_then(Value::as_str).unwrap_or_default();
+            let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
+            self.store.revoke_access_token(jti, exp).await?;
+        }
+        Ok(())
+    }
+
+    /// The claims about `user` that `scopes` allow (OpenID Connect Core §5.4).
+    pub fn user_claims(&self, user: &User, scopes: &[String]) -> Claims {
+        let mut claims = Map::new();
+        claims.insert("sub".into(), user.id.clone().into());
+        if has(scopes, "profile") {
+            claims.insert("preferred_username".into(), user.username.clone().into());
+            if let Some(name) = &user.name {
+                claims.insert("name".into(), name.clone().into());
+            }
+        }
+        if has(scopes, "email")
+            && let Some(email) = &user.email
+        {
+            claims.insert("email".into(), email.clone().into());
+        }
+        claims
+    }
+
+    async fn live_user(&self, id: &str) -> Result<User, OAuthError> {
+        self.store.user(id).await?.ok_or_else(|| OAuthError::invalid_grant("the person no longer exists"))
+    }
+
+    /// A refresh token goes to apps that may refresh, for OAuth requests and for
+    /// OpenID requests that asked for `offline_access` (OpenID Connect Core §11).
+    fn refresh_allowed(&self, client: &Client, scopes: &[String]) -> bool {
+        client.grant_types.iter().any(|g| g == "refresh_token")
+            && (has(scopes, "offline_access") || !has(scopes, "openid"))
+    }
+
+    fn new_refresh(&self, family: &str, now: i64) -> (String, RefreshToken) {
+        let token = random_token(32);
+        let row = RefreshToken {
+            token_hash: hash_secret(&token),
+            family_id: family.to_owned(),
+            created_at: now,
+            expires_at: now + self.settings.refresh_token_ttl,
+            rotated_at: None,
+        };
+        (token, row)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn access_token(
+        &self,
+        sub: &str,
+        client_id: &str,
+        resource: &str,
+        scopes: &[String],
+        jti: &str,
+        auth_time: Option<i64>,
+        now: i64,
+    ) -> String {
+        let mut claims = json!({
+            "iss": self.settings.issuer,
+            "sub": sub,
+            "client_id": client_id,
+            "scope": scopes.join(" "),
+            "iat": now,
+            "exp": now + self.settings.access_token_ttl,
+            "jti": jti,
+        });
+        // RFC 9068 §2.2 requires `aud`; a token for no resource is for userinfo.
+        claims["aud"] =
+            if resource.is_empty() { self.settings.endpoint("/userinfo") } else { resource.to_owned() }
+                .into();
+        if let Some(auth_time) = auth_time {
+            claims["auth_time"] = auth_time.into();
+        }
+        self.keys().active().sign_jwt("at+jwt", &claims)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &self,
+        client: &Client,
+        user: &User,
+        family: &TokenFamily,
+        scopes: &[String],
+        nonce: Option<&str>,
+        refresh_token: Option<String>,
+        now: i64,
+    ) -> TokenResponse {
+        let access_token = self.access_token(
+            &user.id,
+            &client.client_id,
+            &family.resource,
+            scopes,
+            &family_jti(&family.id),
+            Some(family.auth_time),
+            now,
+        );
+        let id_token = has(scopes, "openid").then(|| {
+            let mut claims = self.user_claims(user, scopes);
+            claims.insert("iss".into(), self.settings.issuer.clone().into());
+            claims.insert("aud".into(), client.client_id.clone().into());
+            claims.insert("azp".into(), client.client_id.clone().into());
+            claims.insert("iat".into(), now.into());
+            claims.insert("exp".into(), (now + self.settings.id_token_ttl).into());
+            claims.insert("auth_time".into(), family.auth_time.into());
+            if let Some(nonce) = nonce {
+                claims.insert("nonce".into(), nonce.into());
+            }
+            self.keys().active().sign_jwt("JWT", &Value::Object(claims))
+        });
+        TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.settings.access_token_ttl,
+            scope: scopes.join(" "),
+            refresh_token,
+            id_token,
+        }
+    }
+}
+
+/// A token request's `resource` must be the one the grant was for (RFC 8707 §2.2).
+fn check_same_resource(asked: &str, granted: &str) -> Result<(), OAuthError> {
+    let same =
+        !granted.is_empty() && scopes::canonical_resource(asked) == scopes::canonical_resource(granted);
+    if same {
+        Ok(())
+    } else {
+        Err(OAuthError::new(ErrorCode::InvalidTarget, format!("resource {asked:?} was not granted")))
+    }
+}
+
+/// The resource URL a family or code keeps (`""` for none).
+pub fn resource_uri(resource: Option<&Resource>) -> String {
+    resource.map(|r| r.uri.clone()).unwrap_or_default()
+}

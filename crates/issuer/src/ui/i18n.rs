@@ -1,0 +1,184 @@
+//! The words on the pages, in English, Spanish and Japanese (the tutorial's
+//! languages), and how a request picks one: `ui_locales` first (the app's wish,
+//! OpenID Connect Core §3.1.2.1), then `Accept-Language`, then English.
+
+/// Every text a page shows; each field is named for the text it holds.
+#[allow(missing_docs)]
+#[derive(Debug)]
+pub struct Text {
+    /// The `lang` attribute.
+    pub lang: &'static str,
+    pub sign_in_title: &'static str,
+    pub sign_in_to: &'static str,
+    pub username_or_email: &'static str,
+    pub password: &'static str,
+    pub sign_in: &'static str,
+    pub invalid_credentials: &'static str,
+    /// `{minutes}` is replaced.
+    pub too_many_attempts: &'static str,
+    pub consent_title: &'static str,
+    /// `{app}` is replaced.
+    pub consent_intro: &'static str,
+    pub consent_permissions: &'static str,
+    /// `{host}` is replaced.
+    pub consent_redirect: &'static str,
+    pub consent_signed_in_as: &'static str,
+    pub allow: &'static str,
+    pub deny: &'static str,
+    pub third_party_note: &'static str,
+    pub homepage: &'static str,
+    pub privacy_policy: &'static str,
+    pub terms: &'static str,
+    pub account_title: &'static str,
+    pub connected_apps: &'static str,
+    pub no_connected_apps: &'static str,
+    pub disconnect: &'static str,
+    pub sign_out: &'static str,
+    pub signed_out: &'static str,
+    pub error_title: &'static str,
+    pub form_expired: &'static str,
+    pub scope_openid: &'static str,
+    pub scope_profile: &'static str,
+    pub scope_email: &'static str,
+    pub scope_offline_access: &'static str,
+}
+
+/// English.
+pub const EN: Text = Text {
+    lang: "en",
+    sign_in_title: "Sign in",
+    sign_in_to: "Sign in to continue to",
+    username_or_email: "Username or email",
+    password: "Password",
+    sign_in: "Sign in",
+    invalid_credentials: "The username, email or password is not right.",
+    too_many_attempts: "Too many failed attempts. Try again in {minutes} minutes.",
+    consent_title: "Allow access?",
+    consent_intro: "{app} wants to access your account.",
+    consent_permissions: "It will be able to:",
+    consent_redirect: "After you choose, you will be sent back to {host}.",
+    consent_signed_in_as: "Signed in as",
+    allow: "Allow",
+    deny: "Deny",
+    third_party_note: "This app is not made by the operator of this server. Allow only apps you trust.",
+    homepage: "Home page",
+    privacy_policy: "Privacy policy",
+    terms: "Terms of service",
+    account_title: "Your account",
+    connected_apps: "Connected apps",
+    no_connected_apps: "No app is connected to your account.",
+    disconnect: "Disconnect",
+    sign_out: "Sign out",
+    signed_out: "You are signed out.",
+    error_title: "Something is wrong",
+    form_expired: "This form has expired or was not sent from this site. Go back, reload the page and try again.",
+    scope_openid: "Know who you are (your account ID)",
+    scope_profile: "See your name and username",
+    scope_email: "See your email address",
+    scope_offline_access: "Keep access while you are away, until you disconnect it",
+};
+
+/// Spanish.
+pub const ES: Text = Text {
+    lang: "es",
+    sign_in_title: "Iniciar sesión",
+    sign_in_to: "Inicia sesión para continuar en",
+    username_or_email: "Usuario o correo electrónico",
+    password: "Contraseña",
+    sign_in: "Iniciar sesión",
+    invalid_credentials: "El usuario, el correo o la contraseña no son correctos.",
+    too_many_attempts: "Demasiados intentos fallidos. Inténtalo de nuevo en {minutes} minutos.",
+    consent_title: "¿Permitir el acceso?",
+    consent_intro: "{app} quiere acceder a tu cuenta.",
+    consent_permissions: "Podrá:",
+    consent_redirect: "Después de elegir, volverás a {host}.",
+    consent_signed_in_as: "Sesión iniciada como",
+    allow: "Permitir",
+    deny: "Denegar",
+    third_party_note: "Esta aplicación no es del operador de este servidor. Permite solo aplicaciones en las que confíes.",
+    homepage: "Página principal",
+    privacy_policy: "Política de privacidad",
+    terms: "Condiciones del servicio",
+    account_title: "Tu cuenta",
+    connected_apps: "Aplicaciones conectadas",
+    no_connected_apps: "No hay aplicaciones conectadas a tu cuenta.",
+    disconnect: "Desconectar",
+    sign_out: "Cerrar sesión",
+    signed_out: "Has cerrado la sesión.",
+    error_title: "Algo ha fallado",
+    form_expired: "Este formulario ha caducado o no se envió desde este sitio. Vuelve atrás, recarga la página e inténtalo de nuevo.",
+    scope_openid: "Saber quién eres (el ID de tu cuenta)",
+    scope_profile: "Ver tu nombre y tu nombre de usuario",
+    scope_email: "Ver tu dirección de correo electrónico",
+    scope_offline_access: "Mantener el acceso mientras no estás, hasta que lo desconectes",
+};
+
+/// Japanese.
+pub const JA: Text = Text {
+    lang: "ja",
+    sign_in_title: "サインイン",
+    sign_in_to: "続行するにはサインインしてください:",
+    username_or_email: "ユーザー名またはメールアドレス",
+    password: "パスワード",
+    sign_in: "サインイン",
+    invalid_credentials: "ユーザー名、メールアドレス、またはパスワードが正しくありません。",
+    too_many_attempts: "失敗した試行が多すぎます。{minutes} 分後にもう一度お試しください。",
+    consent_title: "アクセスを許可しますか？",
+    consent_intro: "{app} があなたのアカウントへのアクセスを求めています。",
+    consent_permissions: "許可すると、次のことができるようになります:",
+    consent_redirect: "選択後、{host} に戻ります。",
+    consent_signed_in_as: "サインイン中のアカウント:",
+    allow: "許可",
+    deny: "拒否",
+    third_party_note: "このアプリはこのサーバーの運営者が提供するものではありません。信頼できるアプリだけを許可してください。",
+    homepage: "ホームページ",
+    privacy_policy: "プライバシーポリシー",
+    terms: "利用規約",
+    account_title: "アカウント",
+    connected_apps: "接続済みのアプリ",
+    no_connected_apps: "アカウントに接続されているアプリはありません。",
+    disconnect: "接続を解除",
+    sign_out: "サインアウト",
+    signed_out: "サインアウトしました。",
+    error_title: "問題が発生しました",
+    form_expired: "このフォームは期限切れか、このサイトから送信されたものではありません。前のページに戻り、再読み込みしてからもう一度お試しください。",
+    scope_openid: "あなたが誰かを知る（アカウント ID）",
+    scope_profile: "名前とユーザー名を見る",
+    scope_email: "メールアドレスを見る",
+    scope_offline_access: "接続を解除するまで、あなたが不在のときもアクセスを保つ",
+};
+
+/// The texts for a request: the first supported language of `ui_locales`
+/// (space-separated), else of `Accept-Language` (by quality), else English.
+///
+/// ```
+/// use agentgate_issuer::ui::i18n::pick;
+/// assert_eq!(pick(Some("ja en"), None).lang, "ja");
+/// assert_eq!(pick(None, Some("fr;q=0.9, es-MX;q=0.8, en;q=0.5")).lang, "es");
+/// assert_eq!(pick(None, Some("de")).lang, "en");
+/// ```
+pub fn pick(ui_locales: Option<&str>, accept_language: Option<&str>) -> &'static Text {
+    let known = |tag: &str| match tag.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase().as_str() {
+        "en" => Some(&EN),
+        "es" => Some(&ES),
+        "ja" => Some(&JA),
+        _ => None,
+    };
+    if let Some(text) = ui_locales.into_iter().flat_map(|l| l.split(' ')).find_map(known) {
+        return text;
+    }
+    let mut ranked: Vec<(f32, &str)> = accept_language
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|part| {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next()?.trim();
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .map_or(Some(1.0), |q| q.parse::<f32>().ok())?;
+            (q > 0.0).then_some((q, tag))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    ranked.into_iter().find_map(|(_, tag)| known(tag)).unwrap_or(&EN)
+}

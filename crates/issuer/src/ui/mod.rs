@@ -1,0 +1,127 @@
+//! The person's pages: sign-in, consent, account, and messages. Server-rendered
+//! HTML (askama, escaped by default) that works without JavaScript; every field
+//! has a `<label for>`; the words come from [`i18n`].
+
+pub mod i18n;
+
+use askama::Template;
+
+use crate::store::Resource;
+pub use i18n::Text;
+
+/// The sign-in page.
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+pub struct SignInPage<'a> {
+    /// Words.
+    pub t: &'static Text,
+    /// Where the form posts.
+    pub action: String,
+    /// The form token.
+    pub csrf: String,
+    /// The authorization request being continued (its query string), or empty.
+    pub request: String,
+    /// The app the person is signing in to, if any.
+    pub app_name: Option<&'a str>,
+    /// What went wrong last time.
+    pub error: Option<String>,
+    /// The login typed last time.
+    pub login: String,
+}
+
+/// The consent page.
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage {
+    /// Words.
+    pub t: &'static Text,
+    /// Where the form posts.
+    pub action: String,
+    /// The form token.
+    pub csrf: String,
+    /// The authorization request being continued.
+    pub request: String,
+    /// "{app} wants to access your account."
+    pub intro: String,
+    /// Each permission asked, in plain words.
+    pub permissions: Vec<String>,
+    /// "you will be sent back to {host}".
+    pub redirect_note: String,
+    /// Whether to show the third-party warning.
+    pub third_party: bool,
+    /// The app's logo.
+    pub logo_uri: Option<String>,
+    /// The app's home page.
+    pub client_uri: Option<String>,
+    /// The app's privacy policy.
+    pub policy_uri: Option<String>,
+    /// The app's terms.
+    pub tos_uri: Option<String>,
+    /// Who is signed in.
+    pub username: String,
+}
+
+/// One connected app on the account page.
+pub struct AccountApp {
+    /// Its id, for the disconnect form.
+    pub client_id: String,
+    /// Its name.
+    pub name: String,
+    /// What it may do, in plain words.
+    pub permissions: Vec<String>,
+}
+
+/// The account page.
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    /// Words.
+    pub t: &'static Text,
+    /// The form token.
+    pub csrf: String,
+    /// Who is signed in.
+    pub username: String,
+    /// Connected apps.
+    pub apps: Vec<AccountApp>,
+    /// Where disconnect forms post.
+    pub disconnect_action: String,
+    /// Where the sign-out form posts.
+    pub sign_out_action: String,
+}
+
+/// A page with one message.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    /// Words.
+    pub t: &'static Text,
+    /// The heading.
+    pub title: String,
+    /// The message.
+    pub message: String,
+    /// Shown as an error.
+    pub is_error: bool,
+}
+
+/// A scope in plain words: OpenID scopes from the texts, a resource's scopes
+/// from the description its operator wrote.
+pub fn describe_scope(t: &Text, scope: &str, resource: Option<&Resource>) -> String {
+    match scope {
+        "openid" => t.scope_openid.to_owned(),
+        "profile" => t.scope_profile.to_owned(),
+        "email" => t.scope_email.to_owned(),
+        "offline_access" => t.scope_offline_access.to_owned(),
+        other => match resource.and_then(|r| r.scopes.iter().find(|s| s.name == other).map(|s| (r, s))) {
+            Some((r, s)) => format!("{} — {} ({other})", r.name, s.description),
+            None => other.to_owned(),
+        },
+    }
+}
+
+/// Renders a template; a template error is a bug, reported as plain text.
+pub fn render(template: &impl Template) -> String {
+    template.render().unwrap_or_else(|error| {
+        tracing::error!(%error, "template failed");
+        "internal error".to_owned()
+    })
+}

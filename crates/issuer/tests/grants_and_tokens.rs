@@ -1,0 +1,474 @@
+//! Codes, tokens, consent and revocation through the issuer's plain API, on a
+//! real SQLite file: every rule of the token endpoint, failures included.
+
+mod common;
+
+use std::sync::Arc;
+
+use agentgate_issuer::clients::{self, ApplicationType, NewClient, Registered};
+use agentgate_issuer::scopes::add_resource;
+use agentgate_issuer::seal::KeyEncryptionKey;
+use agentgate_issuer::store::{Client, SqliteStore};
+use agentgate_issuer::tokens::{ClientCredentials, CodeRequest};
+use agentgate_issuer::users::{self, NewUser};
+use agentgate_issuer::{ErrorCode, Issuer, Settings};
+use common::TempDb;
+use serde_json::Value;
+
+const MCP: &str = "http://127.0.0.1:8080/mcp";
+const REDIRECT: &str = "http://127.0.0.1:7777/callback";
+// RFC 7636 Appendix B.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+struct World {
+    _db: TempDb,
+    issuer: Arc<Issuer<SqliteStore>>,
+    alice: String,
+    agent: Client,
+    machine: Registered,
+}
+
+fn app(name: &str, third_party: bool) -> NewClient {
+    NewClient {
+        name: name.into(),
+        third_party,
+        public: true,
+        application_type: ApplicationType::Native,
+        redirect_uris: vec![REDIRECT.into()],
+        scopes: "openid profile email offline_access mcp:tools".split(' ').map(str::to_owned).collect(),
+        machine: false,
+        logo_uri: None,
+        client_uri: None,
+        policy_uri: None,
+        tos_uri: None,
+    }
+}
+
+async fn world() -> World {
+    world_with(Settings::new("http://127.0.0.1:8080")).await
+}
+
+async fn world_with(settings: Settings) -> World {
+    let db = TempDb::new();
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    let alice = users::add_user(
+        &store,
+        NewUser {
+            username: "alice".into(),
+            email: Some("alice@example.com".into()),
+            name: None,
+            password: "wonderland".into(),
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    add_resource(&store, MCP, "whoami", &[("mcp:tools", "Use the tools")], 1).await.unwrap();
+    let agent = clients::register(&store, app("SmartMail AI", true), 1).await.unwrap().client;
+    let machine = clients::register(
+        &store,
+        NewClient {
+            public: false,
+            machine: true,
+            third_party: false,
+            redirect_uris: vec![],
+            ..app("Robot", false)
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    let (kek, _) = KeyEncryptionKey::generate();
+    let issuer = Issuer::open(store, kek, settings).await.unwrap();
+    World { _db: db, issuer: Arc::new(issuer), alice: alice.id, agent, machine }
+}
+
+impl World {
+    async fn code(&self, scopes: &str) -> String {
+        self.issuer
+            .issue_code(CodeRequest {
+                client_id: self.agent.client_id.clone(),
+                user_id: self.alice.clone(),
+                redirect_uri: REDIRECT.into(),
+                code_challenge: CHALLENGE.into(),
+                resource: MCP.into(),
+                scopes: scopes.split(' ').map(str::to_owned).collect(),
+                nonce: Some("n-0S6".into()),
+                auth_time: 5,
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn exchange(&self, code: &str) -> Result<agentgate_issuer::tokens::TokenResponse, ErrorCode> {
+        self.issuer
+            .exchange_code(&self.agent, Some(code), Some(REDIRECT), Some(VERIFIER), Some(MCP))
+            .await
+            .map_err(|e| e.code)
+    }
+
+    async fn active(&self, token: &str) -> bool {
+        self.issuer.introspect(token).await.unwrap()["active"] == Value::Bool(true)
+    }
+}
+
+fn claims(jwt: &str) -> Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
+        .unwrap()
+}
+
+fn header(jwt: &str) -> Value {
+    use base64::Engine;
+    let head = jwt.split('.').next().unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_code_becomes_rfc9068_tokens_once() {
+    let w = world().await;
+    let code = w.code("openid profile email offline_access mcp:tools").await;
+    let tokens = w.exchange(&code).await.unwrap();
+    assert_eq!(tokens.token_type, "Bearer");
+    assert_eq!(tokens.expires_in, 600);
+    assert_eq!(tokens.scope, "openid profile email offline_access mcp:tools");
+
+    assert_eq!(header(&tokens.access_token)["typ"], "at+jwt");
+    assert_eq!(header(&tokens.access_token)["alg"], "ES256");
+    let at = claims(&tokens.access_token);
+    assert_eq!(at["iss"], "http://127.0.0.1:8080");
+    assert_eq!(at["sub"], w.alice.as_str());
+    assert_eq!(at["aud"], MCP);
+    assert_eq!(at["client_id"], w.agent.client_id.as_str());
+    assert_eq!(at["scope"], "openid profile email offline_access mcp:tools");
+    assert_eq!(at["exp"].as_i64().unwrap() - at["iat"].as_i64().unwrap(), 600);
+    assert!(at["jti"].as_str().is_some_and(|j| j.len() > 20));
+
+    let id = claims(tokens.id_token.as_deref().unwrap());
+    assert_eq!(header(tokens.id_token.as_deref().unwrap())["typ"], "JWT");
+    assert_eq!((id["aud"].as_str(), id["nonce"].as_str()), (Some(w.agent.client_id.as_str()), Some("n-0S6")));
+    assert_eq!((id["email"].as_str(), id["auth_time"].as_i64()), (Some("alice@example.com"), Some(5)));
+
+    let refresh = tokens.refresh_token.unwrap();
+    assert!(refresh.len() >= 43, "at least 256 bits");
+    assert!(w.active(&tokens.access_token).await && w.active(&refresh).await);
+
+    // Replay: refused, and what the first exchange issued is revoked.
+    assert_eq!(w.exchange(&code).await.unwrap_err(), ErrorCode::InvalidGrant);
+    assert!(!w.active(&tokens.access_token).await, "access token revoked by the replay");
+    assert!(!w.active(&refresh).await, "refresh token revoked by the replay");
+}
+
+#[tokio::test]
+async fn a_failed_exchange_consumes_nothing() {
+    let w = world().await;
+    let code = w.code("mcp:tools").await;
+    let i = &w.issuer;
+    let wrong_verifier = VERIFIER.replace('d', "e");
+    let cases = [
+        (i.exchange_code(&w.agent, Some(&code), Some(REDIRECT), None, None).await, ErrorCode::InvalidRequest),
+        (
+            i.exchange_code(&w.agent, Some(&code), Some(REDIRECT), Some(&wrong_verifier), None).await,
+            ErrorCode::InvalidGrant,
+        ),
+        (
+            i.exchange_code(&w.agent, Some(&code), Some(REDIRECT), Some(CHALLENGE), None).await,
+            ErrorCode::InvalidGrant,
+        ),
+        (
+            i.exchange_code(&w.agent, Some(&code), Some("http://127.0.0.1:7777/other"), Some(VERIFIER), None)
+                .await,
+            ErrorCode::InvalidGrant,
+        ),
+        (i.exchange_code(&w.agent, Some(&code), None, Some(VERIFIER), None).await, ErrorCode::InvalidGrant),
+        (
+            i.exchange_code(
+                &w.agent,
+                Some(&code),
+                Some(REDIRECT),
+                Some(VERIFIER),
+                Some("http://127.0.0.1:8080/other"),
+            )
+            .await,
+            ErrorCode::InvalidTarget,
+        ),
+        (
+            i.exchange_code(&w.machine.client, Some(&code), Some(REDIRECT), Some(VERIFIER), None).await,
+            ErrorCode::InvalidGrant,
+        ),
+        (
+            i.exchange_code(&w.agent, Some("not-a-code"), Some(REDIRECT), Some(VERIFIER), None).await,
+            ErrorCode::InvalidGrant,
+        ),
+    ];
+    for (n, (result, expected)) in cases.into_iter().enumerate() {
+        assert_eq!(result.map(|_| ()).unwrap_err().code, expected, "case {n}");
+    }
+    // After all that, the right exchange still works: nothing was consumed.
+    let tokens = w.exchange(&code).await.unwrap();
+    assert_eq!(tokens.scope, "mcp:tools");
+    assert!(tokens.id_token.is_none(), "no openid, no ID token");
+    assert!(tokens.refresh_token.is_some(), "an OAuth request from an app that may refresh gets one");
+}
+
+#[tokio::test]
+async fn two_concurrent_redemptions_of_one_code_exactly_one_wins() {
+    for _ in 0..5 {
+        let w = world().await;
+        let code = w.code("openid mcp:tools").await;
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (issuer, agent, code) = (w.issuer.clone(), w.agent.clone(), code.clone());
+                tokio::spawn(async move {
+                    issuer.exchange_code(&agent, Some(&code), Some(REDIRECT), Some(VERIFIER), None).await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => won += 1,
+                Err(e) => assert_eq!(e.code, ErrorCode::InvalidGrant),
+            }
+        }
+        assert_eq!(won, 1);
+    }
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let mut settings = Settings::new("http://127.0.0.1:8080");
+    settings.code_ttl = -1;
+    let w = world_with(settings).await;
+    let code = w.code("mcp:tools").await;
+    let err = w.issuer.exchange_code(&w.agent, Some(&code), Some(REDIRECT), Some(VERIFIER), None).await;
+    assert_eq!(err.unwrap_err().description, "authorization code expired");
+}
+
+#[tokio::test]
+async fn refresh_rotates_narrows_and_reuse_revokes_the_family() {
+    let w = world().await;
+    let first = w.exchange(&w.code("openid offline_access mcp:tools").await).await.unwrap();
+    let r1 = first.refresh_token.unwrap();
+    let i = &w.issuer;
+
+    // Wider than granted: refused, nothing rotated.
+    let wider = i.refresh(&w.agent, Some(&r1), Some("openid email"), None).await.unwrap_err();
+    assert_eq!(wider.code, ErrorCode::InvalidScope);
+    let other = i.refresh(&w.agent, Some(&r1), None, Some("http://127.0.0.1:8080/other")).await.unwrap_err();
+    assert_eq!(other.code, ErrorCode::InvalidTarget);
+    let foreign = i.refresh(&w.machine.client, Some(&r1), None, None).await.unwrap_err();
+    assert_eq!(foreign.code, ErrorCode::UnauthorizedClient, "a machine app has no refresh grant");
+
+    let second = i.refresh(&w.agent, Some(&r1), Some("mcp:tools"), Some(MCP)).await.unwrap();
+    assert_eq!(second.scope, "mcp:tools");
+    assert_eq!(claims(&second.access_token)["aud"], MCP, "resource kept");
+    let r2 = second.refresh_token.unwrap();
+    assert_ne!(r1, r2);
+    // The narrower scope does not shrink the grant: the next refresh may widen back.
+    let third = i.refresh(&w.agent, Some(&r2), None, None).await.unwrap();
+    assert_eq!(third.scope, "openid offline_access mcp:tools");
+    assert!(third.id_token.is_some());
+    let r3 = third.refresh_token.unwrap();
+    assert!(w.active(&third.access_token).await && w.active(&r3).await);
+
+    // r1 was rotated out: presenting it again revokes the whole family.
+    assert_eq!(i.refresh(&w.agent, Some(&r1), None, None).await.unwrap_err().code, ErrorCode::InvalidGrant);
+    assert!(!w.active(&r3).await);
+    assert!(!w.active(&third.access_token).await);
+    assert_eq!(i.refresh(&w.agent, Some(&r3), None, None).await.unwrap_err().code, ErrorCode::InvalidGrant);
+}
+
+#[tokio::test]
+async fn openid_requests_get_refresh_tokens_only_with_offline_access() {
+    let w = world().await;
+    let tokens = w.exchange(&w.code("openid mcp:tools").await).await.unwrap();
+    assert!(tokens.refresh_token.is_none());
+}
+
+#[tokio::test]
+async fn disconnecting_an_app_revokes_its_tokens_at_once() {
+    let w = world().await;
+    let i = &w.issuer;
+    i.record_consent(&w.alice, &w.agent.client_id, MCP, &["openid".into(), "mcp:tools".into()])
+        .await
+        .unwrap();
+    let tokens = w.exchange(&w.code("openid offline_access mcp:tools").await).await.unwrap();
+    let refresh = tokens.refresh_token.unwrap();
+    let apps = i.connected_apps(&w.alice).await.unwrap();
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0].client.name, "SmartMail AI");
+
+    assert!(i.disconnect(&w.alice, &w.agent.client_id).await.unwrap());
+    assert!(i.connected_apps(&w.alice).await.unwrap().is_empty());
+    assert_eq!(
+        i.refresh(&w.agent, Some(&refresh), None, None).await.unwrap_err().code,
+        ErrorCode::InvalidGrant
+    );
+    assert!(!w.active(&tokens.access_token).await);
+    assert!(i.validate_access_token(&tokens.access_token).await.is_err(), "userinfo refuses it too");
+    // Consent is asked again from scratch.
+    let asked = i.consent_needed(&w.agent, &w.alice, MCP, &["mcp:tools".into()], false).await.unwrap();
+    assert_eq!(asked.unwrap(), ["mcp:tools"]);
+}
+
+#[tokio::test]
+async fn consent_asks_only_for_what_was_not_granted() {
+    let w = world().await;
+    let i = &w.issuer;
+    let scopes = |s: &str| s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+    let ask = |client: Client, resource: &'static str, wanted: &'static str, force: bool| {
+        let (i, alice) = (i.clone(), w.alice.clone());
+        async move { i.consent_needed(&client, &alice, resource, &scopes(wanted), force).await.unwrap() }
+    };
+    let agent = || w.agent.clone();
+    assert_eq!(ask(agent(), MCP, "openid mcp:tools", false).await.unwrap(), scopes("openid mcp:tools"));
+    assert_eq!(
+        ask(agent(), MCP, "", false).await.unwrap(),
+        Vec::<String>::new(),
+        "asked once even for nothing"
+    );
+    i.record_consent(&w.alice, &w.agent.client_id, MCP, &scopes("openid mcp:tools")).await.unwrap();
+    assert_eq!(ask(agent(), MCP, "mcp:tools openid", false).await, None);
+    assert_eq!(
+        ask(agent(), MCP, "mcp:tools openid", true).await.unwrap(),
+        scopes("mcp:tools openid"),
+        "prompt=consent"
+    );
+    assert_eq!(ask(agent(), MCP, "openid email", false).await.unwrap(), ["email"]);
+    // Per resource: a grant for the MCP server is not a grant for no resource.
+    assert_eq!(ask(agent(), "", "openid", false).await.unwrap(), ["openid"]);
+    i.record_consent(&w.alice, &w.agent.client_id, MCP, &scopes("email")).await.unwrap();
+    assert_eq!(ask(agent(), MCP, "openid email mcp:tools", false).await, None);
+    // A first-party app never asks.
+    let own = clients::register(i.store(), app("Own app", false), 1).await.unwrap().client;
+    assert_eq!(ask(own, MCP, "openid mcp:tools", true).await, None);
+}
+
+#[tokio::test]
+async fn client_authentication_rules() {
+    let w = world().await;
+    let i = &w.issuer;
+    let id = w.machine.client.client_id.clone();
+    let secret = w.machine.secret.clone().unwrap();
+    let creds =
+        |basic: Option<(&str, &str)>, form_id: Option<&str>, form_secret: Option<&str>| ClientCredentials {
+            basic: basic.map(|(a, b)| (a.to_owned(), b.to_owned())),
+            client_id: form_id.map(str::to_owned),
+            client_secret: form_secret.map(str::to_owned),
+        };
+    let ok = [creds(Some((&id, &secret)), None, None), creds(None, Some(&id), Some(&secret))];
+    for c in &ok {
+        assert_eq!(i.authenticate_client(c).await.unwrap().client_id, id);
+    }
+    let public = creds(None, Some(&w.agent.client_id), None);
+    assert_eq!(i.authenticate_client(&public).await.unwrap().client_id, w.agent.client_id);
+    let refused = [
+        (creds(Some((&id, "wrong")), None, None), ErrorCode::InvalidClient),
+        (creds(None, Some(&id), None), ErrorCode::InvalidClient),
+        (creds(None, Some(&id), Some("")), ErrorCode::InvalidClient),
+        (creds(Some((&id, &secret)), None, Some(&secret)), ErrorCode::InvalidRequest),
+        (creds(Some((&id, &secret)), Some(&w.agent.client_id), None), ErrorCode::InvalidRequest),
+        (creds(None, Some("nobody"), None), ErrorCode::InvalidClient),
+        (creds(None, None, None), ErrorCode::InvalidClient),
+        (creds(None, Some(&w.agent.client_id), Some("anything")), ErrorCode::InvalidClient),
+    ];
+    for (n, (c, code)) in refused.iter().enumerate() {
+        assert_eq!(i.authenticate_client(c).await.unwrap_err().code, *code, "case {n}");
+    }
+}
+
+#[tokio::test]
+async fn client_credentials_for_machines_only() {
+    let w = world().await;
+    let i = &w.issuer;
+    let machine = &w.machine.client;
+    let tokens = i.client_credentials(machine, Some("mcp:tools"), Some(MCP)).await.unwrap();
+    let at = claims(&tokens.access_token);
+    assert_eq!((at["sub"].as_str(), at["aud"].as_str()), (Some(machine.client_id.as_str()), Some(MCP)));
+    assert!(tokens.refresh_token.is_none() && tokens.id_token.is_none());
+    assert!(w.active(&tokens.access_token).await);
+    assert_eq!(
+        i.client_credentials(machine, Some("openid"), Some(MCP)).await.unwrap_err().code,
+        ErrorCode::InvalidScope
+    );
+    assert_eq!(
+        i.client_credentials(machine, None, Some("https://elsewhere.example/")).await.unwrap_err().code,
+        ErrorCode::InvalidTarget
+    );
+    assert_eq!(
+        i.client_credentials(&w.agent, None, Some(MCP)).await.unwrap_err().code,
+        ErrorCode::UnauthorizedClient
+    );
+
+    // Revocation of one access token (RFC 7009), only by its own client.
+    i.revoke(&w.agent, &tokens.access_token).await.unwrap();
+    assert!(w.active(&tokens.access_token).await, "another client cannot revoke it");
+    i.revoke(machine, &tokens.access_token).await.unwrap();
+    assert!(!w.active(&tokens.access_token).await);
+}
+
+#[tokio::test]
+async fn only_our_access_tokens_pass_validation() {
+    let w = world().await;
+    let tokens = w.exchange(&w.code("openid mcp:tools").await).await.unwrap();
+    let i = &w.issuer;
+    assert!(i.validate_access_token(&tokens.access_token).await.is_ok());
+    let id_token = tokens.id_token.unwrap();
+    assert!(i.validate_access_token(&id_token).await.is_err(), "an ID token is not an access token");
+    assert!(!w.active(&id_token).await);
+    let mut parts: Vec<String> = tokens.access_token.split('.').map(str::to_owned).collect();
+    parts[1] = id_token.split('.').nth(1).unwrap().to_owned();
+    assert!(i.validate_access_token(&parts.join(".")).await.is_err(), "payload swap");
+    assert!(i.validate_access_token("garbage").await.is_err());
+    assert_eq!(i.introspect("garbage").await.unwrap(), serde_json::json!({"active": false}));
+}
+
+#[tokio::test]
+async fn a_restart_keeps_grants_refresh_tokens_and_keys() {
+    let db = TempDb::new();
+    let (kek, kek_text) = KeyEncryptionKey::generate();
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    let alice = users::add_user(
+        &store,
+        NewUser { username: "alice".into(), email: None, name: None, password: "wonderland".into() },
+        1,
+    )
+    .await
+    .unwrap();
+    add_resource(&store, MCP, "whoami", &[("mcp:tools", "Use the tools")], 1).await.unwrap();
+    let agent = clients::register(&store, app("SmartMail AI", true), 1).await.unwrap().client;
+    let issuer = Issuer::open(store, kek, Settings::new("http://127.0.0.1:8080")).await.unwrap();
+    issuer.record_consent(&alice.id, &agent.client_id, MCP, &["mcp:tools".into()]).await.unwrap();
+    let code = issuer
+        .issue_code(CodeRequest {
+            client_id: agent.client_id.clone(),
+            user_id: alice.id.clone(),
+            redirect_uri: REDIRECT.into(),
+            code_challenge: CHALLENGE.into(),
+            resource: MCP.into(),
+            scopes: vec!["mcp:tools".into()],
+            nonce: None,
+            auth_time: 5,
+        })
+        .await
+        .unwrap();
+    let tokens =
+        issuer.exchange_code(&agent, Some(&code), Some(REDIRECT), Some(VERIFIER), None).await.unwrap();
+    let kid = issuer.keys().active().kid().to_owned();
+    drop(issuer);
+
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    let kek = KeyEncryptionKey::from_base64(&kek_text).unwrap();
+    let issuer = Issuer::open(store, kek, Settings::new("http://127.0.0.1:8080")).await.unwrap();
+    assert_eq!(issuer.keys().active().kid(), kid);
+    assert!(issuer.validate_access_token(&tokens.access_token).await.is_ok());
+    assert_eq!(
+        issuer.consent_needed(&agent, &alice.id, MCP, &["mcp:tools".into()], false).await.unwrap(),
+        None
+    );
+    let refreshed = issuer.refresh(&agent, tokens.refresh_token.as_deref(), None, None).await.unwrap();
+    assert_eq!(refreshed.scope, "mcp:tools");
+}
