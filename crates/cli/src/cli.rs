@@ -21,6 +21,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole tutorial in one process: the issuer, with sign-in and consent,
+    /// and the `whoami` MCP server at /mcp guarded by it; makes demo data on first run.
+    Dev(crate::dev_cmd::DevArgs),
     /// Run the tutorial's `whoami` MCP server, protected by a token guard, against an
     /// outside OpenID Connect / OAuth 2.0 issuer (Logto, Keycloak, Auth0…).
     Whoami(Box<WhoamiArgs>),
@@ -127,6 +130,7 @@ struct WhoamiArgs {
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
+            Command::Dev(args) => args.run().await,
             Command::Whoami(args) => args.run().await,
             Command::Users(args) => args.run().await,
             Command::Apps(args) => args.run().await,

@@ -2,6 +2,7 @@
 
 mod apps_cmd;
 mod cli;
+mod dev_cmd;
 mod keys_cmd;
 mod users_cmd;
 

@@ -26,7 +26,9 @@ pub async fn run(listener: TcpListener, app: Router, shutdown: CancellationToken
         let _ = tcp.set_nodelay(true);
     });
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
     Ok(())
 }
 

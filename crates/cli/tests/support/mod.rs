@@ -147,3 +147,45 @@ pub fn structured(result: &Value) -> &Value {
     assert_eq!(result["ok"], true, "the call failed: {result}");
     &result["result"]["structuredContent"]
 }
+
+/// `agentgate dev` on a free port, with its own data directory (removed on drop).
+pub struct Dev {
+    pub base: String,
+    pub data_dir: PathBuf,
+    _process: Process,
+}
+
+impl Dev {
+    pub fn start(password: &str) -> Self {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let data_dir = std::env::temp_dir().join(format!(
+            "agentgate-dev-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_agentgate"));
+        command.args(["dev", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data_dir);
+        command.env("AGENTGATE_LOG", "warn").env("AGENTGATE_DEMO_PASSWORD", password);
+        command.env_remove("AGENTGATE_KEY_ENCRYPTION_KEY");
+        let (process, base) = spawn_until(command, "agentgate dev", "  issuer:");
+        Dev { base, data_dir, _process: process }
+    }
+
+    /// `agentgate apps list --json` on this instance's data: the client id of `name`.
+    pub fn client_id(&self, name: &str) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_agentgate"))
+            .args(["apps", "list", "--json", "--data-dir"])
+            .arg(&self.data_dir)
+            .output()
+            .unwrap();
+        let apps: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let app = apps.as_array().unwrap().iter().find(|a| a["name"] == name).expect("the demo app exists");
+        app["client_id"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}

@@ -15,6 +15,7 @@
 mod backchannel;
 mod discovery;
 mod form;
+mod pages;
 
 use std::sync::Arc;
 
@@ -54,7 +55,14 @@ pub fn router<S: Store>(issuer: Arc<Issuer<S>>) -> Router {
             get(backchannel::userinfo::<S>).post(backchannel::userinfo::<S>).options(discovery::preflight),
         )
         .route(&at("/introspect"), post(backchannel::introspect::<S>))
-        .route(&at("/revoke"), post(backchannel::revoke::<S>).options(discovery::preflight));
+        .route(&at("/revoke"), post(backchannel::revoke::<S>).options(discovery::preflight))
+        .route(&at("/authorize"), get(pages::authorize::<S>))
+        .route(&at("/sign-in"), get(pages::sign_in_page::<S>).post(pages::sign_in::<S>))
+        .route(&at("/consent"), post(pages::consent::<S>))
+        .route(&at("/account"), get(pages::account::<S>))
+        .route(&at("/account/disconnect"), post(pages::disconnect::<S>))
+        .route(&at("/sign-out"), post(pages::sign_out::<S>))
+        .route(&at("/end-session"), get(pages::account::<S>));
     for path in discovery::paths(&base) {
         router = router.route(&path, get(discovery::metadata::<S>).options(discovery::preflight));
     }

@@ -1,0 +1,151 @@
+//! `agentgate dev`: the whole tutorial in one process — the issuer at the base
+//! URL and the `whoami` MCP server at `/mcp`, guarded against that issuer with
+//! the same checks as against an outside one — with demo data made on first run.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use agentgate::data_dir::DataArgs;
+use agentgate::{serve, whoami};
+use agentgate_guard::Guard;
+use agentgate_issuer::clients::{self, ApplicationType, NewClient};
+use agentgate_issuer::scopes::add_resource;
+use agentgate_issuer::store::{SqliteStore, Store};
+use agentgate_issuer::users::{self, NewUser};
+use agentgate_issuer::{Issuer, Settings};
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+/// The scope the demo MCP server asks for.
+const MCP_SCOPE: &str = "mcp:tools";
+/// Names of the demo apps, also how a later run finds them.
+const FIRST_PARTY_APP: &str = "agentgate demo app";
+const THIRD_PARTY_APP: &str = "SmartMail AI";
+/// Where the demo apps may be sent back to (any port: RFC 8252 loopback rule).
+const DEMO_REDIRECT: &str = "http://127.0.0.1/callback";
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "AGENTGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+impl DevArgs {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let (listener, local) = serve::bind(self.listen).await?;
+        let base = format!("http://{local}");
+        let mcp_url = format!("{base}/mcp");
+        let dir = self.data.open().await?;
+        let kek = dir.key_encryption_key().await?;
+        let store = dir.store.clone();
+        let demo = demo_data(&store, &mcp_url).await?;
+
+        let mut settings = Settings::new(&base);
+        settings.default_resource = Some(mcp_url.clone());
+        let issuer = Arc::new(Issuer::open(store, kek, settings).await.context("opening the issuer")?);
+        tokio::spawn(issuer.clone().maintain());
+
+        let guard = Guard::builder(&base, &mcp_url)
+            .scopes([MCP_SCOPE])
+            .resource_name("agentgate whoami (dev)")
+            .build()
+            .context("configuring the guard")?;
+        let shutdown = CancellationToken::new();
+        let mcp = whoami::router(
+            &guard,
+            "/mcp",
+            whoami::McpOptions {
+                stateless: false,
+                json_response: false,
+                allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into(), local.to_string()],
+                shutdown: shutdown.clone(),
+            },
+        );
+        let app = agentgate_issuer::http::router(issuer).merge(mcp);
+        print_welcome(&base, &mcp_url, &demo);
+        serve::run(listener, app, shutdown).await
+    }
+}
+
+/// What the first run made, to print.
+struct Demo {
+    password: Option<String>,
+    first_party: String,
+    third_party: String,
+}
+
+/// Makes the demo resource, person and apps unless they exist.
+async fn demo_data(store: &SqliteStore, mcp_url: &str) -> anyhow::Result<Demo> {
+    let now = agentgate_issuer::now();
+    let canonical = agentgate_issuer::scopes::canonical_resource(mcp_url).context("the MCP URL")?;
+    if store.resource_by_canonical(&canonical).await?.is_none() {
+        add_resource(store, mcp_url, "whoami MCP server", &[(MCP_SCOPE, "Use the whoami tool")], now).await?;
+    }
+    let mut password = None;
+    if store.users().await?.is_empty() {
+        let chosen = std::env::var("AGENTGATE_DEMO_PASSWORD").ok().filter(|p| !p.is_empty());
+        let secret = chosen.clone().unwrap_or_else(|| agentgate_issuer::random_token(12));
+        let alice = NewUser {
+            username: "alice".into(),
+            email: Some("alice@example.com".into()),
+            name: Some("Alice".into()),
+            password: secret.clone(),
+        };
+        users::add_user(store, alice, now).await?;
+        if chosen.is_none() {
+            password = Some(secret);
+        }
+    }
+    let existing = store.clients().await?;
+    let mut ids = Vec::new();
+    for (name, third_party) in [(FIRST_PARTY_APP, false), (THIRD_PARTY_APP, true)] {
+        let id = match existing.iter().find(|c| c.name == name) {
+            Some(client) => client.client_id.clone(),
+            None => {
+                let app = NewClient {
+                    name: name.into(),
+                    third_party,
+                    public: true,
+                    application_type: ApplicationType::Native,
+                    redirect_uris: vec![DEMO_REDIRECT.into()],
+                    scopes: ["openid", "profile", "email", "offline_access", MCP_SCOPE]
+                        .map(String::from)
+                        .to_vec(),
+                    machine: false,
+                    logo_uri: None,
+                    client_uri: None,
+                    policy_uri: None,
+                    tos_uri: None,
+                };
+                clients::register(store, app, now).await?.client.client_id
+            }
+        };
+        ids.push(id);
+    }
+    Ok(Demo { password, first_party: ids[0].clone(), third_party: ids[1].clone() })
+}
+
+fn print_welcome(base: &str, mcp_url: &str, demo: &Demo) {
+    println!("agentgate dev is ready");
+    println!();
+    println!("  issuer:          {base}");
+    println!("  MCP server:      {mcp_url}  (tool: whoami, scope: {MCP_SCOPE})");
+    println!("  your account:    {base}/account");
+    println!();
+    match &demo.password {
+        Some(password) => println!(
+            "  sign in as alice with password {password}  (shown once; set AGENTGATE_DEMO_PASSWORD to choose)"
+        ),
+        None => println!("  sign in as alice (password as set before)"),
+    }
+    println!("  first-party app: {}  ({FIRST_PARTY_APP}, no consent screen)", demo.first_party);
+    println!("  third-party app: {}  ({THIRD_PARTY_APP}, asks for consent)", demo.third_party);
+    println!("  redirect URIs:   {DEMO_REDIRECT} on any port");
+    println!();
+    println!("Try next: point an MCP client (MCP Inspector, the TypeScript SDK) at {mcp_url};");
+    println!("it gets a 401, discovers this issuer, and sends you here to sign in.");
+}

@@ -1,0 +1,378 @@
+//! `agentgate dev` as a real process, driven like a browser over real sockets:
+//! sign-in, consent, the code, the token, and the guarded `whoami` call; and
+//! every refusal of the authorization endpoint and the pages.
+
+mod support;
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::Value;
+use support::Dev;
+
+const PASSWORD: &str = "wonderland";
+const REDIRECT: &str = "http://127.0.0.1:7777/callback";
+// RFC 7636 Appendix B.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// A browser: no automatic redirects, a cookie jar, the pages it was shown.
+struct Browser {
+    http: reqwest::Client,
+    cookies: HashMap<String, String>,
+    language: &'static str,
+}
+
+/// One answer: status, Location, body.
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+}
+
+impl Page {
+    /// A hidden or text input's value, unescaped.
+    fn input(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self.body.find(&marker).unwrap_or_else(|| panic!("no input {name} in {}", self.body))
+            + marker.len();
+        let raw = &self.body[start..start + self.body[start..].find('"').unwrap()];
+        raw.replace("&#38;", "&")
+            .replace("&amp;", "&")
+            .replace("&#34;", "\"")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+    }
+
+    /// The query parameters of the redirect.
+    fn redirect_params(&self) -> HashMap<String, String> {
+        let location = self
+            .location
+            .as_deref()
+            .unwrap_or_else(|| panic!("no redirect ({}): {}", self.status, self.body));
+        url::Url::parse(location).unwrap().query_pairs().into_owned().collect()
+    }
+}
+
+impl Browser {
+    fn new(language: &'static str) -> Self {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { http, cookies: HashMap::new(), language }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        let response =
+            request.header(COOKIE, cookie).header("accept-language", self.language).send().await.unwrap();
+        for set in response.headers().get_all(SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            let (pair, attributes) = set.split_once(';').unwrap();
+            assert!(attributes.contains("HttpOnly") && attributes.contains("SameSite=Lax"), "{set}");
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let status = response.status();
+        let location = response.headers().get(LOCATION).map(|v| v.to_str().unwrap().to_owned());
+        Page { status, location, body: response.text().await.unwrap() }
+    }
+
+    async fn get(&mut self, url: &str) -> Page {
+        let request = self.http.get(url);
+        self.send(request).await
+    }
+
+    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        let request = self.http.post(url).form(form);
+        self.send(request).await
+    }
+
+    /// Fills in the sign-in form shown on `page`.
+    async fn sign_in(&mut self, base: &str, page: &Page, login: &str, password: &str) -> Page {
+        let (csrf, request) = (page.input("csrf"), page.input("request"));
+        self.post(
+            &format!("{base}/sign-in"),
+            &[("csrf", &csrf), ("request", &request), ("login", login), ("password", password)],
+        )
+        .await
+    }
+
+    /// Presses Allow or Deny on the consent `page`.
+    async fn decide(&mut self, base: &str, page: &Page, decision: &str) -> Page {
+        let (csrf, request) = (page.input("csrf"), page.input("request"));
+        self.post(
+            &format!("{base}/consent"),
+            &[("csrf", &csrf), ("request", &request), ("decision", decision)],
+        )
+        .await
+    }
+}
+
+/// An authorization request URL; `extra` adds parameters or replaces defaults.
+fn authorize_url(dev: &Dev, client_id: &str, extra: &[(&str, &str)]) -> String {
+    let resource = format!("{}/mcp", dev.base);
+    let defaults = [
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid profile mcp:tools"),
+        ("state", "xyz"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+        ("resource", resource.as_str()),
+    ];
+    let mut url = url::Url::parse(&format!("{}/authorize", dev.base)).unwrap();
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in defaults {
+            let v = extra.iter().find(|(ek, _)| *ek == k).map_or(v, |(_, ev)| ev);
+            q.append_pair(k, v);
+        }
+        for (k, v) in extra.iter().filter(|(k, _)| !defaults.iter().any(|(d, _)| d == k)) {
+            q.append_pair(k, v);
+        }
+    }
+    url.into()
+}
+
+async fn exchange(dev: &Dev, client_id: &str, code: &str) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{}/token", dev.base))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    response.json().await.unwrap()
+}
+
+async fn whoami(url: &str, token: &str) -> Value {
+    let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token);
+    let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.unwrap();
+    let result = client.call_tool(CallToolRequestParams::new("whoami")).await.unwrap();
+    let _ = client.cancel().await;
+    result.structured_content.expect("whoami returns structured claims")
+}
+
+fn jwt_claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_third_party_agent_gets_alice_s_consent_and_calls_whoami() {
+    let dev = Dev::start(PASSWORD);
+    let agent = dev.client_id("SmartMail AI");
+    let mut browser = Browser::new("en-US,en;q=0.9");
+
+    let sign_in = browser.get(&authorize_url(&dev, &agent, &[])).await;
+    assert_eq!(sign_in.status, StatusCode::OK);
+    for text in [
+        "<label for=\"login\">Username or email</label>",
+        "<label for=\"password\">Password</label>",
+        ">Sign in</button>",
+        "SmartMail AI",
+    ] {
+        assert!(sign_in.body.contains(text), "{text} missing: {}", sign_in.body);
+    }
+
+    let wrong = browser.sign_in(&dev.base, &sign_in, "alice", "not her password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("The username, email or password is not right."));
+    let unknown = browser.sign_in(&dev.base, &sign_in, "nobody", "not her password").await;
+    assert_eq!(unknown.body.replace("nobody", "alice"), wrong.body, "no hint whether the account exists");
+
+    let consent = browser.sign_in(&dev.base, &sign_in, "alice@example.com", PASSWORD).await;
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
+    for text in [
+        "SmartMail AI wants to access your account.",
+        "127.0.0.1:7777",
+        ">Allow</button>",
+        ">Deny</button>",
+        "Use the whoami tool",
+        "See your name and username",
+    ] {
+        assert!(consent.body.contains(text), "{text} missing: {}", consent.body);
+    }
+    let back = browser.decide(&dev.base, &consent, "allow").await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER);
+    assert!(back.location.as_deref().unwrap().starts_with(REDIRECT));
+    let params = back.redirect_params();
+    assert_eq!((params["state"].as_str(), params["iss"].as_str()), ("xyz", dev.base.as_str()));
+
+    let tokens = exchange(&dev, &agent, &params["code"]).await;
+    let access_token = tokens["access_token"].as_str().expect("an access token");
+    let claims = whoami(&format!("{}/mcp", dev.base), access_token).await;
+    assert_eq!(claims["client_id"], agent.as_str());
+    assert_eq!(claims["aud"], format!("{}/mcp", dev.base));
+    assert_eq!(claims["sub"], jwt_claims(tokens["id_token"].as_str().unwrap())["sub"]);
+    assert_eq!(jwt_claims(tokens["id_token"].as_str().unwrap())["preferred_username"], "alice");
+
+    // The code is single use.
+    assert_eq!(exchange(&dev, &agent, &params["code"]).await["error"], "invalid_grant");
+
+    // Consent is remembered: the next authorization goes straight back...
+    let again = browser.get(&authorize_url(&dev, &agent, &[])).await;
+    assert!(again.redirect_params().contains_key("code"), "{}", again.body);
+    // ...unless the app asks for more, or for consent again.
+    let more =
+        browser.get(&authorize_url(&dev, &agent, &[("scope", "openid profile email mcp:tools")])).await;
+    assert!(
+        more.body.contains("See your email address") && !more.body.contains("See your name"),
+        "{}",
+        more.body
+    );
+    let forced = browser.get(&authorize_url(&dev, &agent, &[("prompt", "consent")])).await;
+    assert!(forced.body.contains(">Allow</button>"));
+
+    // The account page lists the app; disconnecting asks consent again.
+    let account = browser.get(&format!("{}/account", dev.base)).await;
+    assert!(account.body.contains("SmartMail AI"), "{}", account.body);
+    let csrf = account.input("csrf");
+    let done = browser
+        .post(&format!("{}/account/disconnect", dev.base), &[("csrf", &csrf), ("client_id", &agent)])
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let after = browser.get(&authorize_url(&dev, &agent, &[])).await;
+    assert!(after.body.contains(">Allow</button>"), "consent asked again after disconnecting");
+}
+
+#[tokio::test]
+async fn first_party_apps_skip_consent_and_deny_returns_access_denied() {
+    let dev = Dev::start(PASSWORD);
+    let own = dev.client_id("agentgate demo app");
+    let mut browser = Browser::new("en");
+    let sign_in = browser.get(&authorize_url(&dev, &own, &[])).await;
+    let back = browser.sign_in(&dev.base, &sign_in, "alice", PASSWORD).await;
+    assert!(
+        back.redirect_params().contains_key("code"),
+        "no consent page for a first-party app: {}",
+        back.body
+    );
+
+    let agent = dev.client_id("SmartMail AI");
+    let consent = browser.get(&authorize_url(&dev, &agent, &[])).await;
+    let denied = browser.decide(&dev.base, &consent, "deny").await.redirect_params();
+    assert_eq!(denied["error"], "access_denied");
+    assert_eq!((denied["state"].as_str(), denied["iss"].as_str()), ("xyz", dev.base.as_str()));
+    assert!(!denied.contains_key("code"));
+
+    // prompt=none with no consent yet: an error, not a page.
+    let none = browser.get(&authorize_url(&dev, &agent, &[("prompt", "none")])).await.redirect_params();
+    assert_eq!(none["error"], "consent_required");
+    // prompt=login shows the sign-in form although a session exists; then continues.
+    let login = browser.get(&authorize_url(&dev, &own, &[("prompt", "login")])).await;
+    assert!(login.body.contains("name=\"password\""));
+    let back = browser.sign_in(&dev.base, &login, "alice", PASSWORD).await;
+    assert!(back.redirect_params().contains_key("code"));
+}
+
+#[tokio::test]
+async fn errors_before_the_redirect_is_verified_are_pages_and_after_are_redirects() {
+    let dev = Dev::start(PASSWORD);
+    let agent = dev.client_id("SmartMail AI");
+    let mut browser = Browser::new("en");
+    for (name, extra) in [
+        ("unregistered redirect", vec![("redirect_uri", "https://attacker.example/callback")]),
+        ("other loopback path", vec![("redirect_uri", "http://127.0.0.1:7777/other")]),
+        ("no redirect_uri", vec![("redirect_uri", "")]),
+        ("unknown client", vec![("client_id", "nobody")]),
+    ] {
+        let page = browser.get(&authorize_url(&dev, &agent, &extra)).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{name}");
+        assert!(page.location.is_none(), "{name}: never redirected");
+    }
+    let repeated = browser.get(&format!("{}&state=again", authorize_url(&dev, &agent, &[]))).await;
+    assert_eq!((repeated.status, repeated.location), (StatusCode::BAD_REQUEST, None), "a repeated parameter");
+    for (name, extra, error) in [
+        ("PKCE missing", [("code_challenge", "")], "invalid_request"),
+        ("PKCE plain", [("code_challenge_method", "plain")], "invalid_request"),
+        ("unknown resource", [("resource", "https://elsewhere.example/mcp")], "invalid_target"),
+        ("unknown scope", [("scope", "openid admin")], "invalid_scope"),
+        ("token flow", [("response_type", "token")], "unsupported_response_type"),
+    ] {
+        let params = browser.get(&authorize_url(&dev, &agent, &extra)).await.redirect_params();
+        assert_eq!(params["error"], error, "{name}");
+        assert_eq!((params["state"].as_str(), params["iss"].as_str()), ("xyz", dev.base.as_str()), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn forms_without_the_form_token_are_refused() {
+    let dev = Dev::start(PASSWORD);
+    let agent = dev.client_id("SmartMail AI");
+    let mut browser = Browser::new("en");
+    let sign_in = browser.get(&authorize_url(&dev, &agent, &[])).await;
+    let request = sign_in.input("request");
+    let url = format!("{}/sign-in", dev.base);
+    for csrf in ["", "forged", &sign_in.input("csrf")[1..]] {
+        let page = browser
+            .post(&url, &[("csrf", csrf), ("request", &request), ("login", "alice"), ("password", PASSWORD)])
+            .await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "csrf {csrf:?}");
+        assert!(!browser.cookies.contains_key("agentgate_session"));
+    }
+    // Another browser's token does not fit this browser.
+    let mut other = Browser::new("en");
+    let page = other
+        .post(
+            &url,
+            &[
+                ("csrf", &sign_in.input("csrf")),
+                ("request", &request),
+                ("login", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let consent = browser.sign_in(&dev.base, &sign_in, "alice", PASSWORD).await;
+    let page = browser
+        .post(
+            &format!("{}/consent", dev.base),
+            &[("request", &consent.input("request")), ("decision", "allow")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn sign_in_attempts_are_limited_per_account() {
+    let dev = Dev::start(PASSWORD);
+    let mut browser = Browser::new("es");
+    let page = browser.get(&format!("{}/sign-in", dev.base)).await;
+    assert!(page.body.contains("Usuario o correo electrónico"), "Spanish from Accept-Language");
+    for _ in 0..5 {
+        assert_eq!(
+            browser.sign_in(&dev.base, &page, "alice", "wrong").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let limited = browser.sign_in(&dev.base, &page, "alice", PASSWORD).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    assert!(limited.body.contains("Demasiados intentos fallidos"), "{}", limited.body);
+    // An account nobody has gets the same treatment: the limit reveals nothing.
+    for _ in 0..5 {
+        browser.sign_in(&dev.base, &page, "nobody", "wrong").await;
+    }
+    assert_eq!(
+        browser.sign_in(&dev.base, &page, "nobody", "wrong").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

@@ -1,0 +1,519 @@
+//! The browser side: the authorization endpoint and the person's pages.
+//! Handlers parse, call [`Issuer`] (`check_authorization`, `decide`,
+//! `sign_in`…), and render a page or a redirect.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::form::Params;
+use crate::authorize::{AuthorizationRequest, AuthorizeError, Next, RequestParams};
+use crate::error::{ErrorCode, OAuthError};
+use crate::sessions::{BROWSER_COOKIE, SESSION_COOKIE, SignInOutcome};
+use crate::store::{Session, Store};
+use crate::ui::{self, AccountApp, AccountPage, ConsentPage, MessagePage, SignInPage, Text, describe_scope};
+use crate::{Issuer, now, random_token};
+
+impl RequestParams for Params {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.get(name)
+    }
+}
+
+/// What a browser sent: its cookies and language.
+struct Browser {
+    session_cookie: Option<String>,
+    browser_id: Option<String>,
+    accept_language: Option<String>,
+}
+
+impl Browser {
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let mut browser = Self {
+            session_cookie: None,
+            browser_id: None,
+            accept_language: headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        };
+        for value in headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()) {
+            for pair in value.split(';') {
+                match pair.trim().split_once('=') {
+                    Some((SESSION_COOKIE, v)) => browser.session_cookie = Some(v.to_owned()),
+                    Some((BROWSER_COOKIE, v)) => browser.browser_id = Some(v.to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        browser
+    }
+
+    fn text(&self, ui_locales: Option<&str>) -> &'static Text {
+        ui::i18n::pick(ui_locales, self.accept_language.as_deref())
+    }
+}
+
+/// Builds page responses with the right cookies and headers.
+struct Reply<'a, S> {
+    issuer: &'a Issuer<S>,
+    cookies: Vec<String>,
+    browser_id: String,
+}
+
+impl<'a, S: Store> Reply<'a, S> {
+    /// Starts a reply; a browser without the form-token cookie gets one.
+    fn new(issuer: &'a Issuer<S>, browser: &Browser) -> Self {
+        let mut reply = Self { issuer, cookies: Vec::new(), browser_id: String::new() };
+        reply.browser_id = match &browser.browser_id {
+            Some(id) => id.clone(),
+            None => {
+                let id = random_token(32);
+                reply.cookie(BROWSER_COOKIE, &id, None);
+                id
+            }
+        };
+        reply
+    }
+
+    fn csrf(&self) -> String {
+        self.issuer.form_token(&self.browser_id)
+    }
+
+    /// `Set-Cookie`: HttpOnly, SameSite=Lax, Secure on https, scoped to the
+    /// issuer's path. `max_age` `Some(0)` deletes; `None` is a browser-session cookie.
+    fn cookie(&mut self, name: &str, value: &str, max_age: Option<i64>) {
+        let path = super::base_path(&self.issuer.settings.issuer);
+        let path = if path.is_empty() { "/".to_owned() } else { path };
+        let mut cookie = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
+        if let Some(age) = max_age {
+            cookie.push_str(&format!("; Max-Age={age}"));
+        }
+        if self.issuer.settings.is_https() {
+            cookie.push_str("; Secure");
+        }
+        self.cookies.push(cookie);
+    }
+
+    fn finish(self, mut response: Response) -> Response {
+        let headers = response.headers_mut();
+        for cookie in self.cookies {
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                headers.append(header::SET_COOKIE, value);
+            }
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+        headers.insert(
+            "content-security-policy",
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+        response
+    }
+
+    fn html(self, status: StatusCode, body: String) -> Response {
+        let response = (status, axum::response::Html(body)).into_response();
+        self.finish(response)
+    }
+
+    fn redirect(self, location: &str) -> Response {
+        let mut response = StatusCode::SEE_OTHER.into_response();
+        if let Ok(value) = HeaderValue::from_str(location) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+        self.finish(response)
+    }
+
+    fn message(self, t: &'static Text, status: StatusCode, title: &str, message: &str) -> Response {
+        let page = MessagePage {
+            t,
+            title: title.to_owned(),
+            message: message.to_owned(),
+            is_error: status.is_client_error() || status.is_server_error(),
+        };
+        self.html(status, ui::render(&page))
+    }
+
+    fn sign_in_page(
+        self,
+        t: &'static Text,
+        request: &str,
+        app: Option<&str>,
+        error: Option<String>,
+        login: &str,
+        status: StatusCode,
+    ) -> Response {
+        let page = SignInPage {
+            t,
+            action: self.issuer.settings.endpoint("/sign-in"),
+            csrf: self.csrf(),
+            request: request.to_owned(),
+            app_name: app,
+            error,
+            login: login.to_owned(),
+        };
+        self.html(status, ui::render(&page))
+    }
+
+    async fn consent_page(
+        self,
+        t: &'static Text,
+        request: &AuthorizationRequest,
+        query: &str,
+        ask: &[String],
+        user_id: &str,
+    ) -> Response {
+        let username = match self.issuer.store.user(user_id).await {
+            Ok(Some(user)) => user.username,
+            _ => String::new(),
+        };
+        let client = &request.client;
+        let host = url::Url::parse(&request.redirect_uri)
+            .ok()
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_owned(),
+                })
+            })
+            .unwrap_or_default();
+        let page = ConsentPage {
+            t,
+            action: self.issuer.settings.endpoint("/consent"),
+            csrf: self.csrf(),
+            request: query.to_owned(),
+            intro: t.consent_intro.replace("{app}", &client.name),
+            permissions: ask.iter().map(|s| describe_scope(t, s, request.resource.as_ref())).collect(),
+            redirect_note: t.consent_redirect.replace("{host}", &host),
+            third_party: client.third_party,
+            logo_uri: client.logo_uri.clone(),
+            client_uri: client.client_uri.clone(),
+            policy_uri: client.policy_uri.clone(),
+            tos_uri: client.tos_uri.clone(),
+            username,
+        };
+        self.html(StatusCode::OK, ui::render(&page))
+    }
+}
+
+/// The request to carry on with after a fresh sign-in: `prompt=login` and
+/// `max_age` are satisfied by it, so they are dropped from the continuation
+/// (otherwise the consent step would ask for a sign-in again).
+fn continuation(query: &str) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "max_age" => {}
+            "prompt" => {
+                let rest: Vec<&str> = value.split(' ').filter(|p| *p != "login" && !p.is_empty()).collect();
+                if !rest.is_empty() {
+                    out.append_pair("prompt", &rest.join(" "));
+                }
+            }
+            _ => {
+                out.append_pair(&key, &value);
+            }
+        }
+    }
+    out.finish()
+}
+
+/// Where an authorization goes next, rendered.
+async fn proceed<S: Store>(
+    reply: Reply<'_, S>,
+    t: &'static Text,
+    request: &AuthorizationRequest,
+    query: &str,
+    session: Option<&Session>,
+    fresh_sign_in: bool,
+    consented: bool,
+) -> Response {
+    let issuer = reply.issuer;
+    match issuer.decide(request, session, fresh_sign_in, consented, now()).await {
+        Ok(Next::SignIn) => {
+            reply.sign_in_page(t, query, Some(&request.client.name), None, "", StatusCode::OK)
+        }
+        Ok(Next::Consent(ask)) => {
+            let user_id = session.map(|s| s.user_id.clone()).unwrap_or_default();
+            reply.consent_page(t, request, query, &ask, &user_id).await
+        }
+        Ok(Next::Redirect(location)) => reply.redirect(&location),
+        Err(error) => {
+            let location = issuer.error_redirect(&request.redirect_uri, request.state.as_deref(), &error);
+            reply.redirect(&location)
+        }
+    }
+}
+
+/// Validates the carried request; an error is rendered as it must be.
+async fn check<S: Store>(
+    issuer: &Issuer<S>,
+    query: &str,
+) -> Result<AuthorizationRequest, (StatusCode, String, Option<String>)> {
+    let params =
+        Params::parse(query.as_bytes()).map_err(|e| (StatusCode::BAD_REQUEST, e.description, None))?;
+    issuer.check_authorization(&params).await.map_err(|e| match e {
+        AuthorizeError::Page(message) => (StatusCode::BAD_REQUEST, message, None),
+        AuthorizeError::Redirect(location) => (StatusCode::SEE_OTHER, String::new(), Some(location)),
+    })
+}
+
+fn check_failed<S: Store>(
+    reply: Reply<'_, S>,
+    t: &'static Text,
+    failure: (StatusCode, String, Option<String>),
+) -> Response {
+    match failure {
+        (_, _, Some(location)) => reply.redirect(&location),
+        (status, message, None) => reply.message(t, status, t.error_title, &message),
+    }
+}
+
+pub(super) async fn authorize<S: Store>(
+    State(issuer): State<Arc<Issuer<S>>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let browser = Browser::from_headers(&headers);
+    let query = query.unwrap_or_default();
+    let ui_locales =
+        Params::parse(query.as_bytes()).ok().and_then(|p| p.get("ui_locales").map(str::to_owned));
+    let t = browser.text(ui_locales.as_deref());
+    let reply = Reply::new(&issuer, &browser);
+    let request = match check(&issuer, &query).await {
+        Ok(request) => request,
+        Err(failure) => return check_failed(reply, t, failure),
+    };
+    let session = match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
+        Ok(session) => session,
+        Err(error) => {
+            return reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description);
+        }
+    };
+    proceed(reply, t, &request, &query, session.as_ref(), false, false).await
+}
+
+/// A posted form, after its form token was checked.
+struct PostedForm<'a, S> {
+    params: Params,
+    browser: Browser,
+    reply: Reply<'a, S>,
+    t: &'static Text,
+}
+
+/// Parses a posted form and checks its form token; `Err` is the page to show.
+// The error is a whole response, sent at once; boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+fn posted_form<'a, S: Store>(
+    issuer: &'a Issuer<S>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<PostedForm<'a, S>, Response> {
+    let browser = Browser::from_headers(headers);
+    let params = Params::parse(body).unwrap_or_default();
+    let ui_locales = params
+        .get("request")
+        .and_then(|q| Params::parse(q.as_bytes()).ok())
+        .and_then(|p| p.get("ui_locales").map(str::to_owned));
+    let t = browser.text(ui_locales.as_deref());
+    let reply = Reply::new(issuer, &browser);
+    if !issuer.form_token_valid(browser.browser_id.as_deref(), params.get("csrf")) {
+        return Err(reply.message(t, StatusCode::FORBIDDEN, t.error_title, t.form_expired));
+    }
+    Ok(PostedForm { params, browser, reply, t })
+}
+
+pub(super) async fn sign_in_page<S: Store>(
+    State(issuer): State<Arc<Issuer<S>>>,
+    headers: HeaderMap,
+) -> Response {
+    let browser = Browser::from_headers(&headers);
+    let t = browser.text(None);
+    Reply::new(&issuer, &browser).sign_in_page(t, "", None, None, "", StatusCode::OK)
+}
+
+pub(super) async fn sign_in<S: Store>(
+    State(issuer): State<Arc<Issuer<S>>>,
+    parts: Parts,
+    body: Bytes,
+) -> Response {
+    let form = match posted_form(&issuer, &parts.headers, &body) {
+        Ok(form) => form,
+        Err(page) => return page,
+    };
+    let PostedForm { params, mut reply, t, .. } = form;
+    let query = params.get("request").unwrap_or("").to_owned();
+    let login = params.get("login").unwrap_or("");
+    let address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let request = if query.is_empty() {
+        None
+    } else {
+        match check(&issuer, &query).await {
+            Ok(request) => Some(request),
+            Err(failure) => return check_failed(reply, t, failure),
+        }
+    };
+    let app = request.as_ref().map(|r| r.client.name.clone());
+    let outcome = issuer.sign_in(login, params.get("password").unwrap_or(""), address, now()).await;
+    match outcome {
+        Err(error) => reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description),
+        Ok(SignInOutcome::Invalid) => reply.sign_in_page(
+            t,
+            &query,
+            app.as_deref(),
+            Some(t.invalid_credentials.to_owned()),
+            login,
+            StatusCode::UNAUTHORIZED,
+        ),
+        Ok(SignInOutcome::Limited(seconds)) => {
+            let minutes = ((seconds + 59) / 60).max(1).to_string();
+            let message = t.too_many_attempts.replace("{minutes}", &minutes);
+            let mut page = reply.sign_in_page(
+                t,
+                &query,
+                app.as_deref(),
+                Some(message),
+                login,
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+                page.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            page
+        }
+        Ok(SignInOutcome::SignedIn { cookie, session, .. }) => {
+            reply.cookie(SESSION_COOKIE, &cookie, None);
+            match request {
+                None => reply.redirect(&issuer.settings.endpoint("/account")),
+                Some(request) => {
+                    proceed(reply, t, &request, &continuation(&query), Some(&session), true, false).await
+                }
+            }
+        }
+    }
+}
+
+pub(super) async fn consent<S: Store>(
+    State(issuer): State<Arc<Issuer<S>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let PostedForm { params, browser, reply, t } = match posted_form(&issuer, &headers, &body) {
+        Ok(form) => form,
+        Err(page) => return page,
+    };
+    let query = params.get("request").unwrap_or("").to_owned();
+    let request = match check(&issuer, &query).await {
+        Ok(request) => request,
+        Err(failure) => return check_failed(reply, t, failure),
+    };
+    let session = match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
+        Ok(session) => session,
+        Err(error) => {
+            return reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description);
+        }
+    };
+    match params.get("decision") {
+        Some("allow") => {
+            proceed(reply, t, &request, &query, session.as_ref(), false, session.is_some()).await
+        }
+        Some("deny") => {
+            let error = OAuthError::new(ErrorCode::AccessDenied, "the person denied the request");
+            let location = issuer.error_redirect(&request.redirect_uri, request.state.as_deref(), &error);
+            reply.redirect(&location)
+        }
+        _ => reply.message(t, StatusCode::BAD_REQUEST, t.error_title, "Choose Allow or Deny."),
+    }
+}
+
+pub(super) async fn account<S: Store>(State(issuer): State<Arc<Issuer<S>>>, headers: HeaderMap) -> Response {
+    let browser = Browser::from_headers(&headers);
+    let t = browser.text(None);
+    let reply = Reply::new(&issuer, &browser);
+    let session = match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return reply.redirect(&issuer.settings.endpoint("/sign-in")),
+        Err(error) => {
+            return reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description);
+        }
+    };
+    let user = issuer.store.user(&session.user_id).await.ok().flatten();
+    let apps = match issuer.connected_apps(&session.user_id).await {
+        Ok(apps) => apps,
+        Err(error) => {
+            return reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description);
+        }
+    };
+    let mut listed = Vec::new();
+    for app in apps {
+        let mut permissions = Vec::new();
+        for grant in &app.grants {
+            let resource = match crate::scopes::canonical_resource(&grant.resource) {
+                Some(canonical) => issuer.store.resource_by_canonical(&canonical).await.ok().flatten(),
+                None => None,
+            };
+            permissions.extend(grant.scopes.iter().map(|s| describe_scope(t, s, resource.as_ref())));
+        }
+        listed.push(AccountApp { client_id: app.client.client_id, name: app.client.name, permissions });
+    }
+    let page = AccountPage {
+        t,
+        csrf: reply.csrf(),
+        username: user.map(|u| u.username).unwrap_or_default(),
+        apps: listed,
+        disconnect_action: issuer.settings.endpoint("/account/disconnect"),
+        sign_out_action: issuer.settings.endpoint("/sign-out"),
+    };
+    reply.html(StatusCode::OK, ui::render(&page))
+}
+
+pub(super) async fn disconnect<S: Store>(
+    State(issuer): State<Arc<Issuer<S>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let PostedForm { params, browser, reply, t } = match posted_form(&issuer, &headers, &body) {
+        Ok(form) => form,
+        Err(page) => return page,
+    };
+    let session = match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return reply.redirect(&issuer.settings.endpoint("/sign-in")),
+        Err(error) => {
+            return reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description);
+        }
+    };
+    let Some(client_id) = params.get("client_id") else {
+        return reply.message(t, StatusCode::BAD_REQUEST, t.error_title, "No app was named.");
+    };
+    match issuer.disconnect(&session.user_id, client_id).await {
+        Ok(_) => reply.redirect(&issuer.settings.endpoint("/account")),
+        Err(error) => reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description),
+    }
+}
+
+pub(super) async fn sign_out<S: Store>(
+    State(issuer): State<Arc<Issuer<S>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let PostedForm { browser, mut reply, t, .. } = match posted_form(&issuer, &headers, &body) {
+        Ok(form) => form,
+        Err(page) => return page,
+    };
+    if let Some(cookie) = &browser.session_cookie
+        && let Err(error) = issuer.end_session(cookie).await
+    {
+        return reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description);
+    }
+    reply.cookie(SESSION_COOKIE, "", Some(0));
+    reply.message(t, StatusCode::OK, t.sign_out, t.signed_out)
+}
