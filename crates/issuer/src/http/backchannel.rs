@@ -91,6 +91,14 @@ async fn authenticated<S: Store>(
     Ok((params, client))
 }
 
+/// A back-channel answer: 200 with the JSON, or the error as RFC 6749 §5.2 says.
+fn answer(result: Result<Value, OAuthError>, headers: &HeaderMap) -> Response {
+    match result {
+        Ok(body) => no_store(StatusCode::OK, &body),
+        Err(error) => error_response(&error, tried_basic(headers)),
+    }
+}
+
 fn tried_basic(headers: &HeaderMap) -> bool {
     headers
         .get(header::AUTHORIZATION)
@@ -138,10 +146,7 @@ pub(super) async fn token<S: Store>(
         }
     }
     .await;
-    match result {
-        Ok(tokens) => no_store(StatusCode::OK, &serde_json::to_value(tokens).expect("tokens serialize")),
-        Err(error) => error_response(&error, tried_basic(&headers)),
-    }
+    answer(result.map(|tokens| serde_json::to_value(tokens).expect("tokens serialize")), &headers)
 }
 
 pub(super) async fn introspect<S: Store>(
@@ -159,10 +164,7 @@ pub(super) async fn introspect<S: Store>(
         issuer.introspect(token).await
     }
     .await;
-    match result {
-        Ok(answer) => no_store(StatusCode::OK, &answer),
-        Err(error) => error_response(&error, tried_basic(&headers)),
-    }
+    answer(result, &headers)
 }
 
 pub(super) async fn revoke<S: Store>(
@@ -176,11 +178,8 @@ pub(super) async fn revoke<S: Store>(
         issuer.revoke(&client, token).await
     }
     .await;
-    match result {
-        // RFC 7009 §2.2: 200 whether or not the token was known.
-        Ok(()) => no_store(StatusCode::OK, &json!({})),
-        Err(error) => error_response(&error, tried_basic(&headers)),
-    }
+    // RFC 7009 §2.2: 200 whether or not the token was known.
+    answer(result.map(|()| json!({})), &headers)
 }
 
 /// OpenID Connect userinfo: the claims the access token's scopes allow. Any

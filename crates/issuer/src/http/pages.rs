@@ -142,6 +142,11 @@ impl<'a, S: Store> Reply<'a, S> {
         self.html(status, ui::render(&page))
     }
 
+    /// The store failed: say so, and that trying again may work.
+    fn unavailable(self, t: &'static Text, error: &OAuthError) -> Response {
+        self.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description)
+    }
+
     fn sign_in_page(
         self,
         t: &'static Text,
@@ -295,7 +300,7 @@ pub(super) async fn authorize<S: Store>(
     let session = match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
         Ok(session) => session,
         Err(error) => {
-            return reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description);
+            return reply.unavailable(t, &error);
         }
     };
     proceed(reply, t, &request, &query, session.as_ref(), false, false).await
@@ -364,7 +369,7 @@ pub(super) async fn sign_in<S: Store>(
     let app = request.as_ref().map(|r| r.client.name.clone());
     let outcome = issuer.sign_in(login, params.get("password").unwrap_or(""), address, now()).await;
     match outcome {
-        Err(error) => reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description),
+        Err(error) => reply.unavailable(t, &error),
         Ok(SignInOutcome::Invalid) => reply.sign_in_page(
             t,
             &query,
@@ -418,7 +423,7 @@ pub(super) async fn consent<S: Store>(
     let session = match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
         Ok(session) => session,
         Err(error) => {
-            return reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description);
+            return reply.unavailable(t, &error);
         }
     };
     match params.get("decision") {
@@ -442,14 +447,14 @@ pub(super) async fn account<S: Store>(State(issuer): State<Arc<Issuer<S>>>, head
         Ok(Some(session)) => session,
         Ok(None) => return reply.redirect(&issuer.settings.endpoint("/sign-in")),
         Err(error) => {
-            return reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description);
+            return reply.unavailable(t, &error);
         }
     };
     let user = issuer.store.user(&session.user_id).await.ok().flatten();
     let apps = match issuer.connected_apps(&session.user_id).await {
         Ok(apps) => apps,
         Err(error) => {
-            return reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description);
+            return reply.unavailable(t, &error);
         }
     };
     let mut listed = Vec::new();
@@ -488,7 +493,7 @@ pub(super) async fn disconnect<S: Store>(
         Ok(Some(session)) => session,
         Ok(None) => return reply.redirect(&issuer.settings.endpoint("/sign-in")),
         Err(error) => {
-            return reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description);
+            return reply.unavailable(t, &error);
         }
     };
     let Some(client_id) = params.get("client_id") else {
@@ -496,7 +501,7 @@ pub(super) async fn disconnect<S: Store>(
     };
     match issuer.disconnect(&session.user_id, client_id).await {
         Ok(_) => reply.redirect(&issuer.settings.endpoint("/account")),
-        Err(error) => reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description),
+        Err(error) => reply.unavailable(t, &error),
     }
 }
 
@@ -512,7 +517,7 @@ pub(super) async fn sign_out<S: Store>(
     if let Some(cookie) = &browser.session_cookie
         && let Err(error) = issuer.end_session(cookie).await
     {
-        return reply.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description);
+        return reply.unavailable(t, &error);
     }
     reply.cookie(SESSION_COOKIE, "", Some(0));
     reply.message(t, StatusCode::OK, t.sign_out, t.signed_out)
