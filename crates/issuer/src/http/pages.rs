@@ -282,6 +282,27 @@ fn check_failed<S: Store>(
     }
 }
 
+/// The verified request being continued and the browser's session; `Err` is
+/// the page or redirect to send instead.
+// The error is a whole response, sent at once; boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+async fn request_and_session<'a, S: Store>(
+    reply: Reply<'a, S>,
+    t: &'static Text,
+    query: &str,
+    browser: &Browser,
+) -> Result<(Reply<'a, S>, AuthorizationRequest, Option<Session>), Response> {
+    let issuer = reply.issuer;
+    let request = match check(issuer, query).await {
+        Ok(request) => request,
+        Err(failure) => return Err(check_failed(reply, t, failure)),
+    };
+    match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
+        Ok(session) => Ok((reply, request, session)),
+        Err(error) => Err(reply.unavailable(t, &error)),
+    }
+}
+
 pub(super) async fn authorize<S: Store>(
     State(issuer): State<Arc<Issuer<S>>>,
     headers: HeaderMap,
@@ -293,15 +314,9 @@ pub(super) async fn authorize<S: Store>(
         Params::parse(query.as_bytes()).ok().and_then(|p| p.get("ui_locales").map(str::to_owned));
     let t = browser.text(ui_locales.as_deref());
     let reply = Reply::new(&issuer, &browser);
-    let request = match check(&issuer, &query).await {
-        Ok(request) => request,
-        Err(failure) => return check_failed(reply, t, failure),
-    };
-    let session = match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
-        Ok(session) => session,
-        Err(error) => {
-            return reply.unavailable(t, &error);
-        }
+    let (reply, request, session) = match request_and_session(reply, t, &query, &browser).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
     proceed(reply, t, &request, &query, session.as_ref(), false, false).await
 }
@@ -416,15 +431,9 @@ pub(super) async fn consent<S: Store>(
         Err(page) => return page,
     };
     let query = params.get("request").unwrap_or("").to_owned();
-    let request = match check(&issuer, &query).await {
-        Ok(request) => request,
-        Err(failure) => return check_failed(reply, t, failure),
-    };
-    let session = match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
-        Ok(session) => session,
-        Err(error) => {
-            return reply.unavailable(t, &error);
-        }
+    let (reply, request, session) = match request_and_session(reply, t, &query, &browser).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
     match params.get("decision") {
         Some("allow") => {
