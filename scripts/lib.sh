@@ -39,3 +39,37 @@ ensure_interop_packages() {
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
+
+# Debian's Chromium at /usr/bin/chromium, for interop/tools/browser.mjs
+# (driven by the pinned playwright-core), plus a Japanese font for the ja pages.
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi
+  if command -v fc-list >/dev/null && [ -z "$(fc-list :lang=ja 2>/dev/null)" ]; then
+    apt_install fonts-noto-cjk
+  fi
+}
+
+# interop/python/.venv from interop/python/requirements.txt (every package pinned,
+# so pip installs them with --no-deps). Rebuilt when requirements.txt is newer
+# than the stamp left by the last good install. Debian's python3-venv comes in
+# when python3 or its venv module is missing.
+ensure_python_venv() {
+  local dir="$AGENTGATE_ROOT/interop/python"
+  local venv="$dir/.venv"
+  if ! command -v python3 >/dev/null; then apt_install python3 python3-venv; fi
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then apt_install python3-venv; fi
+  if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.requirements-stamp" ] \
+    || [ "$dir/requirements.txt" -nt "$venv/.requirements-stamp" ]; then
+    step "python venv (interop/python/.venv)"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || return 1
+    "$venv/bin/pip" install --quiet --no-deps --disable-pip-version-check \
+      -r "$dir/requirements.txt" || return 1
+    local broken
+    if ! broken="$("$venv/bin/pip" check 2>&1)"; then
+      printf '%s\n' "$broken" >&2
+      return 1
+    fi
+    touch "$venv/.requirements-stamp"
+  fi
+}

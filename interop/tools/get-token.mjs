@@ -4,12 +4,15 @@
 //
 //   node tools/get-token.mjs --issuer URL --kind user|client
 //        [--user alice] [--resource URL] [--scope "openid profile email whoami"]
-//        [--client-id ID] [--client-secret SECRET] [--password PW]
+//        [--client-id ID] [--client-secret SECRET] [--password PW] [--redirect-uri URI]
 //
 // kind user:   authorization code + PKCE (S256) with the public client
 //              agentgate-test-spa: GET /auth, post the devInteractions login
 //              form and consent form (keeping cookies), read the code from the
 //              redirect to the client's redirect_uri, exchange it at /token.
+//              The forms are recognised by their fields, so agentgate's own
+//              sign-in (password) and consent (decision=allow) pages work too
+//              (with --client-id, --password and --redirect-uri).
 // kind client: client_credentials with agentgate-test-m2m (HTTP Basic).
 //
 // Success: the token endpoint's JSON response, on one line on stdout.
@@ -32,6 +35,7 @@ function fail(message) {
 function parseArgs(argv) {
   const known = new Set([
     'issuer', 'kind', 'user', 'resource', 'scope', 'client-id', 'client-secret', 'password',
+    'redirect-uri',
   ]);
   const out = {};
   for (let i = 0; i < argv.length; i += 1) {
@@ -183,7 +187,8 @@ function attributes(tag) {
   return attrs;
 }
 
-// The first POST form of the page: its action and its pre-filled fields.
+// The first POST form of the page: its action, its pre-filled fields and the
+// values of its named submit buttons (name -> [values]).
 function parseForm(html, pageUrl) {
   const forms = html.match(/<form\b[^>]*>[\s\S]*?<\/form>/gi) || [];
   for (const form of forms) {
@@ -195,7 +200,12 @@ function parseForm(html, pageUrl) {
       if (!a.name) continue;
       fields[a.name] = a.value ?? '';
     }
-    return { action: new URL(open.action || pageUrl, pageUrl).href, fields };
+    const buttons = {};
+    for (const button of form.match(/<button\b[^>]*>/gi) || []) {
+      const a = attributes(button);
+      if (a.name) (buttons[a.name] ||= []).push(a.value ?? '');
+    }
+    return { action: new URL(open.action || pageUrl, pageUrl).href, fields, buttons };
   }
   return undefined;
 }
@@ -235,6 +245,7 @@ async function userFlow(opts, meta) {
   const user = opts.user || 'alice';
   const scope = opts.scope || (opts.resource ? 'openid profile email whoami' : 'openid profile email');
   const clientId = opts['client-id'] || SPA_CLIENT;
+  const redirectUri = opts['redirect-uri'] || REDIRECT_URI;
   const verifier = b64url(randomBytes(32));
   const challenge = b64url(createHash('sha256').update(verifier).digest());
   const state = b64url(randomBytes(16));
@@ -242,7 +253,7 @@ async function userFlow(opts, meta) {
   const auth = new URL(meta.authorization_endpoint);
   auth.searchParams.set('client_id', clientId);
   auth.searchParams.set('response_type', 'code');
-  auth.searchParams.set('redirect_uri', REDIRECT_URI);
+  auth.searchParams.set('redirect_uri', redirectUri);
   auth.searchParams.set('scope', scope);
   auth.searchParams.set('state', state);
   auth.searchParams.set('code_challenge', challenge);
@@ -262,7 +273,7 @@ async function userFlow(opts, meta) {
       if (!location) fail(`HTTP ${response.status} from ${url} without Location`);
       await response.body?.cancel();
       const next = new URL(location, url).href;
-      if (next.startsWith(REDIRECT_URI)) {
+      if (next.startsWith(redirectUri)) {
         callback = new URL(next);
         break;
       }
@@ -282,11 +293,16 @@ async function userFlow(opts, meta) {
     if (!form) fail(`no form on ${url}: ${textOf(html)}`);
 
     const fields = { ...form.fields };
-    if (fields.prompt === 'login') {
+    // oidc-provider's devInteractions say which form it is in a `prompt` field;
+    // agentgate's sign-in form has a password field, its consent form
+    // decision=allow|deny buttons.
+    if (fields.prompt === 'login' || (fields.prompt === undefined && 'password' in fields)) {
       logins += 1;
       if (logins > 1) fail(`login as ${JSON.stringify(user)} was not accepted (unknown account?)`);
       fields.login = user;
       fields.password = opts.password || 'any-password';
+    } else if (fields.prompt === undefined && form.buttons.decision?.includes('allow')) {
+      fields.decision = 'allow';
     } else if (fields.prompt !== 'consent') {
       fail(`unexpected form on ${url} (prompt=${JSON.stringify(fields.prompt)})`);
     }
@@ -299,7 +315,7 @@ async function userFlow(opts, meta) {
     });
   }
 
-  if (!callback) fail(`no redirect to ${REDIRECT_URI} after ${MAX_STEPS} steps (last: ${url})`);
+  if (!callback) fail(`no redirect to ${redirectUri} after ${MAX_STEPS} steps (last: ${url})`);
 
   const p = callback.searchParams;
   if (p.get('error')) {
@@ -315,7 +331,7 @@ async function userFlow(opts, meta) {
   const form = new URLSearchParams({
     grant_type: 'authorization_code',
     code,
-    redirect_uri: REDIRECT_URI,
+    redirect_uri: redirectUri,
     code_verifier: verifier,
     client_id: clientId,
   });

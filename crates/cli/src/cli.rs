@@ -24,6 +24,9 @@ enum Command {
     /// Run the whole tutorial in one process: the issuer, with sign-in and consent,
     /// and the `whoami` MCP server at /mcp guarded by it; makes demo data on first run.
     Dev(crate::dev_cmd::DevArgs),
+    /// Run the issuer (and, if configured, the `whoami` MCP server) from a
+    /// configuration file: the public https issuer URL, no demo data.
+    Serve(crate::serve_cmd::ServeArgs),
     /// Run the tutorial's `whoami` MCP server, protected by a token guard, against an
     /// outside OpenID Connect / OAuth 2.0 issuer (Logto, Keycloak, Auth0…).
     Whoami(Box<WhoamiArgs>),
@@ -131,6 +134,7 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Dev(args) => args.run().await,
+            Command::Serve(args) => args.run().await,
             Command::Whoami(args) => args.run().await,
             Command::Users(args) => args.run().await,
             Command::Apps(args) => args.run().await,

@@ -7,22 +7,61 @@ use agentgate_issuer::seal::{DEV_KEK_FILE, KEK_ENV, KeyEncryptionKey};
 use agentgate_issuer::store::{SqliteStore, Store};
 use anyhow::{Context, bail};
 
+use crate::config::Config;
+
 /// Options every command on the data directory takes.
 #[derive(Debug, clap::Args)]
 pub struct DataArgs {
-    /// The data directory (database, development key-encryption key).
-    #[arg(long, env = "AGENTGATE_DATA_DIR", default_value = ".agentgate", global = true)]
-    pub data_dir: PathBuf,
+    /// The data directory (database, development key-encryption key)
+    /// [default: the configuration's `data_dir`, else .agentgate]
+    #[arg(long, env = "AGENTGATE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// A configuration file (agentgate.toml): its data directory and key-encryption key are used.
+    #[arg(long, env = "AGENTGATE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     /// Print JSON instead of text, for scripts.
     #[arg(long, global = true)]
     pub json: bool,
 }
 
 impl DataArgs {
-    /// Opens the data directory.
-    pub async fn open(&self) -> anyhow::Result<DataDir> {
-        DataDir::open(&self.data_dir).await
+    /// The configuration file named by `--config`, loaded (not yet checked).
+    pub fn load_config(&self) -> anyhow::Result<Option<Config>> {
+        self.config.as_deref().map(Config::load).transpose()
     }
+
+    /// Opens the data directory, with the configuration file if one was named.
+    pub async fn open(&self) -> anyhow::Result<DataDir> {
+        self.open_with(self.load_config()?.as_ref()).await
+    }
+
+    /// Opens the data directory: `--data-dir`, else `config`'s, else `.agentgate`.
+    /// With a configuration, the key-encryption key must come from it or the
+    /// environment: the development key file is for `agentgate dev` only.
+    pub async fn open_with(&self, config: Option<&Config>) -> anyhow::Result<DataDir> {
+        let path = self
+            .data_dir
+            .clone()
+            .or_else(|| config.and_then(|c| c.data_dir.clone()))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let kek = match config {
+            Some(config) => KekSource::Configured(config.key_encryption_key_file.clone()),
+            None => KekSource::Development,
+        };
+        DataDir::open(&path, kek).await
+    }
+}
+
+/// The data directory when neither the command line nor a configuration names one.
+pub const DEFAULT_DATA_DIR: &str = ".agentgate";
+
+/// Where the key-encryption key comes from when `AGENTGATE_KEY_ENCRYPTION_KEY` is unset.
+#[derive(Debug, Clone)]
+pub enum KekSource {
+    /// A generated key kept in the data directory (`agentgate dev`, no configuration).
+    Development,
+    /// The configuration's `key_encryption_key_file`, if it names one.
+    Configured(Option<PathBuf>),
 }
 
 /// Prints `items` as a pretty JSON array, each through `describe` (the `--json`
@@ -39,37 +78,58 @@ pub const DATABASE_FILE: &str = "agentgate.db";
 /// An opened data directory.
 pub struct DataDir {
     path: PathBuf,
+    kek: KekSource,
     /// The store in it.
     pub store: SqliteStore,
 }
 
 impl DataDir {
     /// Opens `path` (creating it, private to this user, if needed) and its database.
-    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+    pub async fn open(path: &Path, kek: KekSource) -> anyhow::Result<Self> {
         create_private_dir(path)?;
         let url = format!("sqlite://{}", path.join(DATABASE_FILE).display());
         let store = SqliteStore::open(&url).await.with_context(|| format!("opening {url}"))?;
-        Ok(Self { path: path.to_owned(), store })
+        Ok(Self { path: path.to_owned(), kek, store })
     }
 
     /// The key-encryption key: from `AGENTGATE_KEY_ENCRYPTION_KEY` when set, else
-    /// the development key file in the data directory. That file is made only
-    /// while there are no keys to open: once keys exist, a missing key is an
-    /// error, never a silent new key that opens nothing.
+    /// from where [`KekSource`] says. The development key file is made only while
+    /// there are no keys to open: once keys exist, a missing key is an error,
+    /// never a silent new key that opens nothing.
     pub async fn key_encryption_key(&self) -> anyhow::Result<KeyEncryptionKey> {
         if let Some(key) = KeyEncryptionKey::from_env()? {
             return Ok(key);
         }
-        let empty = self.store.signing_keys().await?.is_empty();
-        match KeyEncryptionKey::from_dev_file(&self.path, empty)? {
-            Some(key) => Ok(key),
-            None => bail!(
-                "the signing keys in {} are sealed, and no key-encryption key was found: set {KEK_ENV} \
-                 or restore {}",
-                self.path.display(),
-                self.path.join(DEV_KEK_FILE).display()
-            ),
+        match &self.kek {
+            KekSource::Configured(file) => configured_key_encryption_key(file.as_deref()),
+            KekSource::Development => {
+                let empty = self.store.signing_keys().await?.is_empty();
+                match KeyEncryptionKey::from_dev_file(&self.path, empty)? {
+                    Some(key) => Ok(key),
+                    None => bail!(
+                        "the signing keys in {} are sealed, and no key-encryption key was found: set \
+                         {KEK_ENV} or restore {}",
+                        self.path.display(),
+                        self.path.join(DEV_KEK_FILE).display()
+                    ),
+                }
+            }
         }
+    }
+}
+
+/// The key-encryption key of a configured (not development) setup: from
+/// `AGENTGATE_KEY_ENCRYPTION_KEY`, else from `file`; never generated.
+pub fn configured_key_encryption_key(file: Option<&Path>) -> anyhow::Result<KeyEncryptionKey> {
+    if let Some(key) = KeyEncryptionKey::from_env()? {
+        return Ok(key);
+    }
+    match file {
+        Some(file) => Ok(KeyEncryptionKey::from_file(file)?),
+        None => bail!(
+            "no key-encryption key: set {KEK_ENV} or key_encryption_key_file in the configuration \
+             (make one with `openssl rand -base64 32`)"
+        ),
     }
 }
 

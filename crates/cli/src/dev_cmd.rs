@@ -36,6 +36,11 @@ pub struct DevArgs {
 
 impl DevArgs {
     pub async fn run(self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.data.config.is_none(),
+            "agentgate dev makes its own demo setup and reads no configuration file: use \
+             `agentgate serve --config FILE` (or unset AGENTGATE_CONFIG)"
+        );
         let (listener, local) = serve::bind(self.listen).await?;
         let base = format!("http://{local}");
         let mcp_url = format!("{base}/mcp");
@@ -140,7 +145,7 @@ fn print_welcome(base: &str, mcp_url: &str, demo: &Demo) {
         Some(password) => println!(
             "  sign in as alice with password {password}  (shown once; set AGENTGATE_DEMO_PASSWORD to choose)"
         ),
-        None => println!("  sign in as alice (password as set before)"),
+        None => println!("  sign in as alice (password: AGENTGATE_DEMO_PASSWORD, or as first printed)"),
     }
     println!("  first-party app: {}  ({FIRST_PARTY_APP}, no consent screen)", demo.first_party);
     println!("  third-party app: {}  ({THIRD_PARTY_APP}, asks for consent)", demo.third_party);

@@ -1,6 +1,7 @@
 //! The `agentgate` binary's building blocks, as a library so tests and benchmarks
 //! can run the same servers in process.
 
+pub mod config;
 pub mod data_dir;
 pub mod serve;
 pub mod whoami;

@@ -4,6 +4,7 @@ mod apps_cmd;
 mod cli;
 mod dev_cmd;
 mod keys_cmd;
+mod serve_cmd;
 mod users_cmd;
 
 use clap::Parser;

@@ -169,22 +169,20 @@ impl<S: Store> Issuer<S> {
         })
     }
 
-    /// What happens next for `request`, given the browser's session.
-    /// `fresh_sign_in` says the person signed in as part of this very request
-    /// (satisfying `prompt=login` and `max_age`); `consented` that they just
-    /// pressed Allow.
+    /// What happens next for `request`, given the browser's session;
+    /// `consented` says the person just pressed Allow. (After a sign-in, the
+    /// browser comes back with `prompt=login` and `max_age` taken out of the
+    /// request: the sign-in it just did satisfies them.)
     pub async fn decide(
         &self,
         request: &AuthorizationRequest,
         session: Option<&Session>,
-        fresh_sign_in: bool,
         consented: bool,
         now: i64,
     ) -> Result<Next, OAuthError> {
         let prompt = |value: &str| request.prompt.iter().any(|p| p == value);
-        let session = session.filter(|s| {
-            fresh_sign_in || (!prompt("login") && request.max_age.is_none_or(|age| now - s.auth_time <= age))
-        });
+        let session = session
+            .filter(|s| !prompt("login") && request.max_age.is_none_or(|age| now - s.auth_time <= age));
         let Some(session) = session else {
             if prompt("none") {
                 return Err(OAuthError::new(ErrorCode::LoginRequired, "the person must sign in"));

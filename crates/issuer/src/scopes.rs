@@ -87,6 +87,77 @@ pub fn has(scopes: &[String], scope: &str) -> bool {
     scopes.iter().any(|s| s == scope)
 }
 
+/// Adds an API resource with its scopes; nothing is stored if any part is invalid.
+pub async fn add_resource<S: Store>(
+    store: &S,
+    uri: &str,
+    name: &str,
+    scopes: &[(&str, &str)],
+    now: i64,
+) -> Result<Resource, AddResourceError> {
+    let resource = checked_resource(uri, name, scopes, now)?;
+    store.insert_resource(&resource).await?;
+    Ok(resource)
+}
+
+/// Adds the resource, or brings a stored one with this URL to exactly this name
+/// and these scopes (what a configuration file does at every start). Grants keep
+/// the scopes they hold; a scope no longer defined simply cannot be asked for.
+pub async fn declare_resource<S: Store>(
+    store: &S,
+    uri: &str,
+    name: &str,
+    scopes: &[(&str, &str)],
+    now: i64,
+) -> Result<Resource, AddResourceError> {
+    let resource = checked_resource(uri, name, scopes, now)?;
+    store.put_resource(&resource).await?;
+    Ok(resource)
+}
+
+/// A resource from its parts, each checked.
+fn checked_resource(
+    uri: &str,
+    name: &str,
+    scopes: &[(&str, &str)],
+    now: i64,
+) -> Result<Resource, AddResourceError> {
+    let canonical = canonical_resource(uri).ok_or_else(|| AddResourceError::InvalidUri(uri.to_owned()))?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AddResourceError::InvalidName);
+    }
+    let mut defined = Vec::new();
+    for &(scope, description) in scopes {
+        if !is_valid_scope(scope) || OPENID_SCOPES.contains(&scope) {
+            return Err(AddResourceError::InvalidScope(scope.to_owned()));
+        }
+        defined.push(crate::store::ResourceScope {
+            name: scope.to_owned(),
+            description: description.to_owned(),
+        });
+    }
+    Ok(Resource { uri: uri.to_owned(), canonical, name: name.to_owned(), scopes: defined, created_at: now })
+}
+
+/// Why a resource could not be added.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddResourceError {
+    /// Not an absolute http(s) URL without a fragment.
+    #[error("invalid resource URL {0:?}: it must be an absolute http(s) URL without a fragment")]
+    InvalidUri(String),
+    /// The name is empty or too long.
+    #[error("the resource name must have 1 to 100 characters")]
+    InvalidName,
+    /// Not a scope token, or an OpenID scope.
+    #[error("invalid resource scope {0:?}")]
+    InvalidScope(String),
+    /// The store failed or the URL is taken.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,51 +209,4 @@ mod tests {
         assert_eq!(resolve(&app, &scopes("mcp:tools"), None).unwrap_err().code, ErrorCode::InvalidScope);
         assert!(resolve(&app, &[], Some(&mcp())).unwrap().is_empty());
     }
-}
-
-/// Adds an API resource with its scopes; nothing is stored if any part is invalid.
-pub async fn add_resource<S: Store>(
-    store: &S,
-    uri: &str,
-    name: &str,
-    scopes: &[(&str, &str)],
-    now: i64,
-) -> Result<Resource, AddResourceError> {
-    let canonical = canonical_resource(uri).ok_or_else(|| AddResourceError::InvalidUri(uri.to_owned()))?;
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(AddResourceError::InvalidName);
-    }
-    let mut defined = Vec::new();
-    for &(scope, description) in scopes {
-        if !is_valid_scope(scope) || OPENID_SCOPES.contains(&scope) {
-            return Err(AddResourceError::InvalidScope(scope.to_owned()));
-        }
-        defined.push(crate::store::ResourceScope {
-            name: scope.to_owned(),
-            description: description.to_owned(),
-        });
-    }
-    let resource =
-        Resource { uri: uri.to_owned(), canonical, name: name.to_owned(), scopes: defined, created_at: now };
-    store.insert_resource(&resource).await?;
-    Ok(resource)
-}
-
-/// Why a resource could not be added.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AddResourceError {
-    /// Not an absolute http(s) URL without a fragment.
-    #[error("invalid resource URL {0:?}: it must be an absolute http(s) URL without a fragment")]
-    InvalidUri(String),
-    /// The name is empty or too long.
-    #[error("the resource name must have 1 to 100 characters")]
-    InvalidName,
-    /// Not a scope token, or an OpenID scope.
-    #[error("invalid resource scope {0:?}")]
-    InvalidScope(String),
-    /// The store failed or the URL is taken.
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
 }

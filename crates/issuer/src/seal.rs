@@ -39,6 +39,9 @@ pub enum SealError {
         /// What went wrong.
         source: std::io::Error,
     },
+    /// The key file can be read by others than its owner.
+    #[error("key-encryption key file {0}: readable by others than its owner; run `chmod 600` on it")]
+    FileTooOpen(String),
 }
 
 /// A key-encryption key. It also derives the other server secrets (the key that
@@ -91,6 +94,24 @@ impl KeyEncryptionKey {
             Ok(text) if !text.trim().is_empty() => Self::from_base64(&text).map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// The key kept in `path` (base64, as made by `openssl rand -base64 32`).
+    /// The file must be private to its owner: a key that every local account can
+    /// read protects nothing.
+    pub fn from_file(path: &Path) -> Result<Self, SealError> {
+        let file_error = |source| SealError::File { path: path.display().to_string(), source };
+        let file = std::fs::File::open(path).map_err(file_error)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = file.metadata().map_err(file_error)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(SealError::FileTooOpen(path.display().to_string()));
+            }
+        }
+        let text = std::io::read_to_string(file).map_err(file_error)?;
+        Self::from_base64(&text)
     }
 
     /// The development key kept in `dir`, created (mode 0600) when `create` is set
@@ -190,6 +211,26 @@ mod tests {
             let mode = std::fs::metadata(dir.join(DEV_KEK_FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("agentgate-kek-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("kek");
+        let (key, text) = KeyEncryptionKey::generate();
+        std::fs::write(&path, format!("{text}\n")).unwrap();
+        for open in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(open)).unwrap();
+            assert!(matches!(KeyEncryptionKey::from_file(&path), Err(SealError::FileTooOpen(_))), "{open:o}");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let sealed = key.seal(b"x", "c");
+        assert_eq!(KeyEncryptionKey::from_file(&path).unwrap().open(&sealed, "c").unwrap(), b"x");
+        assert!(matches!(KeyEncryptionKey::from_file(&dir.join("missing")), Err(SealError::File { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -23,6 +23,8 @@ pub struct Settings {
     pub sign_in_failures_per_address: i64,
     /// The sign-in rate-limit window in seconds (15 minutes).
     pub sign_in_window: i64,
+    /// Reverse proxies trusted to name the client in `X-Forwarded-For` (none).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Settings {
@@ -45,6 +47,7 @@ impl Settings {
             sign_in_failures_per_account: 5,
             sign_in_failures_per_address: 20,
             sign_in_window: 15 * 60,
+            trusted_proxies: Vec::new(),
         }
     }
 

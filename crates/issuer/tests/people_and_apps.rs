@@ -151,3 +151,49 @@ async fn bad_apps_are_refused_and_nothing_is_stored() {
     let m2m = clients::register(&store, machine, 1).await.unwrap();
     assert_eq!(m2m.client.grant_types, ["client_credentials"]);
 }
+
+#[tokio::test]
+async fn resources_are_checked_and_declared_resources_follow_their_declaration() {
+    use agentgate_issuer::scopes::{AddResourceError, add_resource, declare_resource};
+    let db = TempDb::new();
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    const MAIL: &str = "https://mail.example.com/mcp";
+
+    // Refused before anything is stored.
+    for (uri, name, scope) in [
+        ("mail.example.com/mcp", "Mail", "mail:read"),
+        ("https://mail.example.com/mcp#x", "Mail", "mail:read"),
+        (MAIL, " ", "mail:read"),
+        (MAIL, "Mail", "openid"),
+        (MAIL, "Mail", "two words"),
+    ] {
+        let error = declare_resource(&store, uri, name, &[(scope, "x")], 1).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                AddResourceError::InvalidUri(_)
+                    | AddResourceError::InvalidName
+                    | AddResourceError::InvalidScope(_)
+            ),
+            "{uri} {name:?} {scope:?}: {error}"
+        );
+    }
+    assert!(store.resources().await.unwrap().is_empty());
+
+    declare_resource(&store, MAIL, "Mail", &[("mail:read", "Read your mail"), ("mail:send", "Send mail")], 1)
+        .await
+        .unwrap();
+    // The next start declares it again, renamed, with one scope fewer and one changed.
+    declare_resource(&store, MAIL, "Mailbox", &[("mail:read", "Read your messages")], 2).await.unwrap();
+    let stored = store.resources().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].name, "Mailbox");
+    assert_eq!(stored[0].created_at, 1, "declaring again keeps the first creation time");
+    let scopes: Vec<_> = stored[0].scopes.iter().map(|s| (s.name.as_str(), s.description.as_str())).collect();
+    assert_eq!(scopes, [("mail:read", "Read your messages")]);
+
+    // add_resource refuses a URL that is taken; another URL with the same canonical form conflicts too.
+    assert!(add_resource(&store, MAIL, "Again", &[], 3).await.is_err());
+    assert!(declare_resource(&store, "HTTPS://MAIL.example.com/mcp", "Same", &[], 3).await.is_err());
+    assert_eq!(store.resources().await.unwrap()[0].name, "Mailbox", "a refused change changes nothing");
+}

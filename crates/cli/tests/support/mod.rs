@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -42,7 +44,7 @@ impl Drop for Process {
 /// Spawns `command` and waits (at most 30 s) for a stdout line starting with
 /// `marker`; returns the process and the rest of that line. Later stdout is
 /// drained in the background so the child never blocks on a full pipe.
-fn spawn_until(mut command: Command, name: &'static str, marker: &'static str) -> (Process, String) {
+pub fn spawn_until(mut command: Command, name: &'static str, marker: &'static str) -> (Process, String) {
     command.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::piped());
     let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     let stdout = child.stdout.take().unwrap();
@@ -130,15 +132,29 @@ impl Whoami {
 
 /// Runs the TypeScript SDK client (tools/ts-client.mjs); returns its JSON line.
 pub fn ts_client(url: &str, token: Option<&str>, extra: &[&str]) -> Value {
-    let mut command = Command::new("node");
-    command.arg("tools/ts-client.mjs").arg("--url").arg(url).args(extra).current_dir(interop_dir());
+    let mut args = vec!["--url", url];
     if let Some(token) = token {
-        command.arg("--token").arg(token);
+        args.extend(["--token", token]);
     }
-    let out = command.output().expect("node runs");
+    args.extend(extra);
+    node_tool("tools/ts-client.mjs", &args)
+}
+
+/// Runs the TypeScript SDK as an OAuth agent (tools/ts-agent.mjs): 401,
+/// discovery, the real sign-in and consent forms, the token, then `whoami`.
+pub fn ts_agent(mcp_url: &str, client_id: &str, password: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--url", mcp_url, "--client-id", client_id, "--password", password];
+    args.extend(extra);
+    node_tool("tools/ts-agent.mjs", &args)
+}
+
+/// Runs one of the Node tools under interop/, which all print one JSON line last.
+pub fn node_tool(script: &str, args: &[&str]) -> Value {
+    let out =
+        Command::new("node").arg(script).args(args).current_dir(interop_dir()).output().expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
-        panic!("ts-client printed no JSON ({e}): {stdout} {}", String::from_utf8_lossy(&out.stderr))
+        panic!("{script} printed no JSON ({e}): {stdout} {}", String::from_utf8_lossy(&out.stderr))
     })
 }
 
@@ -181,6 +197,26 @@ impl Dev {
         let apps: Value = serde_json::from_slice(&out.stdout).unwrap();
         let app = apps.as_array().unwrap().iter().find(|a| a["name"] == name).expect("the demo app exists");
         app["client_id"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Dev {
+    /// The MCP server's URL.
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base)
+    }
+
+    /// `agentgate users list --json` on this instance's data: the id (`sub`) of `username`.
+    pub fn user_id(&self, username: &str) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_agentgate"))
+            .args(["users", "list", "--json", "--data-dir"])
+            .arg(&self.data_dir)
+            .output()
+            .unwrap();
+        let people: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let person =
+            people.as_array().unwrap().iter().find(|p| p["username"] == username).expect("the person exists");
+        person["id"].as_str().unwrap().to_owned()
     }
 }
 

@@ -55,7 +55,6 @@ pub fn document<S: Store>(issuer: &Issuer<S>, resource_scopes: Vec<String>) -> V
         "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [crate::keys::ALG],
-        "userinfo_signing_alg_values_supported": [],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp",
                              "name", "preferred_username", "email"],
         "prompt_values_supported": ["none", "login", "consent"],

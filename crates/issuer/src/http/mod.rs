@@ -13,9 +13,12 @@
 //! | `/sign-in`, `/consent`, `/account`, `/sign-out` | the person's pages              |
 
 mod backchannel;
+mod client_address;
 mod discovery;
 mod form;
 mod pages;
+
+pub use client_address::client_address;
 
 use std::sync::Arc;
 

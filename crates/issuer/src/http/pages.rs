@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::client_address;
 use super::form::Params;
 use crate::authorize::{AuthorizationRequest, AuthorizeError, Next, RequestParams};
 use crate::error::{ErrorCode, OAuthError};
@@ -238,11 +239,10 @@ async fn proceed<S: Store>(
     request: &AuthorizationRequest,
     query: &str,
     session: Option<&Session>,
-    fresh_sign_in: bool,
     consented: bool,
 ) -> Response {
     let issuer = reply.issuer;
-    match issuer.decide(request, session, fresh_sign_in, consented, now()).await {
+    match issuer.decide(request, session, consented, now()).await {
         Ok(Next::SignIn) => {
             reply.sign_in_page(t, query, Some(&request.client.name), None, "", StatusCode::OK)
         }
@@ -318,7 +318,7 @@ pub(super) async fn authorize<S: Store>(
         Ok(found) => found,
         Err(page) => return page,
     };
-    proceed(reply, t, &request, &query, session.as_ref(), false, false).await
+    proceed(reply, t, &request, &query, session.as_ref(), false).await
 }
 
 /// A posted form, after its form token was checked.
@@ -372,7 +372,8 @@ pub(super) async fn sign_in<S: Store>(
     let PostedForm { params, mut reply, t, .. } = form;
     let query = params.get("request").unwrap_or("").to_owned();
     let login = params.get("login").unwrap_or("");
-    let address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let address = client_address(peer, &parts.headers, &issuer.settings.trusted_proxies);
     let request = if query.is_empty() {
         None
     } else {
@@ -409,13 +410,18 @@ pub(super) async fn sign_in<S: Store>(
             }
             page
         }
-        Ok(SignInOutcome::SignedIn { cookie, session, .. }) => {
+        Ok(SignInOutcome::SignedIn { cookie, .. }) => {
             reply.cookie(SESSION_COOKIE, &cookie, None);
+            // POST/redirect/GET: the browser goes back to the authorization
+            // endpoint, which now finds the session; reloading the next page
+            // never offers to post the password again.
             match request {
                 None => reply.redirect(&issuer.settings.endpoint("/account")),
-                Some(request) => {
-                    proceed(reply, t, &request, &continuation(&query), Some(&session), true, false).await
-                }
+                Some(_) => reply.redirect(&format!(
+                    "{}?{}",
+                    issuer.settings.endpoint("/authorize"),
+                    continuation(&query)
+                )),
             }
         }
     }
@@ -436,9 +442,7 @@ pub(super) async fn consent<S: Store>(
         Err(page) => return page,
     };
     match params.get("decision") {
-        Some("allow") => {
-            proceed(reply, t, &request, &query, session.as_ref(), false, session.is_some()).await
-        }
+        Some("allow") => proceed(reply, t, &request, &query, session.as_ref(), session.is_some()).await,
         Some("deny") => {
             let error = OAuthError::new(ErrorCode::AccessDenied, "the person denied the request");
             let location = issuer.error_redirect(&request.redirect_uri, request.state.as_deref(), &error);

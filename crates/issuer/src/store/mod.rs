@@ -278,6 +278,11 @@ pub trait Store: Send + Sync + 'static {
     /// Adds a resource and its scopes; [`StoreError::Conflict`] when its URL is taken.
     fn insert_resource(&self, resource: &Resource) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Adds a resource, or replaces the name and scopes of the one stored under its
+    /// URL, in one transaction; [`StoreError::Conflict`] when another resource has
+    /// its canonical URL.
+    fn put_resource(&self, resource: &Resource) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Every resource, by URL.
     fn resources(&self) -> impl Future<Output = Result<Vec<Resource>, StoreError>> + Send;
 

@@ -122,6 +122,23 @@ fn conflict(error: sqlx::Error, what: impl Fn(&str) -> &'static str) -> StoreErr
     }
 }
 
+/// Stores the scopes of `resource` (none stored yet for it).
+async fn insert_resource_scopes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    resource: &Resource,
+) -> Result<(), StoreError> {
+    for scope in &resource.scopes {
+        sqlx::query("INSERT INTO resource_scopes (resource_uri, name, description) VALUES ($1, $2, $3)")
+            .bind(&resource.uri)
+            .bind(&scope.name)
+            .bind(&scope.description)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| conflict(e, |_| "the scope name"))?;
+    }
+    Ok(())
+}
+
 /// A [`Store`] in one SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -292,15 +309,29 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict(e, |_| "the resource URL"))?;
-        for scope in &resource.scopes {
-            sqlx::query("INSERT INTO resource_scopes (resource_uri, name, description) VALUES ($1, $2, $3)")
-                .bind(&resource.uri)
-                .bind(&scope.name)
-                .bind(&scope.description)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| conflict(e, |_| "the scope name"))?;
-        }
+        insert_resource_scopes(&mut tx, resource).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn put_resource(&self, resource: &Resource) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO resources (uri, canonical, name, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (uri) DO UPDATE SET name = excluded.name",
+        )
+        .bind(&resource.uri)
+        .bind(&resource.canonical)
+        .bind(&resource.name)
+        .bind(resource.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict(e, |_| "the resource URL"))?;
+        sqlx::query("DELETE FROM resource_scopes WHERE resource_uri = $1")
+            .bind(&resource.uri)
+            .execute(&mut *tx)
+            .await?;
+        insert_resource_scopes(&mut tx, resource).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,0 +1,296 @@
+//! `agentgate.toml`: what `agentgate serve` runs, and where the other commands
+//! find the data directory and the key-encryption key.
+//!
+//! ```toml
+//! issuer = "https://auth.example.com"      # the public URL people and agents see
+//! listen = "127.0.0.1:8080"                # behind a TLS-terminating proxy
+//! data_dir = "/var/lib/agentgate"
+//! key_encryption_key_file = "/etc/agentgate/kek"   # or AGENTGATE_KEY_ENCRYPTION_KEY
+//! trusted_proxies = ["127.0.0.1"]
+//!
+//! [[resource]]
+//! url = "https://mcp.example.com/mcp"
+//! name = "Mail MCP server"
+//! scopes = { "mail:read" = "Read your mail" }
+//!
+//! [whoami]                                 # the tutorial's MCP server, in this process
+//! path = "/mcp"
+//! ```
+//!
+//! Relative paths are read from the configuration file's folder, so a file and
+//! its data can move together. Unknown keys are errors: a misspelt setting must
+//! not be silently ignored in an auth server.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use agentgate_issuer::Settings;
+use anyhow::{Context, bail, ensure};
+use serde::Deserialize;
+
+/// The default configuration file name.
+pub const DEFAULT_FILE: &str = "agentgate.toml";
+
+/// A parsed, checked configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The issuer identifier: the public base URL (https; plain http only on loopback).
+    pub issuer: String,
+    /// The address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The data directory (SQLite database).
+    pub data_dir: Option<PathBuf>,
+    /// A file holding the base64 key-encryption key (32 bytes); readable by its owner only.
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for sign-in limits).
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// The resource a token is for when an authorization request names none.
+    pub default_resource: Option<String>,
+    /// Token and session lifetimes.
+    #[serde(default)]
+    pub lifetimes: Lifetimes,
+    /// Sign-in attempt limits.
+    #[serde(default)]
+    pub sign_in: SignInLimits,
+    /// The MCP servers (API resources) tokens may be issued for.
+    #[serde(default, rename = "resource")]
+    pub resources: Vec<ResourceConfig>,
+    /// The tutorial's `whoami` MCP server, served in this process when present.
+    pub whoami: Option<WhoamiConfig>,
+}
+
+/// Lifetimes in seconds; each absent one keeps its default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lifetimes {
+    pub access_token: Option<i64>,
+    pub id_token: Option<i64>,
+    pub refresh_token: Option<i64>,
+    pub authorization_code: Option<i64>,
+    pub session: Option<i64>,
+}
+
+/// Failed sign-ins allowed per window.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInLimits {
+    pub failures_per_account: Option<i64>,
+    pub failures_per_address: Option<i64>,
+    /// The window, in seconds.
+    pub window: Option<i64>,
+}
+
+/// One API resource: its URL, a name for the consent page, and its scopes with
+/// the plain words that explain each.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    pub url: String,
+    pub name: String,
+    #[serde(default)]
+    pub scopes: BTreeMap<String, String>,
+}
+
+/// The in-process `whoami` MCP server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhoamiConfig {
+    /// Its path on this server (its resource URL is the issuer's origin + path).
+    #[serde(default = "default_whoami_path")]
+    pub path: String,
+    /// The scope every call needs.
+    #[serde(default = "default_whoami_scope")]
+    pub scope: String,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_whoami_path() -> String {
+    "/mcp".to_owned()
+}
+
+fn default_whoami_scope() -> String {
+    "mcp:tools".to_owned()
+}
+
+impl Config {
+    /// Reads and parses `path`; relative paths in it become relative to its folder.
+    /// Call [`Config::check`] after applying command-line overrides.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration file {}", path.display()))?;
+        let mut config: Config =
+            toml::from_str(&text).with_context(|| format!("in the configuration file {}", path.display()))?;
+        let folder = path.parent().unwrap_or(Path::new("."));
+        for file in [&mut config.data_dir, &mut config.key_encryption_key_file].into_iter().flatten() {
+            if file.is_relative() {
+                *file = folder.join(&*file);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Checks what the types cannot: the issuer URL, positive lifetimes and limits,
+    /// the whoami path.
+    pub fn check(&self) -> anyhow::Result<()> {
+        check_issuer(&self.issuer)?;
+        let l = &self.lifetimes;
+        let s = &self.sign_in;
+        for (name, value) in [
+            ("lifetimes.access_token", l.access_token),
+            ("lifetimes.id_token", l.id_token),
+            ("lifetimes.refresh_token", l.refresh_token),
+            ("lifetimes.authorization_code", l.authorization_code),
+            ("lifetimes.session", l.session),
+            ("sign_in.failures_per_account", s.failures_per_account),
+            ("sign_in.failures_per_address", s.failures_per_address),
+            ("sign_in.window", s.window),
+        ] {
+            if let Some(value) = value {
+                ensure!(value > 0, "{name} must be a positive number, not {value}");
+            }
+        }
+        if let Some(whoami) = &self.whoami {
+            ensure!(
+                whoami.path.starts_with('/') && whoami.path.len() > 1 && !whoami.path.contains(['?', '#']),
+                "whoami.path must be a path such as \"/mcp\", not {:?}",
+                whoami.path
+            );
+        }
+        Ok(())
+    }
+
+    /// The issuer's settings.
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings::new(&self.issuer);
+        let l = &self.lifetimes;
+        let s = &self.sign_in;
+        let set = |target: &mut i64, value: Option<i64>| {
+            if let Some(value) = value {
+                *target = value;
+            }
+        };
+        set(&mut settings.access_token_ttl, l.access_token);
+        set(&mut settings.id_token_ttl, l.id_token);
+        set(&mut settings.refresh_token_ttl, l.refresh_token);
+        set(&mut settings.code_ttl, l.authorization_code);
+        set(&mut settings.session_ttl, l.session);
+        set(&mut settings.sign_in_failures_per_account, s.failures_per_account);
+        set(&mut settings.sign_in_failures_per_address, s.failures_per_address);
+        set(&mut settings.sign_in_window, s.window);
+        settings.default_resource = self.default_resource.clone();
+        settings.trusted_proxies = self.trusted_proxies.clone();
+        settings
+    }
+
+    /// The whoami server's resource URL: the issuer's origin and the configured path.
+    pub fn whoami_url(&self) -> Option<String> {
+        let whoami = self.whoami.as_ref()?;
+        let issuer = url::Url::parse(&self.issuer).ok()?;
+        Some(format!("{}{}", issuer.origin().ascii_serialization(), whoami.path))
+    }
+}
+
+/// An issuer URL must be https, or plain http on a loopback host (to try things
+/// on one machine); no query, fragment or credentials.
+fn check_issuer(issuer: &str) -> anyhow::Result<()> {
+    let url = url::Url::parse(issuer).with_context(|| format!("issuer {issuer:?} is not a URL"))?;
+    ensure!(
+        url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && url.password().is_none(),
+        "issuer {issuer:?} must have no query, fragment or credentials"
+    );
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if agentgate_guard::is_loopback(&url) => Ok(()),
+        "http" => bail!(
+            "issuer {issuer:?} must be https: tokens and passwords cross this URL (plain http is \
+             accepted only on loopback, for trying things on one machine)"
+        ),
+        other => bail!("issuer {issuer:?}: unsupported scheme {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        let config: Config = toml::from_str(text)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn a_full_file_sets_everything() {
+        let config = parse(
+            r#"
+            issuer = "https://auth.example.com/tenant"
+            listen = "0.0.0.0:9000"
+            trusted_proxies = ["10.0.0.1"]
+            default_resource = "https://auth.example.com/mcp"
+            [lifetimes]
+            access_token = 300
+            [sign_in]
+            failures_per_account = 3
+            [[resource]]
+            url = "https://mail.example.com/mcp"
+            name = "Mail"
+            scopes = { "mail:read" = "Read your mail" }
+            [whoami]
+            "#,
+        )
+        .unwrap();
+        let settings = config.settings();
+        assert_eq!(settings.issuer, "https://auth.example.com/tenant");
+        assert_eq!(settings.access_token_ttl, 300);
+        assert_eq!(settings.id_token_ttl, 600, "absent lifetimes keep their default");
+        assert_eq!(settings.sign_in_failures_per_account, 3);
+        assert_eq!(settings.trusted_proxies, ["10.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.resources[0].scopes["mail:read"], "Read your mail");
+        assert_eq!(config.whoami_url().unwrap(), "https://auth.example.com/mcp");
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_reason() {
+        for (text, reason) in [
+            ("issuer = \"http://auth.example.com\"", "must be https"),
+            ("issuer = \"https://auth.example.com?x=1\"", "no query"),
+            ("issuer = \"ftp://auth.example.com\"", "unsupported scheme"),
+            ("issuer = \"https://a.example\"\nlisten = \"nowhere\"", "socket address"),
+            ("issuer = \"https://a.example\"\nisuer = \"typo\"", "unknown field"),
+            ("issuer = \"https://a.example\"\n[lifetimes]\naccess_token = 0", "positive"),
+            ("issuer = \"https://a.example\"\n[whoami]\npath = \"mcp\"", "whoami.path"),
+            ("listen = \"127.0.0.1:1\"", "missing field `issuer`"),
+        ] {
+            let error = format!("{:#}", parse(text).unwrap_err());
+            assert!(error.contains(reason), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn loopback_http_is_allowed_for_local_trials() {
+        parse("issuer = \"http://127.0.0.1:8080\"").unwrap();
+        parse("issuer = \"http://localhost:8080\"").unwrap();
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let dir = std::env::temp_dir().join(format!("agentgate-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("agentgate.toml");
+        std::fs::write(&file, "issuer = \"https://a.example\"\ndata_dir = \"data\"\n").unwrap();
+        let config = Config::load(&file).unwrap();
+        assert_eq!(config.data_dir.unwrap(), dir.join("data"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,238 @@
+//! `agentgate serve --config agentgate.toml` as an operator runs it: the data
+//! commands with the same `--config`, the issuer and `whoami` from the file,
+//! the environment overriding it, and every bad setup refused before anything
+//! starts.
+
+mod support;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::browser::Browser;
+use support::{Process, spawn_until, structured, ts_agent};
+
+const PASSWORD: &str = "wonderland";
+
+/// A folder with a configuration file, a key-encryption key file and the data.
+struct Setup {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Setup {
+    /// `extra` is appended to a minimal valid file; `kek_mode` is the key file's mode.
+    fn new(name: &str, extra: &str, kek_mode: u32) -> Self {
+        let dir = std::env::temp_dir().join(format!("agentgate-serve-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = format!(
+            "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\n\
+             key_encryption_key_file = \"kek\"\n{extra}\n"
+        );
+        std::fs::write(dir.join("agentgate.toml"), config).unwrap();
+        let mut random = [0u8; 32];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut random).unwrap();
+        use base64::Engine;
+        std::fs::write(dir.join("kek"), base64::engine::general_purpose::STANDARD.encode(random)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.join("kek"), std::fs::Permissions::from_mode(kek_mode)).unwrap();
+        }
+        Self { dir, port }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.join("agentgate.toml")
+    }
+
+    fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `agentgate ARGS --config FILE`, run from another folder (paths in the file
+    /// are relative to the file, not to where the command runs).
+    fn run(&self, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+        let mut command = agentgate(args, env);
+        command.arg("--config").arg(self.config());
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args, &[], "");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// `agentgate serve`, once it says it listens; returns the process and that line.
+    fn serve(&self, env: &[(&str, &str)]) -> (Process, String) {
+        let mut command = agentgate(&["serve"], env);
+        command.arg("--config").arg(self.config());
+        spawn_until(command, "agentgate serve", "agentgate serve: issuer ")
+    }
+
+    /// Adds alice and the third-party app; returns the app's client id.
+    fn people_and_apps(&self) -> String {
+        let out = self.run(
+            &["users", "add", "alice", "--email", "alice@example.com", "--password-stdin"],
+            &[],
+            PASSWORD,
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let app = self.json(&[
+            "apps",
+            "add",
+            "SmartMail AI",
+            "--third-party",
+            "--public",
+            "--native",
+            "--json",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--scopes",
+            "openid profile email mcp:tools",
+        ]);
+        app["client_id"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn agentgate(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agentgate"));
+    command.args(args).current_dir(std::env::temp_dir()).env("AGENTGATE_LOG", "warn");
+    for name in ["AGENTGATE_KEY_ENCRYPTION_KEY", "AGENTGATE_ISSUER", "AGENTGATE_LISTEN", "AGENTGATE_DATA_DIR"]
+    {
+        command.env_remove(name);
+    }
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command
+}
+
+fn stderr_of(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected a refusal, got success: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn serve_runs_the_issuer_and_whoami_from_the_file() {
+    let setup = Setup::new(
+        "flow",
+        "[lifetimes]\naccess_token = 120\n[[resource]]\nurl = \"https://mail.example.com/mcp\"\nname = \"Mail\"\n\
+         scopes = { \"mail:read\" = \"Read your mail\" }\n[whoami]\n",
+        0o600,
+    );
+    let app = setup.people_and_apps();
+    let (_server, line) = setup.serve(&[]);
+    assert!(line.starts_with(&setup.issuer()), "{line}");
+
+    let mcp = format!("{}/mcp", setup.issuer());
+    let result = ts_agent(&mcp, &app, PASSWORD, &[]);
+    let claims = structured(&result);
+    assert_eq!(claims["aud"], mcp.as_str(), "{result}");
+    assert_eq!(claims["client_id"], app.as_str());
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 120, "the file's lifetime");
+    assert_eq!(result["consent"], "allow");
+
+    // The data went where the file said; no development key file was made.
+    let data = setup.dir.join("data");
+    assert!(data.join("agentgate.db").exists());
+    assert!(!data.join("key-encryption.key").exists(), "serve never makes a development key");
+    let keys = setup.json(&["keys", "list", "--json"]);
+    assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
+    let people = setup.json(&["users", "list", "--json"]);
+    assert_eq!(people[0]["username"], "alice");
+}
+
+#[test]
+fn the_environment_overrides_the_file_and_bad_setups_are_refused() {
+    let setup = Setup::new("refusals", "", 0o600);
+    // AGENTGATE_ISSUER wins over the file (still checked like the file's value).
+    let localhost = format!("http://localhost:{}", setup.port);
+    let (server, line) = setup.serve(&[("AGENTGATE_ISSUER", &localhost)]);
+    assert!(line.starts_with(&localhost), "{line}");
+    drop(server);
+
+    for (env, reason) in [
+        (("AGENTGATE_ISSUER", "http://auth.example.com"), "must be https"),
+        (("AGENTGATE_LISTEN", "not-an-address"), "invalid socket address"),
+        (("AGENTGATE_KEY_ENCRYPTION_KEY", "c2hvcnQ="), "32 random bytes"),
+    ] {
+        let error = stderr_of(&setup.run(&["serve"], &[env], ""));
+        assert!(error.contains(reason), "{env:?}: {error}");
+    }
+
+    let open_key = Setup::new("open-key", "", 0o644);
+    assert!(stderr_of(&open_key.run(&["serve"], &[], "")).contains("chmod 600"));
+    assert!(!open_key.dir.join("data/agentgate.db").exists(), "nothing is made for a refused setup");
+
+    let no_key = Setup::new("no-key", "", 0o600);
+    std::fs::write(no_key.config(), format!("issuer = \"{}\"\ndata_dir = \"data\"\n", no_key.issuer()))
+        .unwrap();
+    assert!(stderr_of(&no_key.run(&["serve"], &[], "")).contains("no key-encryption key"));
+    assert!(stderr_of(&no_key.run(&["keys", "rotate"], &[], "")).contains("no key-encryption key"));
+
+    std::fs::write(no_key.config(), "issuer = \"https://a.example\"\nlisten_on = \"x\"\n").unwrap();
+    assert!(stderr_of(&no_key.run(&["serve"], &[], "")).contains("unknown field `listen_on`"));
+    let missing = no_key.dir.join("nowhere.toml");
+    let out = agentgate(&["serve", "--config"], &[]).arg(&missing).output().unwrap();
+    assert!(stderr_of(&out).contains("reading the configuration file"));
+    let out = agentgate(&["dev", "--config"], &[]).arg(no_key.config()).output().unwrap();
+    assert!(stderr_of(&out).contains("agentgate serve --config"));
+}
+
+/// Failed sign-ins for unknown accounts (so only the per-address limit counts),
+/// each claiming to come from `forwarded_for`; the status of the last one.
+async fn failed_sign_ins(base: &str, forwarded_for: &str, attempts: usize) -> StatusCode {
+    let mut browser = Browser::new("en");
+    let page = browser.get(&format!("{base}/sign-in")).await;
+    let csrf = page.input("csrf");
+    let mut status = StatusCode::OK;
+    for n in 0..attempts {
+        let login = format!("nobody{n}-{forwarded_for}");
+        let request = browser
+            .http
+            .post(format!("{base}/sign-in"))
+            .header("x-forwarded-for", forwarded_for)
+            .form(&[("csrf", csrf.as_str()), ("request", ""), ("login", &login), ("password", "x")]);
+        status = browser.send(request).await.status;
+    }
+    status
+}
+
+#[tokio::test]
+async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+    let limits = "[sign_in]\nfailures_per_address = 3\nfailures_per_account = 100\n";
+    // Behind a trusted proxy (here: loopback), each client has its own limit.
+    let proxied = Setup::new("proxied", &format!("trusted_proxies = [\"127.0.0.1\"]\n{limits}"), 0o600);
+    let (_server, _) = proxied.serve(&[]);
+    let base = proxied.issuer();
+    assert_eq!(failed_sign_ins(&base, "203.0.113.1", 3).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(failed_sign_ins(&base, "203.0.113.1", 1).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(failed_sign_ins(&base, "203.0.113.2", 1).await, StatusCode::UNAUTHORIZED, "another client");
+
+    // Without one, the header is the client's own word: changing it escapes nothing.
+    let direct = Setup::new("direct", limits, 0o600);
+    let (_server, _) = direct.serve(&[]);
+    let base = direct.issuer();
+    assert_eq!(failed_sign_ins(&base, "203.0.113.1", 3).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(failed_sign_ins(&base, "203.0.113.2", 1).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(failed_sign_ins(&base, "198.51.100.7, 203.0.113.9", 1).await, StatusCode::TOO_MANY_REQUESTS);
+}
