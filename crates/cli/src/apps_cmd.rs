@@ -2,6 +2,7 @@
 
 use agentgate::data_dir::{DataArgs, print_json_list, rfc3339};
 use agentgate_issuer::clients::{self, ApplicationType, NewClient};
+use agentgate_issuer::keys::Alg;
 use agentgate_issuer::store::{Client, Store};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -70,6 +71,13 @@ struct AddArgs {
     /// Terms of service shown on the consent page (https).
     #[arg(long)]
     tos_uri: Option<String>,
+    /// How its ID tokens are signed: ES256, or RS256 for apps that can only check RSA.
+    #[arg(long, default_value = "ES256", value_parser = parse_alg)]
+    id_token_alg: Alg,
+}
+
+fn parse_alg(name: &str) -> Result<Alg, String> {
+    Alg::parse(name).ok_or_else(|| format!("{name:?}: expected ES256 or RS256"))
 }
 
 fn describe(c: &Client) -> serde_json::Value {
@@ -78,7 +86,7 @@ fn describe(c: &Client) -> serde_json::Value {
         "public": c.secret_hash.is_none(), "application_type": c.application_type,
         "redirect_uris": c.redirect_uris, "scopes": c.scopes, "grant_types": c.grant_types,
         "logo_uri": c.logo_uri, "client_uri": c.client_uri, "policy_uri": c.policy_uri, "tos_uri": c.tos_uri,
-        "created_at": c.created_at,
+        "created_at": c.created_at, "id_token_signed_response_alg": c.id_token_signed_response_alg,
     })
 }
 
@@ -107,6 +115,7 @@ impl AppsArgs {
                     client_uri: a.client_uri,
                     policy_uri: a.policy_uri,
                     tos_uri: a.tos_uri,
+                    id_token_alg: a.id_token_alg,
                 };
                 let registered = clients::register(store, new, agentgate_issuer::now()).await?;
                 if json {

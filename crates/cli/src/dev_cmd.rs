@@ -125,6 +125,7 @@ async fn demo_data(store: &SqliteStore, mcp_url: &str) -> anyhow::Result<Demo> {
                     client_uri: None,
                     policy_uri: None,
                     tos_uri: None,
+                    id_token_alg: Default::default(),
                 };
                 clients::register(store, app, now).await?.client.client_id
             }

@@ -1,6 +1,6 @@
 //! `agentgate keys list|rotate`.
 
-use agentgate_issuer::keys::{self, KeyStatus};
+use agentgate_issuer::keys::{self, Alg, KeyStatus};
 use agentgate_issuer::store::Store;
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -20,12 +20,16 @@ pub struct KeysArgs {
 enum KeysCommand {
     /// List the signing keys and their status.
     List,
-    /// Make a new signing key; the old one stops signing at once and stays in the
-    /// JWKS until the tokens it signed have expired.
+    /// Make a new signing key of each algorithm in use (or of --alg); each old one
+    /// stops signing at once and stays in the JWKS until the tokens it signed
+    /// have expired.
     Rotate {
         /// How long the old key's public part stays published, in seconds.
         #[arg(long, default_value_t = keys::DEFAULT_KEEP_PUBLISHED_SECS)]
         keep_published: i64,
+        /// Only this algorithm (ES256 or RS256); RS256 makes the first RSA key if none exists.
+        #[arg(long, value_parser = |name: &str| Alg::parse(name).ok_or(format!("{name:?}: expected ES256 or RS256")))]
+        alg: Option<Alg>,
     },
 }
 
@@ -33,12 +37,29 @@ impl KeysArgs {
     pub async fn run(self) -> anyhow::Result<()> {
         let json = self.data.json;
         let data = self.data.open().await?;
-        if let KeysCommand::Rotate { keep_published } = self.command {
+        if let KeysCommand::Rotate { keep_published, alg } = self.command {
             anyhow::ensure!(keep_published >= 0, "--keep-published must not be negative");
             let kek = data.key_encryption_key().await?;
-            let kid = keys::rotate(&data.store, &kek, agentgate_issuer::now(), keep_published).await?;
-            if !json {
-                println!("new signing key {kid}");
+            let now = agentgate_issuer::now();
+            let in_use: Vec<Alg> = match alg {
+                Some(alg) => vec![alg],
+                None => {
+                    let stored = data.store.signing_keys().await?;
+                    let mut algs: Vec<Alg> = Alg::ALL
+                        .into_iter()
+                        .filter(|a| stored.iter().any(|k| k.retired_at.is_none() && k.alg == a.as_str()))
+                        .collect();
+                    if algs.is_empty() {
+                        algs.push(Alg::Es256);
+                    }
+                    algs
+                }
+            };
+            for alg in in_use {
+                let kid = keys::rotate(&data.store, &kek, now, keep_published, alg).await?;
+                if !json {
+                    println!("new {alg} signing key {kid}");
+                }
             }
         }
         let now = agentgate_issuer::now();

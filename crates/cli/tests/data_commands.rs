@@ -59,12 +59,24 @@ fn rotate_list_and_a_lost_key_encryption_key() {
     assert_eq!(keys[0]["status"], "active");
     assert_eq!(keys[1]["status"], "published");
 
+    // An RS256 key on request; then a plain rotate renews every algorithm in use.
+    assert!(agentgate(&dir, &["rotate", "--alg", "RS256"], &[]).status.success());
+    assert!(agentgate(&dir, &["rotate"], &[]).status.success());
+    let keys = keys_json(&dir, &[]);
+    let active: Vec<_> = keys.iter().filter(|k| k["status"] == "active").map(|k| k["alg"].clone()).collect();
+    assert_eq!(active.len(), 2, "{keys:?}");
+    assert!(active.contains(&"ES256".into()) && active.contains(&"RS256".into()));
+    assert_eq!(keys.len(), 5, "every retired key stays listed");
+    let out = agentgate(&dir, &["rotate", "--alg", "HS256"], &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected ES256 or RS256"));
+    assert_eq!(keys_json(&dir, &[]).len(), 5, "a refused algorithm changes nothing");
+
     // Losing the development key-encryption key is an error, and changes nothing.
     std::fs::remove_file(dir.join("key-encryption.key")).unwrap();
     let out = agentgate(&dir, &["rotate"], &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("AGENTGATE_KEY_ENCRYPTION_KEY"));
-    assert_eq!(keys_json(&dir, &[]).len(), 2);
+    assert_eq!(keys_json(&dir, &[]).len(), 5);
     assert!(!dir.join("key-encryption.key").exists(), "no silent new key");
 
     let out = agentgate(&dir, &["rotate", "--keep-published", "-1"], &[]);

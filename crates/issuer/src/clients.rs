@@ -103,6 +103,8 @@ pub struct NewClient {
     pub policy_uri: Option<String>,
     /// Terms of service for the consent page.
     pub tos_uri: Option<String>,
+    /// What its ID tokens are signed with.
+    pub id_token_alg: crate::keys::Alg,
 }
 
 /// A registered app and, for a confidential one, its secret (shown only now).
@@ -220,6 +222,7 @@ pub async fn register<S: Store>(store: &S, new: NewClient, now: i64) -> Result<R
         policy_uri: https_field(new.policy_uri, "policy_uri")?,
         tos_uri: https_field(new.tos_uri, "tos_uri")?,
         created_at: now,
+        id_token_signed_response_alg: new.id_token_alg.as_str().to_owned(),
     };
     store.insert_client(&client).await?;
     Ok(Registered { client, secret })
@@ -284,6 +287,7 @@ mod tests {
             client_uri: None,
             policy_uri: None,
             tos_uri: None,
+            id_token_signed_response_alg: "ES256".into(),
             created_at: 0,
         }
     }

@@ -91,6 +91,13 @@ impl OAuthError {
     }
 }
 
+impl From<crate::keys::KeyError> for OAuthError {
+    fn from(error: crate::keys::KeyError) -> Self {
+        tracing::error!(%error, "signing key failure");
+        Self::new(ErrorCode::ServerError, "the server could not complete the request; try again")
+    }
+}
+
 impl From<StoreError> for OAuthError {
     fn from(error: StoreError) -> Self {
         // The details go to the log, not to the client.

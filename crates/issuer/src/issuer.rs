@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::keys::{KeyError, KeyRing};
+use crate::keys::{self, Alg, KeyError, KeyRing};
 use crate::seal::KeyEncryptionKey;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -25,6 +25,8 @@ pub struct Issuer<S> {
     pub(crate) settings: Settings,
     pub(crate) kek: KeyEncryptionKey,
     keys: RwLock<Arc<KeyRing>>,
+    /// Held while the first key of an algorithm is made, so it is made once.
+    key_creation: tokio::sync::Mutex<()>,
     /// Binds form tokens (CSRF) to a browser.
     pub(crate) form_key: aws_lc_rs::hmac::Key,
 }
@@ -40,7 +42,14 @@ impl<S: Store> Issuer<S> {
     pub async fn open(store: S, kek: KeyEncryptionKey, settings: Settings) -> Result<Self, KeyError> {
         let keys = KeyRing::load(&store, &kek, crate::now()).await?;
         let form_key = kek.derive("agentgate form token v1");
-        Ok(Self { store, settings, kek, keys: RwLock::new(Arc::new(keys)), form_key })
+        Ok(Self {
+            store,
+            settings,
+            kek,
+            keys: RwLock::new(Arc::new(keys)),
+            key_creation: tokio::sync::Mutex::new(()),
+            form_key,
+        })
     }
 
     /// The store.
@@ -64,6 +73,24 @@ impl<S: Store> Issuer<S> {
         let keys = Arc::new(KeyRing::load(&self.store, &self.kek, crate::now()).await?);
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
         Ok(())
+    }
+
+    /// The current keys, with an active key of `alg` in them: the first RS256
+    /// key is made the first time an app registered for RS256 needs one (by this
+    /// instance, or found made by another one).
+    pub async fn keys_with(&self, alg: Alg) -> Result<Arc<KeyRing>, KeyError> {
+        let current = self.keys();
+        if current.active_for(alg).is_some() {
+            return Ok(current);
+        }
+        let _one_at_a_time = self.key_creation.lock().await;
+        self.reload_keys().await?;
+        if self.keys().active_for(alg).is_none() {
+            keys::rotate(&self.store, &self.kek, crate::now(), keys::DEFAULT_KEEP_PUBLISHED_SECS, alg)
+                .await?;
+            self.reload_keys().await?;
+        }
+        Ok(self.keys())
     }
 
     /// Background upkeep, forever: reloads keys every minute and deletes expired

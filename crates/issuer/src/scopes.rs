@@ -177,6 +177,7 @@ mod tests {
             client_uri: None,
             policy_uri: None,
             tos_uri: None,
+            id_token_signed_response_alg: "ES256".into(),
             created_at: 0,
         }
     }

@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::clients::secret_matches;
 use crate::error::{ErrorCode, OAuthError};
+use crate::keys::{Alg, KeyRing};
 use crate::scopes::{self, has};
 use crate::store::{AuthCode, Client, Redemption, RefreshToken, Resource, Store, TokenFamily, User};
 use crate::{Issuer, hash_secret, now, pkce, random_token};
@@ -192,6 +193,8 @@ impl<S: Store> Issuer<S> {
             created_at: now,
             revoked_at: None,
         };
+        // The signing key first: once the code is redeemed, nothing may fail.
+        let keys = self.keys_with(id_token_alg(client)).await?;
         let refresh = self.refresh_allowed(client, &family.scopes).then(|| self.new_refresh(&family.id, now));
         match self.store.redeem_code(&code_hash, now, &family, refresh.as_ref().map(|(_, row)| row)).await? {
             Redemption::Won => {}
@@ -203,6 +206,7 @@ impl<S: Store> Issuer<S> {
             }
         }
         Ok(self.respond(
+            &keys,
             client,
             &user,
             &family,
@@ -273,12 +277,13 @@ impl<S: Store> Issuer<S> {
             check_same_resource(asked, &family.resource)?;
         }
         let user = self.live_user(&family.user_id).await?;
+        let keys = self.keys_with(id_token_alg(client)).await?;
         let (new_token, new_row) = self.new_refresh(&family.id, now);
         if !self.store.rotate_refresh_token(&token_hash, now, &new_row).await? {
             self.store.revoke_family(&family.id, now).await?;
             return Err(OAuthError::invalid_grant("refresh token already used; its family is revoked"));
         }
-        Ok(self.respond(client, &user, &family, &scopes, None, Some(new_token), now))
+        Ok(self.respond(&keys, client, &user, &family, &scopes, None, Some(new_token), now))
     }
 
     /// The `client_credentials` grant, for confidential first-party machine apps.
@@ -488,6 +493,7 @@ impl<S: Store> Issuer<S> {
     #[allow(clippy::too_many_arguments)]
     fn respond(
         &self,
+        keys: &KeyRing,
         client: &Client,
         user: &User,
         family: &TokenFamily,
@@ -516,7 +522,9 @@ impl<S: Store> Issuer<S> {
             if let Some(nonce) = nonce {
                 claims.insert("nonce".into(), nonce.into());
             }
-            self.keys().active().sign_jwt("JWT", &Value::Object(claims))
+            keys.active_for(id_token_alg(client))
+                .expect("keys_with made sure the key exists")
+                .sign_jwt("JWT", &Value::Object(claims))
         });
         TokenResponse {
             access_token,
@@ -527,6 +535,11 @@ impl<S: Store> Issuer<S> {
             id_token,
         }
     }
+}
+
+/// The algorithm `client`'s ID tokens are signed with.
+fn id_token_alg(client: &Client) -> Alg {
+    Alg::parse(&client.id_token_signed_response_alg).unwrap_or_default()
 }
 
 /// A token request's `resource` must be the one the grant was for (RFC 8707 §2.2).

@@ -42,6 +42,7 @@ fn app(name: &str, third_party: bool) -> NewClient {
         client_uri: None,
         policy_uri: None,
         tos_uri: None,
+        id_token_alg: Default::default(),
     }
 }
 
@@ -471,4 +472,61 @@ async fn a_restart_keeps_grants_refresh_tokens_and_keys() {
     );
     let refreshed = issuer.refresh(&agent, tokens.refresh_token.as_deref(), None, None).await.unwrap();
     assert_eq!(refreshed.scope, "mcp:tools");
+}
+
+#[tokio::test]
+async fn an_app_registered_for_rs256_gets_rs256_id_tokens_and_es256_access_tokens() {
+    use agentgate_issuer::keys::Alg;
+    let w = world().await;
+    let legacy = clients::register(
+        w.issuer.store(),
+        NewClient { id_token_alg: Alg::Rs256, ..app("Legacy OIDC app", true) },
+        1,
+    )
+    .await
+    .unwrap()
+    .client;
+    assert!(w.issuer.keys().active_for(Alg::Rs256).is_none(), "no RSA key before one is needed");
+    let code = w
+        .issuer
+        .issue_code(CodeRequest {
+            client_id: legacy.client_id.clone(),
+            user_id: w.alice.clone(),
+            redirect_uri: REDIRECT.into(),
+            code_challenge: CHALLENGE.into(),
+            resource: MCP.into(),
+            scopes: vec!["openid".into(), "offline_access".into(), "mcp:tools".into()],
+            nonce: None,
+            auth_time: 5,
+        })
+        .await
+        .unwrap();
+    let tokens = w
+        .issuer
+        .exchange_code(&legacy, Some(&code), Some(REDIRECT), Some(VERIFIER), Some(MCP))
+        .await
+        .unwrap();
+    let id_token = tokens.id_token.unwrap();
+    assert_eq!(header(&id_token)["alg"], "RS256");
+    assert_eq!(header(&tokens.access_token)["alg"], "ES256", "access tokens stay ES256");
+
+    // The ID token verifies with the published RSA key, as the app would check it.
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(w.issuer.keys().jwks().clone()).unwrap();
+    let jwk = jwks.find(header(&id_token)["kid"].as_str().unwrap()).expect("the RSA key is published");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[legacy.client_id.as_str()]);
+    validation.set_issuer(&["http://127.0.0.1:8080"]);
+    let decoded = jsonwebtoken::decode::<Value>(
+        &id_token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .unwrap();
+    assert_eq!(decoded.claims["sub"], w.alice.as_str());
+
+    // Refreshing uses the same key; other apps keep ES256.
+    let refreshed = w.issuer.refresh(&legacy, tokens.refresh_token.as_deref(), None, None).await.unwrap();
+    assert_eq!(header(refreshed.id_token.as_deref().unwrap())["kid"], header(&id_token)["kid"]);
+    let other = w.exchange(&w.code("openid mcp:tools").await).await.unwrap();
+    assert_eq!(header(other.id_token.as_deref().unwrap())["alg"], "ES256");
 }

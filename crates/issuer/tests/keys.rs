@@ -4,7 +4,7 @@
 
 mod common;
 
-use agentgate_issuer::keys::{self, KeyError, KeyRing, KeyStatus};
+use agentgate_issuer::keys::{self, Alg, KeyError, KeyRing, KeyStatus, SigningKey};
 use agentgate_issuer::seal::KeyEncryptionKey;
 use agentgate_issuer::store::{SqliteStore, Store};
 use common::TempDb;
@@ -17,7 +17,7 @@ fn verify(token: &str, jwks: &Value) -> Result<Value, jsonwebtoken::errors::Erro
     let set: JwkSet = serde_json::from_value(jwks.clone()).unwrap();
     let kid = jsonwebtoken::decode_header(token)?.kid.unwrap();
     let jwk = set.find(&kid).ok_or(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
-    let mut validation = Validation::new(Algorithm::ES256);
+    let mut validation = Validation::new(jsonwebtoken::decode_header(token)?.alg);
     validation.validate_exp = false;
     validation.required_spec_claims.clear();
     Ok(jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk)?, &validation)?.claims)
@@ -75,7 +75,7 @@ async fn rotation_keeps_the_old_public_key_until_its_tokens_expired() {
     let before = KeyRing::load(&store, &kek, 1_000).await.unwrap();
     let old_token = before.active().sign_jwt("at+jwt", &json!({"sub": "alice"}));
 
-    let new_kid = keys::rotate(&store, &kek, 2_000, 600).await.unwrap();
+    let new_kid = keys::rotate(&store, &kek, 2_000, 600, Alg::Es256).await.unwrap();
     let after = KeyRing::load(&store, &kek, 2_001).await.unwrap();
     assert_eq!(after.active().kid(), new_kid);
     assert_ne!(new_kid, before.active().kid());
@@ -103,7 +103,7 @@ async fn kids_are_rfc7638_thumbprints() {
     // RFC 7638 §3.1's example is RSA; for EC, recompute the thumbprint from the
     // published members independently.
     use aws_lc_rs::digest;
-    let (key, _) = agentgate_issuer::keys::SigningKey::generate();
+    let (key, _) = SigningKey::generate(Alg::Es256);
     let jwk = key.public_jwk();
     let canonical = json!({"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"], "y": jwk["y"]}).to_string();
     let expected = {
@@ -112,4 +112,39 @@ async fn kids_are_rfc7638_thumbprints() {
             .encode(digest::digest(&digest::SHA256, canonical.as_bytes()))
     };
     assert_eq!(key.kid(), expected);
+}
+
+#[tokio::test]
+async fn rs256_keys_are_made_on_request_verify_and_rotate_on_their_own() {
+    let db = TempDb::new();
+    let (kek, _) = KeyEncryptionKey::generate();
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    let first = KeyRing::load(&store, &kek, 1_000).await.unwrap();
+    assert!(first.active_for(Alg::Rs256).is_none(), "no RSA key until one is needed");
+
+    let rsa_kid = keys::rotate(&store, &kek, 1_100, 600, Alg::Rs256).await.unwrap();
+    let ring = KeyRing::load(&store, &kek, 1_200).await.unwrap();
+    assert_eq!(ring.active().kid(), first.active().kid(), "the ES256 key is untouched");
+    let rsa = ring.active_for(Alg::Rs256).unwrap();
+    assert_eq!(rsa.kid(), rsa_kid);
+    let token = rsa.sign_jwt("JWT", &json!({"sub": "alice"}));
+    assert_eq!(jsonwebtoken::decode_header(&token).unwrap().alg, Algorithm::RS256);
+    assert_eq!(verify(&token, ring.jwks()).unwrap()["sub"], "alice");
+    let jwk = rsa.public_jwk();
+    assert_eq!((jwk["kty"].as_str(), jwk["alg"].as_str()), (Some("RSA"), Some("RS256")));
+    assert!(jwk.get("d").is_none() && jwk.get("p").is_none(), "no private part published");
+
+    // RFC 7638 for RSA: the thumbprint of {"e","kty","n"}.
+    let canonical = json!({"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}).to_string();
+    use base64::Engine;
+    let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()));
+    assert_eq!(rsa.kid(), expected);
+
+    // Rotating ES256 leaves the RSA key active, and the reverse.
+    keys::rotate(&store, &kek, 1_300, 600, Alg::Es256).await.unwrap();
+    let after = KeyRing::load(&store, &kek, 1_400).await.unwrap();
+    assert_eq!(after.active_for(Alg::Rs256).unwrap().kid(), rsa_kid);
+    assert_eq!(after.jwks()["keys"].as_array().unwrap().len(), 3, "two ES256 (one retiring) and one RS256");
+    assert!(verify(&token, after.jwks()).is_ok());
 }

@@ -84,6 +84,7 @@ fn smartmail() -> NewClient {
         client_uri: Some("https://smartmail.example".into()),
         policy_uri: None,
         tos_uri: None,
+        id_token_alg: Default::default(),
     }
 }
 

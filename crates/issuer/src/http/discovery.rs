@@ -54,7 +54,7 @@ pub fn document<S: Store>(issuer: &Issuer<S>, resource_scopes: Vec<String>) -> V
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [crate::keys::ALG],
+        "id_token_signing_alg_values_supported": crate::keys::Alg::ALL.map(crate::keys::Alg::as_str),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp",
                              "name", "preferred_username", "email"],
         "prompt_values_supported": ["none", "login", "consent"],

@@ -79,6 +79,8 @@ pub struct Client {
     pub tos_uri: Option<String>,
     /// When it was registered.
     pub created_at: i64,
+    /// What its ID tokens are signed with: `ES256`, or `RS256` for apps that need it.
+    pub id_token_signed_response_alg: String,
 }
 
 /// An API resource (an MCP server) that tokens can be issued for.
@@ -229,9 +231,9 @@ pub trait Store: Send + Sync + 'static {
     /// Every signing key: the active one first, then the others newest first.
     fn signing_keys(&self) -> impl Future<Output = Result<Vec<StoredKey>, StoreError>> + Send;
 
-    /// Makes `key` the active signing key: in one transaction, the current active
-    /// key (if any) is retired at `key.created_at` and kept published until
-    /// `publish_until`, and `key` is added.
+    /// Makes `key` the active signing key of its algorithm: in one transaction,
+    /// the current active key of that algorithm (if any) is retired at
+    /// `key.created_at` and kept published until `publish_until`, and `key` is added.
     fn rotate_signing_key(
         &self,
         key: &StoredKey,

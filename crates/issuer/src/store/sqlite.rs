@@ -22,7 +22,7 @@ macro_rules! user_columns {
 macro_rules! client_columns {
     () => {
         "client_id, name, third_party, application_type, secret_hash, redirect_uris, scopes, grant_types, \
-         logo_uri, client_uri, policy_uri, tos_uri, created_at"
+         logo_uri, client_uri, policy_uri, tos_uri, created_at, id_token_signed_response_alg"
     };
 }
 
@@ -70,6 +70,7 @@ fn client_from_row(row: &SqliteRow) -> Client {
         policy_uri: row.get("policy_uri"),
         tos_uri: row.get("tos_uri"),
         created_at: row.get("created_at"),
+        id_token_signed_response_alg: row.get("id_token_signed_response_alg"),
     }
 }
 
@@ -188,11 +189,14 @@ impl Store for SqliteStore {
 
     async fn rotate_signing_key(&self, key: &StoredKey, publish_until: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE signing_keys SET retired_at = $1, publish_until = $2 WHERE retired_at IS NULL")
-            .bind(key.created_at)
-            .bind(publish_until)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1, publish_until = $2 WHERE retired_at IS NULL AND alg = $3",
+        )
+        .bind(key.created_at)
+        .bind(publish_until)
+        .bind(&key.alg)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO signing_keys (kid, alg, public_jwk, sealed_private, created_at, retired_at, publish_until)
              VALUES ($1, $2, $3, $4, $5, NULL, NULL)",
@@ -259,7 +263,7 @@ impl Store for SqliteStore {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         );
         sqlx::query(sql)
             .bind(&client.client_id)
@@ -275,6 +279,7 @@ impl Store for SqliteStore {
             .bind(&client.policy_uri)
             .bind(&client.tos_uri)
             .bind(client.created_at)
+            .bind(&client.id_token_signed_response_alg)
             .execute(&self.pool)
             .await
             .map_err(|e| conflict(e, |_| "the client id"))?;

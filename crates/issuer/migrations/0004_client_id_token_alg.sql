@@ -1,0 +1,4 @@
+-- The algorithm an app's ID tokens are signed with (OpenID Connect Dynamic
+-- Client Registration's id_token_signed_response_alg): ES256 unless the app
+-- needs RS256.
+ALTER TABLE clients ADD COLUMN id_token_signed_response_alg TEXT NOT NULL DEFAULT 'ES256';
