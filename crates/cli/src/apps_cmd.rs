@@ -56,6 +56,9 @@ struct AddArgs {
     /// A redirect URI; repeat for several.
     #[arg(long = "redirect-uri")]
     redirect_uri: Vec<String>,
+    /// Where the app may send people after signing them out (RP-initiated logout); repeat for several.
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uri: Vec<String>,
     /// The most this app may ever be granted (space- or comma-separated).
     #[arg(long, default_value = "openid profile email offline_access")]
     scopes: String,
@@ -87,6 +90,7 @@ fn describe(c: &Client) -> serde_json::Value {
         "redirect_uris": c.redirect_uris, "scopes": c.scopes, "grant_types": c.grant_types,
         "logo_uri": c.logo_uri, "client_uri": c.client_uri, "policy_uri": c.policy_uri, "tos_uri": c.tos_uri,
         "created_at": c.created_at, "id_token_signed_response_alg": c.id_token_signed_response_alg,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris,
     })
 }
 
@@ -116,6 +120,7 @@ impl AppsArgs {
                     policy_uri: a.policy_uri,
                     tos_uri: a.tos_uri,
                     id_token_alg: a.id_token_alg,
+                    post_logout_redirect_uris: a.post_logout_redirect_uri,
                 };
                 let registered = clients::register(store, new, agentgate_issuer::now()).await?;
                 if json {

@@ -126,6 +126,7 @@ async fn demo_data(store: &SqliteStore, mcp_url: &str) -> anyhow::Result<Demo> {
                     policy_uri: None,
                     tos_uri: None,
                     id_token_alg: Default::default(),
+                    post_logout_redirect_uris: vec![],
                 };
                 clients::register(store, app, now).await?.client.client_id
             }

@@ -279,3 +279,85 @@ async fn sign_in_attempts_are_limited_per_account() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+#[tokio::test]
+async fn apps_sign_people_out_only_to_registered_places_and_only_once_confirmed() {
+    let dev = Dev::start(PASSWORD);
+    let signed_out = "http://127.0.0.1:7777/signed-out";
+    let app = dev.add_app(&[
+        "Mail client",
+        "--public",
+        "--native",
+        "--redirect-uri",
+        "http://127.0.0.1/callback",
+        "--post-logout-redirect-uri",
+        "http://127.0.0.1/signed-out",
+        "--scopes",
+        "openid mcp:tools",
+    ]);
+    let agent = dev.client_id("SmartMail AI");
+    let mut browser = Browser::new("en");
+    let sign_in = browser.get(&authorize_url(&dev, &app, &[("scope", "openid mcp:tools")])).await;
+    let back = browser.sign_in(&dev.base, &sign_in, "alice", PASSWORD).await;
+    let tokens = exchange(&dev, &app, &back.redirect_params()["code"]).await;
+    let id_token = tokens["id_token"].as_str().expect("an ID token").to_owned();
+    let access_token = tokens["access_token"].as_str().unwrap().to_owned();
+    let mut forged = id_token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let end_session = |query: &[(&str, &str)]| {
+        let mut url = url::Url::parse(&format!("{}/end-session", dev.base)).unwrap();
+        url.query_pairs_mut().extend_pairs(query);
+        url.to_string()
+    };
+    let account = format!("{}/account", dev.base);
+
+    // Every doubtful request is a page, never a redirect, and signs no one out.
+    for (name, query) in [
+        (
+            "unregistered place",
+            vec![("client_id", app.as_str()), ("post_logout_redirect_uri", "https://attacker.example/")],
+        ),
+        (
+            "another app's place",
+            vec![("client_id", agent.as_str()), ("post_logout_redirect_uri", signed_out)],
+        ),
+        ("no app named", vec![("post_logout_redirect_uri", signed_out)]),
+        ("forged hint", vec![("id_token_hint", forged.as_str()), ("post_logout_redirect_uri", signed_out)]),
+        ("access token as hint", vec![("id_token_hint", access_token.as_str())]),
+        (
+            "hint and client_id disagree",
+            vec![("id_token_hint", id_token.as_str()), ("client_id", agent.as_str())],
+        ),
+    ] {
+        let page = browser.get(&end_session(&query)).await;
+        assert_eq!((page.status, page.location.as_deref()), (StatusCode::BAD_REQUEST, None), "{name}");
+    }
+    assert_eq!(browser.get(&account).await.status, StatusCode::OK, "still signed in");
+
+    // A valid request asks first: the GET alone (a link, an image) ends nothing.
+    let query =
+        [("id_token_hint", id_token.as_str()), ("post_logout_redirect_uri", signed_out), ("state", "s1")];
+    let confirm = browser.get(&end_session(&query)).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Sign out?") && confirm.body.contains("Mail client"), "{}", confirm.body);
+    assert_eq!(browser.get(&account).await.status, StatusCode::OK, "not signed out by a GET");
+    let sign_out = format!("{}/sign-out", dev.base);
+    let no_token = browser.post(&sign_out, &[("request", &confirm.input("request"))]).await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN, "the form token is required");
+
+    let done = browser
+        .post(&sign_out, &[("csrf", &confirm.input("csrf")), ("request", &confirm.input("request"))])
+        .await;
+    assert_eq!(done.location.as_deref(), Some(format!("{signed_out}?state=s1").as_str()));
+    assert_eq!(
+        browser.get(&account).await.status,
+        StatusCode::SEE_OTHER,
+        "signed out: the account page sends to sign-in"
+    );
+
+    // Nobody signed in: nothing to confirm, straight back to the app.
+    let again =
+        browser.get(&end_session(&[("client_id", &app), ("post_logout_redirect_uri", signed_out)])).await;
+    assert_eq!(again.location.as_deref(), Some(signed_out));
+}

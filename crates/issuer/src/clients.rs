@@ -105,6 +105,8 @@ pub struct NewClient {
     pub tos_uri: Option<String>,
     /// What its ID tokens are signed with.
     pub id_token_alg: crate::keys::Alg,
+    /// Where it may send a person after signing them out (same rules as redirect URIs).
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 /// A registered app and, for a confidential one, its secret (shown only now).
@@ -144,7 +146,17 @@ pub fn check_redirect_uri(uri: &str, kind: ApplicationType) -> Result<(), &'stat
 /// Whether `requested` is one of the app's redirect URIs: exactly, or, for a
 /// native app, a loopback `http` URI that differs only in its port.
 pub fn redirect_uri_allowed(client: &Client, requested: &str) -> bool {
-    if client.redirect_uris.iter().any(|r| r == requested) {
+    registered_uri(client, &client.redirect_uris, requested)
+}
+
+/// Whether `requested` is one of the app's post-logout redirect URIs, by the
+/// same rule as [`redirect_uri_allowed`].
+pub fn post_logout_redirect_uri_allowed(client: &Client, requested: &str) -> bool {
+    registered_uri(client, &client.post_logout_redirect_uris, requested)
+}
+
+fn registered_uri(client: &Client, registered: &[String], requested: &str) -> bool {
+    if registered.iter().any(|r| r == requested) {
         return true;
     }
     if client.application_type != ApplicationType::Native.as_str() {
@@ -154,7 +166,7 @@ pub fn redirect_uri_allowed(client: &Client, requested: &str) -> bool {
     if asked.scheme() != "http" || !is_loopback(&asked) {
         return false;
     }
-    client.redirect_uris.iter().filter_map(|r| Url::parse(r).ok()).any(|mut registered| {
+    registered.iter().filter_map(|r| Url::parse(r).ok()).any(|mut registered| {
         registered.scheme() == "http" && is_loopback(&registered) && {
             let _ = registered.set_port(asked.port());
             registered == asked
@@ -203,7 +215,7 @@ pub async fn register<S: Store>(store: &S, new: NewClient, now: i64) -> Result<R
         }
         DEFAULT_GRANT_TYPES.iter().map(|g| g.to_string()).collect()
     };
-    for uri in &new.redirect_uris {
+    for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris) {
         check_redirect_uri(uri, new.application_type)
             .map_err(|reason| ClientError::InvalidRedirectUri { uri: uri.clone(), reason })?;
     }
@@ -223,6 +235,7 @@ pub async fn register<S: Store>(store: &S, new: NewClient, now: i64) -> Result<R
         tos_uri: https_field(new.tos_uri, "tos_uri")?,
         created_at: now,
         id_token_signed_response_alg: new.id_token_alg.as_str().to_owned(),
+        post_logout_redirect_uris: new.post_logout_redirect_uris,
     };
     store.insert_client(&client).await?;
     Ok(Registered { client, secret })
@@ -288,6 +301,7 @@ mod tests {
             policy_uri: None,
             tos_uri: None,
             id_token_signed_response_alg: "ES256".into(),
+            post_logout_redirect_uris: vec![],
             created_at: 0,
         }
     }

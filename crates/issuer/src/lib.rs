@@ -20,6 +20,7 @@ pub mod error;
 pub mod http;
 mod issuer;
 pub mod keys;
+pub mod logout;
 pub mod pkce;
 pub mod scopes;
 pub mod seal;

@@ -178,6 +178,7 @@ mod tests {
             policy_uri: None,
             tos_uri: None,
             id_token_signed_response_alg: "ES256".into(),
+            post_logout_redirect_uris: vec![],
             created_at: 0,
         }
     }

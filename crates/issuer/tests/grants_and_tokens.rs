@@ -43,6 +43,7 @@ fn app(name: &str, third_party: bool) -> NewClient {
         policy_uri: None,
         tos_uri: None,
         id_token_alg: Default::default(),
+        post_logout_redirect_uris: vec![],
     }
 }
 

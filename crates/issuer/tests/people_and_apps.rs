@@ -85,6 +85,7 @@ fn smartmail() -> NewClient {
         policy_uri: None,
         tos_uri: None,
         id_token_alg: Default::default(),
+        post_logout_redirect_uris: vec![],
     }
 }
 

@@ -206,6 +206,20 @@ impl Dev {
         format!("{}/mcp", self.base)
     }
 
+    /// `agentgate apps add ARGS --json` on this instance's data; returns the client id.
+    pub fn add_app(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_agentgate"))
+            .args(["apps", "add"])
+            .args(args)
+            .args(["--json", "--data-dir"])
+            .arg(&self.data_dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "apps add {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let app: Value = serde_json::from_slice(&out.stdout).unwrap();
+        app["client_id"].as_str().unwrap().to_owned()
+    }
+
     /// `agentgate users list --json` on this instance's data: the id (`sub`) of `username`.
     pub fn user_id(&self, username: &str) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_agentgate"))

@@ -65,7 +65,7 @@ pub fn router<S: Store>(issuer: Arc<Issuer<S>>) -> Router {
         .route(&at("/account"), get(pages::account::<S>))
         .route(&at("/account/disconnect"), post(pages::disconnect::<S>))
         .route(&at("/sign-out"), post(pages::sign_out::<S>))
-        .route(&at("/end-session"), get(pages::account::<S>));
+        .route(&at("/end-session"), get(pages::end_session::<S>).post(pages::end_session::<S>));
     for path in discovery::paths(&base) {
         router = router.route(&path, get(discovery::metadata::<S>).options(discovery::preflight));
     }

@@ -17,7 +17,9 @@ use crate::authorize::{AuthorizationRequest, AuthorizeError, Next, RequestParams
 use crate::error::{ErrorCode, OAuthError};
 use crate::sessions::{BROWSER_COOKIE, SESSION_COOKIE, SignInOutcome};
 use crate::store::{Session, Store};
-use crate::ui::{self, AccountApp, AccountPage, ConsentPage, MessagePage, SignInPage, Text, describe_scope};
+use crate::ui::{
+    self, AccountApp, AccountPage, ConsentPage, MessagePage, SignInPage, SignOutPage, Text, describe_scope,
+};
 use crate::{Issuer, now, random_token};
 
 impl RequestParams for Params {
@@ -518,14 +520,69 @@ pub(super) async fn disconnect<S: Store>(
     }
 }
 
+/// The end-session endpoint (GET query or POST form): checks the app's logout
+/// request, then asks the person to confirm; without a session there is
+/// nothing to end and the person goes straight on.
+pub(super) async fn end_session<S: Store>(
+    State(issuer): State<Arc<Issuer<S>>>,
+    parts: Parts,
+    body: Bytes,
+) -> Response {
+    let text = match parts.method {
+        axum::http::Method::POST => String::from_utf8_lossy(&body).into_owned(),
+        _ => parts.uri.query().unwrap_or("").to_owned(),
+    };
+    let browser = Browser::from_headers(&parts.headers);
+    let params = Params::parse(text.as_bytes());
+    let ui_locales = params.as_ref().ok().and_then(|p| p.get("ui_locales").map(str::to_owned));
+    let t = browser.text(ui_locales.as_deref());
+    let reply = Reply::new(&issuer, &browser);
+    let logout = match params {
+        Ok(params) => issuer.check_logout(&params).await,
+        Err(error) => Err(error),
+    };
+    let logout = match logout {
+        Ok(logout) => logout,
+        Err(error) => return reply.message(t, StatusCode::BAD_REQUEST, t.error_title, &error.description),
+    };
+    match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
+        Ok(Some(_)) => {
+            let page = SignOutPage {
+                t,
+                action: issuer.settings.endpoint("/sign-out"),
+                csrf: reply.csrf(),
+                request: text,
+                app_name: logout.client.map(|c| c.name),
+            };
+            reply.html(StatusCode::OK, ui::render(&page))
+        }
+        Ok(None) => signed_out(reply, t, logout.redirect.as_deref()),
+        Err(error) => reply.unavailable(t, &error),
+    }
+}
+
+/// The sign-out form (from the account page, or confirming an app's logout
+/// request, which is checked again): ends the session.
 pub(super) async fn sign_out<S: Store>(
     State(issuer): State<Arc<Issuer<S>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let PostedForm { browser, mut reply, t, .. } = match posted_form(&issuer, &headers, &body) {
+    let PostedForm { params, browser, mut reply, t } = match posted_form(&issuer, &headers, &body) {
         Ok(form) => form,
         Err(page) => return page,
+    };
+    let redirect = match params.get("request").map(|r| Params::parse(r.as_bytes())) {
+        None => None,
+        Some(Ok(request)) => match issuer.check_logout(&request).await {
+            Ok(logout) => logout.redirect,
+            Err(error) => {
+                return reply.message(t, StatusCode::BAD_REQUEST, t.error_title, &error.description);
+            }
+        },
+        Some(Err(error)) => {
+            return reply.message(t, StatusCode::BAD_REQUEST, t.error_title, &error.description);
+        }
     };
     if let Some(cookie) = &browser.session_cookie
         && let Err(error) = issuer.end_session(cookie).await
@@ -533,5 +590,14 @@ pub(super) async fn sign_out<S: Store>(
         return reply.unavailable(t, &error);
     }
     reply.cookie(SESSION_COOKIE, "", Some(0));
-    reply.message(t, StatusCode::OK, t.sign_out, t.signed_out)
+    signed_out(reply, t, redirect.as_deref())
+}
+
+/// After a sign-out: back to the app when it asked for a registered place,
+/// else a page saying so.
+fn signed_out<S: Store>(reply: Reply<'_, S>, t: &'static Text, redirect: Option<&str>) -> Response {
+    match redirect {
+        Some(location) => reply.redirect(location),
+        None => reply.message(t, StatusCode::OK, t.sign_out, t.signed_out),
+    }
 }

@@ -10,7 +10,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "signing keys", include_str!("../../migrations/0001_signing_keys.sql")),
     (2, "users and clients", include_str!("../../migrations/0002_users_clients.sql")),
     (3, "grants and tokens", include_str!("../../migrations/0003_grants_tokens.sql")),
-    (4, "client ID token algorithm", include_str!("../../migrations/0004_client_id_token_alg.sql")),
+    (4, "client signing and logout", include_str!("../../migrations/0004_client_signing_and_logout.sql")),
 ];
 
 pub(super) async fn run(pool: &sqlx::SqlitePool) -> Result<(), sqlx::Error> {

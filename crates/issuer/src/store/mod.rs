@@ -81,6 +81,8 @@ pub struct Client {
     pub created_at: i64,
     /// What its ID tokens are signed with: `ES256`, or `RS256` for apps that need it.
     pub id_token_signed_response_alg: String,
+    /// Where it may send a person after signing them out, matched exactly.
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 /// An API resource (an MCP server) that tokens can be issued for.

@@ -22,7 +22,8 @@ macro_rules! user_columns {
 macro_rules! client_columns {
     () => {
         "client_id, name, third_party, application_type, secret_hash, redirect_uris, scopes, grant_types, \
-         logo_uri, client_uri, policy_uri, tos_uri, created_at, id_token_signed_response_alg"
+         logo_uri, client_uri, policy_uri, tos_uri, created_at, id_token_signed_response_alg, \
+         post_logout_redirect_uris"
     };
 }
 
@@ -71,6 +72,7 @@ fn client_from_row(row: &SqliteRow) -> Client {
         tos_uri: row.get("tos_uri"),
         created_at: row.get("created_at"),
         id_token_signed_response_alg: row.get("id_token_signed_response_alg"),
+        post_logout_redirect_uris: list("post_logout_redirect_uris"),
     }
 }
 
@@ -263,7 +265,7 @@ impl Store for SqliteStore {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         );
         sqlx::query(sql)
             .bind(&client.client_id)
@@ -280,6 +282,7 @@ impl Store for SqliteStore {
             .bind(&client.tos_uri)
             .bind(client.created_at)
             .bind(&client.id_token_signed_response_alg)
+            .bind(json(&client.post_logout_redirect_uris))
             .execute(&self.pool)
             .await
             .map_err(|e| conflict(e, |_| "the client id"))?;

@@ -29,6 +29,22 @@ pub struct SignInPage<'a> {
     pub login: String,
 }
 
+/// The page that asks before an app signs the person out (RP-initiated logout).
+#[derive(Template)]
+#[template(path = "sign_out.html")]
+pub struct SignOutPage {
+    /// Words.
+    pub t: &'static Text,
+    /// Where the form posts.
+    pub action: String,
+    /// The form token.
+    pub csrf: String,
+    /// The logout request being continued (its parameters), or empty.
+    pub request: String,
+    /// The app that asked, if it said.
+    pub app_name: Option<String>,
+}
+
 /// The consent page.
 #[derive(Template)]
 #[template(path = "consent.html")]
