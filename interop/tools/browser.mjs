@@ -32,6 +32,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { parseArgs as parseOptions } from './args.mjs';
 
 // What agentgate's pages say (crates/issuer/src/ui/i18n.rs).
 const TEXT = {
@@ -48,28 +49,9 @@ function usage(message) {
 }
 
 function parseArgs(argv) {
-  const known = new Set([
+  return parseOptions(argv, [
     'base', 'client-id', 'username', 'password', 'out', 'languages', 'executable', 'timeout-ms',
-  ]);
-  const out = {};
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i];
-    if (!arg.startsWith('--')) usage(`unexpected argument ${JSON.stringify(arg)}`);
-    let name = arg.slice(2);
-    let value;
-    const eq = name.indexOf('=');
-    if (eq !== -1) {
-      value = name.slice(eq + 1);
-      name = name.slice(0, eq);
-    } else {
-      if (i + 1 >= argv.length) usage(`--${name} needs a value`);
-      i += 1;
-      value = argv[i];
-    }
-    if (!known.has(name)) usage(`unknown option --${name}`);
-    out[name] = value;
-  }
-  return out;
+  ], usage);
 }
 
 const opts = parseArgs(process.argv.slice(2));

@@ -19,6 +19,7 @@
 // Failure: a message on stderr, exit code 1.
 
 import { createHash, randomBytes } from 'node:crypto';
+import { parseArgs as parseOptions } from './args.mjs';
 
 const REDIRECT_URI = 'http://127.0.0.1:6274/oauth/callback';
 const SPA_CLIENT = 'agentgate-test-spa';
@@ -33,29 +34,10 @@ function fail(message) {
 }
 
 function parseArgs(argv) {
-  const known = new Set([
+  return parseOptions(argv, [
     'issuer', 'kind', 'user', 'resource', 'scope', 'client-id', 'client-secret', 'password',
     'redirect-uri',
-  ]);
-  const out = {};
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i];
-    if (!arg.startsWith('--')) fail(`unexpected argument ${JSON.stringify(arg)}`);
-    let name = arg.slice(2);
-    let value;
-    const eq = name.indexOf('=');
-    if (eq !== -1) {
-      value = name.slice(eq + 1);
-      name = name.slice(0, eq);
-    } else {
-      if (i + 1 >= argv.length) fail(`--${name} needs a value`);
-      i += 1;
-      value = argv[i];
-    }
-    if (!known.has(name)) fail(`unknown option --${name}`);
-    out[name] = value;
-  }
-  return out;
+  ], fail);
 }
 
 const b64url = (buf) => Buffer.from(buf).toString('base64url');

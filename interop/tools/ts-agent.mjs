@@ -41,6 +41,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { parseArgs as parseOptions } from './args.mjs';
 
 const MAX_STEPS = 20;
 const DEFAULT_SCOPE = 'openid profile email mcp:tools';
@@ -51,29 +52,10 @@ function usage(message) {
 }
 
 function parseArgs(argv) {
-  const known = new Set([
+  return parseOptions(argv, [
     'url', 'client-id', 'username', 'password', 'scope', 'redirect-uri', 'decision',
     'language', 'tool', 'timeout-ms',
-  ]);
-  const out = {};
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i];
-    if (!arg.startsWith('--')) usage(`unexpected argument ${JSON.stringify(arg)}`);
-    let name = arg.slice(2);
-    let value;
-    const eq = name.indexOf('=');
-    if (eq !== -1) {
-      value = name.slice(eq + 1);
-      name = name.slice(0, eq);
-    } else {
-      if (i + 1 >= argv.length) usage(`--${name} needs a value`);
-      i += 1;
-      value = argv[i];
-    }
-    if (!known.has(name)) usage(`unknown option --${name}`);
-    out[name] = value;
-  }
-  return out;
+  ], usage);
 }
 
 const opts = parseArgs(process.argv.slice(2));

@@ -20,6 +20,7 @@
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { parseArgs as parseOptions } from './args.mjs';
 
 function usage(message) {
   process.stderr.write(`ts-client: ${message}\n`);
@@ -27,26 +28,7 @@ function usage(message) {
 }
 
 function parseArgs(argv) {
-  const known = new Set(['url', 'token', 'tool', 'arguments', 'session-token', 'timeout-ms']);
-  const out = {};
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i];
-    if (!arg.startsWith('--')) usage(`unexpected argument ${JSON.stringify(arg)}`);
-    let name = arg.slice(2);
-    let value;
-    const eq = name.indexOf('=');
-    if (eq !== -1) {
-      value = name.slice(eq + 1);
-      name = name.slice(0, eq);
-    } else {
-      if (i + 1 >= argv.length) usage(`--${name} needs a value`);
-      i += 1;
-      value = argv[i];
-    }
-    if (!known.has(name)) usage(`unknown option --${name}`);
-    out[name] = value;
-  }
-  return out;
+  return parseOptions(argv, ['url', 'token', 'tool', 'arguments', 'session-token', 'timeout-ms'], usage);
 }
 
 const opts = parseArgs(process.argv.slice(2));

@@ -125,23 +125,6 @@ fn conflict(error: sqlx::Error, what: impl Fn(&str) -> &'static str) -> StoreErr
     }
 }
 
-/// Stores the scopes of `resource` (none stored yet for it).
-async fn insert_resource_scopes(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    resource: &Resource,
-) -> Result<(), StoreError> {
-    for scope in &resource.scopes {
-        sqlx::query("INSERT INTO resource_scopes (resource_uri, name, description) VALUES ($1, $2, $3)")
-            .bind(&resource.uri)
-            .bind(&scope.name)
-            .bind(&scope.description)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| conflict(e, |_| "the scope name"))?;
-    }
-    Ok(())
-}
-
 /// A [`Store`] in one SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -149,6 +132,43 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Adds `resource` with its scopes; with `replace`, a resource stored under
+    /// the same URL gets this name and exactly these scopes instead.
+    async fn write_resource(&self, resource: &Resource, replace: bool) -> Result<(), StoreError> {
+        let sql = if replace {
+            "INSERT INTO resources (uri, canonical, name, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (uri) DO UPDATE SET name = excluded.name"
+        } else {
+            "INSERT INTO resources (uri, canonical, name, created_at) VALUES ($1, $2, $3, $4)"
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(sql)
+            .bind(&resource.uri)
+            .bind(&resource.canonical)
+            .bind(&resource.name)
+            .bind(resource.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, |_| "the resource URL"))?;
+        if replace {
+            sqlx::query("DELETE FROM resource_scopes WHERE resource_uri = $1")
+                .bind(&resource.uri)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for scope in &resource.scopes {
+            sqlx::query("INSERT INTO resource_scopes (resource_uri, name, description) VALUES ($1, $2, $3)")
+                .bind(&resource.uri)
+                .bind(&scope.name)
+                .bind(&scope.description)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict(e, |_| "the scope name"))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH`) and
     /// brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
@@ -308,40 +328,11 @@ impl Store for SqliteStore {
     }
 
     async fn insert_resource(&self, resource: &Resource) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO resources (uri, canonical, name, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&resource.uri)
-            .bind(&resource.canonical)
-            .bind(&resource.name)
-            .bind(resource.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| conflict(e, |_| "the resource URL"))?;
-        insert_resource_scopes(&mut tx, resource).await?;
-        tx.commit().await?;
-        Ok(())
+        self.write_resource(resource, false).await
     }
 
     async fn put_resource(&self, resource: &Resource) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO resources (uri, canonical, name, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (uri) DO UPDATE SET name = excluded.name",
-        )
-        .bind(&resource.uri)
-        .bind(&resource.canonical)
-        .bind(&resource.name)
-        .bind(resource.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict(e, |_| "the resource URL"))?;
-        sqlx::query("DELETE FROM resource_scopes WHERE resource_uri = $1")
-            .bind(&resource.uri)
-            .execute(&mut *tx)
-            .await?;
-        insert_resource_scopes(&mut tx, resource).await?;
-        tx.commit().await?;
-        Ok(())
+        self.write_resource(resource, true).await
     }
 
     async fn resources(&self) -> Result<Vec<Resource>, StoreError> {
