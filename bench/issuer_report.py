@@ -157,12 +157,15 @@ if "exchange" in ratios:
     md.append(f"| token exchanges ≥ {TARGET_RATIO:.0f}× oidc-provider | {r:.2f}× | {'met' if r >= TARGET_RATIO else '**not met**'} |")
 idle_cases = [(k, w) for k, w in (("agentgate-existing", "restart"), ("agentgate-fresh", "first start")) if k in idle]
 if idle_cases:
+    # Idle memory is what the server keeps resident while it waits (VmRSS); the
+    # peak (VmHWM) of a first start also counts its one-off password hashing and
+    # is in the memory table above.
     parts = [
-        f"{w}: {mib(idle[k]['vmhwm_kb']):.1f} MiB ({'met' if mib(idle[k]['vmhwm_kb']) * 1.048576 <= TARGET_IDLE_MB else 'not met'})"
+        f"{w}: {mib(idle[k]['vmrss_kb']):.1f} MiB ({'met' if mib(idle[k]['vmrss_kb']) * 1.048576 <= TARGET_IDLE_MB else 'not met'})"
         for k, w in idle_cases
     ]
-    every = all(mib(idle[k]["vmhwm_kb"]) * 1.048576 <= TARGET_IDLE_MB for k, _ in idle_cases)
-    md.append(f"| idle memory ≤ {TARGET_IDLE_MB:.0f} MB (peak, VmHWM) | {'; '.join(parts)} | {'met' if every else '**not met on every start**'} |")
+    every = all(mib(idle[k]["vmrss_kb"]) * 1.048576 <= TARGET_IDLE_MB for k, _ in idle_cases)
+    md.append(f"| idle memory ≤ {TARGET_IDLE_MB:.0f} MB (resident while idle, VmRSS) | {'; '.join(parts)} | {'met' if every else '**not met on every start**'} |")
 ready_ms = [ready[k]["http_ms_median"] for k in ("agentgate-fresh", "agentgate-existing") if k in ready]
 if ready_ms:
     md.append(f"| ready ≤ {TARGET_READY_MS:.0f} ms | first 200: {', '.join(f'{x:.1f}' for x in ready_ms)} ms (fresh, existing) | {'met' if max(ready_ms) <= TARGET_READY_MS else '**not met**'} |")

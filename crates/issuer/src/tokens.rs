@@ -159,8 +159,11 @@ impl<S: Store> Issuer<S> {
         let verifier =
             verifier.ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
         let code_hash = hash_secret(code);
-        let stored = self.store.code(&code_hash).await?;
-        let stored = stored.ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
+        let (stored, user) = self
+            .store
+            .code_and_user(&code_hash)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
         let now = now();
         if stored.redeemed_at.is_some() {
             self.revoke_replayed(stored.family_id.as_deref(), now).await?;
@@ -181,7 +184,7 @@ impl<S: Store> Issuer<S> {
         if let Some(asked) = resource {
             check_same_resource(asked, &stored.resource)?;
         }
-        let user = self.live_user(&stored.user_id).await?;
+        let user = user.ok_or_else(|| OAuthError::invalid_grant("the person no longer exists"))?;
 
         let family = TokenFamily {
             id: random_token(16),

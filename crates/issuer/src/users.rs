@@ -166,18 +166,35 @@ pub async fn sign_in<S: Store>(
     password: &str,
 ) -> Result<Result<User, InvalidCredentials>, StoreError> {
     let user = store.find_user_by_login(&login.trim().to_lowercase()).await?;
-    // Verify against a real hash even when there is no such person, so the time
-    // taken does not tell whether the account exists.
-    static DECOY: OnceLock<String> = OnceLock::new();
-    let hash = match &user {
-        Some(user) => user.password_hash.as_str(),
-        None => DECOY.get_or_init(|| hash_password(&crate::random_token(16))),
-    };
-    let matches = verify_password(hash, password);
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let matches = check_off_the_runtime(hash, password.to_owned()).await;
     Ok(match user {
         Some(user) if matches => Ok(user),
         _ => Err(InvalidCredentials),
     })
+}
+
+/// Checks `password` against `hash` (or, when there is no such person, against
+/// a decoy hash, so the time taken does not tell whether the account exists).
+///
+/// argon2id takes tens of milliseconds of CPU and 19 MiB of memory by design, so
+/// it runs on the blocking pool, never on the async workers (one sign-in would
+/// stall every other request), and only as many at once as there are CPUs (a
+/// flood of sign-ins queues instead of taking the memory of hundreds).
+async fn check_off_the_runtime(hash: Option<String>, password: String) -> bool {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    static AT_ONCE: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    let permits = AT_ONCE.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
+    });
+    let Ok(_permit) = permits.acquire().await else { return false };
+    tokio::task::spawn_blocking(move || {
+        let hash =
+            hash.as_deref().unwrap_or_else(|| DECOY.get_or_init(|| hash_password(&crate::random_token(16))));
+        verify_password(hash, &password)
+    })
+    .await
+    .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -531,3 +531,45 @@ async fn an_app_registered_for_rs256_gets_rs256_id_tokens_and_es256_access_token
     let other = w.exchange(&w.code("openid mcp:tools").await).await.unwrap();
     assert_eq!(header(other.id_token.as_deref().unwrap())["alg"], "ES256");
 }
+
+#[tokio::test]
+async fn a_redemption_that_fails_halfway_leaves_nothing_behind() {
+    use agentgate_issuer::store::{Redemption, RefreshToken, Store, TokenFamily};
+    let w = world().await;
+    let store = w.issuer.store();
+    // A first exchange stores a refresh token; a second redemption that tries to
+    // store the very same token hash fails on the table's key, after its code was
+    // already marked redeemed inside the transaction.
+    let first = w.exchange(&w.code("openid offline_access mcp:tools").await).await.unwrap();
+    let taken = agentgate_issuer::hash_secret(first.refresh_token.as_deref().unwrap());
+    let code = w.code("openid offline_access mcp:tools").await;
+    let code_hash = agentgate_issuer::hash_secret(&code);
+    let family = |id: &str| TokenFamily {
+        id: id.into(),
+        client_id: w.agent.client_id.clone(),
+        user_id: w.alice.clone(),
+        resource: MCP.into(),
+        scopes: vec!["openid".into()],
+        auth_time: 5,
+        created_at: 10,
+        revoked_at: None,
+    };
+    let clash = RefreshToken {
+        token_hash: taken,
+        family_id: "f-clash".into(),
+        created_at: 10,
+        expires_at: 99,
+        rotated_at: None,
+    };
+    assert!(store.redeem_code(&code_hash, 10, &family("f-clash"), Some(&clash)).await.is_err());
+
+    // Rolled back: the code is not redeemed, the family does not exist, and the
+    // connection is usable at once (no transaction left open on it).
+    let stored = store.code(&code_hash).await.unwrap().unwrap();
+    assert_eq!((stored.redeemed_at, stored.family_id), (None, None));
+    assert!(store.family("f-clash").await.unwrap().is_none());
+    let won = store.redeem_code(&code_hash, 11, &family("f-ok"), None).await.unwrap();
+    assert!(matches!(won, Redemption::Won));
+    let again = store.redeem_code(&code_hash, 12, &family("f-late"), None).await.unwrap();
+    assert!(matches!(again, Redemption::AlreadyUsed(Some(ref f)) if f == "f-ok"), "{again:?}");
+}

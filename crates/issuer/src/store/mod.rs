@@ -328,6 +328,13 @@ pub trait Store: Send + Sync + 'static {
     /// The code with this hash.
     fn code(&self, code_hash: &str) -> impl Future<Output = Result<Option<AuthCode>, StoreError>> + Send;
 
+    /// The code with this hash and, in the same read, the person it was issued
+    /// to (`None` if they were removed since): the token endpoint needs both.
+    fn code_and_user(
+        &self,
+        code_hash: &str,
+    ) -> impl Future<Output = Result<Option<(AuthCode, Option<User>)>, StoreError>> + Send;
+
     /// Uses the code at most once: in one transaction, marks it redeemed by
     /// `family` and stores the family and its first refresh token, unless it was
     /// redeemed before, in which case nothing is written.
