@@ -32,7 +32,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { parseArgs as parseOptions } from './args.mjs';
+import { describe, parseArgs as parseOptions } from './common.mjs';
 
 // What agentgate's pages say (crates/issuer/src/ui/i18n.rs).
 const TEXT = {
@@ -97,10 +97,6 @@ function finish(extra = {}) {
   finished = true;
   const out = { ok: failures.length === 0, failures, screenshots, ...report, ...extra };
   process.stdout.write(`${JSON.stringify(out)}\n`, () => process.exit(0));
-}
-
-function describe(err) {
-  return (err?.message || String(err)).split('\n')[0];
 }
 
 // ------------------------------------------------------------------ helpers

@@ -19,7 +19,7 @@
 // Failure: a message on stderr, exit code 1.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { parseArgs as parseOptions } from './args.mjs';
+import { CookieJar, parseArgs as parseOptions } from './common.mjs';
 
 const REDIRECT_URI = 'http://127.0.0.1:6274/oauth/callback';
 const SPA_CLIENT = 'agentgate-test-spa';
@@ -44,77 +44,7 @@ const b64url = (buf) => Buffer.from(buf).toString('base64url');
 
 // ---------------------------------------------------------------- cookie jar
 
-// A small RFC 6265-style jar for a single host: cookies are keyed by name and
-// path, sent when the request path is inside the cookie path, and dropped when
-// the server expires them.
-class CookieJar {
-  #cookies = new Map();
 
-  store(response, requestUrl) {
-    const lines = response.headers.getSetCookie?.() ?? [];
-    for (const line of lines) this.#storeOne(line, requestUrl);
-  }
-
-  #storeOne(line, requestUrl) {
-    const [pair, ...attrs] = line.split(';');
-    const eq = pair.indexOf('=');
-    if (eq <= 0) return;
-    const name = pair.slice(0, eq).trim();
-    const value = pair.slice(eq + 1).trim();
-
-    let path;
-    let expires;
-    for (const attr of attrs) {
-      const i = attr.indexOf('=');
-      const key = (i === -1 ? attr : attr.slice(0, i)).trim().toLowerCase();
-      const val = i === -1 ? '' : attr.slice(i + 1).trim();
-      if (key === 'path' && val.startsWith('/')) {
-        path = val;
-      } else if (key === 'max-age') {
-        const seconds = Number(val);
-        if (Number.isFinite(seconds)) expires = Date.now() + seconds * 1000;
-      } else if (key === 'expires' && expires === undefined) {
-        const at = Date.parse(val);
-        if (!Number.isNaN(at)) expires = at;
-      }
-    }
-    if (path === undefined) {
-      // Default path: the request path up to (not including) its last slash.
-      const p = new URL(requestUrl).pathname;
-      const slash = p.lastIndexOf('/');
-      path = slash > 0 ? p.slice(0, slash) : '/';
-    }
-
-    const key = `${name}\u0000${path}`;
-    if (expires !== undefined && expires <= Date.now()) {
-      this.#cookies.delete(key);
-    } else {
-      this.#cookies.set(key, { name, value, path, expires });
-    }
-  }
-
-  header(url) {
-    const reqPath = new URL(url).pathname;
-    const now = Date.now();
-    const matching = [];
-    for (const [key, c] of this.#cookies) {
-      if (c.expires !== undefined && c.expires <= now) {
-        this.#cookies.delete(key);
-      } else if (pathMatches(reqPath, c.path)) {
-        matching.push(c);
-      }
-    }
-    // Longer paths first, as browsers do.
-    matching.sort((a, b) => b.path.length - a.path.length);
-    return matching.map((c) => `${c.name}=${c.value}`).join('; ');
-  }
-}
-
-function pathMatches(reqPath, cookiePath) {
-  if (reqPath === cookiePath) return true;
-  if (!reqPath.startsWith(cookiePath)) return false;
-  return cookiePath.endsWith('/') || reqPath[cookiePath.length] === '/';
-}
 
 // ---------------------------------------------------------------- HTTP helpers
 

@@ -41,7 +41,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
-import { parseArgs as parseOptions } from './args.mjs';
+import { CookieJar, describe, parseArgs as parseOptions } from './common.mjs';
 
 const MAX_STEPS = 20;
 const DEFAULT_SCOPE = 'openid profile email mcp:tools';
@@ -106,16 +106,6 @@ class Failure extends Error {
   }
 }
 
-function describe(err) {
-  if (!err) return 'unknown error';
-  const parts = [err.message || String(err)];
-  let cause = err.cause;
-  while (cause && parts.length < 4) {
-    parts.push(cause.message || cause.code || String(cause));
-    cause = cause.cause;
-  }
-  return parts.filter(Boolean).join(': ');
-}
 
 // ------------------------------------------------------------------ the SDK's HTTP, recorded
 
@@ -155,54 +145,6 @@ async function recordingFetch(input, init) {
 
 // ------------------------------------------------------------------ the user agent
 
-// Cookies of the one host the pages live on: name/path keyed, path-matched,
-// dropped when the server expires them.
-class CookieJar {
-  #cookies = new Map();
-
-  store(response, requestUrl) {
-    for (const line of response.headers.getSetCookie?.() ?? []) this.#storeOne(line, requestUrl);
-  }
-
-  #storeOne(line, requestUrl) {
-    const [pair, ...attrs] = line.split(';');
-    const eq = pair.indexOf('=');
-    if (eq <= 0) return;
-    const name = pair.slice(0, eq).trim();
-    const value = pair.slice(eq + 1).trim();
-    let path;
-    let expires;
-    for (const attr of attrs) {
-      const i = attr.indexOf('=');
-      const key = (i === -1 ? attr : attr.slice(0, i)).trim().toLowerCase();
-      const val = i === -1 ? '' : attr.slice(i + 1).trim();
-      if (key === 'path' && val.startsWith('/')) path = val;
-      else if (key === 'max-age' && Number.isFinite(Number(val))) expires = Date.now() + Number(val) * 1000;
-      else if (key === 'expires' && expires === undefined && !Number.isNaN(Date.parse(val))) expires = Date.parse(val);
-    }
-    if (path === undefined) {
-      const p = new URL(requestUrl).pathname;
-      const slash = p.lastIndexOf('/');
-      path = slash > 0 ? p.slice(0, slash) : '/';
-    }
-    const key = `${name}\u0000${path}`;
-    if (expires !== undefined && expires <= Date.now()) this.#cookies.delete(key);
-    else this.#cookies.set(key, { name, value, path, expires });
-  }
-
-  header(requestUrl) {
-    const reqPath = new URL(requestUrl).pathname;
-    const now = Date.now();
-    const matching = [];
-    for (const [key, c] of this.#cookies) {
-      if (c.expires !== undefined && c.expires <= now) this.#cookies.delete(key);
-      else if (reqPath === c.path || (reqPath.startsWith(c.path)
-        && (c.path.endsWith('/') || reqPath[c.path.length] === '/'))) matching.push(c);
-    }
-    matching.sort((a, b) => b.path.length - a.path.length);
-    return matching.map((c) => `${c.name}=${c.value}`).join('; ');
-  }
-}
 
 function decodeEntities(s) {
   return s

@@ -20,7 +20,7 @@
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { parseArgs as parseOptions } from './args.mjs';
+import { describe, parseArgs as parseOptions } from './common.mjs';
 
 function usage(message) {
   process.stderr.write(`ts-client: ${message}\n`);
@@ -94,16 +94,6 @@ async function recordingFetch(input, init) {
   return response;
 }
 
-function describe(err) {
-  if (!err) return 'unknown error';
-  const parts = [err.message || String(err)];
-  let cause = err.cause;
-  while (cause && parts.length < 4) {
-    parts.push(cause.message || cause.code || String(cause));
-    cause = cause.cause;
-  }
-  return parts.filter(Boolean).join(': ');
-}
 
 function failure(err) {
   const code = typeof err?.code === 'number' && err.code >= 100 && err.code <= 599 ? err.code : undefined;
