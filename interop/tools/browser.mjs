@@ -261,6 +261,8 @@ async function runLanguage(browser, meta, lang) {
       callback,
       new Promise((_, reject) => setTimeout(() => reject(new Error(`${lang}: no redirect to ${redirectUri}`)), 15000)),
     ]);
+    // The route answered; let that navigation finish before the next one starts.
+    await page.waitForURL((u) => isCallback(u));
     seen.redirect = callbackReport(back, auth.state, meta.issuer);
     check(seen.redirect.stateMatches, `${lang}: state does not match`);
     check(seen.redirect.issMatches, `${lang}: iss ${JSON.stringify(seen.redirect.iss)} is not ${meta.issuer}`);
