@@ -16,7 +16,8 @@ pub struct DataArgs {
     /// [default: the configuration's `data_dir`, else .agentgate]
     #[arg(long, env = "AGENTGATE_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// A configuration file (agentgate.toml): its data directory and key-encryption key are used.
+    /// A configuration file: its data directory and key-encryption key are used
+    /// (`agentgate serve` reads ./agentgate.toml when none is named).
     #[arg(long, env = "AGENTGATE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Print JSON instead of text, for scripts.
