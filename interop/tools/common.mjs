@@ -1,5 +1,6 @@
 // Shared by the interop tools: command-line options, a cookie jar for the one
-// host a tool talks to, and error messages that include their causes.
+// host a tool talks to, reading HTML pages, and error messages that include
+// their causes.
 
 // Command-line options: `--name value` or `--name=value`, each name from `known`,
 // every value a string. Anything else goes to `onError(message)`, which is
@@ -109,4 +110,33 @@ export function describe(err) {
     cause = cause.cause;
   }
   return parts.filter(Boolean).join(': ');
+}
+
+// HTML character references, decoded.
+export function decodeEntities(s) {
+  return s
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&#x([0-9a-f]+);/gi, (_, h) => String.fromCodePoint(parseInt(h, 16)))
+    .replace(/&#(\d+);/g, (_, d) => String.fromCodePoint(Number(d)))
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
+}
+
+// The text of a page, tags and styles dropped, whitespace folded.
+export function textOf(html) {
+  return decodeEntities(html.replace(/<style[\s\S]*?<\/style>/gi, ' ').replace(/<[^>]+>/g, ' '))
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+// The attributes of one start tag, names lower-cased, values decoded.
+export function attributes(tag) {
+  const attrs = {};
+  const re = /([a-zA-Z_:][-a-zA-Z0-9_:.]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?/g;
+  const body = tag.replace(/^<\s*[a-zA-Z]+/, '').replace(/\/?>$/, '');
+  let m;
+  while ((m = re.exec(body)) !== null) attrs[m[1].toLowerCase()] = decodeEntities(m[2] ?? m[3] ?? m[4] ?? '');
+  return attrs;
 }

@@ -19,7 +19,7 @@
 // Failure: a message on stderr, exit code 1.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { CookieJar, parseArgs as parseOptions } from './common.mjs';
+import { CookieJar, attributes, parseArgs as parseOptions, textOf } from './common.mjs';
 
 const REDIRECT_URI = 'http://127.0.0.1:6274/oauth/callback';
 const SPA_CLIENT = 'agentgate-test-spa';
@@ -62,42 +62,8 @@ async function request(jar, url, init = {}) {
   return response;
 }
 
-function textOf(html) {
-  return html
-    .replace(/<style[\s\S]*?<\/style>/gi, ' ')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&')
-    .replace(/\s+/g, ' ')
-    .trim()
-    .slice(0, 600);
-}
 
-function decodeEntities(s) {
-  return s
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&#x([0-9a-f]+);/gi, (_, h) => String.fromCodePoint(parseInt(h, 16)))
-    .replace(/&#(\d+);/g, (_, d) => String.fromCodePoint(Number(d)))
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&');
-}
 
-function attributes(tag) {
-  const attrs = {};
-  const re = /([a-zA-Z_:][-a-zA-Z0-9_:.]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?/g;
-  // Skip the tag name itself.
-  const body = tag.replace(/^<\s*[a-zA-Z]+/, '').replace(/\/?>$/, '');
-  let m;
-  while ((m = re.exec(body)) !== null) {
-    attrs[m[1].toLowerCase()] = decodeEntities(m[2] ?? m[3] ?? m[4] ?? '');
-  }
-  return attrs;
-}
 
 // The first POST form of the page: its action, its pre-filled fields and the
 // values of its named submit buttons (name -> [values]).
@@ -128,7 +94,7 @@ async function readJson(response, what) {
   try {
     body = JSON.parse(text);
   } catch {
-    fail(`${what}: HTTP ${response.status}, not JSON: ${textOf(text)}`);
+    fail(`${what}: HTTP ${response.status}, not JSON: ${textOf(text).slice(0, 600)}`);
   }
   if (!response.ok) {
     fail(`${what}: HTTP ${response.status}: ${JSON.stringify(body)}`);
@@ -199,10 +165,10 @@ async function userFlow(opts, meta) {
       // oidc-provider's devInteractions accept any login name; an account its
       // findAccount does not know only fails later, with a server_error.
       const hint = logins > 0 ? ` (after logging in as ${JSON.stringify(user)}: unknown account?)` : '';
-      fail(`HTTP ${response.status} from ${url}${hint}: ${textOf(html)}`);
+      fail(`HTTP ${response.status} from ${url}${hint}: ${textOf(html).slice(0, 600)}`);
     }
     const form = parseForm(html, url);
-    if (!form) fail(`no form on ${url}: ${textOf(html)}`);
+    if (!form) fail(`no form on ${url}: ${textOf(html).slice(0, 600)}`);
 
     const fields = { ...form.fields };
     // oidc-provider's devInteractions say which form it is in a `prompt` field;

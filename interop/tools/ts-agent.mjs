@@ -41,7 +41,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
-import { CookieJar, describe, parseArgs as parseOptions } from './common.mjs';
+import { CookieJar, attributes, describe, parseArgs as parseOptions, textOf } from './common.mjs';
 
 const MAX_STEPS = 20;
 const DEFAULT_SCOPE = 'openid profile email mcp:tools';
@@ -146,31 +146,8 @@ async function recordingFetch(input, init) {
 // ------------------------------------------------------------------ the user agent
 
 
-function decodeEntities(s) {
-  return s
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&#x([0-9a-f]+);/gi, (_, h) => String.fromCodePoint(parseInt(h, 16)))
-    .replace(/&#(\d+);/g, (_, d) => String.fromCodePoint(Number(d)))
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&');
-}
 
-function textOf(html) {
-  return decodeEntities(html.replace(/<style[\s\S]*?<\/style>/gi, ' ').replace(/<[^>]+>/g, ' '))
-    .replace(/\s+/g, ' ')
-    .trim();
-}
 
-function attributes(tag) {
-  const attrs = {};
-  const re = /([a-zA-Z_:][-a-zA-Z0-9_:.]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?/g;
-  const body = tag.replace(/^<\s*[a-zA-Z]+/, '').replace(/\/?>$/, '');
-  let m;
-  while ((m = re.exec(body)) !== null) attrs[m[1].toLowerCase()] = decodeEntities(m[2] ?? m[3] ?? m[4] ?? '');
-  return attrs;
-}
 
 // What the person sees: which page, its language, title, heading, the form.
 function readPage(html, pageUrl, status) {

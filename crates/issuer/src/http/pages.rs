@@ -15,6 +15,7 @@ use super::client_address;
 use super::form::Params;
 use crate::authorize::{AuthorizationRequest, AuthorizeError, Next, RequestParams};
 use crate::error::{ErrorCode, OAuthError};
+use crate::logout::LogoutRequest;
 use crate::sessions::{BROWSER_COOKIE, SESSION_COOKIE, SignInOutcome};
 use crate::store::{Session, Store};
 use crate::ui::{
@@ -537,11 +538,7 @@ pub(super) async fn end_session<S: Store>(
     let ui_locales = params.as_ref().ok().and_then(|p| p.get("ui_locales").map(str::to_owned));
     let t = browser.text(ui_locales.as_deref());
     let reply = Reply::new(&issuer, &browser);
-    let logout = match params {
-        Ok(params) => issuer.check_logout(&params).await,
-        Err(error) => Err(error),
-    };
-    let logout = match logout {
+    let logout = match checked_logout(&issuer, &text).await {
         Ok(logout) => logout,
         Err(error) => return reply.message(t, StatusCode::BAD_REQUEST, t.error_title, &error.description),
     };
@@ -572,17 +569,14 @@ pub(super) async fn sign_out<S: Store>(
         Ok(form) => form,
         Err(page) => return page,
     };
-    let redirect = match params.get("request").map(|r| Params::parse(r.as_bytes())) {
+    let redirect = match params.get("request") {
         None => None,
-        Some(Ok(request)) => match issuer.check_logout(&request).await {
+        Some(request) => match checked_logout(&issuer, request).await {
             Ok(logout) => logout.redirect,
             Err(error) => {
                 return reply.message(t, StatusCode::BAD_REQUEST, t.error_title, &error.description);
             }
         },
-        Some(Err(error)) => {
-            return reply.message(t, StatusCode::BAD_REQUEST, t.error_title, &error.description);
-        }
     };
     if let Some(cookie) = &browser.session_cookie
         && let Err(error) = issuer.end_session(cookie).await
@@ -591,6 +585,11 @@ pub(super) async fn sign_out<S: Store>(
     }
     reply.cookie(SESSION_COOKIE, "", Some(0));
     signed_out(reply, t, redirect.as_deref())
+}
+
+/// An app's logout request (its query or form text), parsed and checked.
+async fn checked_logout<S: Store>(issuer: &Issuer<S>, text: &str) -> Result<LogoutRequest, OAuthError> {
+    issuer.check_logout(&Params::parse(text.as_bytes())?).await
 }
 
 /// After a sign-out: back to the app when it asked for a registered place,
