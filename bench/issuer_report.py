@@ -55,6 +55,7 @@ for mode, _ in MODES:
             "p99_ms": med([r["p99_ms"] for r in rs]),
             "cpu_us": med([r.get("server_cpu_us_per_op") for r in rs]),
             "cpu_pct": med([r.get("server_cpu_pct") for r in rs]),
+            "switches": med([r.get("server_switches_per_op") for r in rs]),
             "driver_pct": med([r.get("driver_cpu_pct") for r in rs]),
             "peak_kb": max((r.get("server_vmhwm_kb") or 0) for r in rs) or None,
             "ok": sum(r["ok"] for r in rs),
@@ -73,8 +74,8 @@ md.append(f"- knobs: {meta['knobs']}")
 md.append("")
 md.append("## Throughput (medians of the rounds)")
 md.append("")
-md.append("| what | server | per s | p50 ms | p99 ms | server CPU µs/op | server CPU % | driver CPU % | peak RSS MiB | ok / errors |")
-md.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+md.append("| what | server | per s | p50 ms | p99 ms | server CPU µs/op | server CPU % | server context switches/op | driver CPU % | peak RSS MiB | ok / errors |")
+md.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 ratios = {}
 for mode, title in MODES:
     for server in SERVERS:
@@ -83,7 +84,7 @@ for mode, title in MODES:
             continue
         md.append(
             f"| {title} | {server} | {fmt(s['per_s'])} | {fmt(s['p50_ms'], 2)} | {fmt(s['p99_ms'], 2)} | "
-            f"{fmt(s['cpu_us'])} | {fmt(s['cpu_pct'])} | {fmt(s['driver_pct'])} | {fmt(mib(s['peak_kb']), 1)} | "
+            f"{fmt(s['cpu_us'])} | {fmt(s['cpu_pct'])} | {fmt(s['switches'], 1)} | {fmt(s['driver_pct'])} | {fmt(mib(s['peak_kb']), 1)} | "
             f"{s['ok']:,} / {s['errors']} |"
         )
     a, o = summary.get((mode, "agentgate")), summary.get((mode, "oidc-provider"))

@@ -712,6 +712,9 @@ impl Load {
             line["server_cpu_pct"] = round(100.0 * server_cpu / seconds.max(1e-9), 1).into();
             line["server_cpu_us_per_op"] = round(1e6 * server_cpu / ops.max(1.0), 0).into();
         }
+        if let Some(switches) = measured.server_switches {
+            line["server_switches_per_op"] = round(switches as f64 / ops.max(1.0), 1).into();
+        }
         if let Some(pid) = self.setup.args.pid {
             let status = proc_status(pid);
             line["server_vmhwm_kb"] = status.get("VmHWM").copied().into();
@@ -753,6 +756,23 @@ fn proc_status(pid: u32) -> HashMap<String, u64> {
         .collect()
 }
 
+/// Context switches (voluntary and not) of every thread of a process: each
+/// hand-off between threads on one CPU costs two.
+fn context_switches(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let status = std::fs::read_to_string(task.ok()?.path().join("status")).ok()?;
+        total += status
+            .lines()
+            .filter(|l| {
+                l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches")
+            })
+            .filter_map(|l| l.split(':').nth(1)?.trim().parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Some(total)
+}
+
 struct Meter {
     pid: Option<u32>,
 }
@@ -760,6 +780,7 @@ struct Meter {
 #[derive(Clone, Copy)]
 struct Sample {
     server: Option<f64>,
+    server_switches: Option<u64>,
     driver: f64,
 }
 
@@ -767,6 +788,7 @@ struct Sample {
 struct Measured {
     seconds: f64,
     server_cpu: Option<f64>,
+    server_switches: Option<u64>,
     driver_cpu: f64,
 }
 
@@ -774,6 +796,9 @@ impl Measured {
     fn add(&mut self, other: &Measured) {
         self.seconds += other.seconds;
         self.driver_cpu += other.driver_cpu;
+        if let Some(s) = other.server_switches {
+            self.server_switches = Some(self.server_switches.unwrap_or(0) + s);
+        }
         if let Some(s) = other.server_cpu {
             self.server_cpu = Some(self.server_cpu.unwrap_or(0.0) + s);
         }
@@ -792,6 +817,7 @@ impl Meter {
     fn sample(&self) -> Sample {
         Sample {
             server: self.pid.and_then(|p| cpu_seconds(&p.to_string())),
+            server_switches: self.pid.and_then(context_switches),
             driver: cpu_seconds("self").unwrap_or(0.0),
         }
     }
@@ -801,6 +827,7 @@ impl Meter {
         Measured {
             seconds,
             server_cpu: now.server.zip(before.server).map(|(a, b)| a - b),
+            server_switches: now.server_switches.zip(before.server_switches).map(|(a, b)| a - b),
             driver_cpu: now.driver - before.driver,
         }
     }

@@ -76,6 +76,57 @@ pub struct ClientCredentials {
     pub client_secret: Option<String>,
 }
 
+impl ClientCredentials {
+    /// The client id the request claims and the secret it offers, if it used
+    /// exactly one way to present them.
+    fn claimed(&self) -> Result<(&str, Option<&str>), OAuthError> {
+        match (&self.basic, &self.client_secret) {
+            (Some(_), Some(_)) => {
+                Err(OAuthError::invalid_request("use one client authentication method, not two"))
+            }
+            (Some((id, secret)), None) => {
+                if self.client_id.as_ref().is_some_and(|form_id| form_id != id) {
+                    return Err(OAuthError::invalid_request(
+                        "client_id differs from the Authorization header",
+                    ));
+                }
+                Ok((id, Some(secret)))
+            }
+            (None, secret) => match &self.client_id {
+                Some(id) => Ok((id, secret.as_deref())),
+                None => Err(OAuthError::invalid_client("client authentication is required")),
+            },
+        }
+    }
+}
+
+/// The client the store found for a claimed id, if the offered secret proves
+/// it: a confidential client needs its secret (compared in constant time), a
+/// public one must offer none.
+fn check_client(client: Option<Client>, secret: Option<&str>) -> Result<Client, OAuthError> {
+    let client = client.ok_or_else(|| OAuthError::invalid_client("unknown client or wrong secret"))?;
+    match (&client.secret_hash, secret) {
+        (Some(_), Some(secret)) if secret_matches(&client, secret) => Ok(client),
+        (Some(_), _) => Err(OAuthError::invalid_client("unknown client or wrong secret")),
+        (None, None) => Ok(client),
+        (None, Some(_)) => Err(OAuthError::invalid_client("a public client has no secret")),
+    }
+}
+
+/// The parameters of an `authorization_code` token request (RFC 6749 §4.1.3,
+/// RFC 7636 §4.5, RFC 8707 §2.2), as the client sent them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CodeExchange<'a> {
+    /// `code`.
+    pub code: Option<&'a str>,
+    /// `redirect_uri`: must equal the authorization request's.
+    pub redirect_uri: Option<&'a str>,
+    /// `code_verifier` (PKCE).
+    pub code_verifier: Option<&'a str>,
+    /// `resource`: if sent, must be the one the code was issued for.
+    pub resource: Option<&'a str>,
+}
+
 /// A token that passed every check: its claims.
 pub type Claims = Map<String, Value>;
 
@@ -94,34 +145,8 @@ impl<S: Store> Issuer<S> {
     /// `client_secret_post`, or `none` for a public client. Exactly one method;
     /// a confidential client must prove its secret.
     pub async fn authenticate_client(&self, credentials: &ClientCredentials) -> Result<Client, OAuthError> {
-        let (client_id, secret) = match (&credentials.basic, &credentials.client_secret) {
-            (Some(_), Some(_)) => {
-                return Err(OAuthError::invalid_request("use one client authentication method, not two"));
-            }
-            (Some((id, secret)), None) => {
-                if credentials.client_id.as_ref().is_some_and(|form_id| form_id != id) {
-                    return Err(OAuthError::invalid_request(
-                        "client_id differs from the Authorization header",
-                    ));
-                }
-                (id.as_str(), Some(secret.as_str()))
-            }
-            (None, secret) => match &credentials.client_id {
-                Some(id) => (id.as_str(), secret.as_deref()),
-                None => return Err(OAuthError::invalid_client("client authentication is required")),
-            },
-        };
-        let client = self
-            .store
-            .client(client_id)
-            .await?
-            .ok_or_else(|| OAuthError::invalid_client("unknown client or wrong secret"))?;
-        match (&client.secret_hash, secret) {
-            (Some(_), Some(secret)) if secret_matches(&client, secret) => Ok(client),
-            (Some(_), _) => Err(OAuthError::invalid_client("unknown client or wrong secret")),
-            (None, None) => Ok(client),
-            (None, Some(_)) => Err(OAuthError::invalid_client("a public client has no secret")),
-        }
+        let (client_id, secret) = credentials.claimed()?;
+        check_client(self.store.client(client_id).await?, secret)
     }
 
     /// Stores a new authorization code; returns the code (shown only now).
@@ -146,24 +171,26 @@ impl<S: Store> Issuer<S> {
         Ok(code)
     }
 
-    /// The `authorization_code` grant.
+    /// The `authorization_code` grant, client authentication included: the
+    /// client and the code are read together, in one trip to the store.
     pub async fn exchange_code(
         &self,
-        client: &Client,
-        code: Option<&str>,
-        redirect_uri: Option<&str>,
-        verifier: Option<&str>,
-        resource: Option<&str>,
+        credentials: &ClientCredentials,
+        request: CodeExchange<'_>,
     ) -> Result<TokenResponse, OAuthError> {
-        let code = code.ok_or_else(|| OAuthError::invalid_request("code is required"))?;
-        let verifier =
-            verifier.ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
+        let (client_id, secret) = credentials.claimed()?;
+        let Some(code) = request.code else {
+            self.authenticate_client(credentials).await?;
+            return Err(OAuthError::invalid_request("code is required"));
+        };
         let code_hash = hash_secret(code);
-        let (stored, user) = self
-            .store
-            .code_and_user(&code_hash)
-            .await?
-            .ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
+        let found = self.store.client_and_code(client_id, &code_hash).await?;
+        let client = &check_client(found.client, secret)?;
+        let verifier = request
+            .code_verifier
+            .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
+        let stored = found.code.ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
+        let user = found.user;
         let now = now();
         if stored.redeemed_at.is_some() {
             self.revoke_replayed(stored.family_id.as_deref(), now).await?;
@@ -176,12 +203,12 @@ impl<S: Store> Issuer<S> {
         if stored.expires_at <= now {
             return Err(OAuthError::invalid_grant("authorization code expired"));
         }
-        if redirect_uri != Some(stored.redirect_uri.as_str()) {
+        if request.redirect_uri != Some(stored.redirect_uri.as_str()) {
             return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request"));
         }
         pkce::verify(verifier, &stored.code_challenge)
             .map_err(|e| OAuthError::invalid_grant(e.to_string()))?;
-        if let Some(asked) = resource {
+        if let Some(asked) = request.resource {
             check_same_resource(asked, &stored.resource)?;
         }
         let user = user.ok_or_else(|| OAuthError::invalid_grant("the person no longer exists"))?;

@@ -4,12 +4,13 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use agentgate_issuer::clients::{self, ApplicationType, NewClient, Registered};
 use agentgate_issuer::scopes::add_resource;
 use agentgate_issuer::seal::KeyEncryptionKey;
 use agentgate_issuer::store::{Client, SqliteStore};
-use agentgate_issuer::tokens::{ClientCredentials, CodeRequest};
+use agentgate_issuer::tokens::{ClientCredentials, CodeExchange, CodeRequest};
 use agentgate_issuer::users::{self, NewUser};
 use agentgate_issuer::{ErrorCode, Issuer, Settings};
 use common::TempDb;
@@ -27,6 +28,21 @@ struct World {
     alice: String,
     agent: Client,
     machine: Registered,
+}
+
+/// How a public client presents itself: its id and no secret.
+fn public(client: &Client) -> ClientCredentials {
+    ClientCredentials { client_id: Some(client.client_id.clone()), ..Default::default() }
+}
+
+/// The exchange of `code` with the registered redirect URI and the right verifier.
+fn exchange_of(code: &str) -> CodeExchange<'_> {
+    CodeExchange {
+        code: Some(code),
+        redirect_uri: Some(REDIRECT),
+        code_verifier: Some(VERIFIER),
+        resource: None,
+    }
 }
 
 fn app(name: &str, third_party: bool) -> NewClient {
@@ -105,7 +121,7 @@ impl World {
 
     async fn exchange(&self, code: &str) -> Result<agentgate_issuer::tokens::TokenResponse, ErrorCode> {
         self.issuer
-            .exchange_code(&self.agent, Some(code), Some(REDIRECT), Some(VERIFIER), Some(MCP))
+            .exchange_code(&public(&self.agent), CodeExchange { resource: Some(MCP), ..exchange_of(code) })
             .await
             .map_err(|e| e.code)
     }
@@ -169,41 +185,52 @@ async fn a_failed_exchange_consumes_nothing() {
     let code = w.code("mcp:tools").await;
     let i = &w.issuer;
     let wrong_verifier = VERIFIER.replace('d', "e");
+    let agent = public(&w.agent);
+    let machine = ClientCredentials {
+        client_id: Some(w.machine.client.client_id.clone()),
+        client_secret: w.machine.secret.clone(),
+        ..Default::default()
+    };
+    let exchange = exchange_of(&code);
     let cases = [
-        (i.exchange_code(&w.agent, Some(&code), Some(REDIRECT), None, None).await, ErrorCode::InvalidRequest),
         (
-            i.exchange_code(&w.agent, Some(&code), Some(REDIRECT), Some(&wrong_verifier), None).await,
+            i.exchange_code(&agent, CodeExchange { code_verifier: None, ..exchange }).await,
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            i.exchange_code(&agent, CodeExchange { code_verifier: Some(&wrong_verifier), ..exchange }).await,
             ErrorCode::InvalidGrant,
         ),
         (
-            i.exchange_code(&w.agent, Some(&code), Some(REDIRECT), Some(CHALLENGE), None).await,
+            i.exchange_code(&agent, CodeExchange { code_verifier: Some(CHALLENGE), ..exchange }).await,
             ErrorCode::InvalidGrant,
         ),
-        (
-            i.exchange_code(&w.agent, Some(&code), Some("http://127.0.0.1:7777/other"), Some(VERIFIER), None)
-                .await,
-            ErrorCode::InvalidGrant,
-        ),
-        (i.exchange_code(&w.agent, Some(&code), None, Some(VERIFIER), None).await, ErrorCode::InvalidGrant),
         (
             i.exchange_code(
-                &w.agent,
-                Some(&code),
-                Some(REDIRECT),
-                Some(VERIFIER),
-                Some("http://127.0.0.1:8080/other"),
+                &agent,
+                CodeExchange { redirect_uri: Some("http://127.0.0.1:7777/other"), ..exchange },
+            )
+            .await,
+            ErrorCode::InvalidGrant,
+        ),
+        (
+            i.exchange_code(&agent, CodeExchange { redirect_uri: None, ..exchange }).await,
+            ErrorCode::InvalidGrant,
+        ),
+        (
+            i.exchange_code(
+                &agent,
+                CodeExchange { resource: Some("http://127.0.0.1:8080/other"), ..exchange },
             )
             .await,
             ErrorCode::InvalidTarget,
         ),
+        (i.exchange_code(&machine, exchange).await, ErrorCode::InvalidGrant),
         (
-            i.exchange_code(&w.machine.client, Some(&code), Some(REDIRECT), Some(VERIFIER), None).await,
+            i.exchange_code(&agent, CodeExchange { code: Some("not-a-code"), ..exchange }).await,
             ErrorCode::InvalidGrant,
         ),
-        (
-            i.exchange_code(&w.agent, Some("not-a-code"), Some(REDIRECT), Some(VERIFIER), None).await,
-            ErrorCode::InvalidGrant,
-        ),
+        (i.exchange_code(&agent, CodeExchange { code: None, ..exchange }).await, ErrorCode::InvalidRequest),
     ];
     for (n, (result, expected)) in cases.into_iter().enumerate() {
         assert_eq!(result.map(|_| ()).unwrap_err().code, expected, "case {n}");
@@ -222,10 +249,8 @@ async fn two_concurrent_redemptions_of_one_code_exactly_one_wins() {
         let code = w.code("openid mcp:tools").await;
         let tasks: Vec<_> = (0..8)
             .map(|_| {
-                let (issuer, agent, code) = (w.issuer.clone(), w.agent.clone(), code.clone());
-                tokio::spawn(async move {
-                    issuer.exchange_code(&agent, Some(&code), Some(REDIRECT), Some(VERIFIER), None).await
-                })
+                let (issuer, agent, code) = (w.issuer.clone(), public(&w.agent), code.clone());
+                tokio::spawn(async move { issuer.exchange_code(&agent, exchange_of(&code)).await })
             })
             .collect();
         let mut won = 0;
@@ -240,12 +265,30 @@ async fn two_concurrent_redemptions_of_one_code_exactly_one_wins() {
 }
 
 #[tokio::test]
+async fn a_token_request_dropped_halfway_leaves_no_transaction_open() {
+    // A client may hang up at any moment, and the server then drops its
+    // request wherever it was. Were the redemption's transaction left open on
+    // the shared connection, the next one would fail and roll back the writes
+    // made in between. Drop exchanges at many points, then check that the next
+    // exchange and its refresh token work.
+    let w = world().await;
+    for step in 0..100u64 {
+        let abandoned = w.code("openid offline_access mcp:tools").await;
+        let _ = tokio::time::timeout(Duration::from_micros(step * 30), w.exchange(&abandoned)).await;
+        let code = w.code("openid offline_access mcp:tools").await;
+        let tokens = w.exchange(&code).await.unwrap_or_else(|e| panic!("step {step}: {e:?}"));
+        let refreshed = w.issuer.refresh(&w.agent, tokens.refresh_token.as_deref(), None, None).await;
+        assert!(refreshed.is_ok(), "step {step}: {:?}", refreshed.err());
+    }
+}
+
+#[tokio::test]
 async fn an_expired_code_is_refused() {
     let mut settings = Settings::new("http://127.0.0.1:8080");
     settings.code_ttl = -1;
     let w = world_with(settings).await;
     let code = w.code("mcp:tools").await;
-    let err = w.issuer.exchange_code(&w.agent, Some(&code), Some(REDIRECT), Some(VERIFIER), None).await;
+    let err = w.issuer.exchange_code(&public(&w.agent), exchange_of(&code)).await;
     assert_eq!(err.unwrap_err().description, "authorization code expired");
 }
 
@@ -377,9 +420,18 @@ async fn client_authentication_rules() {
         (creds(None, None, None), ErrorCode::InvalidClient),
         (creds(None, Some(&w.agent.client_id), Some("anything")), ErrorCode::InvalidClient),
     ];
-    for (n, (c, code)) in refused.iter().enumerate() {
-        assert_eq!(i.authenticate_client(c).await.unwrap_err().code, *code, "case {n}");
+    // The code grant reads the client together with the code: the same rules
+    // apply there, and a refused client consumes nothing.
+    let code = w.code("mcp:tools").await;
+    for (n, (c, error)) in refused.iter().enumerate() {
+        assert_eq!(i.authenticate_client(c).await.unwrap_err().code, *error, "case {n}");
+        assert_eq!(
+            i.exchange_code(c, exchange_of(&code)).await.unwrap_err().code,
+            *error,
+            "exchange, case {n}"
+        );
     }
+    assert!(i.exchange_code(&public, exchange_of(&code)).await.is_ok());
 }
 
 #[tokio::test]
@@ -457,8 +509,7 @@ async fn a_restart_keeps_grants_refresh_tokens_and_keys() {
         })
         .await
         .unwrap();
-    let tokens =
-        issuer.exchange_code(&agent, Some(&code), Some(REDIRECT), Some(VERIFIER), None).await.unwrap();
+    let tokens = issuer.exchange_code(&public(&agent), exchange_of(&code)).await.unwrap();
     let kid = issuer.keys().active().kid().to_owned();
     drop(issuer);
 
@@ -504,7 +555,7 @@ async fn an_app_registered_for_rs256_gets_rs256_id_tokens_and_es256_access_token
         .unwrap();
     let tokens = w
         .issuer
-        .exchange_code(&legacy, Some(&code), Some(REDIRECT), Some(VERIFIER), Some(MCP))
+        .exchange_code(&public(&legacy), CodeExchange { resource: Some(MCP), ..exchange_of(&code) })
         .await
         .unwrap();
     let id_token = tokens.id_token.unwrap();

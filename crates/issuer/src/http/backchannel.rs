@@ -16,7 +16,7 @@ use crate::Issuer;
 use crate::error::{ErrorCode, OAuthError};
 use crate::scopes::has;
 use crate::store::{Client, Store};
-use crate::tokens::ClientCredentials;
+use crate::tokens::{ClientCredentials, CodeExchange};
 
 /// A JSON answer that must not be cached.
 fn no_store(status: StatusCode, body: &Value) -> Response {
@@ -75,6 +75,15 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     Ok(Some((form_decode(id).ok_or_else(bad)?, form_decode(secret).unwrap_or_default())))
 }
 
+/// How the client of this request presents itself.
+fn credentials(headers: &HeaderMap, params: &Params) -> Result<ClientCredentials, OAuthError> {
+    Ok(ClientCredentials {
+        basic: basic_credentials(headers)?,
+        client_id: params.get("client_id").map(str::to_owned),
+        client_secret: params.get("client_secret").map(str::to_owned),
+    })
+}
+
 /// Parses the form and authenticates the client.
 async fn authenticated<S: Store>(
     issuer: &Issuer<S>,
@@ -82,12 +91,7 @@ async fn authenticated<S: Store>(
     body: &[u8],
 ) -> Result<(Params, Client), OAuthError> {
     let params = form_body(headers, body)?;
-    let credentials = ClientCredentials {
-        basic: basic_credentials(headers)?,
-        client_id: params.get("client_id").map(str::to_owned),
-        client_secret: params.get("client_secret").map(str::to_owned),
-    };
-    let client = issuer.authenticate_client(&credentials).await?;
+    let client = issuer.authenticate_client(&credentials(headers, &params)?).await?;
     Ok((params, client))
 }
 
@@ -112,19 +116,21 @@ pub(super) async fn token<S: Store>(
     body: Bytes,
 ) -> Response {
     let result = async {
-        let (params, client) = authenticated(&issuer, &headers, &body).await?;
+        let params = form_body(&headers, &body)?;
+        let credentials = credentials(&headers, &params)?;
+        // The code grant authenticates the client itself, reading the client
+        // and the code together; the others authenticate it first.
+        if params.get("grant_type") == Some("authorization_code") {
+            let request = CodeExchange {
+                code: params.get("code"),
+                redirect_uri: params.get("redirect_uri"),
+                code_verifier: params.get("code_verifier"),
+                resource: params.get("resource"),
+            };
+            return issuer.exchange_code(&credentials, request).await;
+        }
+        let client = issuer.authenticate_client(&credentials).await?;
         match params.get("grant_type") {
-            Some("authorization_code") => {
-                issuer
-                    .exchange_code(
-                        &client,
-                        params.get("code"),
-                        params.get("redirect_uri"),
-                        params.get("code_verifier"),
-                        params.get("resource"),
-                    )
-                    .await
-            }
             Some("refresh_token") => {
                 issuer
                     .refresh(

@@ -3,7 +3,7 @@
 //! Each migration runs in its own transaction together with the row recording it,
 //! so a failed migration leaves the schema as it was.
 
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Connection, Sqlite, SqliteConnection, Transaction};
 
 /// (version, name, SQL), in order. Append only: never edit an applied migration.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -13,15 +13,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "client signing and logout", include_str!("../../migrations/0004_client_signing_and_logout.sql")),
 ];
 
-pub(super) async fn run(pool: &sqlx::SqlitePool) -> Result<(), sqlx::Error> {
+pub(super) async fn run(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS agentgate_migrations (
              version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     for &(version, name, sql) in MIGRATIONS {
-        let mut tx: Transaction<'_, Sqlite> = pool.begin().await?;
+        let mut tx: Transaction<'_, Sqlite> = conn.begin().await?;
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT version FROM agentgate_migrations WHERE version = $1")
                 .bind(version)

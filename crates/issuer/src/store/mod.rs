@@ -204,6 +204,17 @@ pub struct Session {
     pub expires_at: i64,
 }
 
+/// What [`Store::client_and_code`] found; `None` where nothing matched.
+#[derive(Debug, Clone, Default)]
+pub struct ClientAndCode {
+    /// The client with the claimed id.
+    pub client: Option<Client>,
+    /// The code with the hash.
+    pub code: Option<AuthCode>,
+    /// The person the code was issued to (`None` also if removed since).
+    pub user: Option<User>,
+}
+
 /// How an attempt to redeem a code ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redemption {
@@ -328,12 +339,13 @@ pub trait Store: Send + Sync + 'static {
     /// The code with this hash.
     fn code(&self, code_hash: &str) -> impl Future<Output = Result<Option<AuthCode>, StoreError>> + Send;
 
-    /// The code with this hash and, in the same read, the person it was issued
-    /// to (`None` if they were removed since): the token endpoint needs both.
-    fn code_and_user(
+    /// What the token endpoint needs to redeem a code, in one read: the client
+    /// that claims it, the code with this hash, and the person it was issued to.
+    fn client_and_code(
         &self,
+        client_id: &str,
         code_hash: &str,
-    ) -> impl Future<Output = Result<Option<(AuthCode, Option<User>)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<ClientAndCode, StoreError>> + Send;
 
     /// Uses the code at most once: in one transaction, marks it redeemed by
     /// `family` and stores the family and its first refresh token, unless it was

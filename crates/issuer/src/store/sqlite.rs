@@ -1,15 +1,17 @@
 //! The SQLite backend: one file, write-ahead logging, a small pool.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Connection, Row};
+use tokio::sync::{Mutex, MutexGuard};
 
 use super::{
-    AuthCode, Client, Grant, Redemption, RefreshToken, Resource, ResourceScope, Session, Store, StoreError,
-    StoredKey, TokenFamily, User, migrate,
+    AuthCode, Client, ClientAndCode, Grant, Redemption, RefreshToken, Resource, ResourceScope, Session,
+    Store, StoreError, StoredKey, TokenFamily, User, migrate,
 };
 
 // Column lists as macros, so statements stay `&'static str` (sqlx refuses SQL
@@ -125,13 +127,25 @@ fn conflict(error: sqlx::Error, what: impl Fn(&str) -> &'static str) -> StoreErr
     }
 }
 
-/// A [`Store`] in one SQLite file.
+/// A [`Store`] in one SQLite file, through one connection.
+///
+/// One connection, not a pool: SQLite writes one transaction at a time anyway,
+/// and a single connection keeps its page cache warm (with several, each
+/// commit makes the others drop and re-read theirs). Every statement is a round
+/// trip to the connection's own thread, two context switches on a busy CPU; a
+/// pool would add a second trip per query (it pings a connection each time one
+/// is given back), so the store takes turns on the connection itself.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    conn: Arc<Mutex<SqliteConnection>>,
 }
 
 impl SqliteStore {
+    /// The connection, once every earlier caller is done with it.
+    async fn conn(&self) -> MutexGuard<'_, SqliteConnection> {
+        self.conn.lock().await
+    }
+
     /// Adds `resource` with its scopes; with `replace`, a resource stored under
     /// the same URL gets this name and exactly these scopes instead.
     async fn write_resource(&self, resource: &Resource, replace: bool) -> Result<(), StoreError> {
@@ -141,7 +155,8 @@ impl SqliteStore {
         } else {
             "INSERT INTO resources (uri, canonical, name, created_at) VALUES ($1, $2, $3, $4)"
         };
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await;
+        let mut tx = conn.begin().await?;
         sqlx::query(sql)
             .bind(&resource.uri)
             .bind(&resource.canonical)
@@ -180,19 +195,15 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        // One connection: SQLite writes one transaction at a time anyway, and a
-        // single connection keeps its page cache warm (with several, each commit
-        // makes the others drop and re-read their caches). No ping before each
-        // use: a local file has no connection to go stale, and every ping is a
-        // round trip to the connection's thread. (Measured in bench/issuer.sh.)
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await?;
-        migrate::run(&pool).await?;
-        Ok(Self { pool })
+            .foreign_keys(true)
+            // The WAL is copied back into the database (and both files synced)
+            // every 4,000 pages (16 MiB) instead of SQLite's 1,000: the request
+            // that crosses the mark waits for those syncs, and pages written
+            // over and over between two checkpoints are copied once.
+            .pragma("wal_autocheckpoint", "4000");
+        let mut conn = SqliteConnection::connect_with(&options).await?;
+        migrate::run(&mut conn).await?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 }
 
@@ -202,7 +213,7 @@ impl Store for SqliteStore {
             "SELECT kid, alg, public_jwk, sealed_private, created_at, retired_at, publish_until
              FROM signing_keys ORDER BY (retired_at IS NULL) DESC, created_at DESC, kid",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await)
         .await?;
         Ok(rows
             .into_iter()
@@ -219,7 +230,8 @@ impl Store for SqliteStore {
     }
 
     async fn rotate_signing_key(&self, key: &StoredKey, publish_until: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await;
+        let mut tx = conn.begin().await?;
         sqlx::query(
             "UPDATE signing_keys SET retired_at = $1, publish_until = $2 WHERE retired_at IS NULL AND alg = $3",
         )
@@ -254,7 +266,7 @@ impl Store for SqliteStore {
         .bind(&user.name)
         .bind(&user.password_hash)
         .bind(user.created_at)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await)
         .await
         .map_err(|e| conflict(e, |m| if m.contains("email") { "the email" } else { "the username" }))?;
         Ok(())
@@ -262,30 +274,41 @@ impl Store for SqliteStore {
 
     async fn find_user_by_login(&self, login: &str) -> Result<Option<User>, StoreError> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1 OR email = $1");
-        Ok(sqlx::query(sql).bind(login).fetch_optional(&self.pool).await?.as_ref().map(user_from_row))
+        Ok(sqlx::query(sql)
+            .bind(login)
+            .fetch_optional(&mut *self.conn().await)
+            .await?
+            .as_ref()
+            .map(user_from_row))
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
-        Ok(sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?.as_ref().map(user_from_row))
+        Ok(sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&mut *self.conn().await)
+            .await?
+            .as_ref()
+            .map(user_from_row))
     }
 
     async fn users(&self) -> Result<Vec<User>, StoreError> {
         let sql = concat!("SELECT ", user_columns!(), " FROM users ORDER BY username");
-        Ok(sqlx::query(sql).fetch_all(&self.pool).await?.iter().map(user_from_row).collect())
+        Ok(sqlx::query(sql).fetch_all(&mut *self.conn().await).await?.iter().map(user_from_row).collect())
     }
 
     async fn set_password_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(hash)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&self.pool).await?;
+        let done =
+            sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *self.conn().await).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -312,7 +335,7 @@ impl Store for SqliteStore {
             .bind(client.created_at)
             .bind(&client.id_token_signed_response_alg)
             .bind(json(&client.post_logout_redirect_uris))
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await)
             .await
             .map_err(|e| conflict(e, |_| "the client id"))?;
         Ok(())
@@ -320,18 +343,23 @@ impl Store for SqliteStore {
 
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
         let sql = concat!("SELECT ", client_columns!(), " FROM clients WHERE client_id = $1");
-        Ok(sqlx::query(sql).bind(client_id).fetch_optional(&self.pool).await?.as_ref().map(client_from_row))
+        Ok(sqlx::query(sql)
+            .bind(client_id)
+            .fetch_optional(&mut *self.conn().await)
+            .await?
+            .as_ref()
+            .map(client_from_row))
     }
 
     async fn clients(&self) -> Result<Vec<Client>, StoreError> {
         let sql = concat!("SELECT ", client_columns!(), " FROM clients ORDER BY name, client_id");
-        Ok(sqlx::query(sql).fetch_all(&self.pool).await?.iter().map(client_from_row).collect())
+        Ok(sqlx::query(sql).fetch_all(&mut *self.conn().await).await?.iter().map(client_from_row).collect())
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
             .bind(client_id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -346,10 +374,10 @@ impl Store for SqliteStore {
 
     async fn resources(&self) -> Result<Vec<Resource>, StoreError> {
         let rows = sqlx::query("SELECT uri, canonical, name, created_at FROM resources ORDER BY uri")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await)
             .await?;
         let scopes = sqlx::query("SELECT resource_uri, name, description FROM resource_scopes ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await)
             .await?;
         Ok(rows
             .iter()
@@ -375,7 +403,7 @@ impl Store for SqliteStore {
         let Some(row) =
             sqlx::query("SELECT uri, canonical, name, created_at FROM resources WHERE canonical = $1")
                 .bind(canonical)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.conn().await)
                 .await?
         else {
             return Ok(None);
@@ -385,7 +413,7 @@ impl Store for SqliteStore {
             "SELECT name, description FROM resource_scopes WHERE resource_uri = $1 ORDER BY name",
         )
         .bind(&uri)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await)
         .await?
         .iter()
         .map(|s| ResourceScope { name: s.get("name"), description: s.get("description") })
@@ -400,7 +428,10 @@ impl Store for SqliteStore {
     }
 
     async fn delete_resource(&self, uri: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM resources WHERE uri = $1").bind(uri).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM resources WHERE uri = $1")
+            .bind(uri)
+            .execute(&mut *self.conn().await)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -417,7 +448,7 @@ impl Store for SqliteStore {
         .bind(user_id)
         .bind(client_id)
         .bind(resource)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await)
         .await?;
         Ok(row.as_ref().map(grant_from_row))
     }
@@ -434,7 +465,7 @@ impl Store for SqliteStore {
         .bind(grant.scopes.join(" "))
         .bind(grant.created_at)
         .bind(grant.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await)
         .await?;
         Ok(())
     }
@@ -445,13 +476,14 @@ impl Store for SqliteStore {
              WHERE user_id = $1 ORDER BY client_id, resource",
         )
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await)
         .await?;
         Ok(rows.iter().map(grant_from_row).collect())
     }
 
     async fn revoke_grants(&self, user_id: &str, client_id: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await;
+        let mut tx = conn.begin().await?;
         let deleted = sqlx::query("DELETE FROM grants WHERE user_id = $1 AND client_id = $2")
             .bind(user_id)
             .bind(client_id)
@@ -490,29 +522,47 @@ impl Store for SqliteStore {
             .bind(code.expires_at)
             .bind(code.redeemed_at)
             .bind(&code.family_id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await)
             .await?;
         Ok(())
     }
 
     async fn code(&self, code_hash: &str) -> Result<Option<AuthCode>, StoreError> {
         let sql = concat!("SELECT ", code_columns!(), " FROM auth_codes WHERE code_hash = $1");
-        Ok(sqlx::query(sql).bind(code_hash).fetch_optional(&self.pool).await?.as_ref().map(code_from_row))
+        Ok(sqlx::query(sql)
+            .bind(code_hash)
+            .fetch_optional(&mut *self.conn().await)
+            .await?
+            .as_ref()
+            .map(code_from_row))
     }
 
-    async fn code_and_user(&self, code_hash: &str) -> Result<Option<(AuthCode, Option<User>)>, StoreError> {
-        // The two tables share no column name, so no column needs a prefix.
+    async fn client_and_code(&self, client_id: &str, code_hash: &str) -> Result<ClientAndCode, StoreError> {
+        // Two SELECTs in one round trip to SQLite's thread: on the token
+        // endpoint's hottest path each round trip is two context switches. A
+        // row of the second has `code_hash`; one of the first does not. The
+        // code and user tables share no column name, so no column needs a prefix.
         let sql = concat!(
             "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE client_id = $1;
+             SELECT ",
             code_columns!(),
             ", users.id, username, email, name, password_hash, created_at
-             FROM auth_codes LEFT JOIN users ON users.id = auth_codes.user_id WHERE code_hash = $1"
+             FROM auth_codes LEFT JOIN users ON users.id = auth_codes.user_id WHERE code_hash = $2"
         );
-        let row = sqlx::query(sql).bind(code_hash).fetch_optional(&self.pool).await?;
-        Ok(row.map(|row| {
-            let user = row.get::<Option<String>, _>("id").map(|_| user_from_row(&row));
-            (code_from_row(&row), user)
-        }))
+        let rows =
+            sqlx::query(sql).bind(client_id).bind(code_hash).fetch_all(&mut *self.conn().await).await?;
+        let mut found = ClientAndCode::default();
+        for row in &rows {
+            if row.try_column("code_hash").is_ok() {
+                found.user = row.get::<Option<String>, _>("id").map(|_| user_from_row(row));
+                found.code = Some(code_from_row(row));
+            } else {
+                found.client = Some(client_from_row(row));
+            }
+        }
+        Ok(found)
     }
 
     async fn redeem_code(
@@ -535,31 +585,37 @@ impl Store for SqliteStore {
                 SELECT $10, $3, $11, $12, NULL WHERE changes() = 1 AND $10 IS NOT NULL;
             SELECT family_id FROM auth_codes WHERE code_hash = $1;
             COMMIT;";
-        let mut conn = self.pool.acquire().await?;
-        let result = sqlx::query(REDEEM)
-            .bind(code_hash)
-            .bind(now)
-            .bind(&family.id)
-            .bind(&family.client_id)
-            .bind(&family.user_id)
-            .bind(&family.resource)
-            .bind(family.scopes.join(" "))
-            .bind(family.auth_time)
-            .bind(family.created_at)
-            .bind(refresh.map(|r| r.token_hash.as_str()))
-            .bind(refresh.map(|r| r.created_at))
-            .bind(refresh.map(|r| r.expires_at))
-            .fetch_all(&mut *conn)
-            .await;
-        let rows = match result {
-            Ok(rows) => rows,
-            Err(error) => {
+        // The statements run one by one as their results are read: were this
+        // future dropped halfway (a client hanging up), the transaction would
+        // stay open on the shared connection. A task of its own always finishes.
+        let (conn, code_hash, family_row, refresh) =
+            (self.conn.clone(), code_hash.to_owned(), family.clone(), refresh.cloned());
+        let rows = tokio::spawn(async move {
+            let mut conn = conn.lock_owned().await;
+            let result = sqlx::query(REDEEM)
+                .bind(&code_hash)
+                .bind(now)
+                .bind(&family_row.id)
+                .bind(&family_row.client_id)
+                .bind(&family_row.user_id)
+                .bind(&family_row.resource)
+                .bind(family_row.scopes.join(" "))
+                .bind(family_row.auth_time)
+                .bind(family_row.created_at)
+                .bind(refresh.as_ref().map(|r| r.token_hash.as_str()))
+                .bind(refresh.as_ref().map(|r| r.created_at))
+                .bind(refresh.as_ref().map(|r| r.expires_at))
+                .fetch_all(&mut *conn)
+                .await;
+            if result.is_err() {
                 // A statement failed inside the transaction: undo it before the
                 // connection serves anyone else (an error if none is open is fine).
                 let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                return Err(error.into());
             }
-        };
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))??;
         let holder: Option<String> = rows.first().and_then(|row| row.get("family_id"));
         Ok(if holder.as_deref() == Some(family.id.as_str()) {
             Redemption::Won
@@ -570,14 +626,19 @@ impl Store for SqliteStore {
 
     async fn family(&self, id: &str) -> Result<Option<TokenFamily>, StoreError> {
         let sql = concat!("SELECT ", family_columns!(), " FROM token_families WHERE id = $1");
-        Ok(sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?.as_ref().map(family_from_row))
+        Ok(sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&mut *self.conn().await)
+            .await?
+            .as_ref()
+            .map(family_from_row))
     }
 
     async fn revoke_family(&self, id: &str, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE token_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
             .bind(id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await)
             .await?;
         Ok(())
     }
@@ -591,7 +652,7 @@ impl Store for SqliteStore {
              WHERE token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await)
         .await?
         else {
             return Ok(None);
@@ -612,7 +673,8 @@ impl Store for SqliteStore {
         now: i64,
         new: &RefreshToken,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await;
+        let mut tx = conn.begin().await?;
         let won = sqlx::query(
             "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL",
         )
@@ -636,7 +698,7 @@ impl Store for SqliteStore {
         )
         .bind(jti)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await)
         .await?;
         Ok(())
     }
@@ -644,7 +706,7 @@ impl Store for SqliteStore {
     async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         let found: Option<i64> = sqlx::query_scalar("SELECT expires_at FROM revoked_tokens WHERE jti = $1")
             .bind(jti)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await)
             .await?;
         Ok(found.is_some())
     }
@@ -655,7 +717,7 @@ impl Store for SqliteStore {
             .bind(&session.user_id)
             .bind(session.auth_time)
             .bind(session.expires_at)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await)
             .await?;
         Ok(())
     }
@@ -664,7 +726,7 @@ impl Store for SqliteStore {
         let row =
             sqlx::query("SELECT id_hash, user_id, auth_time, expires_at FROM sessions WHERE id_hash = $1")
                 .bind(id_hash)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.conn().await)
                 .await?;
         Ok(row.map(|row| Session {
             id_hash: row.get("id_hash"),
@@ -675,7 +737,10 @@ impl Store for SqliteStore {
     }
 
     async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&mut *self.conn().await)
+            .await?;
         Ok(())
     }
 
@@ -693,7 +758,7 @@ impl Store for SqliteStore {
         .bind(bucket)
         .bind(now)
         .bind(window)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await)
         .await?;
         Ok(count)
     }
@@ -701,7 +766,7 @@ impl Store for SqliteStore {
     async fn sign_in_failures(&self, bucket: &str, now: i64, window: i64) -> Result<(i64, i64), StoreError> {
         let row = sqlx::query("SELECT window_start, failures FROM sign_in_failures WHERE bucket = $1")
             .bind(bucket)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await)
             .await?;
         Ok(match row {
             Some(row) if row.get::<i64, _>("window_start") > now - window => {
@@ -714,13 +779,14 @@ impl Store for SqliteStore {
     async fn clear_sign_in_failures(&self, bucket: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sign_in_failures WHERE bucket = $1")
             .bind(bucket)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await)
             .await?;
         Ok(())
     }
 
     async fn purge_expired(&self, now: i64, keep: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await;
+        let mut tx = conn.begin().await?;
         for sql in [
             "DELETE FROM auth_codes WHERE expires_at < $1 - $2",
             "DELETE FROM refresh_tokens WHERE expires_at < $1",
