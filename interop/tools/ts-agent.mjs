@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // agentgate interop: an outside OAuth MCP agent built on the official
 // TypeScript SDK (Client + StreamableHTTPClientTransport + an
-// OAuthClientProvider), acting as a PRE-REGISTERED public client: its
-// client_id comes from the command line, there is no dynamic registration.
+// OAuthClientProvider), acting as a public client: PRE-REGISTERED when
+// --client-id is given, else registered by the SDK itself through dynamic
+// client registration (RFC 7591, application_type "native").
 // A headless user agent (fetch, a cookie jar, redirects followed by hand)
 // plays the person: it fills in agentgate's real sign-in and consent pages.
 //
-//   node tools/ts-agent.mjs --url http://127.0.0.1:PORT/mcp --client-id ID
+//   node tools/ts-agent.mjs --url http://127.0.0.1:PORT/mcp [--client-id ID]
 //        --password PW [--username alice] [--scope "openid profile email mcp:tools"|sdk]
 //        [--redirect-uri http://127.0.0.1:PORT/callback] [--decision allow|deny]
 //        [--language en] [--tool whoami] [--timeout-ms 60000]
@@ -33,6 +34,7 @@
 // "consent" is the button pressed on the consent page, null when none was
 // shown (consent already stored, or a first-party app).
 // "exchanges": every HTTP request the SDK made, as {method, path, status, bearer}.
+// "registered": the client_id the SDK got from dynamic registration, or null.
 // "pages": every HTML page the user agent was shown, as {page, status, path, lang,
 // title, h1, buttons} with page one of sign-in, consent, message.
 // --decision deny ends with ok:false, stage "authorization", error "access_denied".
@@ -60,14 +62,15 @@ function parseArgs(argv) {
 
 const opts = parseArgs(process.argv.slice(2));
 if (!opts.url) usage('--url is required');
-if (!opts['client-id']) usage('--client-id is required');
 let url;
 try {
   url = new URL(opts.url);
 } catch {
   usage(`--url is not a URL: ${JSON.stringify(opts.url)}`);
 }
-const clientId = opts['client-id'];
+// Undefined: the SDK registers the agent itself (saveClientInformation).
+let clientInformation = opts['client-id'] ? { client_id: opts['client-id'] } : undefined;
+let registered = null;
 const username = opts.username || 'alice';
 const password = opts.password ?? process.env.AGENTGATE_DEMO_PASSWORD;
 if (password === undefined) usage('--password is required (or AGENTGATE_DEMO_PASSWORD)');
@@ -270,9 +273,10 @@ async function userAgent(authorizationUrl) {
 
 // ------------------------------------------------------------------ the OAuth client provider
 
-// In memory, for one run. A pre-registered public client: clientInformation()
-// is fixed, and there is no saveClientInformation, so the SDK never registers.
-class PreRegisteredProvider {
+// In memory, for one run. With --client-id, clientInformation() is fixed and
+// the SDK never registers; without it, the SDK registers the clientMetadata
+// below and hands the answer to saveClientInformation.
+class AgentProvider {
   #tokens;
   #verifier;
   #discovery;
@@ -291,6 +295,7 @@ class PreRegisteredProvider {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'none',
+      application_type: 'native',
       scope: scopeOption === 'sdk' ? DEFAULT_SCOPE : scopeOption,
     };
   }
@@ -300,7 +305,13 @@ class PreRegisteredProvider {
   }
 
   clientInformation() {
-    return { client_id: clientId };
+    return clientInformation;
+  }
+
+  saveClientInformation(information) {
+    if (opts['client-id']) throw new Error('a pre-registered agent must not register');
+    clientInformation = information;
+    registered = information.client_id;
   }
 
   tokens() {
@@ -385,7 +396,7 @@ function jwtClaims(token) {
   }
 }
 
-const provider = new PreRegisteredProvider();
+const provider = new AgentProvider();
 const transports = [];
 let closing = false;
 
@@ -470,6 +481,7 @@ async function main() {
     callback: provider.callback,
     sessionId: second.transport.sessionId ?? null,
     protocolVersion: second.transport.protocolVersion ?? null,
+    registered,
     pages,
     exchanges,
   };

@@ -90,14 +90,16 @@ fn describe(c: &Client) -> serde_json::Value {
         "redirect_uris": c.redirect_uris, "scopes": c.scopes, "grant_types": c.grant_types,
         "logo_uri": c.logo_uri, "client_uri": c.client_uri, "policy_uri": c.policy_uri, "tos_uri": c.tos_uri,
         "created_at": c.created_at, "id_token_signed_response_alg": c.id_token_signed_response_alg,
-        "post_logout_redirect_uris": c.post_logout_redirect_uris,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris, "registration": c.registration,
+        "token_endpoint_auth_method": c.token_endpoint_auth_method,
     })
 }
 
 fn kind(c: &Client) -> String {
     let party = if c.third_party { "third-party" } else { "first-party" };
     let access = if c.secret_hash.is_none() { "public" } else { "confidential" };
-    format!("{party}, {access}, {}", c.application_type)
+    let registered = if agentgate_issuer::clients::self_registered(c) { ", registered itself" } else { "" };
+    format!("{party}, {access}, {}{registered}", c.application_type)
 }
 
 impl AppsArgs {

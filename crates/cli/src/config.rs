@@ -8,6 +8,9 @@
 //! key_encryption_key_file = "/etc/agentgate/kek"   # or AGENTGATE_KEY_ENCRYPTION_KEY
 //! trusted_proxies = ["127.0.0.1"]
 //!
+//! [registration]                           # RFC 7591 dynamic client registration
+//! policy = "open"                          # "off" (the default) or "open"
+//!
 //! [[resource]]
 //! url = "https://mcp.example.com/mcp"
 //! name = "Mail MCP server"
@@ -26,6 +29,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use agentgate_issuer::Settings;
+use agentgate_issuer::registration::RegistrationPolicy;
 use anyhow::{Context, bail, ensure};
 use serde::Deserialize;
 
@@ -56,6 +60,9 @@ pub struct Config {
     /// Sign-in attempt limits.
     #[serde(default)]
     pub sign_in: SignInLimits,
+    /// Dynamic client registration (RFC 7591).
+    #[serde(default)]
+    pub registration: RegistrationConfig,
     /// The MCP servers (API resources) tokens may be issued for.
     #[serde(default, rename = "resource")]
     pub resources: Vec<ResourceConfig>,
@@ -82,6 +89,22 @@ pub struct SignInLimits {
     pub failures_per_address: Option<i64>,
     /// The window, in seconds.
     pub window: Option<i64>,
+}
+
+/// Who may register apps themselves, how often, and with which scopes at most.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// `off` (the default) or `open`.
+    #[serde(default)]
+    pub policy: RegistrationPolicy,
+    /// Registrations allowed per client address per window.
+    pub per_address: Option<i64>,
+    /// The window, in seconds.
+    pub window: Option<i64>,
+    /// The scopes a self-registered app may have (default: the OpenID scopes and
+    /// every resource's scopes).
+    pub scopes: Option<Vec<String>>,
 }
 
 /// One API resource: its URL, a name for the consent page, and its scopes with
@@ -151,10 +174,18 @@ impl Config {
             ("sign_in.failures_per_account", s.failures_per_account),
             ("sign_in.failures_per_address", s.failures_per_address),
             ("sign_in.window", s.window),
+            ("registration.per_address", self.registration.per_address),
+            ("registration.window", self.registration.window),
         ] {
             if let Some(value) = value {
                 ensure!(value > 0, "{name} must be a positive number, not {value}");
             }
+        }
+        for scope in self.registration.scopes.iter().flatten() {
+            ensure!(
+                agentgate_guard::is_valid_scope(scope),
+                "registration.scopes: {scope:?} is not a valid scope"
+            );
         }
         if let Some(whoami) = &self.whoami {
             ensure!(
@@ -184,6 +215,11 @@ impl Config {
         set(&mut settings.sign_in_failures_per_account, s.failures_per_account);
         set(&mut settings.sign_in_failures_per_address, s.failures_per_address);
         set(&mut settings.sign_in_window, s.window);
+        let r = &self.registration;
+        settings.registration = r.policy;
+        set(&mut settings.registrations_per_address, r.per_address);
+        set(&mut settings.registration_window, r.window);
+        settings.registration_scopes = r.scopes.clone();
         settings.default_resource = self.default_resource.clone();
         settings.trusted_proxies = self.trusted_proxies.clone();
         settings
@@ -241,6 +277,10 @@ mod tests {
             access_token = 300
             [sign_in]
             failures_per_account = 3
+            [registration]
+            policy = "open"
+            per_address = 5
+            scopes = ["openid", "mail:read"]
             [[resource]]
             url = "https://mail.example.com/mcp"
             name = "Mail"
@@ -254,6 +294,11 @@ mod tests {
         assert_eq!(settings.access_token_ttl, 300);
         assert_eq!(settings.id_token_ttl, 600, "absent lifetimes keep their default");
         assert_eq!(settings.sign_in_failures_per_account, 3);
+        assert_eq!(settings.registration, RegistrationPolicy::Open);
+        assert_eq!((settings.registrations_per_address, settings.registration_window), (5, 3600));
+        assert_eq!(settings.registration_scopes, Some(vec!["openid".into(), "mail:read".into()]));
+        let defaults = parse("issuer = \"https://a.example\"").unwrap().settings();
+        assert_eq!(defaults.registration, RegistrationPolicy::Off, "off unless configured");
         assert_eq!(settings.trusted_proxies, ["10.0.0.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.resources[0].scopes["mail:read"], "Read your mail");
@@ -270,6 +315,9 @@ mod tests {
             ("issuer = \"https://a.example\"\nisuer = \"typo\"", "unknown field"),
             ("issuer = \"https://a.example\"\n[lifetimes]\naccess_token = 0", "positive"),
             ("issuer = \"https://a.example\"\n[whoami]\npath = \"mcp\"", "whoami.path"),
+            ("issuer = \"https://a.example\"\n[registration]\npolicy = \"anyone\"", "unknown variant"),
+            ("issuer = \"https://a.example\"\n[registration]\nper_address = 0", "positive"),
+            ("issuer = \"https://a.example\"\n[registration]\nscopes = [\"a b\"]", "not a valid scope"),
             ("listen = \"127.0.0.1:1\"", "missing field `issuer`"),
         ] {
             let error = format!("{:#}", parse(text).unwrap_err());

@@ -9,6 +9,7 @@ use agentgate::data_dir::DataArgs;
 use agentgate::{serve, whoami};
 use agentgate_guard::Guard;
 use agentgate_issuer::clients::{self, ApplicationType, NewClient};
+use agentgate_issuer::registration::RegistrationPolicy;
 use agentgate_issuer::scopes::add_resource;
 use agentgate_issuer::store::{SqliteStore, Store};
 use agentgate_issuer::users::{self, NewUser};
@@ -51,6 +52,8 @@ impl DevArgs {
 
         let mut settings = Settings::new(&base);
         settings.default_resource = Some(mcp_url.clone());
+        // Any MCP client may register itself, as the tutorial's agents expect.
+        settings.registration = RegistrationPolicy::Open;
         let issuer = Arc::new(Issuer::open(store, kek, settings).await.context("opening the issuer")?);
         tokio::spawn(issuer.clone().maintain());
 

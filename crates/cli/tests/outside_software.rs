@@ -41,7 +41,7 @@ fn the_typescript_sdk_runs_the_whole_flow_as_the_third_party_app() {
     let mcp = dev.mcp_url();
 
     // Alice says no first: the agent gets access_denied (with state and iss) and no token.
-    let denied = ts_agent(&mcp, &app, PASSWORD, &["--decision", "deny"]);
+    let denied = ts_agent(&mcp, Some(&app), PASSWORD, &["--decision", "deny"]);
     assert_eq!(denied["ok"], false, "{denied}");
     assert_eq!(denied["error"], "access_denied", "{denied}");
     assert_eq!(denied["consent"], "deny");
@@ -49,7 +49,7 @@ fn the_typescript_sdk_runs_the_whole_flow_as_the_third_party_app() {
 
     // Then yes: 401 → protected resource metadata → authorization server metadata
     // → sign-in and consent pages → token → whoami with alice's claims.
-    let allowed = ts_agent(&mcp, &app, PASSWORD, &[]);
+    let allowed = ts_agent(&mcp, Some(&app), PASSWORD, &[]);
     let claims = structured(&allowed);
     assert_eq!(claims["sub"], dev.user_id("alice").as_str(), "{allowed}");
     assert_eq!(claims["client_id"], app.as_str());
@@ -78,9 +78,30 @@ fn the_typescript_sdk_runs_the_whole_flow_as_the_third_party_app() {
     assert!(token < call);
 
     // Her consent is remembered: the next run signs in and goes straight back.
-    let again = ts_agent(&mcp, &app, PASSWORD, &[]);
+    let again = ts_agent(&mcp, Some(&app), PASSWORD, &[]);
     assert_eq!(structured(&again)["sub"], claims["sub"]);
     assert_eq!(again["consent"], Value::Null, "no consent page the second time: {again}");
+}
+
+#[test]
+fn the_typescript_sdk_registers_itself_and_runs_the_whole_flow() {
+    // Nothing pre-registered: the SDK finds registration_endpoint in the
+    // metadata, registers (RFC 7591, application_type native, no secret), and
+    // alice consents to an app nobody vetted.
+    let dev = Dev::start(PASSWORD);
+    let mcp = dev.mcp_url();
+    let result = ts_agent(&mcp, None, PASSWORD, &[]);
+    let claims = structured(&result);
+    let registered =
+        result["registered"].as_str().unwrap_or_else(|| panic!("the SDK did not register: {result}"));
+    assert_eq!(claims["sub"], dev.user_id("alice").as_str(), "{result}");
+    assert_eq!(claims["client_id"], registered);
+    assert_eq!(claims["aud"], mcp.as_str());
+    assert_eq!(result["consent"], "allow", "a self-registered app is third-party: {result}");
+    let seen = exchanges(&result);
+    let register = seen.iter().position(|(m, p, s)| m == "POST" && p == "/register" && *s == 201);
+    let token = seen.iter().position(|(m, p, s)| m == "POST" && p == "/token" && *s == 200);
+    assert!(register.is_some() && register < token, "registered before the token request: {seen:?}");
 }
 
 /// Where the browser test keeps its screenshots (inside the target directory).

@@ -144,7 +144,7 @@ fn serve_runs_the_issuer_and_whoami_from_the_file() {
     assert!(line.starts_with(&setup.issuer()), "{line}");
 
     let mcp = format!("{}/mcp", setup.issuer());
-    let result = ts_agent(&mcp, &app, PASSWORD, &[]);
+    let result = ts_agent(&mcp, Some(&app), PASSWORD, &[]);
     let claims = structured(&result);
     assert_eq!(claims["aud"], mcp.as_str(), "{result}");
     assert_eq!(claims["client_id"], app.as_str());

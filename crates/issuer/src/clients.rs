@@ -70,7 +70,8 @@ pub enum ApplicationType {
 }
 
 impl ApplicationType {
-    fn as_str(self) -> &'static str {
+    /// `web` or `native`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Web => "web",
             Self::Native => "native",
@@ -174,8 +175,15 @@ fn registered_uri(client: &Client, registered: &[String], requested: &str) -> bo
     })
 }
 
-fn secret_hash(secret: &str) -> String {
+/// SHA-256 (hex) of a secret: how app secrets and registration tokens are kept.
+pub(crate) fn secret_hash(secret: &str) -> String {
     digest::digest(&digest::SHA256, secret.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether the app registered itself (dynamic registration) rather than being
+/// registered by an administrator: nobody has checked its name or logo.
+pub fn self_registered(client: &Client) -> bool {
+    client.registration != "admin"
 }
 
 /// Whether `presented` is the app's secret (constant time). Public apps have none.
@@ -195,6 +203,14 @@ fn https_field(value: Option<String>, field: &'static str) -> Result<Option<Stri
 
 /// Registers an app; nothing is stored if any field is invalid.
 pub async fn register<S: Store>(store: &S, new: NewClient, now: i64) -> Result<Registered, ClientError> {
+    let registered = prepare(new, now)?;
+    store.insert_client(&registered.client).await?;
+    Ok(registered)
+}
+
+/// Checks an app to register and makes its id and secret, storing nothing:
+/// [`register`] stores it as it is, dynamic registration after adding its own.
+pub fn prepare(new: NewClient, now: i64) -> Result<Registered, ClientError> {
     let name = new.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ClientError::InvalidName);
@@ -236,8 +252,10 @@ pub async fn register<S: Store>(store: &S, new: NewClient, now: i64) -> Result<R
         created_at: now,
         id_token_signed_response_alg: new.id_token_alg.as_str().to_owned(),
         post_logout_redirect_uris: new.post_logout_redirect_uris,
+        registration: "admin".into(),
+        registration_token_hash: None,
+        token_endpoint_auth_method: if new.public { "none" } else { "client_secret_basic" }.into(),
     };
-    store.insert_client(&client).await?;
     Ok(Registered { client, secret })
 }
 
@@ -294,15 +312,7 @@ mod tests {
             application_type: kind.as_str().into(),
             secret_hash: Some(secret_hash("s3cret")),
             redirect_uris: uris.iter().map(|u| u.to_string()).collect(),
-            scopes: vec![],
-            grant_types: vec![],
-            logo_uri: None,
-            client_uri: None,
-            policy_uri: None,
-            tos_uri: None,
-            id_token_signed_response_alg: "ES256".into(),
-            post_logout_redirect_uris: vec![],
-            created_at: 0,
+            ..Default::default()
         }
     }
 

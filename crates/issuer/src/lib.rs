@@ -22,6 +22,7 @@ mod issuer;
 pub mod keys;
 pub mod logout;
 pub mod pkce;
+pub mod registration;
 pub mod scopes;
 pub mod seal;
 pub mod sessions;

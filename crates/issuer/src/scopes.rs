@@ -169,17 +169,8 @@ mod tests {
             name: "C".into(),
             third_party: true,
             application_type: "web".into(),
-            secret_hash: None,
-            redirect_uris: vec![],
             scopes: ceiling.split(' ').map(str::to_owned).collect(),
-            grant_types: vec![],
-            logo_uri: None,
-            client_uri: None,
-            policy_uri: None,
-            tos_uri: None,
-            id_token_signed_response_alg: "ES256".into(),
-            post_logout_redirect_uris: vec![],
-            created_at: 0,
+            ..Default::default()
         }
     }
 

@@ -83,14 +83,14 @@ impl<S: Store> Issuer<S> {
         let mut buckets = vec![(account.clone(), s.sign_in_failures_per_account)];
         buckets.extend(address.map(|a| (a, s.sign_in_failures_per_address)));
         for (bucket, limit) in &buckets {
-            let (failures, window_start) = self.store.sign_in_failures(bucket, now, s.sign_in_window).await?;
+            let (failures, window_start) = self.store.attempts(bucket, now, s.sign_in_window).await?;
             if failures >= *limit {
                 return Ok(SignInOutcome::Limited(window_start + s.sign_in_window - now));
             }
         }
         match users::sign_in(&self.store, login, password).await? {
             Ok(user) => {
-                self.store.clear_sign_in_failures(&account).await?;
+                self.store.clear_attempts(&account).await?;
                 let cookie = random_token(32);
                 let session = Session {
                     id_hash: hash_secret(&cookie),
@@ -103,7 +103,7 @@ impl<S: Store> Issuer<S> {
             }
             Err(users::InvalidCredentials) => {
                 for (bucket, _) in &buckets {
-                    self.store.record_sign_in_failure(bucket, now, s.sign_in_window).await?;
+                    self.store.count_attempt(bucket, now, s.sign_in_window).await?;
                 }
                 tracing::info!("failed sign-in");
                 Ok(SignInOutcome::Invalid)

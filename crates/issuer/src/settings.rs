@@ -25,6 +25,15 @@ pub struct Settings {
     pub sign_in_window: i64,
     /// Reverse proxies trusted to name the client in `X-Forwarded-For` (none).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Who may register apps through dynamic client registration (nobody).
+    pub registration: crate::registration::RegistrationPolicy,
+    /// Registrations allowed per client address per window (20).
+    pub registrations_per_address: i64,
+    /// The registration rate-limit window in seconds (1 hour).
+    pub registration_window: i64,
+    /// The scopes a self-registered app may have; `None` (the default): the
+    /// OpenID scopes and every resource's scopes.
+    pub registration_scopes: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -48,6 +57,10 @@ impl Settings {
             sign_in_failures_per_address: 20,
             sign_in_window: 15 * 60,
             trusted_proxies: Vec::new(),
+            registration: Default::default(),
+            registrations_per_address: 20,
+            registration_window: 3600,
+            registration_scopes: None,
         }
     }
 

@@ -142,8 +142,12 @@ pub fn ts_client(url: &str, token: Option<&str>, extra: &[&str]) -> Value {
 
 /// Runs the TypeScript SDK as an OAuth agent (tools/ts-agent.mjs): 401,
 /// discovery, the real sign-in and consent forms, the token, then `whoami`.
-pub fn ts_agent(mcp_url: &str, client_id: &str, password: &str, extra: &[&str]) -> Value {
-    let mut args = vec!["--url", mcp_url, "--client-id", client_id, "--password", password];
+/// Without a client id, the SDK registers the agent itself (RFC 7591).
+pub fn ts_agent(mcp_url: &str, client_id: Option<&str>, password: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--url", mcp_url, "--password", password];
+    if let Some(client_id) = client_id {
+        args.extend(["--client-id", client_id]);
+    }
     args.extend(extra);
     node_tool("tools/ts-agent.mjs", &args)
 }

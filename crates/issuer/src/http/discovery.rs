@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::Issuer;
+use crate::registration::RegistrationPolicy;
 use crate::scopes::OPENID_SCOPES;
 use crate::store::Store;
 
@@ -36,7 +37,7 @@ pub fn document<S: Store>(issuer: &Issuer<S>, resource_scopes: Vec<String>) -> V
     let s = &issuer.settings;
     let mut scopes: Vec<String> = OPENID_SCOPES.iter().map(|s| s.to_string()).collect();
     scopes.extend(resource_scopes);
-    json!({
+    let mut document = json!({
         "issuer": s.issuer,
         "authorization_endpoint": s.endpoint("/authorize"),
         "token_endpoint": s.endpoint("/token"),
@@ -64,7 +65,11 @@ pub fn document<S: Store>(issuer: &Issuer<S>, resource_scopes: Vec<String>) -> V
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
         "resource_indicators_supported": true,
-    })
+    });
+    if s.registration != RegistrationPolicy::Off {
+        document["registration_endpoint"] = s.endpoint("/register").into();
+    }
+    document
 }
 
 pub(super) async fn metadata<S: Store>(State(issuer): State<Arc<Issuer<S>>>) -> Response {

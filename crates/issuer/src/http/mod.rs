@@ -10,6 +10,7 @@
 //! | `/userinfo`                                   | OpenID Connect userinfo (GET, POST) |
 //! | `/introspect`, `/revoke`                      | RFC 7662, RFC 7009                |
 //! | `/end-session`                                | OpenID Connect RP-initiated logout |
+//! | `/register`, `/register/{client_id}`          | RFC 7591 registration, RFC 7592 management |
 //! | `/sign-in`, `/consent`, `/account`, `/sign-out` | the person's pages              |
 
 mod backchannel;
@@ -17,6 +18,7 @@ mod client_address;
 mod discovery;
 mod form;
 mod pages;
+mod registration;
 
 pub use client_address::client_address;
 
@@ -65,7 +67,12 @@ pub fn router<S: Store>(issuer: Arc<Issuer<S>>) -> Router {
         .route(&at("/account"), get(pages::account::<S>))
         .route(&at("/account/disconnect"), post(pages::disconnect::<S>))
         .route(&at("/sign-out"), post(pages::sign_out::<S>))
-        .route(&at("/end-session"), get(pages::end_session::<S>).post(pages::end_session::<S>));
+        .route(&at("/end-session"), get(pages::end_session::<S>).post(pages::end_session::<S>))
+        .route(&at("/register"), post(registration::register::<S>).options(discovery::preflight))
+        .route(
+            &at("/register/{client_id}"),
+            get(registration::read::<S>).put(registration::update::<S>).delete(registration::delete::<S>),
+        );
     for path in discovery::paths(&base) {
         router = router.route(&path, get(discovery::metadata::<S>).options(discovery::preflight));
     }

@@ -203,7 +203,9 @@ impl<'a, S: Store> Reply<'a, S> {
             permissions: ask.iter().map(|s| describe_scope(t, s, request.resource.as_ref())).collect(),
             redirect_note: t.consent_redirect.replace("{host}", &host),
             third_party: client.third_party,
-            logo_uri: client.logo_uri.clone(),
+            unverified: crate::clients::self_registered(client),
+            // A logo an app chose for itself could imitate anyone's.
+            logo_uri: client.logo_uri.clone().filter(|_| !crate::clients::self_registered(client)),
             client_uri: client.client_uri.clone(),
             policy_uri: client.policy_uri.clone(),
             tos_uri: client.tos_uri.clone(),

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "users and clients", include_str!("../../migrations/0002_users_clients.sql")),
     (3, "grants and tokens", include_str!("../../migrations/0003_grants_tokens.sql")),
     (4, "client signing and logout", include_str!("../../migrations/0004_client_signing_and_logout.sql")),
+    (5, "client registration", include_str!("../../migrations/0005_client_registration.sql")),
 ];
 
 pub(super) async fn run(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {

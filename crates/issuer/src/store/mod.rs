@@ -50,7 +50,7 @@ pub struct User {
 }
 
 /// An OAuth client (an "app").
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Client {
     /// The client identifier.
     pub client_id: String,
@@ -83,6 +83,15 @@ pub struct Client {
     pub id_token_signed_response_alg: String,
     /// Where it may send a person after signing them out, matched exactly.
     pub post_logout_redirect_uris: Vec<String>,
+    /// How it came to be: `admin` (registered by an administrator) or
+    /// `dynamic` (registered itself, RFC 7591).
+    pub registration: String,
+    /// SHA-256 (hex) of its registration access token (RFC 7592), for an app
+    /// that registered itself.
+    pub registration_token_hash: Option<String>,
+    /// How it authenticates at the token endpoint: `none`,
+    /// `client_secret_basic` or `client_secret_post`.
+    pub token_endpoint_auth_method: String,
 }
 
 /// An API resource (an MCP server) that tokens can be issued for.
@@ -284,6 +293,10 @@ pub trait Store: Send + Sync + 'static {
     /// One client.
     fn client(&self, client_id: &str) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send;
 
+    /// Replaces a client's registration (every field but its id and
+    /// `created_at`); false if there is no such client.
+    fn update_client(&self, client: &Client) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Every client, by name.
     fn clients(&self) -> impl Future<Output = Result<Vec<Client>, StoreError>> + Send;
 
@@ -399,25 +412,26 @@ pub trait Store: Send + Sync + 'static {
     /// Ends a session.
     fn delete_session(&self, id_hash: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Counts one failed sign-in in `bucket`'s window of `window` seconds (a new
-    /// window starts when the last one is over); the count after it.
-    fn record_sign_in_failure(
+    /// Counts one attempt (a failed sign-in, a registration) in `bucket`'s window
+    /// of `window` seconds (a new window starts when the last one is over); the
+    /// count after it. Buckets are named `kind:key`, e.g. `address:192.0.2.1`.
+    fn count_attempt(
         &self,
         bucket: &str,
         now: i64,
         window: i64,
     ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
-    /// Failed sign-ins in `bucket`'s current window, and when that window started.
-    fn sign_in_failures(
+    /// Attempts in `bucket`'s current window, and when that window started.
+    fn attempts(
         &self,
         bucket: &str,
         now: i64,
         window: i64,
     ) -> impl Future<Output = Result<(i64, i64), StoreError>> + Send;
 
-    /// Forgets `bucket`'s failures.
-    fn clear_sign_in_failures(&self, bucket: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Forgets `bucket`'s attempts.
+    fn clear_attempts(&self, bucket: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Deletes what has expired: codes, refresh tokens, revoked-token records,
     /// sessions, sign-in windows, and families nothing valid hangs on. `keep` is

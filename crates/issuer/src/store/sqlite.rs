@@ -25,7 +25,7 @@ macro_rules! client_columns {
     () => {
         "client_id, name, third_party, application_type, secret_hash, redirect_uris, scopes, grant_types, \
          logo_uri, client_uri, policy_uri, tos_uri, created_at, id_token_signed_response_alg, \
-         post_logout_redirect_uris"
+         post_logout_redirect_uris, registration, registration_token_hash, token_endpoint_auth_method"
     };
 }
 
@@ -75,6 +75,9 @@ fn client_from_row(row: &SqliteRow) -> Client {
         created_at: row.get("created_at"),
         id_token_signed_response_alg: row.get("id_token_signed_response_alg"),
         post_logout_redirect_uris: list("post_logout_redirect_uris"),
+        registration: row.get("registration"),
+        registration_token_hash: row.get("registration_token_hash"),
+        token_endpoint_auth_method: row.get("token_endpoint_auth_method"),
     }
 }
 
@@ -317,7 +320,7 @@ impl Store for SqliteStore {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         );
         sqlx::query(sql)
             .bind(&client.client_id)
@@ -335,10 +338,45 @@ impl Store for SqliteStore {
             .bind(client.created_at)
             .bind(&client.id_token_signed_response_alg)
             .bind(json(&client.post_logout_redirect_uris))
+            .bind(&client.registration)
+            .bind(&client.registration_token_hash)
+            .bind(&client.token_endpoint_auth_method)
             .execute(&mut *self.conn().await)
             .await
             .map_err(|e| conflict(e, |_| "the client id"))?;
         Ok(())
+    }
+
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+        let json = |list: &Vec<String>| serde_json::to_string(list).expect("strings serialize");
+        let done = sqlx::query(
+            "UPDATE clients SET name = $2, third_party = $3, application_type = $4, secret_hash = $5,
+                 redirect_uris = $6, scopes = $7, grant_types = $8, logo_uri = $9, client_uri = $10,
+                 policy_uri = $11, tos_uri = $12, id_token_signed_response_alg = $13,
+                 post_logout_redirect_uris = $14, registration = $15, registration_token_hash = $16,
+                 token_endpoint_auth_method = $17
+             WHERE client_id = $1",
+        )
+        .bind(&client.client_id)
+        .bind(&client.name)
+        .bind(client.third_party)
+        .bind(&client.application_type)
+        .bind(&client.secret_hash)
+        .bind(json(&client.redirect_uris))
+        .bind(client.scopes.join(" "))
+        .bind(json(&client.grant_types))
+        .bind(&client.logo_uri)
+        .bind(&client.client_uri)
+        .bind(&client.policy_uri)
+        .bind(&client.tos_uri)
+        .bind(&client.id_token_signed_response_alg)
+        .bind(json(&client.post_logout_redirect_uris))
+        .bind(&client.registration)
+        .bind(&client.registration_token_hash)
+        .bind(&client.token_endpoint_auth_method)
+        .execute(&mut *self.conn().await)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
@@ -744,7 +782,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn record_sign_in_failure(&self, bucket: &str, now: i64, window: i64) -> Result<i64, StoreError> {
+    async fn count_attempt(&self, bucket: &str, now: i64, window: i64) -> Result<i64, StoreError> {
         // One statement, so concurrent failures cannot both read the old count.
         let count = sqlx::query_scalar(
             "INSERT INTO sign_in_failures (bucket, window_start, failures) VALUES ($1, $2, 1)
@@ -763,7 +801,7 @@ impl Store for SqliteStore {
         Ok(count)
     }
 
-    async fn sign_in_failures(&self, bucket: &str, now: i64, window: i64) -> Result<(i64, i64), StoreError> {
+    async fn attempts(&self, bucket: &str, now: i64, window: i64) -> Result<(i64, i64), StoreError> {
         let row = sqlx::query("SELECT window_start, failures FROM sign_in_failures WHERE bucket = $1")
             .bind(bucket)
             .fetch_optional(&mut *self.conn().await)
@@ -776,7 +814,7 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn clear_sign_in_failures(&self, bucket: &str) -> Result<(), StoreError> {
+    async fn clear_attempts(&self, bucket: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sign_in_failures WHERE bucket = $1")
             .bind(bucket)
             .execute(&mut *self.conn().await)

@@ -65,6 +65,8 @@ pub struct ConsentPage {
     pub redirect_note: String,
     /// Whether to show the third-party warning.
     pub third_party: bool,
+    /// Whether the app registered itself (shown as not verified, without its logo).
+    pub unverified: bool,
     /// The app's logo.
     pub logo_uri: Option<String>,
     /// The app's home page.
