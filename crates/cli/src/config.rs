@@ -181,6 +181,11 @@ impl Config {
                 ensure!(value > 0, "{name} must be a positive number, not {value}");
             }
         }
+        // Rate-limit windows are purged after a day.
+        ensure!(
+            self.registration.window.is_none_or(|w| w <= 86_400),
+            "registration.window may be at most 86400 seconds (a day)"
+        );
         for scope in self.registration.scopes.iter().flatten() {
             ensure!(
                 agentgate_guard::is_valid_scope(scope),
@@ -317,6 +322,7 @@ mod tests {
             ("issuer = \"https://a.example\"\n[whoami]\npath = \"mcp\"", "whoami.path"),
             ("issuer = \"https://a.example\"\n[registration]\npolicy = \"anyone\"", "unknown variant"),
             ("issuer = \"https://a.example\"\n[registration]\nper_address = 0", "positive"),
+            ("issuer = \"https://a.example\"\n[registration]\nwindow = 86401", "at most 86400"),
             ("issuer = \"https://a.example\"\n[registration]\nscopes = [\"a b\"]", "not a valid scope"),
             ("listen = \"127.0.0.1:1\"", "missing field `issuer`"),
         ] {

@@ -115,14 +115,15 @@ async fn an_agent_registers_reads_updates_and_deletes_itself() {
         };
         async move { request.send().await.unwrap() }
     };
-    for bearer in [None, Some("guess")] {
+    for (bearer, challenge) in [(None, "Bearer"), (Some("guess"), "Bearer error=\"invalid_token\"")] {
         let refused = read(bearer).await;
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(refused.headers()["www-authenticate"], "Bearer error=\"invalid_token\"");
+        assert_eq!(refused.headers()["www-authenticate"], challenge, "RFC 6750 §3.1");
     }
     let current: Value = read(Some(&token)).await.json().await.unwrap();
     assert_eq!(current["client_id"], id.as_str());
-    assert!(current.get("registration_access_token").is_none(), "the token is shown once");
+    assert_eq!(current["registration_access_token"], token.as_str(), "RFC 7592 §3 requires it");
+    assert_eq!(current["registration_client_uri"], own_uri.as_str());
 
     // The consent page says the app is not verified and shows no logo it chose.
     let mut browser = Browser::new("en");

@@ -151,6 +151,26 @@ fn serve_runs_the_issuer_and_whoami_from_the_file() {
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 120, "the file's lifetime");
     assert_eq!(result["consent"], "allow");
 
+    // Dynamic registration is off unless the file turns it on: not advertised, 404.
+    let base = setup.issuer();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let http = reqwest::Client::new();
+        let metadata: serde_json::Value = http
+            .get(format!("{base}/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(metadata.get("registration_endpoint").is_none(), "{metadata}");
+        let body = serde_json::json!({ "redirect_uris": ["http://127.0.0.1/cb"] });
+        let response = http.post(format!("{base}/register")).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
+        let response = http.post(format!("{base}/register")).body("not json").send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND, "off comes before any parsing");
+    });
+
     // The data went where the file said; no development key file was made.
     let data = setup.dir.join("data");
     assert!(data.join("agentgate.db").exists());

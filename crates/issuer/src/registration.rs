@@ -186,6 +186,7 @@ pub fn check_metadata(
     metadata: &ClientMetadata,
     ceiling: &[String],
 ) -> Result<(NewClient, Vec<String>), RegistrationError> {
+    check_sizes(metadata)?;
     let redirect_uris = metadata.redirect_uris.clone().unwrap_or_default();
     if redirect_uris.is_empty() {
         return Err(RegistrationError {
@@ -268,6 +269,51 @@ pub fn check_metadata(
     Ok((new, grant_types))
 }
 
+/// At most this many redirect URIs (and as many post-logout ones) per app.
+pub const MAX_REDIRECT_URIS: usize = 10;
+/// At most this many characters per URL.
+pub const MAX_URL_LENGTH: usize = 2000;
+
+/// Bounds on what anyone may make the server store, and names that cannot
+/// hide what they are: no control or bidirectional-override characters.
+fn check_sizes(metadata: &ClientMetadata) -> Result<(), RegistrationError> {
+    for (field, list) in [
+        ("redirect_uris", &metadata.redirect_uris),
+        ("post_logout_redirect_uris", &metadata.post_logout_redirect_uris),
+    ] {
+        if list.as_ref().is_some_and(|l| l.len() > MAX_REDIRECT_URIS) {
+            return Err(RegistrationError::metadata(format!(
+                "{field} may hold at most {MAX_REDIRECT_URIS} URIs"
+            )));
+        }
+    }
+    let urls = [&metadata.client_uri, &metadata.logo_uri, &metadata.tos_uri, &metadata.policy_uri];
+    let all_urls = metadata
+        .redirect_uris
+        .iter()
+        .chain(&metadata.post_logout_redirect_uris)
+        .flatten()
+        .chain(urls.into_iter().flatten());
+    if all_urls.into_iter().any(|u| u.len() > MAX_URL_LENGTH) {
+        return Err(RegistrationError::metadata(format!(
+            "URLs may have at most {MAX_URL_LENGTH} characters"
+        )));
+    }
+    if metadata.scope.as_ref().is_some_and(|s| s.len() > MAX_URL_LENGTH) {
+        return Err(RegistrationError::metadata("scope is too long"));
+    }
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if metadata.client_name.as_ref().is_some_and(|name| name.chars().any(hidden)) {
+        return Err(RegistrationError::metadata(
+            "client_name must not hold control or text-direction characters",
+        ));
+    }
+    Ok(())
+}
+
 /// The grant types asked for: the code flow, with refresh tokens if asked.
 fn grant_types(metadata: &ClientMetadata) -> Result<Vec<String>, RegistrationError> {
     let asked = metadata.grant_types.clone().unwrap_or_else(|| vec!["authorization_code".into()]);
@@ -283,6 +329,18 @@ fn grant_types(metadata: &ClientMetadata) -> Result<Vec<String>, RegistrationErr
     Ok(asked)
 }
 
+/// The rate-limit key of an address: IPv4 as is, IPv6 by its /64 (one host
+/// commonly holds a whole /64).
+fn limit_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
 /// Loopback http or a private-use scheme: where only an app on the person's own
 /// device can listen.
 fn looks_native(uri: &str) -> bool {
@@ -293,9 +351,10 @@ fn looks_native(uri: &str) -> bool {
     })
 }
 
-/// The registration as RFC 7591 §3.2.1 answers it (and RFC 7592 reads it):
-/// the metadata as registered, plus the secrets when they were just made.
-pub fn describe(client: &Client, registration_uri: &str, made: Option<(&Option<String>, &str)>) -> Value {
+/// The registration as RFC 7591 §3.2.1 and RFC 7592 §3 answer it: the
+/// metadata as registered, the registration access token, and the secret when
+/// it was just made (it is kept only as a hash).
+pub fn describe(client: &Client, registration_uri: &str, secret: Option<&str>, token: &str) -> Value {
     let mut body = json!({
         "client_id": client.client_id,
         "client_id_issued_at": client.created_at,
@@ -322,13 +381,11 @@ pub fn describe(client: &Client, registration_uri: &str, made: Option<(&Option<S
     if !client.post_logout_redirect_uris.is_empty() {
         body["post_logout_redirect_uris"] = client.post_logout_redirect_uris.clone().into();
     }
-    if let Some((secret, token)) = made {
-        if let Some(secret) = secret {
-            body["client_secret"] = secret.clone().into();
-            body["client_secret_expires_at"] = 0.into();
-        }
-        body["registration_access_token"] = token.into();
+    if let Some(secret) = secret {
+        body["client_secret"] = secret.into();
+        body["client_secret_expires_at"] = 0.into();
     }
+    body["registration_access_token"] = token.into();
     body
 }
 
@@ -347,6 +404,18 @@ impl<S: Store> Issuer<S> {
         Ok(ceiling)
     }
 
+    /// Refuses when dynamic registration is off. An app that registered while it
+    /// was on may still read and delete its registration, not change it.
+    pub fn check_registration_open(&self) -> Result<(), RegistrationError> {
+        if self.settings.registration == RegistrationPolicy::Off {
+            return Err(RegistrationError {
+                code: RegistrationErrorCode::NotFound,
+                description: "dynamic client registration is off".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// The URL where the app `client_id` manages its registration (RFC 7592).
     pub fn registration_uri(&self, client_id: &str) -> String {
         self.settings.endpoint(&format!("/register/{client_id}"))
@@ -359,25 +428,18 @@ impl<S: Store> Issuer<S> {
         address: Option<IpAddr>,
         now: i64,
     ) -> Result<SelfRegistered, RegistrationFailure> {
-        if self.settings.registration == RegistrationPolicy::Off {
+        self.check_registration_open()?;
+        // Counted before anything else, in one statement (concurrent requests
+        // cannot all pass), and bad requests count too, so probing is limited.
+        let bucket = format!("register:{}", address.map_or("unknown".into(), limit_key));
+        let window = self.settings.registration_window;
+        if self.store.count_attempt(&bucket, now, window).await? > self.settings.registrations_per_address {
+            let (_, start) = self.store.attempts(&bucket, now, window).await?;
             return Err(RegistrationError {
-                code: RegistrationErrorCode::NotFound,
-                description: "dynamic client registration is off".into(),
+                code: RegistrationErrorCode::TooManyRequests((start + window - now).max(1)),
+                description: "too many registrations from this address; try again later".into(),
             }
             .into());
-        }
-        if let Some(ip) = address {
-            let bucket = format!("register:{ip}");
-            let window = self.settings.registration_window;
-            let (count, start) = self.store.attempts(&bucket, now, window).await?;
-            if count >= self.settings.registrations_per_address {
-                return Err(RegistrationError {
-                    code: RegistrationErrorCode::TooManyRequests(start + window - now),
-                    description: "too many registrations from this address; try again later".into(),
-                }
-                .into());
-            }
-            self.store.count_attempt(&bucket, now, window).await?;
         }
         if metadata.client_id.is_some() || metadata.client_secret.is_some() {
             return Err(RegistrationError::metadata(
@@ -424,6 +486,7 @@ impl<S: Store> Issuer<S> {
         current: &Client,
         metadata: &ClientMetadata,
     ) -> Result<Client, RegistrationFailure> {
+        self.check_registration_open()?;
         if metadata.client_id.as_deref() != Some(current.client_id.as_str()) {
             return Err(RegistrationError::metadata("client_id must be sent and be this app's").into());
         }

@@ -191,6 +191,25 @@ async fn bad_metadata_is_refused_with_the_right_error_and_nothing_is_stored() {
         (ClientMetadata { client_name: Some("x".repeat(101)), ..agent() }, Metadata),
         (ClientMetadata { client_id: Some("chosen-by-me".into()), ..agent() }, Metadata),
         (ClientMetadata { client_secret: Some("chosen-by-me".into()), ..agent() }, Metadata),
+        (
+            ClientMetadata {
+                application_type: Some("web".into()),
+                redirect_uris: uris(&["https://agent.example/cb"]),
+                post_logout_redirect_uris: uris(&["http://127.0.0.1:1/bye"]),
+                ..agent()
+            },
+            Redirect,
+        ),
+        (ClientMetadata { redirect_uris: Some(vec![LOOPBACK.into(); 11]), ..agent() }, Metadata),
+        (
+            ClientMetadata {
+                redirect_uris: Some(vec![format!("{LOOPBACK}?{}", "x".repeat(2000))]),
+                ..agent()
+            },
+            Metadata,
+        ),
+        (ClientMetadata { client_name: Some("Mail\u{202e}gpj.exe".into()), ..agent() }, Metadata),
+        (ClientMetadata { client_name: Some("Mail\nAI".into()), ..agent() }, Metadata),
     ];
     for (n, (metadata, expected)) in cases.iter().enumerate() {
         assert_eq!(w.register(metadata).await.unwrap_err(), *expected, "case {n}: {metadata:?}");
@@ -200,6 +219,64 @@ async fn bad_metadata_is_refused_with_the_right_error_and_nothing_is_stored() {
     let narrow =
         w.register(&ClientMetadata { scope: Some("openid mcp:tools".into()), ..agent() }).await.unwrap();
     assert_eq!(narrow.client.scopes, ["openid", "mcp:tools"]);
+}
+
+#[tokio::test]
+async fn an_agent_that_names_no_grant_types_gets_no_refresh_tokens() {
+    let w = world().await;
+    let made = w.register(&ClientMetadata { grant_types: None, ..agent() }).await.unwrap();
+    assert_eq!(made.client.grant_types, ["authorization_code"], "RFC 7591's default");
+    let code = w
+        .issuer
+        .issue_code(CodeRequest {
+            client_id: made.client.client_id.clone(),
+            user_id: w.alice.clone(),
+            redirect_uri: LOOPBACK.into(),
+            code_challenge: CHALLENGE.into(),
+            resource: MCP.into(),
+            scopes: vec!["mcp:tools".into()],
+            nonce: None,
+            auth_time: 5,
+        })
+        .await
+        .unwrap();
+    let credentials =
+        ClientCredentials { client_id: Some(made.client.client_id.clone()), ..Default::default() };
+    let exchange = CodeExchange {
+        code: Some(&code),
+        redirect_uri: Some(LOOPBACK),
+        code_verifier: Some(VERIFIER),
+        resource: None,
+    };
+    assert!(w.issuer.exchange_code(&credentials, exchange).await.unwrap().refresh_token.is_none());
+}
+
+#[tokio::test]
+async fn an_update_keeps_the_secret_and_is_refused_once_registration_is_off() {
+    let w = world().await;
+    let metadata =
+        ClientMetadata { token_endpoint_auth_method: Some("client_secret_basic".into()), ..agent() };
+    let made = w.register(&metadata).await.unwrap();
+    let secret = made.secret.unwrap();
+    let id = made.client.client_id.clone();
+    let update = ClientMetadata {
+        client_id: Some(id.clone()),
+        client_secret: Some(secret.clone()),
+        client_name: Some("Renamed".into()),
+        ..metadata.clone()
+    };
+    w.issuer.update_registration(&made.client, &update).await.unwrap();
+    let credentials =
+        ClientCredentials { client_id: Some(id.clone()), client_secret: Some(secret), ..Default::default() };
+    assert_eq!(w.issuer.authenticate_client(&credentials).await.unwrap().name, "Renamed", "same secret");
+
+    // With registration off, apps may no longer change themselves.
+    let off = world_with(|s| s.registration = RegistrationPolicy::Off).await;
+    let change = ClientMetadata { client_id: Some(id), ..agent() };
+    match off.issuer.update_registration(&made.client, &change).await {
+        Err(RegistrationFailure::Refused(e)) => assert_eq!(e.code, RegistrationErrorCode::NotFound),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -303,6 +380,20 @@ async fn registrations_are_limited_per_address() {
     // Another address is not affected, and the window ends.
     assert!(w.issuer.register_dynamic(&agent(), address(8), 160).await.is_ok());
     assert!(w.issuer.register_dynamic(&agent(), address(7), 100 + 3600).await.is_ok());
+}
+
+#[tokio::test]
+async fn ipv6_addresses_share_a_limit_per_64_and_unknown_addresses_share_one() {
+    let w = world_with(|s| s.registrations_per_address = 2).await;
+    let v6 = |host: u16| Some(IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, host]));
+    assert!(w.issuer.register_dynamic(&agent(), v6(1), 100).await.is_ok());
+    assert!(w.issuer.register_dynamic(&agent(), v6(2), 100).await.is_ok());
+    assert!(w.issuer.register_dynamic(&agent(), v6(3), 100).await.is_err(), "same /64");
+    let elsewhere = Some(IpAddr::from([0x2001, 0xdb8, 1, 3, 0, 0, 0, 1]));
+    assert!(w.issuer.register_dynamic(&agent(), elsewhere, 100).await.is_ok());
+    assert!(w.issuer.register_dynamic(&agent(), None, 100).await.is_ok());
+    assert!(w.issuer.register_dynamic(&agent(), None, 100).await.is_ok());
+    assert!(w.issuer.register_dynamic(&agent(), None, 100).await.is_err(), "no address is no exemption");
 }
 
 #[tokio::test]

@@ -68,10 +68,19 @@ pub fn router<S: Store>(issuer: Arc<Issuer<S>>) -> Router {
         .route(&at("/account/disconnect"), post(pages::disconnect::<S>))
         .route(&at("/sign-out"), post(pages::sign_out::<S>))
         .route(&at("/end-session"), get(pages::end_session::<S>).post(pages::end_session::<S>))
-        .route(&at("/register"), post(registration::register::<S>).options(discovery::preflight))
+        .route(
+            &at("/register"),
+            post(registration::register::<S>)
+                .options(discovery::preflight)
+                .layer(DefaultBodyLimit::max(registration::MAX_BODY)),
+        )
         .route(
             &at("/register/{client_id}"),
-            get(registration::read::<S>).put(registration::update::<S>).delete(registration::delete::<S>),
+            get(registration::read::<S>)
+                .put(registration::update::<S>)
+                .delete(registration::delete::<S>)
+                .options(discovery::preflight)
+                .layer(DefaultBodyLimit::max(registration::MAX_BODY)),
         );
     for path in discovery::paths(&base) {
         router = router.route(&path, get(discovery::metadata::<S>).options(discovery::preflight));

@@ -19,13 +19,21 @@ use crate::registration::{
 use crate::store::Store;
 
 /// A JSON answer that must not be cached (it may hold secrets).
+/// The largest registration request read: metadata is small, and anyone may send it.
+pub(super) const MAX_BODY: usize = 16 * 1024;
+
+/// Browser-based agents may register too (RFC 7591 §3 has no cookies to protect).
 fn no_store(status: StatusCode, body: &Value) -> Response {
     let mut response = (status, axum::Json(body)).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     response
 }
 
-fn failure(error: RegistrationFailure) -> Response {
+/// The refusal as JSON, with RFC 6750's challenge for a bad or missing token
+/// (a bare `Bearer` when none was sent) and `Retry-After` past the limit.
+fn failure(error: RegistrationFailure, headers: &HeaderMap) -> Response {
     let error = match error {
         RegistrationFailure::Refused(error) => error,
         RegistrationFailure::Store(error) => {
@@ -44,14 +52,15 @@ fn failure(error: RegistrationFailure) -> Response {
     };
     let body = json!({ "error": error.code.as_str(), "error_description": error.description });
     let mut response = no_store(status, &body);
-    let headers = response.headers_mut();
+    let out = response.headers_mut();
     match error.code {
         RegistrationErrorCode::InvalidToken => {
-            headers
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+            let challenge =
+                if bearer(headers).is_some() { "Bearer error=\"invalid_token\"" } else { "Bearer" };
+            out.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         RegistrationErrorCode::TooManyRequests(seconds) => {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            out.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         _ => {}
     }
@@ -87,17 +96,17 @@ pub(super) async fn register<S: Store>(
     body: Bytes,
 ) -> Response {
     let address = client_address(peer.map(|c| c.0.0.ip()), &headers, &issuer.settings.trusted_proxies);
-    let result = match metadata(&headers, &body) {
+    let result = match issuer.check_registration_open().and_then(|()| metadata(&headers, &body)) {
         Ok(metadata) => issuer.register_dynamic(&metadata, address, crate::now()).await,
         Err(error) => Err(error.into()),
     };
     match result {
         Ok(made) => {
             let uri = issuer.registration_uri(&made.client.client_id);
-            let body = describe(&made.client, &uri, Some((&made.secret, &made.registration_token)));
+            let body = describe(&made.client, &uri, made.secret.as_deref(), &made.registration_token);
             no_store(StatusCode::CREATED, &body)
         }
-        Err(error) => failure(error),
+        Err(error) => failure(error, &headers),
     }
 }
 
@@ -109,9 +118,10 @@ pub(super) async fn read<S: Store>(
 ) -> Response {
     match issuer.registered_app(&client_id, bearer(&headers)).await {
         Ok(client) => {
-            no_store(StatusCode::OK, &describe(&client, &issuer.registration_uri(&client_id), None))
+            let uri = issuer.registration_uri(&client_id);
+            no_store(StatusCode::OK, &describe(&client, &uri, None, bearer(&headers).unwrap_or_default()))
         }
-        Err(error) => failure(error),
+        Err(error) => failure(error, &headers),
     }
 }
 
@@ -130,9 +140,10 @@ pub(super) async fn update<S: Store>(
     .await;
     match result {
         Ok(client) => {
-            no_store(StatusCode::OK, &describe(&client, &issuer.registration_uri(&client_id), None))
+            let uri = issuer.registration_uri(&client_id);
+            no_store(StatusCode::OK, &describe(&client, &uri, None, bearer(&headers).unwrap_or_default()))
         }
-        Err(error) => failure(error),
+        Err(error) => failure(error, &headers),
     }
 }
 
@@ -151,6 +162,6 @@ pub(super) async fn delete<S: Store>(
     .await;
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(error) => failure(error),
+        Err(error) => failure(error, &headers),
     }
 }
