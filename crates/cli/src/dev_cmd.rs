@@ -31,6 +31,10 @@ pub struct DevArgs {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, env = "AGENTGATE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Also fetch client metadata documents from loopback, over plain http
+    /// (for agents and tests on this machine; never on a shared server).
+    #[arg(long)]
+    allow_loopback_client_documents: bool,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -54,6 +58,7 @@ impl DevArgs {
         settings.default_resource = Some(mcp_url.clone());
         // Any MCP client may register itself, as the tutorial's agents expect.
         settings.registration = RegistrationPolicy::Open;
+        settings.client_documents_allow_loopback = self.allow_loopback_client_documents;
         let issuer = Arc::new(Issuer::open(store, kek, settings).await.context("opening the issuer")?);
         tokio::spawn(issuer.clone().maintain());
 

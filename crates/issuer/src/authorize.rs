@@ -11,6 +11,7 @@
 
 use url::Url;
 
+use crate::client_documents::{DocumentError, is_document_url};
 use crate::clients::redirect_uri_allowed;
 use crate::error::{ErrorCode, OAuthError};
 use crate::store::{Client, Resource, Session, Store};
@@ -76,10 +77,25 @@ impl<S: Store> Issuer<S> {
     ) -> Result<AuthorizationRequest, AuthorizeError> {
         let page = |m: &str| AuthorizeError::Page(m.to_owned());
         let client_id = params.param("client_id").ok_or_else(|| page("The request has no client_id."))?;
-        let client = match self.store.client(client_id).await {
-            Ok(Some(client)) => client,
-            Ok(None) => return Err(page("The app that sent you here is not registered with this server.")),
-            Err(error) => return Err(AuthorizeError::Page(OAuthError::from(error).description)),
+        let client = if self.settings.client_documents && is_document_url(client_id) {
+            // An app nobody registered, named by the URL of its metadata document.
+            match self.document_client(client_id).await {
+                Ok(client) => client,
+                Err(DocumentError::Store(error)) => {
+                    return Err(AuthorizeError::Page(OAuthError::from(error).description));
+                }
+                Err(error) => {
+                    return Err(AuthorizeError::Page(format!("The app could not be identified: {error}.")));
+                }
+            }
+        } else {
+            match self.store.client(client_id).await {
+                Ok(Some(client)) => client,
+                Ok(None) => {
+                    return Err(page("The app that sent you here is not registered with this server."));
+                }
+                Err(error) => return Err(AuthorizeError::Page(OAuthError::from(error).description)),
+            }
         };
         let redirect_uri =
             params.param("redirect_uri").ok_or_else(|| page("The request has no redirect_uri."))?;

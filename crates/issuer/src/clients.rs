@@ -160,7 +160,8 @@ fn registered_uri(client: &Client, registered: &[String], requested: &str) -> bo
     if registered.iter().any(|r| r == requested) {
         return true;
     }
-    if client.application_type != ApplicationType::Native.as_str() {
+    // A metadata document's redirect URIs are matched exactly, as its draft asks.
+    if client.application_type != ApplicationType::Native.as_str() || client.registration == "document" {
         return false;
     }
     let Ok(asked) = Url::parse(requested) else { return false };
@@ -180,8 +181,9 @@ pub(crate) fn secret_hash(secret: &str) -> String {
     digest::digest(&digest::SHA256, secret.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether the app registered itself (dynamic registration) rather than being
-/// registered by an administrator: nobody has checked its name or logo.
+/// Whether the app registered itself (dynamic registration) or is described by
+/// a metadata document, rather than registered by an administrator: nobody has
+/// checked its name or logo.
 pub fn self_registered(client: &Client) -> bool {
     client.registration != "admin"
 }

@@ -29,6 +29,8 @@ pub struct Issuer<S> {
     key_creation: tokio::sync::Mutex<()>,
     /// Binds form tokens (CSRF) to a browser.
     pub(crate) form_key: aws_lc_rs::hmac::Key,
+    /// Fetched client metadata documents.
+    pub(crate) documents: crate::client_documents::ClientDocuments,
 }
 
 impl<S> std::fmt::Debug for Issuer<S> {
@@ -42,7 +44,10 @@ impl<S: Store> Issuer<S> {
     pub async fn open(store: S, kek: KeyEncryptionKey, settings: Settings) -> Result<Self, KeyError> {
         let keys = KeyRing::load(&store, &kek, crate::now()).await?;
         let form_key = kek.derive("agentgate form token v1");
+        let documents =
+            crate::client_documents::ClientDocuments::new(settings.client_documents_allow_loopback);
         Ok(Self {
+            documents,
             store,
             settings,
             kek,

@@ -34,6 +34,12 @@ pub struct Settings {
     /// The scopes a self-registered app may have; `None` (the default): the
     /// OpenID scopes and every resource's scopes.
     pub registration_scopes: Option<Vec<String>>,
+    /// Whether a `client_id` that is an https URL is fetched as the app's
+    /// metadata document (yes).
+    pub client_documents: bool,
+    /// Development only: documents may also come from loopback, over plain
+    /// http (no).
+    pub client_documents_allow_loopback: bool,
 }
 
 impl Settings {
@@ -61,6 +67,8 @@ impl Settings {
             registrations_per_address: 20,
             registration_window: 3600,
             registration_scopes: None,
+            client_documents: true,
+            client_documents_allow_loopback: false,
         }
     }
 

@@ -177,6 +177,11 @@ pub struct Dev {
 
 impl Dev {
     pub fn start(password: &str) -> Self {
+        Self::start_with(password, &[])
+    }
+
+    /// `agentgate dev` with extra arguments.
+    pub fn start_with(password: &str, extra: &[&str]) -> Self {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let data_dir = std::env::temp_dir().join(format!(
             "agentgate-dev-{}-{}",
@@ -184,7 +189,7 @@ impl Dev {
             N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         ));
         let mut command = Command::new(env!("CARGO_BIN_EXE_agentgate"));
-        command.args(["dev", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data_dir);
+        command.args(["dev", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data_dir).args(extra);
         command.env("AGENTGATE_LOG", "warn").env("AGENTGATE_DEMO_PASSWORD", password);
         command.env_remove("AGENTGATE_KEY_ENCRYPTION_KEY");
         let (process, base) = spawn_until(command, "agentgate dev", "  issuer:");

@@ -66,6 +66,9 @@ pub fn document<S: Store>(issuer: &Issuer<S>, resource_scopes: Vec<String>) -> V
         "authorization_response_iss_parameter_supported": true,
         "resource_indicators_supported": true,
     });
+    if s.client_documents {
+        document["client_id_metadata_document_supported"] = true.into();
+    }
     if s.registration != RegistrationPolicy::Off {
         document["registration_endpoint"] = s.endpoint("/register").into();
     }

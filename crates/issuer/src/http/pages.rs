@@ -204,6 +204,10 @@ impl<'a, S: Store> Reply<'a, S> {
             redirect_note: t.consent_redirect.replace("{host}", &host),
             third_party: client.third_party,
             unverified: crate::clients::self_registered(client),
+            document_note: (client.registration == "document")
+                .then(|| url::Url::parse(&client.client_id).ok()?.host_str().map(str::to_owned))
+                .flatten()
+                .map(|host| t.document_note.replace("{host}", &host)),
             // A logo an app chose for itself could imitate anyone's.
             logo_uri: client.logo_uri.clone().filter(|_| !crate::clients::self_registered(client)),
             client_uri: client.client_uri.clone(),

@@ -67,6 +67,8 @@ pub struct ConsentPage {
     pub third_party: bool,
     /// Whether the app registered itself (shown as not verified, without its logo).
     pub unverified: bool,
+    /// "This app describes itself at {host}", for an app known by its metadata document.
+    pub document_note: Option<String>,
     /// The app's logo.
     pub logo_uri: Option<String>,
     /// The app's home page.

@@ -1,0 +1,197 @@
+//! Client ID Metadata Documents fetched for real: a document server on a
+//! loopback port (allowed by the development setting) serves good and bad
+//! documents; with the setting off, private and loopback addresses are refused
+//! before any connection is made.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use agentgate_issuer::client_documents::DocumentError;
+use agentgate_issuer::scopes::add_resource;
+use agentgate_issuer::seal::KeyEncryptionKey;
+use agentgate_issuer::store::{SqliteStore, Store};
+use agentgate_issuer::{Issuer, Settings};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use common::TempDb;
+use serde_json::json;
+
+const MCP: &str = "http://127.0.0.1:8080/mcp";
+
+/// A document server; counts the requests it answers.
+struct DocumentServer {
+    base: String,
+    hits: Arc<AtomicUsize>,
+}
+
+async fn documents() -> DocumentServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let doc = |base: &str, path: &str, extra: serde_json::Value| {
+        let mut body = json!({
+            "client_id": format!("{base}{path}"),
+            "client_name": "Wandering agent",
+            "redirect_uris": ["http://127.0.0.1:33418/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body.to_string()
+    };
+    let b = base.clone();
+    let answer = move |State(hits): State<Arc<AtomicUsize>>, uri: axum::http::Uri| {
+        let b = b.clone();
+        async move {
+            hits.fetch_add(1, Ordering::SeqCst);
+            let path = uri.path();
+            let json = |body: String, cache: &'static str| -> Response {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+                headers.insert(header::CACHE_CONTROL, cache.parse().unwrap());
+                (headers, body).into_response()
+            };
+            match path {
+                "/good.json" => json(doc(&b, path, json!({})), "max-age=3600"),
+                "/mismatch.json" => json(doc(&b, "/other.json", json!({})), "max-age=3600"),
+                "/big.json" => {
+                    json(doc(&b, path, json!({ "client_uri": "https://x.example/".repeat(400) })), "no-store")
+                }
+                "/redirect.json" => {
+                    (StatusCode::FOUND, [(header::LOCATION, format!("{b}/good.json"))]).into_response()
+                }
+                "/html.json" => {
+                    ([(header::CONTENT_TYPE, "text/html")], doc(&b, path, json!({}))).into_response()
+                }
+                "/secret.json" => json(
+                    doc(&b, path, json!({ "token_endpoint_auth_method": "client_secret_basic" })),
+                    "no-store",
+                ),
+                "/no-name.json" => json(doc(&b, path, json!({ "client_name": null })), "no-store"),
+                "/bad-redirect.json" => {
+                    json(doc(&b, path, json!({ "redirect_uris": ["javascript:alert(1)"] })), "no-store")
+                }
+                "/greedy.json" => {
+                    json(doc(&b, path, json!({ "scope": "openid agentgate:admin" })), "no-store")
+                }
+                "/not-json.json" => json("{ nope".into(), "no-store"),
+                _ => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    };
+    let app = Router::new().fallback(get(answer)).with_state(hits.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    DocumentServer { base, hits }
+}
+
+async fn issuer(allow_loopback: bool) -> (TempDb, Issuer<SqliteStore>) {
+    let db = TempDb::new();
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    add_resource(&store, MCP, "whoami", &[("mcp:tools", "Use the tools")], 1).await.unwrap();
+    let mut settings = Settings::new("http://127.0.0.1:8080");
+    settings.client_documents_allow_loopback = allow_loopback;
+    let (kek, _) = KeyEncryptionKey::generate();
+    (db, Issuer::open(store, kek, settings).await.unwrap())
+}
+
+#[tokio::test]
+async fn a_good_document_becomes_an_unverified_third_party_app_and_is_cached() {
+    let server = documents().await;
+    let (_db, issuer) = issuer(true).await;
+    let url = format!("{}/good.json", server.base);
+    let client = issuer.document_client(&url).await.unwrap();
+    assert_eq!(client.client_id, url);
+    assert_eq!(client.name, "Wandering agent");
+    assert!(client.third_party);
+    assert_eq!(client.registration, "document");
+    assert_eq!(client.token_endpoint_auth_method, "none");
+    assert!(client.secret_hash.is_none());
+    assert_eq!(client.application_type, "native", "loopback redirect URIs");
+    assert_eq!(client.scopes, ["openid", "profile", "email", "offline_access", "mcp:tools"], "the ceiling");
+    assert_eq!(
+        issuer.store().client(&url).await.unwrap().as_ref(),
+        Some(&client),
+        "stored for grants and tokens"
+    );
+
+    // max-age=3600: the second use does not fetch again.
+    let again = issuer.document_client(&url).await.unwrap();
+    assert_eq!(again, client);
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn bad_documents_are_refused_and_nothing_is_stored() {
+    let server = documents().await;
+    let (_db, issuer) = issuer(true).await;
+    for (path, expect) in [
+        ("/mismatch.json", "is not the URL it was fetched from"),
+        ("/big.json", "larger than 5120 bytes"),
+        ("/redirect.json", "redirects are not followed"),
+        ("/html.json", "not JSON"),
+        ("/secret.json", "cannot hold a secret"),
+        ("/no-name.json", "client_name is required"),
+        ("/bad-redirect.json", "javascript"),
+        ("/greedy.json", "agentgate:admin"),
+        ("/not-json.json", "not a JSON object"),
+        ("/missing.json", "HTTP 404"),
+    ] {
+        let url = format!("{}{path}", server.base);
+        let error = issuer.document_client(&url).await.unwrap_err();
+        assert!(
+            matches!(error, DocumentError::Fetch { .. } | DocumentError::Invalid { .. }),
+            "{path}: {error:?}"
+        );
+        assert!(error.to_string().contains(expect), "{path}: {error}");
+        assert_eq!(issuer.store().client(&url).await.unwrap(), None, "{path}: nothing stored");
+    }
+}
+
+/// A listener that counts the connections it receives.
+async fn counting_listener() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (address, connections)
+}
+
+#[tokio::test]
+async fn private_and_loopback_addresses_are_refused_without_a_connection() {
+    let (_db, issuer) = issuer(false).await;
+    let (address, connections) = counting_listener().await;
+    let port = address.port();
+    for url in [
+        format!("https://127.0.0.1:{port}/client.json"),
+        format!("https://localhost:{port}/client.json"),
+        format!("https://[::1]:{port}/client.json"),
+        "https://10.0.0.1/client.json".to_owned(),
+        "https://169.254.169.254/latest/meta-data/client.json".to_owned(),
+        "https://[::ffff:a9fe:a9fe]/client.json".to_owned(), // 169.254.169.254
+    ] {
+        let started = std::time::Instant::now();
+        let error = issuer.document_client(&url).await.unwrap_err();
+        assert!(matches!(error, DocumentError::ForbiddenAddress(_)), "{url}: {error:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{url}: refused before any connection attempt");
+        assert_eq!(issuer.store().client(&url).await.unwrap(), None);
+    }
+    // Even plain http on loopback is refused without the development setting.
+    let error = issuer.document_client(&format!("http://127.0.0.1:{port}/client.json")).await.unwrap_err();
+    assert!(matches!(error, DocumentError::BadUrl { .. }), "{error:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "nothing ever connected");
+}
