@@ -8,8 +8,9 @@
 //! key_encryption_key_file = "/etc/agentgate/kek"   # or AGENTGATE_KEY_ENCRYPTION_KEY
 //! trusted_proxies = ["127.0.0.1"]
 //!
-//! [registration]                           # RFC 7591 dynamic client registration
-//! policy = "open"                          # "off" (the default) or "open"
+//! [registration]                           # agents nobody registered by hand
+//! policy = "open"                          # RFC 7591: "off" (the default) or "open"
+//! client_documents = true                  # Client ID Metadata Documents (default false)
 //!
 //! [[resource]]
 //! url = "https://mcp.example.com/mcp"
@@ -105,6 +106,9 @@ pub struct RegistrationConfig {
     /// The scopes a self-registered app may have (default: the OpenID scopes and
     /// every resource's scopes).
     pub scopes: Option<Vec<String>>,
+    /// Whether apps known only by the URL of their metadata document are accepted.
+    #[serde(default)]
+    pub client_documents: bool,
 }
 
 /// One API resource: its URL, a name for the consent page, and its scopes with
@@ -225,6 +229,7 @@ impl Config {
         set(&mut settings.registrations_per_address, r.per_address);
         set(&mut settings.registration_window, r.window);
         settings.registration_scopes = r.scopes.clone();
+        settings.client_documents = r.client_documents;
         settings.default_resource = self.default_resource.clone();
         settings.trusted_proxies = self.trusted_proxies.clone();
         settings
@@ -284,6 +289,7 @@ mod tests {
             failures_per_account = 3
             [registration]
             policy = "open"
+            client_documents = true
             per_address = 5
             scopes = ["openid", "mail:read"]
             [[resource]]
@@ -304,6 +310,8 @@ mod tests {
         assert_eq!(settings.registration_scopes, Some(vec!["openid".into(), "mail:read".into()]));
         let defaults = parse("issuer = \"https://a.example\"").unwrap().settings();
         assert_eq!(defaults.registration, RegistrationPolicy::Off, "off unless configured");
+        assert!(settings.client_documents);
+        assert!(!defaults.client_documents, "off unless configured");
         assert_eq!(settings.trusted_proxies, ["10.0.0.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.resources[0].scopes["mail:read"], "Read your mail");

@@ -56,8 +56,10 @@ impl DevArgs {
 
         let mut settings = Settings::new(&base);
         settings.default_resource = Some(mcp_url.clone());
-        // Any MCP client may register itself, as the tutorial's agents expect.
+        // Any MCP client may come in, registered by itself or by its metadata
+        // document, as the tutorial's agents expect.
         settings.registration = RegistrationPolicy::Open;
+        settings.client_documents = true;
         settings.client_documents_allow_loopback = self.allow_loopback_client_documents;
         let issuer = Arc::new(Issuer::open(store, kek, settings).await.context("opening the issuer")?);
         tokio::spawn(issuer.clone().maintain());

@@ -84,16 +84,22 @@ impl<S: Store> Issuer<S> {
                 Err(DocumentError::Store(error)) => {
                     return Err(AuthorizeError::Page(OAuthError::from(error).description));
                 }
-                Err(error) => {
+                // The document's own faults help its developer; why a fetch
+                // failed could tell an outsider about this server's network.
+                Err(error @ (DocumentError::BadUrl { .. } | DocumentError::Invalid { .. })) => {
                     return Err(AuthorizeError::Page(format!("The app could not be identified: {error}.")));
+                }
+                Err(error) => {
+                    tracing::info!(%error, "client metadata document refused");
+                    return Err(page(
+                        "The app could not be identified: its metadata document could not be fetched.",
+                    ));
                 }
             }
         } else {
             match self.store.client(client_id).await {
-                Ok(Some(client)) => client,
-                Ok(None) => {
-                    return Err(page("The app that sent you here is not registered with this server."));
-                }
+                Ok(Some(client)) if self.check_client_source(&client).is_ok() => client,
+                Ok(_) => return Err(page("The app that sent you here is not registered with this server.")),
                 Err(error) => return Err(AuthorizeError::Page(OAuthError::from(error).description)),
             }
         };

@@ -52,6 +52,10 @@ pub const MIN_CACHE_SECS: i64 = 300;
 pub const MAX_CACHE_SECS: i64 = 24 * 3600;
 /// The whole fetch, connection included, must finish within this.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// At most this many documents are kept in memory.
+const MAX_CACHED: usize = 10_000;
+/// At most this many fetches run at once; more wait their turn.
+const MAX_CONCURRENT_FETCHES: usize = 8;
 
 /// Why a metadata document could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +119,9 @@ pub fn forbidden_address(ip: IpAddr) -> bool {
                 || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64: an IPv4 address in disguise
                 || (s[0] == 0x2002) // 6to4: likewise
                 || s[..6] == [0; 6] // IPv4-compatible and other ::/96 forms
+                || (s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0) // IPv4-translated, ::ffff:0:0/96
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo: an IPv4 address in disguise
+                || (s[0] == 0x0100 && s[1..4] == [0; 3]) // discard-only, 100::/64
         }
     }
 }
@@ -237,6 +244,9 @@ pub struct ClientDocuments {
     http: reqwest::Client,
     allow_loopback: bool,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Anyone can make the server fetch (an authorization request is enough),
+    /// so fetches are few at a time.
+    fetching: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for ClientDocuments {
@@ -259,7 +269,12 @@ impl ClientDocuments {
             .user_agent(concat!("agentgate/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a reqwest client with rustls builds");
-        Self { http, allow_loopback, cache: Mutex::new(HashMap::new()) }
+        Self {
+            http,
+            allow_loopback,
+            cache: Mutex::new(HashMap::new()),
+            fetching: tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES),
+        }
     }
 
     fn cached(&self, client_id: &str, now: i64) -> Option<Client> {
@@ -269,9 +284,14 @@ impl ClientDocuments {
 
     fn remember(&self, client: &Client, until: i64, now: i64) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        // Forget what has expired before adding, so the map stays as small as
-        // the set of agents in use.
-        cache.retain(|_, c| c.until > now);
+        if cache.len() >= MAX_CACHED {
+            // Forget what has expired; if that is not enough, this one is not
+            // cached (it is fetched again next time): memory stays bounded.
+            cache.retain(|_, c| c.until > now);
+            if cache.len() >= MAX_CACHED {
+                return;
+            }
+        }
         cache.insert(client.client_id.clone(), Cached { client: client.clone(), until });
     }
 
@@ -279,6 +299,7 @@ impl ClientDocuments {
     /// be cached.
     async fn fetch(&self, url: &Url) -> Result<(ClientMetadata, i64), DocumentError> {
         let failed = |reason: String| DocumentError::Fetch { url: url.to_string(), reason };
+        let _turn = self.fetching.acquire().await.map_err(|_| failed("shutting down".into()))?;
         let mut response = self
             .http
             .get(url.clone())
@@ -359,6 +380,17 @@ fn httpdate_seconds(text: &str) -> Option<i64> {
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
     let hms: Vec<i64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
     let [h, m, s] = hms[..] else { return None };
+    if !(1..=9999).contains(&year)
+        || !(1..=31).contains(&day)
+        || h > 23
+        || m > 59
+        || s > 60
+        || h < 0
+        || m < 0
+        || s < 0
+    {
+        return None;
+    }
     // Days from the civil date (Howard Hinnant's algorithm).
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -394,6 +426,9 @@ pub fn check_document(
             "its client_id ({:?}) is not the URL it was fetched from",
             metadata.client_id.as_deref().unwrap_or("missing")
         )));
+    }
+    if metadata.client_secret.is_some() {
+        return Err(invalid("it holds a client_secret, which a public document must not".into()));
     }
     if metadata.client_name.as_deref().is_none_or(|n| n.trim().is_empty()) {
         return Err(invalid("client_name is required".into()));
@@ -438,16 +473,46 @@ impl<S: Store> Issuer<S> {
         let url = check_url(client_id, self.settings.client_documents_allow_loopback)?;
         let (metadata, ttl) = self.documents.fetch(&url).await?;
         let mut client = check_document(client_id, &metadata, &self.registration_ceiling().await?)?;
-        match self.store.client(client_id).await? {
-            Some(stored) => {
-                client.created_at = stored.created_at;
-                self.store.update_client(&client).await?;
-            }
-            None => self.store.insert_client(&client).await?,
-        }
+        self.store_document_client(&mut client).await?;
         self.documents.remember(&client, now + ttl, now);
         tracing::info!(client_id, "fetched a client metadata document");
         Ok(client)
+    }
+
+    /// Stores the app a document describes, or refreshes the stored copy; never
+    /// touches an app registered another way under the same id.
+    async fn store_document_client(&self, client: &mut Client) -> Result<(), DocumentError> {
+        let conflict = || DocumentError::Invalid {
+            url: client.client_id.clone(),
+            reason: "an app registered another way already has this client_id".into(),
+        };
+        for _ in 0..2 {
+            match self.store.client(&client.client_id).await? {
+                Some(stored) if stored.registration != "document" => return Err(conflict()),
+                Some(stored) => {
+                    client.created_at = stored.created_at;
+                    self.store.update_client(client).await?;
+                    return Ok(());
+                }
+                // Two first fetches may race: the loser finds the row on its second look.
+                None => match self.store.insert_client(client).await {
+                    Err(StoreError::Conflict(_)) => continue,
+                    other => return Ok(other?),
+                },
+            }
+        }
+        Err(conflict())
+    }
+
+    /// Refuses an app known by its metadata document when documents are off:
+    /// the stored copy must not outlive the setting.
+    pub(crate) fn check_client_source(&self, client: &Client) -> Result<(), crate::error::OAuthError> {
+        if client.registration == "document" && !self.settings.client_documents {
+            return Err(crate::error::OAuthError::invalid_client(
+                "apps known by their metadata document are not accepted here",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -547,5 +612,7 @@ mod tests {
         );
         assert_eq!(httpdate_seconds("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
         assert_eq!(httpdate_seconds("yesterday"), None);
+        assert_eq!(httpdate_seconds("Sun, 06 Nov 99999999999999999 08:49:37 GMT"), None, "no overflow");
+        assert_eq!(httpdate_seconds("Sun, 06 Nov 1994 99999999999999:49:37 GMT"), None);
     }
 }

@@ -35,7 +35,8 @@ pub struct Settings {
     /// OpenID scopes and every resource's scopes.
     pub registration_scopes: Option<Vec<String>>,
     /// Whether a `client_id` that is an https URL is fetched as the app's
-    /// metadata document (yes).
+    /// metadata document (no: like dynamic registration, it lets any agent in
+    /// to ask people for consent, so an operator turns it on).
     pub client_documents: bool,
     /// Development only: documents may also come from loopback, over plain
     /// http (no).
@@ -67,7 +68,7 @@ impl Settings {
             registrations_per_address: 20,
             registration_window: 3600,
             registration_scopes: None,
-            client_documents: true,
+            client_documents: false,
             client_documents_allow_loopback: false,
         }
     }

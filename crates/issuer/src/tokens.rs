@@ -146,7 +146,9 @@ impl<S: Store> Issuer<S> {
     /// a confidential client must prove its secret.
     pub async fn authenticate_client(&self, credentials: &ClientCredentials) -> Result<Client, OAuthError> {
         let (client_id, secret) = credentials.claimed()?;
-        check_client(self.store.client(client_id).await?, secret)
+        let client = check_client(self.store.client(client_id).await?, secret)?;
+        self.check_client_source(&client)?;
+        Ok(client)
     }
 
     /// Stores a new authorization code; returns the code (shown only now).
@@ -186,6 +188,7 @@ impl<S: Store> Issuer<S> {
         let code_hash = hash_secret(code);
         let found = self.store.client_and_code(client_id, &code_hash).await?;
         let client = &check_client(found.client, secret)?;
+        self.check_client_source(client)?;
         let verifier = request
             .code_verifier
             .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;

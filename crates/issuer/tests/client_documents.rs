@@ -84,6 +84,7 @@ async fn documents() -> DocumentServer {
                     json(doc(&b, path, json!({ "scope": "openid agentgate:admin" })), "no-store")
                 }
                 "/not-json.json" => json("{ nope".into(), "no-store"),
+                "/with-secret.json" => json(doc(&b, path, json!({ "client_secret": "s3cret" })), "no-store"),
                 _ => StatusCode::NOT_FOUND.into_response(),
             }
         }
@@ -98,6 +99,7 @@ async fn issuer(allow_loopback: bool) -> (TempDb, Issuer<SqliteStore>) {
     let store = SqliteStore::open(&db.url()).await.unwrap();
     add_resource(&store, MCP, "whoami", &[("mcp:tools", "Use the tools")], 1).await.unwrap();
     let mut settings = Settings::new("http://127.0.0.1:8080");
+    settings.client_documents = true;
     settings.client_documents_allow_loopback = allow_loopback;
     let (kek, _) = KeyEncryptionKey::generate();
     (db, Issuer::open(store, kek, settings).await.unwrap())
@@ -143,6 +145,7 @@ async fn bad_documents_are_refused_and_nothing_is_stored() {
         ("/bad-redirect.json", "javascript"),
         ("/greedy.json", "agentgate:admin"),
         ("/not-json.json", "not a JSON object"),
+        ("/with-secret.json", "client_secret"),
         ("/missing.json", "HTTP 404"),
     ] {
         let url = format!("{}{path}", server.base);
@@ -194,4 +197,66 @@ async fn private_and_loopback_addresses_are_refused_without_a_connection() {
     assert!(matches!(error, DocumentError::BadUrl { .. }), "{error:?}");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(connections.load(Ordering::SeqCst), 0, "nothing ever connected");
+}
+
+#[tokio::test]
+async fn a_document_never_replaces_an_app_registered_another_way() {
+    let server = documents().await;
+    let (_db, issuer) = issuer(true).await;
+    let url = format!("{}/good.json", server.base);
+    let admin = agentgate_issuer::store::Client {
+        client_id: url.clone(),
+        name: "Registered by hand".into(),
+        registration: "admin".into(),
+        ..Default::default()
+    };
+    issuer.store().insert_client(&admin).await.unwrap();
+    let error = issuer.document_client(&url).await.unwrap_err();
+    assert!(error.to_string().contains("registered another way"), "{error}");
+    assert_eq!(issuer.store().client(&url).await.unwrap().unwrap().name, "Registered by hand");
+}
+
+#[tokio::test]
+async fn with_documents_turned_off_a_stored_document_app_is_refused_everywhere() {
+    use agentgate_issuer::authorize::{AuthorizeError, RequestParams};
+    use agentgate_issuer::tokens::ClientCredentials;
+    let server = documents().await;
+    let db = TempDb::new();
+    let url = format!("{}/good.json", server.base);
+    let (kek, kek_text) = KeyEncryptionKey::generate();
+    {
+        let store = SqliteStore::open(&db.url()).await.unwrap();
+        let mut settings = Settings::new("http://127.0.0.1:8080");
+        settings.client_documents = true;
+        settings.client_documents_allow_loopback = true;
+        let issuer = Issuer::open(store, kek, settings).await.unwrap();
+        issuer.document_client(&url).await.unwrap();
+    }
+    // The operator turns documents off; the stored copy stays in the database.
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    let kek = KeyEncryptionKey::from_base64(&kek_text).unwrap();
+    let issuer = Issuer::open(store, kek, Settings::new("http://127.0.0.1:8080")).await.unwrap();
+    assert!(issuer.store().client(&url).await.unwrap().is_some());
+    let credentials = ClientCredentials { client_id: Some(url.clone()), ..Default::default() };
+    let error = issuer.authenticate_client(&credentials).await.unwrap_err();
+    assert_eq!(error.code, agentgate_issuer::ErrorCode::InvalidClient);
+
+    struct Query(Vec<(&'static str, String)>);
+    impl RequestParams for Query {
+        fn param(&self, name: &str) -> Option<&str> {
+            self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        }
+    }
+    let query = Query(vec![
+        ("client_id", url.clone()),
+        ("redirect_uri", "http://127.0.0.1:33418/callback".into()),
+        ("response_type", "code".into()),
+        ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        ("code_challenge_method", "S256".into()),
+    ]);
+    match issuer.check_authorization(&query).await {
+        Err(AuthorizeError::Page(message)) => assert!(message.contains("not registered"), "{message}"),
+        other => panic!("expected a refusal page, got {other:?}"),
+    }
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1, "nothing fetched once documents are off");
 }
