@@ -66,14 +66,7 @@ async fn an_agent_known_by_its_document_gets_alices_consent_and_a_token() {
     let (document, hits) = document_server().await;
     let dev = Dev::start_with(PASSWORD, &["--allow-loopback-client-documents"]);
     let http = reqwest::Client::new();
-    let metadata: Value = http
-        .get(format!("{}/.well-known/oauth-authorization-server", dev.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = support::server_metadata(&dev.base).await;
     assert_eq!(metadata["client_id_metadata_document_supported"], true);
 
     // A redirect URI the document does not list, even on another loopback port, is refused.

@@ -51,14 +51,7 @@ fn app_count(dev: &Dev) -> usize {
 async fn an_agent_registers_reads_updates_and_deletes_itself() {
     let dev = Dev::start(PASSWORD);
     let http = reqwest::Client::new();
-    let metadata: Value = http
-        .get(format!("{}/.well-known/oauth-authorization-server", dev.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = support::server_metadata(&dev.base).await;
     let endpoint =
         metadata["registration_endpoint"].as_str().expect("advertised by agentgate dev").to_owned();
     assert_eq!(endpoint, format!("{}/register", dev.base));

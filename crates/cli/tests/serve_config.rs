@@ -155,14 +155,7 @@ fn serve_runs_the_issuer_and_whoami_from_the_file() {
     let base = setup.issuer();
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let http = reqwest::Client::new();
-        let metadata: serde_json::Value = http
-            .get(format!("{base}/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let metadata = support::server_metadata(&base).await;
         assert!(metadata.get("registration_endpoint").is_none(), "{metadata}");
         let body = serde_json::json!({ "redirect_uris": ["http://127.0.0.1/cb"] });
         let response = http.post(format!("{base}/register")).json(&body).send().await.unwrap();

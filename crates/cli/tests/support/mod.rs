@@ -152,6 +152,12 @@ pub fn ts_agent(mcp_url: &str, client_id: Option<&str>, password: &str, extra: &
     node_tool("tools/ts-agent.mjs", &args)
 }
 
+/// The issuer's authorization server metadata (RFC 8414), fetched over HTTP.
+pub async fn server_metadata(issuer: &str) -> Value {
+    let url = format!("{issuer}/.well-known/oauth-authorization-server");
+    reqwest::get(&url).await.unwrap().json().await.unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
 /// Runs one of the Node tools under interop/, which all print one JSON line last.
 pub fn node_tool(script: &str, args: &[&str]) -> Value {
     let out =

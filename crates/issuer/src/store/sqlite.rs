@@ -122,6 +122,33 @@ fn family_from_row(row: &SqliteRow) -> TokenFamily {
     }
 }
 
+/// Binds every column of `client`, in the order of `client_columns!`, as $1 to $18.
+fn bind_client<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    client: &'q Client,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    let json = |list: &Vec<String>| serde_json::to_string(list).expect("strings serialize");
+    query
+        .bind(&client.client_id)
+        .bind(&client.name)
+        .bind(client.third_party)
+        .bind(&client.application_type)
+        .bind(&client.secret_hash)
+        .bind(json(&client.redirect_uris))
+        .bind(client.scopes.join(" "))
+        .bind(json(&client.grant_types))
+        .bind(&client.logo_uri)
+        .bind(&client.client_uri)
+        .bind(&client.policy_uri)
+        .bind(&client.tos_uri)
+        .bind(client.created_at)
+        .bind(&client.id_token_signed_response_alg)
+        .bind(json(&client.post_logout_redirect_uris))
+        .bind(&client.registration)
+        .bind(&client.registration_token_hash)
+        .bind(&client.token_endpoint_auth_method)
+}
+
 /// A unique-constraint violation names what was taken; anything else passes.
 fn conflict(error: sqlx::Error, what: impl Fn(&str) -> &'static str) -> StoreError {
     match error.as_database_error() {
@@ -316,31 +343,12 @@ impl Store for SqliteStore {
     }
 
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
-        let json = |list: &Vec<String>| serde_json::to_string(list).expect("strings serialize");
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         );
-        sqlx::query(sql)
-            .bind(&client.client_id)
-            .bind(&client.name)
-            .bind(client.third_party)
-            .bind(&client.application_type)
-            .bind(&client.secret_hash)
-            .bind(json(&client.redirect_uris))
-            .bind(client.scopes.join(" "))
-            .bind(json(&client.grant_types))
-            .bind(&client.logo_uri)
-            .bind(&client.client_uri)
-            .bind(&client.policy_uri)
-            .bind(&client.tos_uri)
-            .bind(client.created_at)
-            .bind(&client.id_token_signed_response_alg)
-            .bind(json(&client.post_logout_redirect_uris))
-            .bind(&client.registration)
-            .bind(&client.registration_token_hash)
-            .bind(&client.token_endpoint_auth_method)
+        bind_client(sqlx::query(sql), client)
             .execute(&mut *self.conn().await)
             .await
             .map_err(|e| conflict(e, |_| "the client id"))?;
@@ -348,34 +356,14 @@ impl Store for SqliteStore {
     }
 
     async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
-        let json = |list: &Vec<String>| serde_json::to_string(list).expect("strings serialize");
-        let done = sqlx::query(
-            "UPDATE clients SET name = $2, third_party = $3, application_type = $4, secret_hash = $5,
+        // The parameters of `bind_client`; the id ($1) and created_at ($13) stay.
+        let sql = "UPDATE clients SET name = $2, third_party = $3, application_type = $4, secret_hash = $5,
                  redirect_uris = $6, scopes = $7, grant_types = $8, logo_uri = $9, client_uri = $10,
-                 policy_uri = $11, tos_uri = $12, id_token_signed_response_alg = $13,
-                 post_logout_redirect_uris = $14, registration = $15, registration_token_hash = $16,
-                 token_endpoint_auth_method = $17
-             WHERE client_id = $1",
-        )
-        .bind(&client.client_id)
-        .bind(&client.name)
-        .bind(client.third_party)
-        .bind(&client.application_type)
-        .bind(&client.secret_hash)
-        .bind(json(&client.redirect_uris))
-        .bind(client.scopes.join(" "))
-        .bind(json(&client.grant_types))
-        .bind(&client.logo_uri)
-        .bind(&client.client_uri)
-        .bind(&client.policy_uri)
-        .bind(&client.tos_uri)
-        .bind(&client.id_token_signed_response_alg)
-        .bind(json(&client.post_logout_redirect_uris))
-        .bind(&client.registration)
-        .bind(&client.registration_token_hash)
-        .bind(&client.token_endpoint_auth_method)
-        .execute(&mut *self.conn().await)
-        .await?;
+                 policy_uri = $11, tos_uri = $12, id_token_signed_response_alg = $14,
+                 post_logout_redirect_uris = $15, registration = $16, registration_token_hash = $17,
+                 token_endpoint_auth_method = $18
+             WHERE client_id = $1";
+        let done = bind_client(sqlx::query(sql), client).execute(&mut *self.conn().await).await?;
         Ok(done.rows_affected() == 1)
     }
 
