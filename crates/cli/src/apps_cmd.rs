@@ -3,6 +3,7 @@
 use agentgate::data_dir::{DataArgs, print_json_list, rfc3339};
 use agentgate_issuer::clients::{self, ApplicationType, NewClient};
 use agentgate_issuer::keys::Alg;
+use agentgate_issuer::management::ADMIN_SCOPE;
 use agentgate_issuer::store::{Client, Store};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -53,6 +54,9 @@ struct AddArgs {
     /// A first-party machine-to-machine app (client_credentials only).
     #[arg(long, conflicts_with_all = ["public", "third_party", "redirect_uri"])]
     m2m: bool,
+    /// With --m2m: may call the management API and register apps (scope agentgate:admin).
+    #[arg(long, requires = "m2m")]
+    admin: bool,
     /// A redirect URI; repeat for several.
     #[arg(long = "redirect-uri")]
     redirect_uri: Vec<String>,
@@ -115,7 +119,13 @@ impl AppsArgs {
                     public: a.public,
                     application_type: if a.native { ApplicationType::Native } else { ApplicationType::Web },
                     redirect_uris: a.redirect_uri,
-                    scopes: a.scopes.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                    scopes: a
+                        .scopes
+                        .split([' ', ','])
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .chain(a.admin.then(|| ADMIN_SCOPE.to_owned()))
+                        .collect(),
                     machine: a.m2m,
                     logo_uri: a.logo_uri,
                     client_uri: a.client_uri,

@@ -9,7 +9,7 @@
 //! trusted_proxies = ["127.0.0.1"]
 //!
 //! [registration]                           # agents nobody registered by hand
-//! policy = "open"                          # RFC 7591: "off" (the default) or "open"
+//! policy = "open"                          # RFC 7591: "token" (the default), "open" or "off"
 //! client_documents = true                  # Client ID Metadata Documents (default false)
 //!
 //! [[resource]]
@@ -92,12 +92,28 @@ pub struct SignInLimits {
     pub window: Option<i64>,
 }
 
+fn token_policy() -> RegistrationPolicy {
+    RegistrationPolicy::Token
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self {
+            policy: token_policy(),
+            per_address: None,
+            window: None,
+            scopes: None,
+            client_documents: false,
+        }
+    }
+}
+
 /// Who may register apps themselves, how often, and with which scopes at most.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationConfig {
-    /// `off` (the default) or `open`.
-    #[serde(default)]
+    /// `token` (the default: an initial access token is needed), `open` or `off`.
+    #[serde(default = "token_policy")]
     pub policy: RegistrationPolicy,
     /// Registrations allowed per client address per window.
     pub per_address: Option<i64>,
@@ -309,7 +325,11 @@ mod tests {
         assert_eq!((settings.registrations_per_address, settings.registration_window), (5, 3600));
         assert_eq!(settings.registration_scopes, Some(vec!["openid".into(), "mail:read".into()]));
         let defaults = parse("issuer = \"https://a.example\"").unwrap().settings();
-        assert_eq!(defaults.registration, RegistrationPolicy::Off, "off unless configured");
+        assert_eq!(
+            defaults.registration,
+            RegistrationPolicy::Token,
+            "an initial access token unless configured"
+        );
         assert!(settings.client_documents);
         assert!(!defaults.client_documents, "off unless configured");
         assert_eq!(settings.trusted_proxies, ["10.0.0.1".parse::<IpAddr>().unwrap()]);

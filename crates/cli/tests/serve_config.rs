@@ -151,17 +151,29 @@ fn serve_runs_the_issuer_and_whoami_from_the_file() {
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 120, "the file's lifetime");
     assert_eq!(result["consent"], "allow");
 
-    // Dynamic registration is off unless the file turns it on: not advertised, 404.
+    // Dynamic registration asks for an initial access token unless the file says
+    // otherwise: a first-party machine app made with --m2m --admin gets one.
     let base = setup.issuer();
+    let machine = setup.json(&["apps", "add", "Marketplace", "--m2m", "--admin", "--json"]);
+    let (id, secret) = (machine["client_id"].as_str().unwrap(), machine["client_secret"].as_str().unwrap());
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let http = reqwest::Client::new();
         let metadata = support::server_metadata(&base).await;
-        assert!(metadata.get("registration_endpoint").is_none(), "{metadata}");
-        let body = serde_json::json!({ "redirect_uris": ["http://127.0.0.1/cb"] });
-        let response = http.post(format!("{base}/register")).json(&body).send().await.unwrap();
-        assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
-        let response = http.post(format!("{base}/register")).body("not json").send().await.unwrap();
-        assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND, "off comes before any parsing");
+        let endpoint = metadata["registration_endpoint"].as_str().expect("advertised").to_owned();
+        let body = serde_json::json!({
+            "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none", "client_name": "Agent"
+        });
+        let response = http.post(&endpoint).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+
+        let api = format!("{base}/api/v1");
+        let form = [("grant_type", "client_credentials"), ("scope", "agentgate:admin"), ("resource", api.as_str())];
+        let tokens: Value =
+            http.post(format!("{base}/token")).basic_auth(id, Some(secret)).form(&form).send().await.unwrap().json().await.unwrap();
+        let token = tokens["access_token"].as_str().unwrap_or_else(|| panic!("{tokens}"));
+        let response = http.post(&endpoint).bearer_auth(token).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::CREATED);
     });
 
     // The data went where the file said; no development key file was made.
@@ -248,4 +260,22 @@ async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
     assert_eq!(failed_sign_ins(&base, "203.0.113.1", 3).await, StatusCode::UNAUTHORIZED);
     assert_eq!(failed_sign_ins(&base, "203.0.113.2", 1).await, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(failed_sign_ins(&base, "198.51.100.7, 203.0.113.9", 1).await, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[test]
+fn registration_turned_off_answers_404_before_reading_anything() {
+    let setup = Setup::new("off", "[registration]\npolicy = \"off\"\n", 0o600);
+    let (_server, _) = setup.serve(&[]);
+    let base = setup.issuer();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let http = reqwest::Client::new();
+        let metadata = support::server_metadata(&base).await;
+        assert!(metadata.get("registration_endpoint").is_none(), "{metadata}");
+        assert!(metadata.get("client_id_metadata_document_supported").is_none(), "off unless configured");
+        let body = serde_json::json!({ "redirect_uris": ["http://127.0.0.1/cb"] });
+        let response = http.post(format!("{base}/register")).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
+        let response = http.post(format!("{base}/register")).body("not json").send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND, "off comes before any parsing");
+    });
 }

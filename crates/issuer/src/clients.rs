@@ -49,6 +49,9 @@ pub enum ClientError {
         /// The field.
         field: &'static str,
     },
+    /// Only first-party machine apps may hold agentgate's own scopes.
+    #[error("{0:?} is one of agentgate's own scopes: only a first-party machine-to-machine app may have it")]
+    ReservedScope(String),
     /// Machine-to-machine apps must be confidential and first-party.
     #[error("a machine-to-machine app (client_credentials) must be confidential and first-party")]
     MachineAppRules,
@@ -220,6 +223,9 @@ pub fn prepare(new: NewClient, now: i64) -> Result<Registered, ClientError> {
     for scope in &new.scopes {
         if !is_valid_scope(scope) {
             return Err(ClientError::InvalidScope(scope.clone()));
+        }
+        if crate::management::is_reserved_scope(scope) && !(new.machine && !new.public && !new.third_party) {
+            return Err(ClientError::ReservedScope(scope.clone()));
         }
     }
     let grant_types: Vec<String> = if new.machine {

@@ -43,6 +43,7 @@ impl<S: Store> Issuer<S> {
     /// Opens the issuer: loads the signing keys, making the first one if needed.
     pub async fn open(store: S, kek: KeyEncryptionKey, settings: Settings) -> Result<Self, KeyError> {
         let keys = KeyRing::load(&store, &kek, crate::now()).await?;
+        crate::management::declare_api(&store, &settings).await?;
         let form_key = kek.derive("agentgate form token v1");
         let documents =
             crate::client_documents::ClientDocuments::new(settings.client_documents_allow_loopback);

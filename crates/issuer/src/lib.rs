@@ -22,6 +22,7 @@ pub mod http;
 mod issuer;
 pub mod keys;
 pub mod logout;
+pub mod management;
 pub mod pkce;
 pub mod registration;
 pub mod scopes;

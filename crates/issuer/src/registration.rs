@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::clients::{self, ApplicationType, ClientError, NewClient, secret_hash};
+use crate::management::{ApiAuthError, REGISTER_SCOPE, is_reserved_scope};
 use crate::scopes::OPENID_SCOPES;
 use crate::store::{Client, Store, StoreError};
 use crate::{Issuer, random_token};
@@ -47,6 +48,10 @@ pub enum RegistrationPolicy {
     Off,
     /// Anyone, within the per-address rate limit (`agentgate dev`).
     Open,
+    /// Callers with an initial access token (RFC 7591 §3): an access token for
+    /// the management API with `agentgate:register` or `agentgate:admin`
+    /// (`agentgate serve`'s default).
+    Token,
 }
 
 /// RFC 7591 client metadata, as a client sends it. Fields not listed are
@@ -92,9 +97,12 @@ pub enum RegistrationErrorCode {
     InvalidRedirectUri,
     /// Any other field is wrong.
     InvalidClientMetadata,
-    /// The registration access token is missing or wrong, or the app is gone
-    /// (RFC 7592 §2: the same answer, so ids cannot be probed).
+    /// The registration access token (or the initial access token) is missing
+    /// or wrong, or the app is gone (RFC 7592 §2: the same answer, so ids
+    /// cannot be probed).
     InvalidToken,
+    /// The initial access token lacks `agentgate:register`.
+    InsufficientScope,
     /// Registration is off.
     NotFound,
     /// Too many registrations from this address; retry after the seconds given.
@@ -108,6 +116,7 @@ impl RegistrationErrorCode {
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
             Self::NotFound => "not_found",
             Self::TooManyRequests(_) => "too_many_requests",
         }
@@ -394,11 +403,11 @@ impl<S: Store> Issuer<S> {
     /// OpenID scopes and every resource's scopes.
     pub async fn registration_ceiling(&self) -> Result<Vec<String>, StoreError> {
         if let Some(scopes) = &self.settings.registration_scopes {
-            return Ok(scopes.clone());
+            return Ok(scopes.iter().filter(|s| !is_reserved_scope(s)).cloned().collect());
         }
         let mut ceiling: Vec<String> = OPENID_SCOPES.iter().map(|s| s.to_string()).collect();
         for resource in self.store.resources().await? {
-            ceiling.extend(resource.scopes.into_iter().map(|s| s.name));
+            ceiling.extend(resource.scopes.into_iter().map(|s| s.name).filter(|s| !is_reserved_scope(s)));
         }
         ceiling.dedup();
         Ok(ceiling)
@@ -421,14 +430,27 @@ impl<S: Store> Issuer<S> {
         self.settings.endpoint(&format!("/register/{client_id}"))
     }
 
-    /// Registers an app that asked for itself (RFC 7591), from `address`.
+    /// Registers an app that asked for itself (RFC 7591), from `address`,
+    /// with `initial_token` when the policy asks for one.
     pub async fn register_dynamic(
         &self,
         metadata: &ClientMetadata,
+        initial_token: Option<&str>,
         address: Option<IpAddr>,
         now: i64,
     ) -> Result<SelfRegistered, RegistrationFailure> {
         self.check_registration_open()?;
+        if self.settings.registration == RegistrationPolicy::Token {
+            self.authorize_api_call(initial_token, REGISTER_SCOPE).await.map_err(|error| {
+                RegistrationError {
+                    code: match error {
+                        ApiAuthError::InsufficientScope(_) => RegistrationErrorCode::InsufficientScope,
+                        _ => RegistrationErrorCode::InvalidToken,
+                    },
+                    description: error.to_string(),
+                }
+            })?;
+        }
         // Counted before anything else, in one statement (concurrent requests
         // cannot all pass), and bad requests count too, so probing is limited.
         let bucket = format!("register:{}", address.map_or("unknown".into(), limit_key));

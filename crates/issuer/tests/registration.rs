@@ -73,7 +73,7 @@ fn address(n: u8) -> Option<IpAddr> {
 
 impl World {
     async fn register(&self, metadata: &ClientMetadata) -> Result<SelfRegistered, RegistrationErrorCode> {
-        self.issuer.register_dynamic(metadata, address(1), 100).await.map_err(|e| match e {
+        self.issuer.register_dynamic(metadata, None, address(1), 100).await.map_err(|e| match e {
             RegistrationFailure::Refused(e) => e.code,
             RegistrationFailure::Store(e) => panic!("store: {e}"),
         })
@@ -361,10 +361,10 @@ async fn the_registration_token_reads_and_updates_only_its_own_app() {
 async fn registrations_are_limited_per_address() {
     let w = world_with(|s| s.registrations_per_address = 3).await;
     for _ in 0..3 {
-        w.issuer.register_dynamic(&agent(), address(7), 100).await.unwrap();
+        w.issuer.register_dynamic(&agent(), None, address(7), 100).await.unwrap();
     }
     let before = w.client_count().await;
-    match w.issuer.register_dynamic(&agent(), address(7), 160).await {
+    match w.issuer.register_dynamic(&agent(), None, address(7), 160).await {
         Err(RegistrationFailure::Refused(e)) => {
             assert_eq!(
                 e.code,
@@ -375,25 +375,28 @@ async fn registrations_are_limited_per_address() {
         other => panic!("expected the limit, got {other:?}"),
     }
     // Bad requests count too, so the limit also stops probing.
-    assert!(w.issuer.register_dynamic(&ClientMetadata::default(), address(7), 160).await.is_err());
+    assert!(w.issuer.register_dynamic(&ClientMetadata::default(), None, address(7), 160).await.is_err());
     assert_eq!(w.client_count().await, before);
     // Another address is not affected, and the window ends.
-    assert!(w.issuer.register_dynamic(&agent(), address(8), 160).await.is_ok());
-    assert!(w.issuer.register_dynamic(&agent(), address(7), 100 + 3600).await.is_ok());
+    assert!(w.issuer.register_dynamic(&agent(), None, address(8), 160).await.is_ok());
+    assert!(w.issuer.register_dynamic(&agent(), None, address(7), 100 + 3600).await.is_ok());
 }
 
 #[tokio::test]
 async fn ipv6_addresses_share_a_limit_per_64_and_unknown_addresses_share_one() {
     let w = world_with(|s| s.registrations_per_address = 2).await;
     let v6 = |host: u16| Some(IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, host]));
-    assert!(w.issuer.register_dynamic(&agent(), v6(1), 100).await.is_ok());
-    assert!(w.issuer.register_dynamic(&agent(), v6(2), 100).await.is_ok());
-    assert!(w.issuer.register_dynamic(&agent(), v6(3), 100).await.is_err(), "same /64");
+    assert!(w.issuer.register_dynamic(&agent(), None, v6(1), 100).await.is_ok());
+    assert!(w.issuer.register_dynamic(&agent(), None, v6(2), 100).await.is_ok());
+    assert!(w.issuer.register_dynamic(&agent(), None, v6(3), 100).await.is_err(), "same /64");
     let elsewhere = Some(IpAddr::from([0x2001, 0xdb8, 1, 3, 0, 0, 0, 1]));
-    assert!(w.issuer.register_dynamic(&agent(), elsewhere, 100).await.is_ok());
-    assert!(w.issuer.register_dynamic(&agent(), None, 100).await.is_ok());
-    assert!(w.issuer.register_dynamic(&agent(), None, 100).await.is_ok());
-    assert!(w.issuer.register_dynamic(&agent(), None, 100).await.is_err(), "no address is no exemption");
+    assert!(w.issuer.register_dynamic(&agent(), None, elsewhere, 100).await.is_ok());
+    assert!(w.issuer.register_dynamic(&agent(), None, None, 100).await.is_ok());
+    assert!(w.issuer.register_dynamic(&agent(), None, None, 100).await.is_ok());
+    assert!(
+        w.issuer.register_dynamic(&agent(), None, None, 100).await.is_err(),
+        "no address is no exemption"
+    );
 }
 
 #[tokio::test]
@@ -410,4 +413,107 @@ async fn a_configured_ceiling_bounds_what_agents_may_register() {
     assert_eq!(w.register(&agent()).await.unwrap().client.scopes, ["openid", "mcp:tools"]);
     let wider = ClientMetadata { scope: Some("openid email".into()), ..agent() };
     assert_eq!(w.register(&wider).await.unwrap_err(), RegistrationErrorCode::InvalidClientMetadata);
+}
+
+#[tokio::test]
+async fn the_token_policy_needs_an_initial_access_token_for_the_management_api() {
+    use agentgate_issuer::clients::{self, ApplicationType, NewClient};
+    use agentgate_issuer::management::api_resource;
+    let machine = |scopes: &[&str]| NewClient {
+        name: "Marketplace".into(),
+        third_party: false,
+        public: false,
+        application_type: ApplicationType::Web,
+        redirect_uris: vec![],
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        machine: true,
+        logo_uri: None,
+        client_uri: None,
+        policy_uri: None,
+        tos_uri: None,
+        id_token_alg: Default::default(),
+        post_logout_redirect_uris: vec![],
+    };
+    let w = world_with(|s| s.registration = RegistrationPolicy::Token).await;
+    let api = api_resource(w.issuer.settings());
+    let token_for = |scopes: &'static [&'static str], scope: Option<&'static str>, resource: &'static str| {
+        let (issuer, api) = (&w.issuer, api.clone());
+        async move {
+            let app = clients::register(issuer.store(), machine(scopes), 1).await.unwrap();
+            let resource = if resource == "api" { api } else { resource.to_owned() };
+            issuer.client_credentials(&app.client, scope, Some(&resource)).await.unwrap().access_token
+        }
+    };
+    let refused = |result: Result<SelfRegistered, RegistrationFailure>| match result {
+        Err(RegistrationFailure::Refused(e)) => e.code,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let issuer = &w.issuer;
+    let register = |token: Option<String>| async move {
+        issuer.register_dynamic(&agent(), token.as_deref(), address(1), 100).await
+    };
+
+    assert_eq!(refused(register(None).await), RegistrationErrorCode::InvalidToken);
+    assert_eq!(refused(register(Some("garbage".into())).await), RegistrationErrorCode::InvalidToken);
+    let for_mcp = token_for(&["mcp:tools"], Some("mcp:tools"), MCP).await;
+    assert_eq!(
+        refused(register(Some(for_mcp)).await),
+        RegistrationErrorCode::InvalidToken,
+        "another audience"
+    );
+    let no_scope = token_for(&["agentgate:register"], None, "api").await;
+    assert_eq!(refused(register(Some(no_scope)).await), RegistrationErrorCode::InsufficientScope);
+    let registrar = token_for(&["agentgate:register"], Some("agentgate:register"), "api").await;
+    let admin = token_for(&["agentgate:admin"], Some("agentgate:admin"), "api").await;
+    let before = w.client_count().await;
+    assert!(register(Some(registrar)).await.is_ok());
+    assert!(register(Some(admin)).await.is_ok());
+    assert_eq!(w.client_count().await, before + 2);
+
+    // An expired token is refused too.
+    let expired = world_with(|s| {
+        s.registration = RegistrationPolicy::Token;
+        s.access_token_ttl = -1;
+    })
+    .await;
+    let app = clients::register(expired.issuer.store(), machine(&["agentgate:admin"]), 1).await.unwrap();
+    let api = api_resource(expired.issuer.settings());
+    let token = expired
+        .issuer
+        .client_credentials(&app.client, Some("agentgate:admin"), Some(&api))
+        .await
+        .unwrap()
+        .access_token;
+    let result = expired.issuer.register_dynamic(&agent(), Some(&token), address(1), 100).await;
+    assert_eq!(refused(result), RegistrationErrorCode::InvalidToken);
+}
+
+#[tokio::test]
+async fn only_first_party_machine_apps_may_hold_agentgates_own_scopes() {
+    use agentgate_issuer::clients::{self, ApplicationType, ClientError, NewClient};
+    let w = world().await;
+    let app = |third_party: bool, public: bool, machine: bool| NewClient {
+        name: "App".into(),
+        third_party,
+        public,
+        application_type: ApplicationType::Native,
+        redirect_uris: if machine { vec![] } else { vec![LOOPBACK.into()] },
+        scopes: vec!["agentgate:admin".into()],
+        machine,
+        logo_uri: None,
+        client_uri: None,
+        policy_uri: None,
+        tos_uri: None,
+        id_token_alg: Default::default(),
+        post_logout_redirect_uris: vec![],
+    };
+    for (third_party, public) in [(true, true), (true, false), (false, true), (false, false)] {
+        let result = clients::register(w.issuer.store(), app(third_party, public, false), 1).await;
+        assert!(matches!(result, Err(ClientError::ReservedScope(_))), "{third_party} {public}: {result:?}");
+    }
+    assert!(clients::register(w.issuer.store(), app(false, false, true), 1).await.is_ok());
+    // Self-registered apps never see them in their ceiling, even when configured.
+    let configured =
+        world_with(|s| s.registration_scopes = Some(vec!["openid".into(), "agentgate:admin".into()])).await;
+    assert_eq!(configured.register(&agent()).await.unwrap().client.scopes, ["openid"]);
 }

@@ -47,6 +47,7 @@ fn failure(error: RegistrationFailure, headers: &HeaderMap) -> Response {
             StatusCode::BAD_REQUEST
         }
         RegistrationErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+        RegistrationErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
         RegistrationErrorCode::NotFound => StatusCode::NOT_FOUND,
         RegistrationErrorCode::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
     };
@@ -57,6 +58,10 @@ fn failure(error: RegistrationFailure, headers: &HeaderMap) -> Response {
         RegistrationErrorCode::InvalidToken => {
             let challenge =
                 if bearer(headers).is_some() { "Bearer error=\"invalid_token\"" } else { "Bearer" };
+            out.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        RegistrationErrorCode::InsufficientScope => {
+            let challenge = "Bearer error=\"insufficient_scope\", scope=\"agentgate:register\"";
             out.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         RegistrationErrorCode::TooManyRequests(seconds) => {
@@ -97,7 +102,7 @@ pub(super) async fn register<S: Store>(
 ) -> Response {
     let address = client_address(peer.map(|c| c.0.0.ip()), &headers, &issuer.settings.trusted_proxies);
     let result = match issuer.check_registration_open().and_then(|()| metadata(&headers, &body)) {
-        Ok(metadata) => issuer.register_dynamic(&metadata, address, crate::now()).await,
+        Ok(metadata) => issuer.register_dynamic(&metadata, bearer(&headers), address, crate::now()).await,
         Err(error) => Err(error.into()),
     };
     match result {

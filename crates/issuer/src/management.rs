@@ -1,0 +1,99 @@
+//! The management API's resource and who may call it.
+//!
+//! Machines manage agentgate with access tokens it issued itself: a
+//! first-party machine app (`agentgate apps add NAME --m2m --admin`) gets a
+//! `client_credentials` token for the resource `{issuer}/api/v1` with the scope
+//! it needs:
+//!
+//! | scope | allows |
+//! |---|---|
+//! | `agentgate:admin` | everything under `/api/v1`, and registering apps |
+//! | `agentgate:register` | registering apps when the registration policy asks for a token (RFC 7591's initial access token) |
+//!
+//! Scopes named `agentgate:…` are reserved: only first-party machine apps may
+//! hold them, self-registered apps never, and no person is ever asked to grant
+//! them.
+
+use serde_json::Value;
+
+use crate::error::ErrorCode;
+use crate::scopes::declare_resource;
+use crate::store::{Store, StoreError};
+use crate::tokens::Claims;
+use crate::{Issuer, Settings};
+
+/// Everything under `/api/v1`, and registering apps.
+pub const ADMIN_SCOPE: &str = "agentgate:admin";
+/// Registering apps when the registration policy asks for a token.
+pub const REGISTER_SCOPE: &str = "agentgate:register";
+
+/// Whether `scope` is one of agentgate's own (`agentgate:…`).
+pub fn is_reserved_scope(scope: &str) -> bool {
+    scope.starts_with("agentgate:")
+}
+
+/// The management API's resource URL: what its tokens carry in `aud`.
+pub fn api_resource(settings: &Settings) -> String {
+    settings.endpoint("/api/v1")
+}
+
+/// Why a call that needs a management token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiAuthError {
+    /// No bearer token.
+    #[error("this call needs an access token for the management API")]
+    Missing,
+    /// Not a valid token of ours for the management API (forged, expired,
+    /// revoked, or for another resource).
+    #[error("the access token is not valid for the management API")]
+    Invalid,
+    /// A valid token without the scope the call needs.
+    #[error("the access token lacks the scope {0}")]
+    InsufficientScope(&'static str),
+}
+
+/// Stores the management API's resource (and its scopes), or brings it up to
+/// date; done when the issuer opens.
+pub(crate) async fn declare_api<S: Store>(store: &S, settings: &Settings) -> Result<(), StoreError> {
+    let scopes =
+        [(ADMIN_SCOPE, "Manage apps, people, resources and grants"), (REGISTER_SCOPE, "Register apps")];
+    match declare_resource(store, &api_resource(settings), "agentgate management API", &scopes, crate::now())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(crate::scopes::AddResourceError::Store(error)) => Err(error),
+        Err(other) => {
+            // Only an issuer URL that cannot carry a path gets here.
+            tracing::error!(error = %other, "the management API's resource could not be declared");
+            Ok(())
+        }
+    }
+}
+
+impl<S: Store> Issuer<S> {
+    /// Checks a management call's bearer token: valid, for `{issuer}/api/v1`,
+    /// and holding `needed` or `agentgate:admin`. Returns its claims.
+    pub async fn authorize_api_call(
+        &self,
+        bearer: Option<&str>,
+        needed: &'static str,
+    ) -> Result<Claims, ApiAuthError> {
+        let token = bearer.ok_or(ApiAuthError::Missing)?;
+        let claims = match self.validate_access_token(token).await {
+            Ok(claims) => claims,
+            Err(error) if error.code == ErrorCode::InvalidToken => return Err(ApiAuthError::Invalid),
+            Err(error) => {
+                tracing::error!(error = %error.description, "could not check a management token");
+                return Err(ApiAuthError::Invalid);
+            }
+        };
+        if claims.get("aud").and_then(Value::as_str) != Some(api_resource(&self.settings).as_str()) {
+            return Err(ApiAuthError::Invalid);
+        }
+        let scopes = claims.get("scope").and_then(Value::as_str).unwrap_or_default();
+        if !scopes.split(' ').any(|s| s == needed || s == ADMIN_SCOPE) {
+            return Err(ApiAuthError::InsufficientScope(needed));
+        }
+        Ok(claims)
+    }
+}
