@@ -591,7 +591,6 @@ class Agent:
                 "type": tokens.token_type if tokens else None,
                 "expiresIn": tokens.expires_in if tokens else None,
                 "refreshToken": bool(tokens and tokens.refresh_token),
-                "idToken": bool(tokens and getattr(tokens, "id_token", None)),
             },
             **self.common(),
         }

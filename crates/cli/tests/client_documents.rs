@@ -7,14 +7,11 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use axum::Router;
-use axum::routing::get;
 use base64::Engine;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::Dev;
 use support::browser::Browser;
 
@@ -23,30 +20,6 @@ const REDIRECT: &str = "http://127.0.0.1:7777/callback";
 // RFC 7636 Appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-/// Serves `/agent.json` on a loopback port; returns its URL and a hit counter.
-async fn document_server() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/agent.json", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let (document_url, counter) = (url.clone(), hits.clone());
-    let app = Router::new().route(
-        "/agent.json",
-        get(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let body = json!({
-                "client_id": document_url,
-                "client_name": "Wandering agent",
-                "redirect_uris": [REDIRECT],
-                "grant_types": ["authorization_code"],
-                "token_endpoint_auth_method": "none",
-            });
-            async move { axum::Json(body) }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, hits)
-}
 
 fn authorize_url(dev: &Dev, client_id: &str, redirect_uri: &str) -> String {
     let mut url = url::Url::parse(&format!("{}/authorize", dev.base)).unwrap();
@@ -63,7 +36,7 @@ fn authorize_url(dev: &Dev, client_id: &str, redirect_uri: &str) -> String {
 
 #[tokio::test]
 async fn an_agent_known_by_its_document_gets_alices_consent_and_a_token() {
-    let (document, hits) = document_server().await;
+    let (document, hits) = support::document_server(REDIRECT).await;
     let dev = Dev::start_with(PASSWORD, &["--allow-loopback-client-documents"]);
     let http = reqwest::Client::new();
     let metadata = support::server_metadata(&dev.base).await;
@@ -109,7 +82,7 @@ async fn an_agent_known_by_its_document_gets_alices_consent_and_a_token() {
 
 #[tokio::test]
 async fn without_the_development_setting_a_loopback_document_is_refused_unfetched() {
-    let (document, hits) = document_server().await;
+    let (document, hits) = support::document_server(REDIRECT).await;
     let dev = Dev::start(PASSWORD);
     let https_twin = document.replacen("http://", "https://", 1);
     for client_id in [document.as_str(), https_twin.as_str()] {

@@ -171,6 +171,75 @@ fn python_whoami(issuer: &str) -> (support::Process, String) {
     spawn_until(command, "the tutorial's Python server", "WHOAMI_URL=")
 }
 
+/// Runs the Python SDK as an OAuth agent (interop/python/agent.py): 401,
+/// discovery, registration or a metadata document, the real sign-in and consent
+/// forms, the token, then `whoami`. Returns its JSON line.
+fn python_agent(args: &[&str]) -> Value {
+    let python = interop_dir().join("python/.venv/bin/python");
+    assert!(python.exists(), "interop/python/.venv is missing: scripts/test makes it (ensure_python_venv)");
+    let out = Command::new(python)
+        .arg("agent.py")
+        .args(args)
+        .current_dir(interop_dir().join("python"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
+        panic!("agent.py printed no JSON ({e}): {stdout} {}", String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+#[test]
+fn the_python_sdk_registers_itself_and_runs_the_whole_flow() {
+    let dev = Dev::start(PASSWORD);
+    let mcp = dev.mcp_url();
+    let result = python_agent(&["--url", &mcp, "--password", PASSWORD]);
+    assert_eq!(result["ok"], true, "{result}");
+    let registered = result["registered"].as_str().unwrap_or_else(|| panic!("no registration: {result}"));
+    assert_eq!(result["result"]["sub"], dev.user_id("alice").as_str(), "{result}");
+    assert_eq!(result["result"]["client_id"], registered);
+    assert_eq!(result["result"]["aud"], mcp.as_str());
+    assert_eq!(result["consent"], "allow");
+    let seen = exchanges(&result);
+    let register = seen.iter().position(|(m, p, s)| m == "POST" && p == "/register" && *s == 201);
+    let token = seen.iter().position(|(m, p, s)| m == "POST" && p == "/token" && *s == 200);
+    assert!(register.is_some() && register < token, "registered before the token request: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_comes_in_with_a_client_metadata_document() {
+    let redirect = "http://127.0.0.1:7791/callback";
+    let (document, hits) = support::document_server(redirect).await;
+    let dev = Dev::start_with(PASSWORD, &["--allow-loopback-client-documents"]);
+    let mcp = dev.mcp_url();
+    let args: Vec<String> = [
+        "--url",
+        &mcp,
+        "--password",
+        PASSWORD,
+        "--client-metadata-url",
+        &document,
+        "--redirect-uri",
+        redirect,
+    ]
+    .map(String::from)
+    .into();
+    // The document server runs on this runtime; the agent blocks elsewhere.
+    let result = tokio::task::spawn_blocking(move || {
+        python_agent(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["registered"], Value::Null, "no registration: {result}");
+    assert_eq!(result["clientId"], document.as_str());
+    assert_eq!(result["result"]["client_id"], document.as_str(), "the document's URL is the client_id");
+    assert_eq!(result["result"]["sub"], dev.user_id("alice").as_str());
+    assert_eq!(result["consent"], "allow");
+    assert!(!exchanges(&result).iter().any(|(_, p, _)| p == "/register"), "{result}");
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+}
+
 #[test]
 fn the_tutorials_python_server_takes_agentgate_in_place_of_logto() {
     let dev = Dev::start(PASSWORD);

@@ -242,14 +242,19 @@ pub fn check_metadata(
             });
         }
     }
+    // offline_access asks for refresh tokens: only for apps that may refresh.
+    let refreshes = grant_types.iter().any(|g| g == "refresh_token");
     let scopes = match &metadata.scope {
-        None => ceiling.to_vec(),
+        None => ceiling.iter().filter(|s| refreshes || *s != "offline_access").cloned().collect(),
         Some(scope) => {
             let asked: Vec<String> = scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
             if let Some(outside) = asked.iter().find(|s| !ceiling.contains(s)) {
                 return Err(RegistrationError::metadata(format!(
                     "scope {outside:?} is not available to self-registered apps"
                 )));
+            }
+            if !refreshes && asked.iter().any(|s| s == "offline_access") {
+                return Err(RegistrationError::metadata("offline_access needs the refresh_token grant type"));
             }
             asked
         }

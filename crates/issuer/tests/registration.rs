@@ -226,6 +226,10 @@ async fn an_agent_that_names_no_grant_types_gets_no_refresh_tokens() {
     let w = world().await;
     let made = w.register(&ClientMetadata { grant_types: None, ..agent() }).await.unwrap();
     assert_eq!(made.client.grant_types, ["authorization_code"], "RFC 7591's default");
+    assert!(!made.client.scopes.iter().any(|s| s == "offline_access"), "nothing to ask offline_access for");
+    let inconsistent =
+        ClientMetadata { grant_types: None, scope: Some("openid offline_access".into()), ..agent() };
+    assert_eq!(w.register(&inconsistent).await.unwrap_err(), RegistrationErrorCode::InvalidClientMetadata);
     let code = w
         .issuer
         .issue_code(CodeRequest {

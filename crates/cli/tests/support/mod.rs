@@ -152,6 +152,35 @@ pub fn ts_agent(mcp_url: &str, client_id: Option<&str>, password: &str, extra: &
     node_tool("tools/ts-agent.mjs", &args)
 }
 
+/// Serves a Client ID Metadata Document at `/agent.json` on a loopback port
+/// (client "Wandering agent", public, code flow, `redirect_uri` only); returns
+/// its URL and how many times it was fetched.
+pub async fn document_server(redirect_uri: &str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/agent.json", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let body = serde_json::json!({
+        "client_id": url,
+        "client_name": "Wandering agent",
+        "redirect_uris": [redirect_uri],
+        "grant_types": ["authorization_code"],
+        "token_endpoint_auth_method": "none",
+    });
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/agent.json",
+        axum::routing::get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = body.clone();
+            async move { axum::Json(body) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, hits)
+}
+
 /// The issuer's authorization server metadata (RFC 8414), fetched over HTTP.
 pub async fn server_metadata(issuer: &str) -> Value {
     let url = format!("{issuer}/.well-known/oauth-authorization-server");
