@@ -7,6 +7,7 @@ mod common;
 
 use std::net::IpAddr;
 
+use agentgate_issuer::clients::{ApplicationType, NewClient};
 use agentgate_issuer::registration::{
     ClientMetadata, RegistrationErrorCode, RegistrationFailure, RegistrationPolicy, SelfRegistered,
 };
@@ -64,6 +65,25 @@ fn agent() -> ClientMetadata {
         token_endpoint_auth_method: Some("none".into()),
         application_type: Some("native".into()),
         ..Default::default()
+    }
+}
+
+/// An app as an administrator registers it.
+fn hand_registered(scopes: &[&str], third_party: bool, public: bool, machine: bool) -> NewClient {
+    NewClient {
+        name: "App".into(),
+        third_party,
+        public,
+        application_type: ApplicationType::Native,
+        redirect_uris: if machine { vec![] } else { vec![LOOPBACK.into()] },
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        machine,
+        logo_uri: None,
+        client_uri: None,
+        policy_uri: None,
+        tos_uri: None,
+        id_token_alg: Default::default(),
+        post_logout_redirect_uris: vec![],
     }
 }
 
@@ -421,23 +441,9 @@ async fn a_configured_ceiling_bounds_what_agents_may_register() {
 
 #[tokio::test]
 async fn the_token_policy_needs_an_initial_access_token_for_the_management_api() {
-    use agentgate_issuer::clients::{self, ApplicationType, NewClient};
+    use agentgate_issuer::clients;
     use agentgate_issuer::management::api_resource;
-    let machine = |scopes: &[&str]| NewClient {
-        name: "Marketplace".into(),
-        third_party: false,
-        public: false,
-        application_type: ApplicationType::Web,
-        redirect_uris: vec![],
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        machine: true,
-        logo_uri: None,
-        client_uri: None,
-        policy_uri: None,
-        tos_uri: None,
-        id_token_alg: Default::default(),
-        post_logout_redirect_uris: vec![],
-    };
+    let machine = |scopes: &[&str]| hand_registered(scopes, false, false, true);
     let w = world_with(|s| s.registration = RegistrationPolicy::Token).await;
     let api = api_resource(w.issuer.settings());
     let token_for = |scopes: &'static [&'static str], scope: Option<&'static str>, resource: &'static str| {
@@ -494,23 +500,10 @@ async fn the_token_policy_needs_an_initial_access_token_for_the_management_api()
 
 #[tokio::test]
 async fn only_first_party_machine_apps_may_hold_agentgates_own_scopes() {
-    use agentgate_issuer::clients::{self, ApplicationType, ClientError, NewClient};
+    use agentgate_issuer::clients::{self, ClientError};
     let w = world().await;
-    let app = |third_party: bool, public: bool, machine: bool| NewClient {
-        name: "App".into(),
-        third_party,
-        public,
-        application_type: ApplicationType::Native,
-        redirect_uris: if machine { vec![] } else { vec![LOOPBACK.into()] },
-        scopes: vec!["agentgate:admin".into()],
-        machine,
-        logo_uri: None,
-        client_uri: None,
-        policy_uri: None,
-        tos_uri: None,
-        id_token_alg: Default::default(),
-        post_logout_redirect_uris: vec![],
-    };
+    let app =
+        |third_party, public, machine| hand_registered(&["agentgate:admin"], third_party, public, machine);
     for (third_party, public) in [(true, true), (true, false), (false, true), (false, false)] {
         let result = clients::register(w.issuer.store(), app(third_party, public, false), 1).await;
         assert!(matches!(result, Err(ClientError::ReservedScope(_))), "{third_party} {public}: {result:?}");
