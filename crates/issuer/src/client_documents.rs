@@ -39,7 +39,7 @@ use std::time::Duration;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
-use crate::clients;
+use crate::clients::{self, registered_by};
 use crate::registration::{ClientMetadata, check_metadata};
 use crate::store::{Client, Store, StoreError};
 use crate::{Issuer, now};
@@ -456,7 +456,7 @@ pub fn check_document(
     Ok(Client {
         client_id: url.to_owned(),
         grant_types,
-        registration: "document".into(),
+        registration: registered_by::DOCUMENT.into(),
         token_endpoint_auth_method: "none".into(),
         ..registered.client
     })
@@ -488,7 +488,7 @@ impl<S: Store> Issuer<S> {
         };
         for _ in 0..2 {
             match self.store.client(&client.client_id).await? {
-                Some(stored) if stored.registration != "document" => return Err(conflict()),
+                Some(stored) if stored.registration != registered_by::DOCUMENT => return Err(conflict()),
                 Some(stored) => {
                     client.created_at = stored.created_at;
                     self.store.update_client(client).await?;
@@ -507,7 +507,7 @@ impl<S: Store> Issuer<S> {
     /// Refuses an app known by its metadata document when documents are off:
     /// the stored copy must not outlive the setting.
     pub(crate) fn check_client_source(&self, client: &Client) -> Result<(), crate::error::OAuthError> {
-        if client.registration == "document" && !self.settings.client_documents {
+        if client.registration == registered_by::DOCUMENT && !self.settings.client_documents {
             return Err(crate::error::OAuthError::invalid_client(
                 "apps known by their metadata document are not accepted here",
             ));

@@ -19,6 +19,16 @@ use url::Url;
 
 use crate::store::{Client, Store, StoreError};
 
+/// How an app came to be, as `Client::registration` says.
+pub mod registered_by {
+    /// By an administrator: the CLI (or the management API).
+    pub const ADMIN: &str = "admin";
+    /// By itself, through dynamic client registration (RFC 7591).
+    pub const DYNAMIC: &str = "dynamic";
+    /// Known by the URL of its Client ID Metadata Document.
+    pub const DOCUMENT: &str = "document";
+}
+
 /// Grant types an app gets unless told otherwise.
 pub const DEFAULT_GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
 
@@ -164,7 +174,9 @@ fn registered_uri(client: &Client, registered: &[String], requested: &str) -> bo
         return true;
     }
     // A metadata document's redirect URIs are matched exactly, as its draft asks.
-    if client.application_type != ApplicationType::Native.as_str() || client.registration == "document" {
+    if client.application_type != ApplicationType::Native.as_str()
+        || client.registration == registered_by::DOCUMENT
+    {
         return false;
     }
     let Ok(asked) = Url::parse(requested) else { return false };
@@ -188,7 +200,7 @@ pub(crate) fn secret_hash(secret: &str) -> String {
 /// a metadata document, rather than registered by an administrator: nobody has
 /// checked its name or logo.
 pub fn self_registered(client: &Client) -> bool {
-    client.registration != "admin"
+    client.registration != registered_by::ADMIN
 }
 
 /// Whether `presented` is the app's secret (constant time). Public apps have none.
@@ -260,7 +272,7 @@ pub fn prepare(new: NewClient, now: i64) -> Result<Registered, ClientError> {
         created_at: now,
         id_token_signed_response_alg: new.id_token_alg.as_str().to_owned(),
         post_logout_redirect_uris: new.post_logout_redirect_uris,
-        registration: "admin".into(),
+        registration: registered_by::ADMIN.into(),
         registration_token_hash: None,
         token_endpoint_auth_method: if new.public { "none" } else { "client_secret_basic" }.into(),
     };

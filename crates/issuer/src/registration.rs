@@ -479,7 +479,7 @@ impl<S: Store> Issuer<S> {
         let token = random_token(32);
         let client = &mut registered.client;
         client.grant_types = grant_types;
-        client.registration = "dynamic".into();
+        client.registration = clients::registered_by::DYNAMIC.into();
         client.registration_token_hash = Some(secret_hash(&token));
         client.token_endpoint_auth_method =
             metadata.token_endpoint_auth_method.clone().unwrap_or_else(|| "client_secret_basic".into());

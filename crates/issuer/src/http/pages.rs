@@ -204,7 +204,7 @@ impl<'a, S: Store> Reply<'a, S> {
             redirect_note: t.consent_redirect.replace("{host}", &host),
             third_party: client.third_party,
             unverified: crate::clients::self_registered(client),
-            document_note: (client.registration == "document")
+            document_note: (client.registration == crate::clients::registered_by::DOCUMENT)
                 .then(|| url::Url::parse(&client.client_id).ok()?.host_str().map(str::to_owned))
                 .flatten()
                 .map(|host| t.document_note.replace("{host}", &host)),
