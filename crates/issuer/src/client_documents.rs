@@ -54,6 +54,9 @@ pub const MAX_CACHE_SECS: i64 = 24 * 3600;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// At most this many documents are kept in memory.
 const MAX_CACHED: usize = 10_000;
+/// A failed fetch is not tried again for this long, so repeated requests
+/// naming a broken or hostile URL do not make the server fetch each time.
+pub const FAILURE_CACHE_SECS: i64 = 30;
 /// At most this many fetches run at once; more wait their turn.
 const MAX_CONCURRENT_FETCHES: usize = 8;
 
@@ -244,6 +247,8 @@ pub struct ClientDocuments {
     http: reqwest::Client,
     allow_loopback: bool,
     cache: Mutex<HashMap<String, Cached>>,
+    /// URLs whose last fetch failed: until when, and why.
+    failures: Mutex<HashMap<String, (i64, String)>>,
     /// Anyone can make the server fetch (an authorization request is enough),
     /// so fetches are few at a time.
     fetching: tokio::sync::Semaphore,
@@ -273,6 +278,7 @@ impl ClientDocuments {
             http,
             allow_loopback,
             cache: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
             fetching: tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES),
         }
     }
@@ -293,6 +299,23 @@ impl ClientDocuments {
             }
         }
         cache.insert(client.client_id.clone(), Cached { client: client.clone(), until });
+    }
+
+    /// Why the last fetch of `url` failed, if it failed moments ago.
+    fn recent_failure(&self, url: &str, now: i64) -> Option<String> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.get(url).filter(|(until, _)| *until > now).map(|(_, why)| why.clone())
+    }
+
+    fn remember_failure(&self, url: &str, why: String, now: i64) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() >= MAX_CACHED {
+            failures.retain(|_, (until, _)| *until > now);
+            if failures.len() >= MAX_CACHED {
+                return;
+            }
+        }
+        failures.insert(url.to_owned(), (now + FAILURE_CACHE_SECS, why));
     }
 
     /// Fetches the document at `url`: its metadata and how many seconds it may
@@ -471,8 +494,30 @@ impl<S: Store> Issuer<S> {
             return Ok(client);
         }
         let url = check_url(client_id, self.settings.client_documents_allow_loopback)?;
-        let (metadata, ttl) = self.documents.fetch(&url).await?;
-        let mut client = check_document(client_id, &metadata, &self.registration_ceiling().await?)?;
+        if let Some(why) = self.documents.recent_failure(client_id, now) {
+            return Err(DocumentError::Fetch {
+                url: client_id.to_owned(),
+                reason: format!("it failed less than {FAILURE_CACHE_SECS} seconds ago ({why})"),
+            });
+        }
+        let fetched = match self.documents.fetch(&url).await {
+            Ok((metadata, ttl)) => {
+                check_document(client_id, &metadata, &self.registration_ceiling().await?).map(|c| (c, ttl))
+            }
+            Err(error) => Err(error),
+        };
+        let (mut client, ttl) = match fetched {
+            Ok(found) => found,
+            Err(
+                error @ (DocumentError::Fetch { .. }
+                | DocumentError::ForbiddenAddress(_)
+                | DocumentError::Invalid { .. }),
+            ) => {
+                self.documents.remember_failure(client_id, error.to_string(), now);
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
         self.store_document_client(&mut client).await?;
         self.documents.remember(&client, now + ttl, now);
         tracing::info!(client_id, "fetched a client metadata document");

@@ -293,14 +293,22 @@ impl<S: Store> Issuer<S> {
         if stored.expires_at <= now {
             return Err(OAuthError::invalid_grant("refresh token expired"));
         }
+        // What was granted, within what the app may have today: an app whose
+        // registration was narrowed since keeps only what it may still have.
         let scopes = match scope {
-            None => family.scopes.clone(),
+            None => family.scopes.iter().filter(|s| has(&client.scopes, s)).cloned().collect(),
             Some(scope) => {
                 let asked = scopes::parse_scope(Some(scope))?;
                 if let Some(extra) = asked.iter().find(|s| !has(&family.scopes, s)) {
                     return Err(OAuthError::new(
                         ErrorCode::InvalidScope,
                         format!("scope {extra:?} was not granted; a refresh may only narrow the scope"),
+                    ));
+                }
+                if let Some(gone) = asked.iter().find(|s| !has(&client.scopes, s)) {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidScope,
+                        format!("scope {gone:?} is no longer allowed for this app"),
                     ));
                 }
                 asked

@@ -157,6 +157,11 @@ async fn bad_documents_are_refused_and_nothing_is_stored() {
         assert!(error.to_string().contains(expect), "{path}: {error}");
         assert_eq!(issuer.store().client(&url).await.unwrap(), None, "{path}: nothing stored");
     }
+    // A failure is remembered for a little while: asking again fetches nothing.
+    let hits = server.hits.load(Ordering::SeqCst);
+    let again = issuer.document_client(&format!("{}/missing.json", server.base)).await.unwrap_err();
+    assert!(again.to_string().contains("failed less than 30 seconds ago"), "{again}");
+    assert_eq!(server.hits.load(Ordering::SeqCst), hits);
 }
 
 /// A listener that counts the connections it receives.

@@ -514,3 +514,46 @@ async fn only_first_party_machine_apps_may_hold_agentgates_own_scopes() {
         world_with(|s| s.registration_scopes = Some(vec!["openid".into(), "agentgate:admin".into()])).await;
     assert_eq!(configured.register(&agent()).await.unwrap().client.scopes, ["openid"]);
 }
+
+#[tokio::test]
+async fn narrowing_a_registration_narrows_what_its_refresh_tokens_give() {
+    let w = world().await;
+    let metadata = ClientMetadata { scope: Some("openid offline_access mcp:tools".into()), ..agent() };
+    let made = w.register(&metadata).await.unwrap();
+    let id = made.client.client_id.clone();
+    let code = w
+        .issuer
+        .issue_code(CodeRequest {
+            client_id: id.clone(),
+            user_id: w.alice.clone(),
+            redirect_uri: LOOPBACK.into(),
+            code_challenge: CHALLENGE.into(),
+            resource: MCP.into(),
+            scopes: vec!["openid".into(), "offline_access".into(), "mcp:tools".into()],
+            nonce: None,
+            auth_time: 5,
+        })
+        .await
+        .unwrap();
+    let credentials = ClientCredentials { client_id: Some(id.clone()), ..Default::default() };
+    let exchange = CodeExchange {
+        code: Some(&code),
+        redirect_uri: Some(LOOPBACK),
+        code_verifier: Some(VERIFIER),
+        resource: None,
+    };
+    let tokens = w.issuer.exchange_code(&credentials, exchange).await.unwrap();
+    assert_eq!(tokens.scope, "openid offline_access mcp:tools");
+
+    // The app narrows its own registration (RFC 7592): mcp:tools is gone.
+    let narrower = ClientMetadata {
+        client_id: Some(id.clone()),
+        scope: Some("openid offline_access".into()),
+        ..agent()
+    };
+    let client = w.issuer.update_registration(&made.client, &narrower).await.unwrap();
+    let refreshed = w.issuer.refresh(&client, tokens.refresh_token.as_deref(), None, None).await.unwrap();
+    assert_eq!(refreshed.scope, "openid offline_access", "what it may no longer have is dropped");
+    let asked = w.issuer.refresh(&client, refreshed.refresh_token.as_deref(), Some("mcp:tools"), None).await;
+    assert_eq!(asked.unwrap_err().code, agentgate_issuer::ErrorCode::InvalidScope);
+}
