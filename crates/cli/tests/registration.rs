@@ -126,6 +126,11 @@ async fn an_agent_registers_reads_updates_and_deletes_itself() {
         dev.base
     );
     let sign_in = browser.get(&authorize).await;
+    assert!(sign_in.body.contains("Not verified"), "the sign-in page says so too: {}", sign_in.body);
+    let vetted = authorize.replace(&id, &dev.client_id("SmartMail AI"));
+    let vetted_sign_in = Browser::new("en").get(&vetted).await;
+    assert!(vetted_sign_in.body.contains("SmartMail AI"), "{}", vetted_sign_in.body);
+    assert!(!vetted_sign_in.body.contains("Not verified"), "an app registered by hand is not marked");
     let consent = browser.sign_in(&dev.base, &sign_in, "alice", PASSWORD).await;
     assert!(consent.body.contains("Not verified"), "{}", consent.body);
     assert!(consent.body.contains("Roaming agent"));

@@ -17,7 +17,7 @@ use crate::authorize::{AuthorizationRequest, AuthorizeError, Next, RequestParams
 use crate::error::{ErrorCode, OAuthError};
 use crate::logout::LogoutRequest;
 use crate::sessions::{BROWSER_COOKIE, SESSION_COOKIE, SignInOutcome};
-use crate::store::{Session, Store};
+use crate::store::{Client, Session, Store};
 use crate::ui::{
     self, AccountApp, AccountPage, ConsentPage, MessagePage, SignInPage, SignOutPage, Text, describe_scope,
 };
@@ -155,7 +155,7 @@ impl<'a, S: Store> Reply<'a, S> {
         self,
         t: &'static Text,
         request: &str,
-        app: Option<&str>,
+        app: Option<&Client>,
         error: Option<String>,
         login: &str,
         status: StatusCode,
@@ -165,7 +165,8 @@ impl<'a, S: Store> Reply<'a, S> {
             action: self.issuer.settings.endpoint("/sign-in"),
             csrf: self.csrf(),
             request: request.to_owned(),
-            app_name: app,
+            app_name: app.map(|c| c.name.as_str()),
+            unverified: app.is_some_and(crate::clients::self_registered),
             error,
             login: login.to_owned(),
         };
@@ -252,9 +253,7 @@ async fn proceed<S: Store>(
 ) -> Response {
     let issuer = reply.issuer;
     match issuer.decide(request, session, consented, now()).await {
-        Ok(Next::SignIn) => {
-            reply.sign_in_page(t, query, Some(&request.client.name), None, "", StatusCode::OK)
-        }
+        Ok(Next::SignIn) => reply.sign_in_page(t, query, Some(&request.client), None, "", StatusCode::OK),
         Ok(Next::Consent(ask)) => {
             let user_id = session.map(|s| s.user_id.clone()).unwrap_or_default();
             reply.consent_page(t, request, query, &ask, &user_id).await
@@ -391,14 +390,14 @@ pub(super) async fn sign_in<S: Store>(
             Err(failure) => return check_failed(reply, t, failure),
         }
     };
-    let app = request.as_ref().map(|r| r.client.name.clone());
+    let app = request.as_ref().map(|r| &r.client);
     let outcome = issuer.sign_in(login, params.get("password").unwrap_or(""), address, now()).await;
     match outcome {
         Err(error) => reply.unavailable(t, &error),
         Ok(SignInOutcome::Invalid) => reply.sign_in_page(
             t,
             &query,
-            app.as_deref(),
+            app,
             Some(t.invalid_credentials.to_owned()),
             login,
             StatusCode::UNAUTHORIZED,
@@ -406,14 +405,8 @@ pub(super) async fn sign_in<S: Store>(
         Ok(SignInOutcome::Limited(seconds)) => {
             let minutes = ((seconds + 59) / 60).max(1).to_string();
             let message = t.too_many_attempts.replace("{minutes}", &minutes);
-            let mut page = reply.sign_in_page(
-                t,
-                &query,
-                app.as_deref(),
-                Some(message),
-                login,
-                StatusCode::TOO_MANY_REQUESTS,
-            );
+            let mut page =
+                reply.sign_in_page(t, &query, app, Some(message), login, StatusCode::TOO_MANY_REQUESTS);
             if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
                 page.headers_mut().insert(header::RETRY_AFTER, value);
             }

@@ -23,6 +23,8 @@ pub struct SignInPage<'a> {
     pub request: String,
     /// The app the person is signing in to, if any.
     pub app_name: Option<&'a str>,
+    /// Whether that app registered itself (shown as not verified).
+    pub unverified: bool,
     /// What went wrong last time.
     pub error: Option<String>,
     /// The login typed last time.
