@@ -14,7 +14,7 @@ use agentgate_issuer::registration::{
 use agentgate_issuer::scopes::add_resource;
 use agentgate_issuer::seal::KeyEncryptionKey;
 use agentgate_issuer::store::{SqliteStore, Store};
-use agentgate_issuer::tokens::{ClientCredentials, CodeExchange, CodeRequest};
+use agentgate_issuer::tokens::{ClientCredentials, CodeExchange, CodeRequest, TokenResponse};
 use agentgate_issuer::users::{self, NewUser};
 use agentgate_issuer::{Issuer, Settings};
 use common::TempDb;
@@ -99,6 +99,32 @@ impl World {
         })
     }
 
+    /// Alice's tokens for app `client_id`: a code for `scopes`, exchanged.
+    async fn tokens_for(&self, client_id: &str, scopes: Vec<String>) -> TokenResponse {
+        let code = self
+            .issuer
+            .issue_code(CodeRequest {
+                client_id: client_id.to_owned(),
+                user_id: self.alice.clone(),
+                redirect_uri: LOOPBACK.into(),
+                code_challenge: CHALLENGE.into(),
+                resource: MCP.into(),
+                scopes,
+                nonce: None,
+                auth_time: 5,
+            })
+            .await
+            .unwrap();
+        let credentials = ClientCredentials { client_id: Some(client_id.to_owned()), ..Default::default() };
+        let exchange = CodeExchange {
+            code: Some(&code),
+            redirect_uri: Some(LOOPBACK),
+            code_verifier: Some(VERIFIER),
+            resource: None,
+        };
+        self.issuer.exchange_code(&credentials, exchange).await.unwrap()
+    }
+
     async fn client_count(&self) -> usize {
         self.issuer.store().clients().await.unwrap().len()
     }
@@ -126,28 +152,7 @@ async fn a_native_agent_registers_itself_and_signs_alice_in() {
     // The app it registered works: a code for alice, exchanged without a secret,
     // from a loopback port other than the registered one (RFC 8252 §7.3 is the
     // authorization endpoint's business; the token endpoint wants the same URI).
-    let code = w
-        .issuer
-        .issue_code(CodeRequest {
-            client_id: client.client_id.clone(),
-            user_id: w.alice.clone(),
-            redirect_uri: LOOPBACK.into(),
-            code_challenge: CHALLENGE.into(),
-            resource: MCP.into(),
-            scopes: vec!["openid".into(), "mcp:tools".into()],
-            nonce: None,
-            auth_time: 5,
-        })
-        .await
-        .unwrap();
-    let credentials = ClientCredentials { client_id: Some(client.client_id.clone()), ..Default::default() };
-    let exchange = CodeExchange {
-        code: Some(&code),
-        redirect_uri: Some(LOOPBACK),
-        code_verifier: Some(VERIFIER),
-        resource: None,
-    };
-    let tokens = w.issuer.exchange_code(&credentials, exchange).await.unwrap();
+    let tokens = w.tokens_for(&client.client_id, vec!["openid".into(), "mcp:tools".into()]).await;
     assert_eq!(tokens.scope, "openid mcp:tools");
 }
 
@@ -250,29 +255,8 @@ async fn an_agent_that_names_no_grant_types_gets_no_refresh_tokens() {
     let inconsistent =
         ClientMetadata { grant_types: None, scope: Some("openid offline_access".into()), ..agent() };
     assert_eq!(w.register(&inconsistent).await.unwrap_err(), RegistrationErrorCode::InvalidClientMetadata);
-    let code = w
-        .issuer
-        .issue_code(CodeRequest {
-            client_id: made.client.client_id.clone(),
-            user_id: w.alice.clone(),
-            redirect_uri: LOOPBACK.into(),
-            code_challenge: CHALLENGE.into(),
-            resource: MCP.into(),
-            scopes: vec!["mcp:tools".into()],
-            nonce: None,
-            auth_time: 5,
-        })
-        .await
-        .unwrap();
-    let credentials =
-        ClientCredentials { client_id: Some(made.client.client_id.clone()), ..Default::default() };
-    let exchange = CodeExchange {
-        code: Some(&code),
-        redirect_uri: Some(LOOPBACK),
-        code_verifier: Some(VERIFIER),
-        resource: None,
-    };
-    assert!(w.issuer.exchange_code(&credentials, exchange).await.unwrap().refresh_token.is_none());
+    let tokens = w.tokens_for(&made.client.client_id, vec!["mcp:tools".into()]).await;
+    assert!(tokens.refresh_token.is_none());
 }
 
 #[tokio::test]
@@ -521,28 +505,7 @@ async fn narrowing_a_registration_narrows_what_its_refresh_tokens_give() {
     let metadata = ClientMetadata { scope: Some("openid offline_access mcp:tools".into()), ..agent() };
     let made = w.register(&metadata).await.unwrap();
     let id = made.client.client_id.clone();
-    let code = w
-        .issuer
-        .issue_code(CodeRequest {
-            client_id: id.clone(),
-            user_id: w.alice.clone(),
-            redirect_uri: LOOPBACK.into(),
-            code_challenge: CHALLENGE.into(),
-            resource: MCP.into(),
-            scopes: vec!["openid".into(), "offline_access".into(), "mcp:tools".into()],
-            nonce: None,
-            auth_time: 5,
-        })
-        .await
-        .unwrap();
-    let credentials = ClientCredentials { client_id: Some(id.clone()), ..Default::default() };
-    let exchange = CodeExchange {
-        code: Some(&code),
-        redirect_uri: Some(LOOPBACK),
-        code_verifier: Some(VERIFIER),
-        resource: None,
-    };
-    let tokens = w.issuer.exchange_code(&credentials, exchange).await.unwrap();
+    let tokens = w.tokens_for(&id, vec!["openid".into(), "offline_access".into(), "mcp:tools".into()]).await;
     assert_eq!(tokens.scope, "openid offline_access mcp:tools");
 
     // The app narrows its own registration (RFC 7592): mcp:tools is gone.
