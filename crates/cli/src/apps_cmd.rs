@@ -87,18 +87,6 @@ fn parse_alg(name: &str) -> Result<Alg, String> {
     Alg::parse(name).ok_or_else(|| format!("{name:?}: expected ES256 or RS256"))
 }
 
-fn describe(c: &Client) -> serde_json::Value {
-    json!({
-        "client_id": c.client_id, "name": c.name, "third_party": c.third_party,
-        "public": c.secret_hash.is_none(), "application_type": c.application_type,
-        "redirect_uris": c.redirect_uris, "scopes": c.scopes, "grant_types": c.grant_types,
-        "logo_uri": c.logo_uri, "client_uri": c.client_uri, "policy_uri": c.policy_uri, "tos_uri": c.tos_uri,
-        "created_at": c.created_at, "id_token_signed_response_alg": c.id_token_signed_response_alg,
-        "post_logout_redirect_uris": c.post_logout_redirect_uris, "registration": c.registration,
-        "token_endpoint_auth_method": c.token_endpoint_auth_method,
-    })
-}
-
 fn kind(c: &Client) -> String {
     let party = if c.third_party { "third-party" } else { "first-party" };
     let access = if c.secret_hash.is_none() { "public" } else { "confidential" };
@@ -136,7 +124,7 @@ impl AppsArgs {
                 };
                 let registered = clients::register(store, new, agentgate_issuer::now()).await?;
                 if json {
-                    let mut out = describe(&registered.client);
+                    let mut out = clients::describe(&registered.client);
                     out["client_secret"] = json!(registered.secret);
                     println!("{out}");
                 } else {
@@ -150,7 +138,7 @@ impl AppsArgs {
             AppsCommand::List => {
                 let all = store.clients().await?;
                 if json {
-                    print_json_list(&all, describe)?;
+                    print_json_list(&all, clients::describe)?;
                 } else if all.is_empty() {
                     println!("no apps yet: `agentgate apps add NAME --redirect-uri URI`");
                 } else {
@@ -163,7 +151,7 @@ impl AppsArgs {
             AppsCommand::Show { client_id } => {
                 let c = clients::find(store, &client_id).await?;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&describe(&c))?);
+                    println!("{}", serde_json::to_string_pretty(&clients::describe(&c))?);
                 } else {
                     println!("{} ({})", c.name, kind(&c));
                     println!("client_id:      {}", c.client_id);

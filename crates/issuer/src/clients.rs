@@ -196,6 +196,27 @@ pub(crate) fn secret_hash(secret: &str) -> String {
     digest::digest(&digest::SHA256, secret.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// An app as the CLI's `--json` and the management API show it: everything
+/// but its secrets (no secret hash, no registration token hash).
+///
+/// ```
+/// let app = agentgate_issuer::store::Client { name: "Mail".into(), ..Default::default() };
+/// let shown = agentgate_issuer::clients::describe(&app);
+/// assert_eq!(shown["name"], "Mail");
+/// assert!(shown.get("secret_hash").is_none());
+/// ```
+pub fn describe(c: &Client) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": c.client_id, "name": c.name, "third_party": c.third_party,
+        "public": c.secret_hash.is_none(), "application_type": c.application_type,
+        "redirect_uris": c.redirect_uris, "scopes": c.scopes, "grant_types": c.grant_types,
+        "logo_uri": c.logo_uri, "client_uri": c.client_uri, "policy_uri": c.policy_uri, "tos_uri": c.tos_uri,
+        "created_at": c.created_at, "id_token_signed_response_alg": c.id_token_signed_response_alg,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris, "registration": c.registration,
+        "token_endpoint_auth_method": c.token_endpoint_auth_method,
+    })
+}
+
 /// Whether the app registered itself (dynamic registration) or is described by
 /// a metadata document, rather than registered by an administrator: nobody has
 /// checked its name or logo.

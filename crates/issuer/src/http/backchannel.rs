@@ -204,13 +204,7 @@ pub(super) async fn userinfo<S: Store>(State(issuer): State<Arc<Issuer<S>>>, hea
         }
         response
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    let Some(token) = token else {
+    let Some(token) = super::bearer(&headers) else {
         let mut response = no_store(StatusCode::UNAUTHORIZED, &json!({ "error": "invalid_request" }));
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;

@@ -11,8 +11,10 @@
 //! | `/introspect`, `/revoke`                      | RFC 7662, RFC 7009                |
 //! | `/end-session`                                | OpenID Connect RP-initiated logout |
 //! | `/register`, `/register/{client_id}`          | RFC 7591 registration, RFC 7592 management |
+//! | `/api/v1/…`                                   | the management API (JSON, `agentgate:admin`) |
 //! | `/sign-in`, `/consent`, `/account`, `/sign-out` | the person's pages              |
 
+mod api;
 mod backchannel;
 mod client_address;
 mod discovery;
@@ -33,6 +35,13 @@ use crate::store::Store;
 
 /// The largest request body any endpoint reads.
 const MAX_BODY: usize = 64 * 1024;
+
+/// The bearer token of a request (RFC 6750 §2.1), if any.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
 
 /// The path of the issuer URL (`""` for a root issuer), under which every
 /// endpoint lives.
@@ -82,6 +91,9 @@ pub fn router<S: Store>(issuer: Arc<Issuer<S>>) -> Router {
                 .options(discovery::preflight)
                 .layer(DefaultBodyLimit::max(registration::MAX_BODY)),
         );
+    router = router
+        .route(&at("/api/v1/apps"), get(api::list_apps::<S>))
+        .route(&at("/api/v1/apps/{client_id}"), get(api::get_app::<S>));
     for path in discovery::paths(&base) {
         router = router.route(&path, get(discovery::metadata::<S>).options(discovery::preflight));
     }

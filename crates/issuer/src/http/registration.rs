@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::client_address;
+use super::{bearer, client_address};
 use crate::Issuer;
 use crate::registration::{
     ClientMetadata, RegistrationError, RegistrationErrorCode, RegistrationFailure, describe,
@@ -84,13 +84,6 @@ fn metadata(headers: &HeaderMap, body: &[u8]) -> Result<ClientMetadata, Registra
         return Err(refuse("the body must be application/json".into()));
     }
     serde_json::from_slice(body).map_err(|e| refuse(format!("the body is not valid client metadata: {e}")))
-}
-
-/// The bearer token of the request, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// `POST /register`.
