@@ -93,7 +93,14 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8], url: &str) -> Result<
         .map_err(|e| FetchError::NotJson { url: url.to_owned(), reason: e.to_string() })
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// An error and every cause under it, joined with `": "` — what a log line or
+/// a refusal needs to say why an outbound call failed.
+///
+/// ```
+/// let io = std::io::Error::other("connection reset");
+/// assert_eq!(agentgate_guard::error_chain(&io), "connection reset");
+/// ```
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -20,10 +20,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::TempDb;
+use common::{MCP, TempDb};
 use serde_json::json;
-
-const MCP: &str = "http://127.0.0.1:8080/mcp";
 
 /// A document server; counts the requests it answers.
 struct DocumentServer {

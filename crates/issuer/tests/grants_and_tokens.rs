@@ -13,10 +13,9 @@ use agentgate_issuer::store::{Client, SqliteStore};
 use agentgate_issuer::tokens::{ClientCredentials, CodeExchange, CodeRequest};
 use agentgate_issuer::users::{self, NewUser};
 use agentgate_issuer::{ErrorCode, Issuer, Settings};
-use common::TempDb;
+use common::{MCP, TempDb};
 use serde_json::Value;
 
-const MCP: &str = "http://127.0.0.1:8080/mcp";
 const REDIRECT: &str = "http://127.0.0.1:7777/callback";
 // RFC 7636 Appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -485,21 +484,14 @@ async fn a_restart_keeps_grants_refresh_tokens_and_keys() {
     let db = TempDb::new();
     let (kek, kek_text) = KeyEncryptionKey::generate();
     let store = SqliteStore::open(&db.url()).await.unwrap();
-    let alice = users::add_user(
-        &store,
-        NewUser { username: "alice".into(), email: None, name: None, password: "wonderland".into() },
-        1,
-    )
-    .await
-    .unwrap();
-    add_resource(&store, MCP, "whoami", &[("mcp:tools", "Use the tools")], 1).await.unwrap();
+    let alice = common::alice_and_whoami(&store).await;
     let agent = clients::register(&store, app("SmartMail AI", true), 1).await.unwrap().client;
     let issuer = Issuer::open(store, kek, Settings::new("http://127.0.0.1:8080")).await.unwrap();
-    issuer.record_consent(&alice.id, &agent.client_id, MCP, &["mcp:tools".into()]).await.unwrap();
+    issuer.record_consent(&alice, &agent.client_id, MCP, &["mcp:tools".into()]).await.unwrap();
     let code = issuer
         .issue_code(CodeRequest {
             client_id: agent.client_id.clone(),
-            user_id: alice.id.clone(),
+            user_id: alice.clone(),
             redirect_uri: REDIRECT.into(),
             code_challenge: CHALLENGE.into(),
             resource: MCP.into(),
@@ -518,10 +510,7 @@ async fn a_restart_keeps_grants_refresh_tokens_and_keys() {
     let issuer = Issuer::open(store, kek, Settings::new("http://127.0.0.1:8080")).await.unwrap();
     assert_eq!(issuer.keys().active().kid(), kid);
     assert!(issuer.validate_access_token(&tokens.access_token).await.is_ok());
-    assert_eq!(
-        issuer.consent_needed(&agent, &alice.id, MCP, &["mcp:tools".into()], false).await.unwrap(),
-        None
-    );
+    assert_eq!(issuer.consent_needed(&agent, &alice, MCP, &["mcp:tools".into()], false).await.unwrap(), None);
     let refreshed = issuer.refresh(&agent, tokens.refresh_token.as_deref(), None, None).await.unwrap();
     assert_eq!(refreshed.scope, "mcp:tools");
 }

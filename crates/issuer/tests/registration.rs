@@ -11,15 +11,12 @@ use agentgate_issuer::clients::{ApplicationType, NewClient};
 use agentgate_issuer::registration::{
     ClientMetadata, RegistrationErrorCode, RegistrationFailure, RegistrationPolicy, SelfRegistered,
 };
-use agentgate_issuer::scopes::add_resource;
 use agentgate_issuer::seal::KeyEncryptionKey;
 use agentgate_issuer::store::{SqliteStore, Store};
 use agentgate_issuer::tokens::{ClientCredentials, CodeExchange, CodeRequest, TokenResponse};
-use agentgate_issuer::users::{self, NewUser};
 use agentgate_issuer::{Issuer, Settings};
-use common::TempDb;
+use common::{MCP, TempDb};
 
-const MCP: &str = "http://127.0.0.1:8080/mcp";
 const LOOPBACK: &str = "http://127.0.0.1:33418/callback";
 // RFC 7636 Appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -34,21 +31,14 @@ struct World {
 async fn world_with(change: impl FnOnce(&mut Settings)) -> World {
     let db = TempDb::new();
     let store = SqliteStore::open(&db.url()).await.unwrap();
-    let alice = users::add_user(
-        &store,
-        NewUser { username: "alice".into(), email: None, name: None, password: "wonderland".into() },
-        1,
-    )
-    .await
-    .unwrap();
-    add_resource(&store, MCP, "whoami", &[("mcp:tools", "Use the tools")], 1).await.unwrap();
+    let alice = common::alice_and_whoami(&store).await;
     let mut settings = Settings::new("http://127.0.0.1:8080");
     settings.registration = RegistrationPolicy::Open;
     settings.registrations_per_address = 1000;
     change(&mut settings);
     let (kek, _) = KeyEncryptionKey::generate();
     let issuer = Issuer::open(store, kek, settings).await.unwrap();
-    World { _db: db, issuer, alice: alice.id }
+    World { _db: db, issuer, alice }
 }
 
 async fn world() -> World {
