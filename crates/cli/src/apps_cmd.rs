@@ -64,7 +64,7 @@ struct AddArgs {
     #[arg(long = "post-logout-redirect-uri")]
     post_logout_redirect_uri: Vec<String>,
     /// The most this app may ever be granted (space- or comma-separated).
-    #[arg(long, default_value = "openid profile email offline_access")]
+    #[arg(long, default_value = clients::DEFAULT_SCOPES)]
     scopes: String,
     /// Logo shown on the consent page (https).
     #[arg(long)]

@@ -3,6 +3,7 @@
 use std::io::BufRead;
 
 use agentgate::data_dir::{DataArgs, print_json_list, rfc3339};
+use agentgate_issuer::management::people::UserView;
 use agentgate_issuer::store::{Store, User};
 use agentgate_issuer::users::{self, NewUser};
 use clap::{Args, Subcommand};
@@ -62,8 +63,9 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
     Ok((line.trim_end_matches(['\r', '\n']).to_owned(), false))
 }
 
+/// A person as `--json` shows them: as the management API does.
 fn describe(user: &User) -> serde_json::Value {
-    json!({"id": user.id, "username": user.username, "email": user.email, "name": user.name, "created_at": user.created_at})
+    json!(UserView::from(user))
 }
 
 impl UsersArgs {

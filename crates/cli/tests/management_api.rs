@@ -1,13 +1,16 @@
 //! The management API over real HTTP against `agentgate dev`: who may call it
-//! (a client-credentials token for `{issuer}/api/v1` with `agentgate:admin`)
-//! and what it answers. Expired and forged tokens are refused by the same
-//! check in crates/issuer/tests/registration.rs.
+//! (a client-credentials token for `{issuer}/api/v1` with `agentgate:admin`),
+//! what it answers, a marketplace's whole story (an app and a person made
+//! through the API, then the TypeScript SDK agent signing that person in), and
+//! Schemathesis run against the OpenAPI document the server serves. Every
+//! operation's refusals (no token, expired, forged, without the scope) are in
+//! crates/issuer/tests/management.rs.
 
 mod support;
 
 use reqwest::StatusCode;
-use serde_json::Value;
-use support::Dev;
+use serde_json::{Value, json};
+use support::{Dev, interop_dir, structured, ts_agent};
 
 const PASSWORD: &str = "wonderland";
 
@@ -38,6 +41,14 @@ async fn api_token(
         http.post(format!("{}/token", dev.base)).basic_auth(id, Some(secret)).form(&form).send().await;
     let tokens: Value = response.unwrap().json().await.unwrap();
     tokens["access_token"].as_str().unwrap_or_else(|| panic!("{tokens}")).to_owned()
+}
+
+/// An HTTP client, the admin machine app "Marketplace" (id, secret) and its token.
+async fn marketplace(dev: &Dev) -> (reqwest::Client, (String, String), String) {
+    let http = reqwest::Client::new();
+    let admin = machine_app(dev, "Marketplace", &["--admin"]);
+    let token = api_token(&http, dev, &admin, "agentgate:admin").await;
+    (http, admin, token)
 }
 
 #[tokio::test]
@@ -90,3 +101,84 @@ async fn only_an_admin_token_reads_the_apps() {
     let missing = get(Some(token), format!("{apps_url}/no-such-app")).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_app_and_a_person_made_through_the_api_work_in_a_full_flow() {
+    let dev = Dev::start(PASSWORD);
+    let (http, _, token) = marketplace(&dev).await;
+    let post = |path: &str, body: Value| {
+        http.post(format!("{}/api/v1{path}", dev.base)).bearer_auth(&token).json(&body).send()
+    };
+
+    let app = json!({
+        "name": "Listed agent", "third_party": true, "public": true, "application_type": "native",
+        "redirect_uris": ["http://127.0.0.1/callback"], "scopes": ["openid", "profile", "mcp:tools"],
+    });
+    let created = post("/apps", app).await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["client_secret"], Value::Null, "a public app has no secret: {created}");
+    let client_id = created["client_id"].as_str().unwrap();
+
+    let dora = json!({ "username": "dora", "name": "Dora", "password": "explorer-2026" });
+    let dora = post("/users", dora).await.unwrap();
+    assert_eq!(dora.status(), StatusCode::CREATED);
+    let dora: Value = dora.json().await.unwrap();
+    assert!(dora.get("password").is_none() && dora.get("password_hash").is_none(), "{dora}");
+
+    // The TypeScript SDK agent: 401, discovery, dora's sign-in, consent, whoami.
+    let result = ts_agent(&dev.mcp_url(), Some(client_id), "explorer-2026", &["--username", "dora"]);
+    assert_eq!(result["consent"], "allow", "a third-party app asks: {result}");
+    let claims = structured(&result);
+    assert_eq!(claims["sub"], dora["id"], "{result}");
+    assert_eq!(claims["client_id"], client_id);
+
+    // The grant shows up under the app, and revoking it ends the agent's access.
+    let grants_url = format!("{}/api/v1/grants?client_id={client_id}", dev.base);
+    let grants: Value = http.get(&grants_url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(grants[0]["user_id"], dora["id"], "{grants}");
+    let revoke =
+        format!("{}/api/v1/grants?client_id={client_id}&user_id={}", dev.base, dora["id"].as_str().unwrap());
+    let revoked = http.delete(&revoke).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let grants: Value = http.get(&grants_url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(grants, json!([]));
+}
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
+    let dev = Dev::start(PASSWORD);
+    let (http, admin, token) = marketplace(&dev).await;
+    let schemathesis = interop_dir().join("python/.venv/bin/schemathesis");
+    assert!(
+        schemathesis.exists(),
+        "interop/python/.venv is missing: scripts/test makes it (ensure_python_venv)"
+    );
+
+    let out = std::process::Command::new(schemathesis)
+        .arg("run")
+        .arg(format!("{}/api/v1/openapi.json", dev.base))
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args(["--checks", CHECKS, "--max-examples", "25"])
+        // Resource ids are URLs; Hypothesis drops most strings it makes for a
+        // path segment, which its health check reports. The calls still run.
+        .args(["--suppress-health-check", "filter_too_much"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        // Its caches (.schemathesis, .hypothesis) go with the instance's data.
+        .current_dir(&dev.data_dir)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "schemathesis failed:\n{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("19 selected / 19 total"), "every operation was tested:\n{report}");
+    assert!(!report.contains(" failed"), "{report}");
+
+    // The admin token still works: the run did not break the server.
+    let apps = format!("{}/api/v1/apps/{}", dev.base, admin.0);
+    assert_eq!(http.get(apps).bearer_auth(&token).send().await.unwrap().status(), StatusCode::OK);
+}
+
+/// What Schemathesis checks: no 5xx; every status code, content type, header
+/// and body as the document says.
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
+response_headers_conformance,response_schema_conformance";

@@ -29,6 +29,9 @@ pub mod registered_by {
     pub const DOCUMENT: &str = "document";
 }
 
+/// What an app registered by an administrator may be granted unless told otherwise.
+pub const DEFAULT_SCOPES: &str = "openid profile email offline_access";
+
 /// Grant types an app gets unless told otherwise.
 pub const DEFAULT_GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
 
@@ -74,9 +77,11 @@ pub enum ClientError {
 }
 
 /// `web` or `native` (OpenID Connect Registration, RFC 8252).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum ApplicationType {
     /// Runs on a server or in a browser.
+    #[default]
     Web,
     /// Runs on the person's device (a CLI, a desktop or mobile app).
     Native,
@@ -197,7 +202,7 @@ pub(crate) fn secret_hash(secret: &str) -> String {
 }
 
 /// An app as the CLI's `--json` and the management API show it: everything
-/// but its secrets (no secret hash, no registration token hash).
+/// but its secrets (see [`AppView`](crate::management::apps::AppView)).
 ///
 /// ```
 /// let app = agentgate_issuer::store::Client { name: "Mail".into(), ..Default::default() };
@@ -206,15 +211,13 @@ pub(crate) fn secret_hash(secret: &str) -> String {
 /// assert!(shown.get("secret_hash").is_none());
 /// ```
 pub fn describe(c: &Client) -> serde_json::Value {
-    serde_json::json!({
-        "client_id": c.client_id, "name": c.name, "third_party": c.third_party,
-        "public": c.secret_hash.is_none(), "application_type": c.application_type,
-        "redirect_uris": c.redirect_uris, "scopes": c.scopes, "grant_types": c.grant_types,
-        "logo_uri": c.logo_uri, "client_uri": c.client_uri, "policy_uri": c.policy_uri, "tos_uri": c.tos_uri,
-        "created_at": c.created_at, "id_token_signed_response_alg": c.id_token_signed_response_alg,
-        "post_logout_redirect_uris": c.post_logout_redirect_uris, "registration": c.registration,
-        "token_endpoint_auth_method": c.token_endpoint_auth_method,
-    })
+    serde_json::to_value(crate::management::apps::AppView::from(c)).expect("an app serializes")
+}
+
+/// Whether the app gets tokens for itself (`client_credentials`) rather than
+/// for people.
+pub fn is_machine(client: &Client) -> bool {
+    client.grant_types.iter().any(|g| g == "client_credentials")
 }
 
 /// Whether the app registered itself (dynamic registration) or is described by

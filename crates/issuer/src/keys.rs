@@ -28,13 +28,17 @@ use crate::seal::{KeyEncryptionKey, SealError};
 use crate::store::{Store, StoreError, StoredKey};
 
 /// A signature algorithm this issuer signs with.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub enum Alg {
     /// ECDSA P-256 with SHA-256: every access token, and ID tokens by default.
     #[default]
+    #[serde(rename = "ES256")]
     Es256,
     /// RSASSA-PKCS1-v1_5 with SHA-256 (2048-bit keys), for ID tokens of the
     /// apps that need it.
+    #[serde(rename = "RS256")]
     Rs256,
 }
 

@@ -116,7 +116,7 @@ pub async fn declare_resource<S: Store>(
 }
 
 /// A resource from its parts, each checked.
-fn checked_resource(
+pub(crate) fn checked_resource(
     uri: &str,
     name: &str,
     scopes: &[(&str, &str)],
@@ -128,9 +128,14 @@ fn checked_resource(
         return Err(AddResourceError::InvalidName);
     }
     let mut defined = Vec::new();
-    for &(scope, description) in scopes {
-        if !is_valid_scope(scope) || OPENID_SCOPES.contains(&scope) {
+    for (i, &(scope, description)) in scopes.iter().enumerate() {
+        let repeated = scopes[..i].iter().any(|&(earlier, _)| earlier == scope);
+        if !is_valid_scope(scope) || OPENID_SCOPES.contains(&scope) || repeated {
             return Err(AddResourceError::InvalidScope(scope.to_owned()));
+        }
+        // People read descriptions on the consent page.
+        if description.chars().count() > 200 || description.contains(char::is_control) {
+            return Err(AddResourceError::InvalidDescription(scope.to_owned()));
         }
         defined.push(crate::store::ResourceScope {
             name: scope.to_owned(),
@@ -150,9 +155,12 @@ pub enum AddResourceError {
     /// The name is empty or too long.
     #[error("the resource name must have 1 to 100 characters")]
     InvalidName,
-    /// Not a scope token, or an OpenID scope.
-    #[error("invalid resource scope {0:?}")]
+    /// Not a scope token, an OpenID scope, or named twice.
+    #[error("invalid resource scope {0:?}: a scope token, not an OpenID scope, named once")]
     InvalidScope(String),
+    /// A scope's description is too long or holds control characters.
+    #[error("the description of {0:?} must have at most 200 characters and no control characters")]
+    InvalidDescription(String),
     /// The store failed or the URL is taken.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

@@ -391,8 +391,15 @@ impl<S: Store> Issuer<S> {
         let claims = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|_| invalid())?.claims;
         let jti = claims.get("jti").and_then(Value::as_str).ok_or_else(invalid)?;
         if let Some(family) = family_of_jti(jti) {
+            // A family goes with its app and its person (and is revoked by a logout or a disconnect).
             let live = self.store.family(family).await?.is_some_and(|f| f.revoked_at.is_none());
             if !live {
+                return Err(invalid());
+            }
+        } else {
+            // A machine app's token has no family: it dies with its app.
+            let app = claims.get("client_id").and_then(Value::as_str).ok_or_else(invalid)?;
+            if self.store.client(app).await?.is_none() {
                 return Err(invalid());
             }
         }

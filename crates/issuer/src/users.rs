@@ -29,6 +29,9 @@ pub enum UserError {
     /// Not an email address.
     #[error("invalid email address {0:?}")]
     InvalidEmail(String),
+    /// The display name is longer than 100 characters or holds control characters.
+    #[error("the name must have at most 100 characters and no control characters")]
+    InvalidName,
     /// Too short.
     #[error("the password must have at least {MIN_PASSWORD_CHARS} characters")]
     WeakPassword,
@@ -105,28 +108,70 @@ fn check_password(password: &str) -> Result<(), UserError> {
 
 /// Adds a person; nothing is stored if anything is invalid or taken.
 pub async fn add_user<S: Store>(store: &S, new: NewUser, now: i64) -> Result<User, UserError> {
-    let username = normalize_username(&new.username)?;
-    let email = new.email.as_deref().map(normalize_email).transpose()?;
-    check_password(&new.password)?;
-    // Usernames cannot contain '@', so a username never collides with an email.
-    if store.find_user_by_login(&username).await?.is_some() {
-        return Err(UserError::Taken("the username"));
-    }
-    if let Some(email) = &email
-        && store.find_user_by_login(email).await?.is_some()
-    {
-        return Err(UserError::Taken("the email"));
-    }
     let user = User {
         id: crate::random_token(16),
-        username,
-        email,
-        name: new.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
-        password_hash: hash_password(&new.password),
+        username: normalize_username(&new.username)?,
+        email: new.email.as_deref().map(normalize_email).transpose()?,
+        name: display_name(new.name)?,
+        password_hash: String::new(),
         created_at: now,
     };
+    check_password(&new.password)?;
+    ensure_free(store, &user).await?;
+    let user = User { password_hash: hash_off_the_runtime(&new.password).await, ..user };
     store.insert_user(&user).await?;
     Ok(user)
+}
+
+/// Changes to a person's profile; `None` leaves a field as it is, `Some(None)`
+/// clears an optional one.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    /// A new sign-in name.
+    pub username: Option<String>,
+    /// A new email address, or none.
+    pub email: Option<Option<String>>,
+    /// A new display name, or none.
+    pub name: Option<Option<String>>,
+}
+
+/// Changes a person's username, email or name; nothing changes if anything is
+/// invalid or taken.
+pub async fn change_user<S: Store>(store: &S, id: &str, changes: UserChanges) -> Result<User, UserError> {
+    let mut user = store.user(id).await?.ok_or_else(|| UserError::NotFound(id.to_owned()))?;
+    if let Some(username) = changes.username {
+        user.username = normalize_username(&username)?;
+    }
+    if let Some(email) = changes.email {
+        user.email = email.as_deref().map(normalize_email).transpose()?;
+    }
+    if let Some(name) = changes.name {
+        user.name = display_name(name)?;
+    }
+    ensure_free(store, &user).await?;
+    // The store's unique indexes still decide a race with another change.
+    if store.update_user(&user).await? { Ok(user) } else { Err(UserError::NotFound(id.to_owned())) }
+}
+
+/// A display name trimmed, or none when empty.
+fn display_name(name: Option<String>) -> Result<Option<String>, UserError> {
+    let name = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    match name {
+        Some(n) if n.chars().count() > 100 || n.contains(char::is_control) => Err(UserError::InvalidName),
+        other => Ok(other),
+    }
+}
+
+/// Refuses a username or email that belongs to someone other than `user`.
+async fn ensure_free<S: Store>(store: &S, user: &User) -> Result<(), UserError> {
+    // Usernames cannot contain '@', so a username never collides with an email.
+    let logins = [Some((&user.username, "the username")), user.email.as_ref().map(|e| (e, "the email"))];
+    for (login, what) in logins.into_iter().flatten() {
+        if store.find_user_by_login(login).await?.is_some_and(|other| other.id != user.id) {
+            return Err(UserError::Taken(what));
+        }
+    }
+    Ok(())
 }
 
 /// The person `login` (username or email) names.
@@ -139,12 +184,20 @@ pub async fn find<S: Store>(store: &S, login: &str) -> Result<User, UserError> {
 
 /// Sets a person's password.
 pub async fn set_password<S: Store>(store: &S, login: &str, password: &str) -> Result<(), UserError> {
-    check_password(password)?;
     let user = find(store, login).await?;
-    if store.set_password_hash(&user.id, &hash_password(password)).await? {
+    set_password_of(store, &user.id, password).await.map_err(|error| match error {
+        UserError::NotFound(_) => UserError::NotFound(login.to_owned()),
+        other => other,
+    })
+}
+
+/// Sets the password of the person with this id.
+pub async fn set_password_of<S: Store>(store: &S, id: &str, password: &str) -> Result<(), UserError> {
+    check_password(password)?;
+    if store.set_password_hash(id, &hash_off_the_runtime(password).await).await? {
         Ok(())
     } else {
-        Err(UserError::NotFound(login.to_owned()))
+        Err(UserError::NotFound(id.to_owned()))
     }
 }
 
@@ -183,18 +236,33 @@ pub async fn sign_in<S: Store>(
 /// flood of sign-ins queues instead of taking the memory of hundreds).
 async fn check_off_the_runtime(hash: Option<String>, password: String) -> bool {
     static DECOY: OnceLock<String> = OnceLock::new();
-    static AT_ONCE: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
-    let permits = AT_ONCE.get_or_init(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
-    });
-    let Ok(_permit) = permits.acquire().await else { return false };
-    tokio::task::spawn_blocking(move || {
+    off_the_runtime(move || {
         let hash =
             hash.as_deref().unwrap_or_else(|| DECOY.get_or_init(|| hash_password(&crate::random_token(16))));
         verify_password(hash, &password)
     })
     .await
     .unwrap_or(false)
+}
+
+/// [`hash_password`] on the blocking pool, for the same reasons.
+async fn hash_off_the_runtime(password: &str) -> String {
+    let owned = password.to_owned();
+    match off_the_runtime(move || hash_password(&owned)).await {
+        Some(hash) => hash,
+        None => hash_password(password),
+    }
+}
+
+/// Runs argon2id work on the blocking pool, at most one job per CPU at once;
+/// `None` if it could not run there.
+async fn off_the_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    static AT_ONCE: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    let permits = AT_ONCE.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
+    });
+    let _permit = permits.acquire().await.ok()?;
+    tokio::task::spawn_blocking(work).await.ok()
 }
 
 #[cfg(test)]

@@ -13,13 +13,11 @@ use agentgate_issuer::store::{Client, SqliteStore};
 use agentgate_issuer::tokens::{ClientCredentials, CodeExchange, CodeRequest};
 use agentgate_issuer::users::{self, NewUser};
 use agentgate_issuer::{ErrorCode, Issuer, Settings};
-use common::{MCP, TempDb};
+use common::{CHALLENGE, MCP, TempDb, VERIFIER};
 use serde_json::Value;
 
 const REDIRECT: &str = "http://127.0.0.1:7777/callback";
 // RFC 7636 Appendix B.
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 struct World {
     _db: TempDb,

@@ -13,14 +13,11 @@ use agentgate_issuer::registration::{
 };
 use agentgate_issuer::seal::KeyEncryptionKey;
 use agentgate_issuer::store::{SqliteStore, Store};
-use agentgate_issuer::tokens::{ClientCredentials, CodeExchange, CodeRequest, TokenResponse};
+use agentgate_issuer::tokens::{ClientCredentials, TokenResponse};
 use agentgate_issuer::{Issuer, Settings};
 use common::{MCP, TempDb};
 
 const LOOPBACK: &str = "http://127.0.0.1:33418/callback";
-// RFC 7636 Appendix B.
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 struct World {
     _db: TempDb,
@@ -91,28 +88,7 @@ impl World {
 
     /// Alice's tokens for app `client_id`: a code for `scopes`, exchanged.
     async fn tokens_for(&self, client_id: &str, scopes: Vec<String>) -> TokenResponse {
-        let code = self
-            .issuer
-            .issue_code(CodeRequest {
-                client_id: client_id.to_owned(),
-                user_id: self.alice.clone(),
-                redirect_uri: LOOPBACK.into(),
-                code_challenge: CHALLENGE.into(),
-                resource: MCP.into(),
-                scopes,
-                nonce: None,
-                auth_time: 5,
-            })
-            .await
-            .unwrap();
-        let credentials = ClientCredentials { client_id: Some(client_id.to_owned()), ..Default::default() };
-        let exchange = CodeExchange {
-            code: Some(&code),
-            redirect_uri: Some(LOOPBACK),
-            code_verifier: Some(VERIFIER),
-            resource: None,
-        };
-        self.issuer.exchange_code(&credentials, exchange).await.unwrap()
+        common::code_tokens(&self.issuer, &self.alice, client_id, LOOPBACK, scopes).await
     }
 
     async fn client_count(&self) -> usize {

@@ -14,7 +14,7 @@
 //! | `/api/v1/…`                                   | the management API (JSON, `agentgate:admin`) |
 //! | `/sign-in`, `/consent`, `/account`, `/sign-out` | the person's pages              |
 
-mod api;
+pub mod api;
 mod backchannel;
 mod client_address;
 mod discovery;
@@ -91,9 +91,7 @@ pub fn router<S: Store>(issuer: Arc<Issuer<S>>) -> Router {
                 .options(discovery::preflight)
                 .layer(DefaultBodyLimit::max(registration::MAX_BODY)),
         );
-    router = router
-        .route(&at("/api/v1/apps"), get(api::list_apps::<S>))
-        .route(&at("/api/v1/apps/{client_id}"), get(api::get_app::<S>));
+    router = router.merge(api::routes::<S>(&base));
     for path in discovery::paths(&base) {
         router = router.route(&path, get(discovery::metadata::<S>).options(discovery::preflight));
     }

@@ -33,7 +33,7 @@ pub struct StoredKey {
 }
 
 /// A person who can sign in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct User {
     /// The stable subject identifier (`sub`): random, never reused.
     pub id: String,
@@ -284,6 +284,11 @@ pub trait Store: Send + Sync + 'static {
         hash: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Replaces a person's username, email and name (not the password);
+    /// whether the person exists. [`StoreError::Conflict`] when the username or
+    /// email belongs to someone else.
+    fn update_user(&self, user: &User) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Removes a person; whether they existed.
     fn delete_user(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
@@ -336,6 +341,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every grant of a person, by app.
     fn grants_of_user(&self, user_id: &str) -> impl Future<Output = Result<Vec<Grant>, StoreError>> + Send;
+
+    /// Every grant to one client, by user and resource.
+    fn grants_of_client(
+        &self,
+        client_id: &str,
+    ) -> impl Future<Output = Result<Vec<Grant>, StoreError>> + Send;
 
     /// In one transaction, deletes every grant of `user_id` to `client_id` and
     /// revokes every token family between them; whether there was a grant.

@@ -21,6 +21,11 @@ macro_rules! user_columns {
         "id, username, email, name, password_hash, created_at"
     };
 }
+macro_rules! grant_columns {
+    () => {
+        "user_id, client_id, resource, scopes, created_at, updated_at"
+    };
+}
 macro_rules! client_columns {
     () => {
         "client_id, name, third_party, application_type, secret_hash, redirect_uris, scopes, grant_types, \
@@ -155,6 +160,11 @@ fn conflict(error: sqlx::Error, what: impl Fn(&str) -> &'static str) -> StoreErr
         Some(db) if db.is_unique_violation() => StoreError::Conflict(what(db.message())),
         _ => StoreError::Database(error),
     }
+}
+
+/// Which of a person's unique fields a unique violation is about.
+fn user_conflict(message: &str) -> &'static str {
+    if message.contains("email") { "the email" } else { "the username" }
 }
 
 /// A [`Store`] in one SQLite file, through one connection.
@@ -298,7 +308,7 @@ impl Store for SqliteStore {
         .bind(user.created_at)
         .execute(&mut *self.conn().await)
         .await
-        .map_err(|e| conflict(e, |m| if m.contains("email") { "the email" } else { "the username" }))?;
+        .map_err(|e| conflict(e, user_conflict))?;
         Ok(())
     }
 
@@ -333,6 +343,18 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&mut *self.conn().await)
             .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET username = $2, email = $3, name = $4 WHERE id = $1")
+            .bind(&user.id)
+            .bind(&user.username)
+            .bind(&user.email)
+            .bind(&user.name)
+            .execute(&mut *self.conn().await)
+            .await
+            .map_err(|e| conflict(e, user_conflict))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -467,15 +489,17 @@ impl Store for SqliteStore {
         client_id: &str,
         resource: &str,
     ) -> Result<Option<Grant>, StoreError> {
-        let row = sqlx::query(
-            "SELECT user_id, client_id, resource, scopes, created_at, updated_at FROM grants
-             WHERE user_id = $1 AND client_id = $2 AND resource = $3",
-        )
-        .bind(user_id)
-        .bind(client_id)
-        .bind(resource)
-        .fetch_optional(&mut *self.conn().await)
-        .await?;
+        let sql = concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE user_id = $1 AND client_id = $2 AND resource = $3"
+        );
+        let row = sqlx::query(sql)
+            .bind(user_id)
+            .bind(client_id)
+            .bind(resource)
+            .fetch_optional(&mut *self.conn().await)
+            .await?;
         Ok(row.as_ref().map(grant_from_row))
     }
 
@@ -497,14 +521,33 @@ impl Store for SqliteStore {
     }
 
     async fn grants_of_user(&self, user_id: &str) -> Result<Vec<Grant>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT user_id, client_id, resource, scopes, created_at, updated_at FROM grants
-             WHERE user_id = $1 ORDER BY client_id, resource",
-        )
-        .bind(user_id)
-        .fetch_all(&mut *self.conn().await)
-        .await?;
-        Ok(rows.iter().map(grant_from_row).collect())
+        let sql = concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE user_id = $1 ORDER BY client_id, resource"
+        );
+        Ok(sqlx::query(sql)
+            .bind(user_id)
+            .fetch_all(&mut *self.conn().await)
+            .await?
+            .iter()
+            .map(grant_from_row)
+            .collect())
+    }
+
+    async fn grants_of_client(&self, client_id: &str) -> Result<Vec<Grant>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE client_id = $1 ORDER BY user_id, resource"
+        );
+        Ok(sqlx::query(sql)
+            .bind(client_id)
+            .fetch_all(&mut *self.conn().await)
+            .await?
+            .iter()
+            .map(grant_from_row)
+            .collect())
     }
 
     async fn revoke_grants(&self, user_id: &str, client_id: &str, now: i64) -> Result<bool, StoreError> {

@@ -4,8 +4,10 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use agentgate_issuer::Issuer;
 use agentgate_issuer::scopes::add_resource;
 use agentgate_issuer::store::SqliteStore;
+use agentgate_issuer::tokens::{ClientCredentials, CodeExchange, CodeRequest, TokenResponse};
 use agentgate_issuer::users::{self, NewUser};
 
 /// The MCP server the tests' tokens are for.
@@ -18,6 +20,40 @@ pub async fn alice_and_whoami(store: &SqliteStore) -> String {
     let alice = users::add_user(store, alice, 1).await.unwrap();
     add_resource(store, MCP, "whoami", &[("mcp:tools", "Use the tools")], 1).await.unwrap();
     alice.id
+}
+
+// RFC 7636 Appendix B.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// A person's tokens for the public app `client_id` and [`MCP`]: a code for
+/// `scopes`, sent to `redirect_uri`, exchanged.
+pub async fn code_tokens(
+    issuer: &Issuer<SqliteStore>,
+    user_id: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    scopes: Vec<String>,
+) -> TokenResponse {
+    let request = CodeRequest {
+        client_id: client_id.to_owned(),
+        user_id: user_id.to_owned(),
+        redirect_uri: redirect_uri.into(),
+        code_challenge: CHALLENGE.into(),
+        resource: MCP.into(),
+        scopes,
+        nonce: None,
+        auth_time: 5,
+    };
+    let code = issuer.issue_code(request).await.unwrap();
+    let credentials = ClientCredentials { client_id: Some(client_id.to_owned()), ..Default::default() };
+    let exchange = CodeExchange {
+        code: Some(&code),
+        redirect_uri: Some(redirect_uri),
+        code_verifier: Some(VERIFIER),
+        resource: None,
+    };
+    issuer.exchange_code(&credentials, exchange).await.unwrap()
 }
 
 pub struct TempDb(std::path::PathBuf);

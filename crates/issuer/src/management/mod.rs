@@ -13,6 +13,16 @@
 //! Scopes named `agentgate:…` are reserved: only first-party machine apps may
 //! hold them, self-registered apps never, and no person is ever asked to grant
 //! them.
+//!
+//! The calls themselves are plain functions over a [`Store`], one module per
+//! thing managed ([`apps`], [`people`], [`resources`], [`grants`]); the HTTP
+//! handlers only parse, call them, and render. Every change is checked whole
+//! before one write, so a refused call leaves nothing half-written.
+
+pub mod apps;
+pub mod grants;
+pub mod people;
+pub mod resources;
 
 use serde_json::Value;
 
@@ -90,10 +100,79 @@ impl<S: Store> Issuer<S> {
         if claims.get("aud").and_then(Value::as_str) != Some(api_resource(&self.settings).as_str()) {
             return Err(ApiAuthError::Invalid);
         }
+        let allows = |scope: &str| scope == needed || scope == ADMIN_SCOPE;
         let scopes = claims.get("scope").and_then(Value::as_str).unwrap_or_default();
-        if !scopes.split(' ').any(|s| s == needed || s == ADMIN_SCOPE) {
+        if !scopes.split(' ').any(allows) {
             return Err(ApiAuthError::InsufficientScope(needed));
         }
-        Ok(claims)
+        // The app must still hold the scope: taking it away takes effect at once.
+        let app = claims.get("client_id").and_then(Value::as_str).unwrap_or_default();
+        match self.store.client(app).await {
+            Ok(Some(app)) if app.scopes.iter().any(|s| allows(s)) => Ok(claims),
+            Ok(Some(_)) => Err(ApiAuthError::InsufficientScope(needed)),
+            Ok(None) => Err(ApiAuthError::Invalid),
+            Err(error) => {
+                tracing::error!(%error, "could not check a management token's app");
+                Err(ApiAuthError::Invalid)
+            }
+        }
+    }
+}
+
+/// For an optional field a change may clear: absent is `None` (left as it
+/// is), `null` is `Some(None)` (cleared).
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
+/// Why a management call was refused (besides who is calling).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManagementError {
+    /// Nothing with this id.
+    #[error("{0}")]
+    NotFound(String),
+    /// A field breaks a rule.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field, as a path into the request (`redirect_uris[1]`).
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The call clashes with what is stored: a taken name, a reserved
+    /// resource, an app that is not the API's to change.
+    #[error("{message}")]
+    Conflict {
+        /// The field concerned, if one is.
+        field: Option<&'static str>,
+        /// What clashes.
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl ManagementError {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl ToString) -> Self {
+        Self::Invalid { field: field.into(), message: message.to_string() }
+    }
+
+    pub(crate) fn conflict(field: Option<&'static str>, message: impl ToString) -> Self {
+        Self::Conflict { field, message: message.to_string() }
+    }
+}
+
+impl From<StoreError> for ManagementError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(what) => Self::conflict(None, format!("{what} is already taken")),
+            other => Self::Store(other),
+        }
     }
 }

@@ -1,0 +1,88 @@
+//! `/api/v1/users`: add, read, change and remove people; set passwords.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::{Admin, Body, BodyRefusals, Clash, Missing, Refusals, answer, done};
+use crate::Issuer;
+use crate::management::ManagementError;
+use crate::management::people::{self, PasswordSpec, UserPatch, UserSpec, UserView};
+use crate::store::Store;
+
+/// Everyone, by username.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users",
+    responses((status = 200, description = "Everyone, by username", body = [UserView]), Refusals))]
+pub(super) async fn list<S: Store>(
+    _: Admin,
+    State(issuer): State<Arc<Issuer<S>>>,
+) -> Result<Response, ManagementError> {
+    let all = issuer.store.users().await?;
+    Ok(answer(StatusCode::OK, &all.iter().map(UserView::from).collect::<Vec<_>>()))
+}
+
+/// Adds a person.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", operation_id = "create_user", request_body = UserSpec,
+    responses((status = 201, description = "Added", body = UserView), BodyRefusals, Clash, Refusals))]
+pub(super) async fn create<S: Store>(
+    _: Admin,
+    State(issuer): State<Arc<Issuer<S>>>,
+    Body(spec): Body<UserSpec>,
+) -> Result<Response, ManagementError> {
+    Ok(answer(StatusCode::CREATED, &people::create_user(&issuer.store, spec, crate::now()).await?))
+}
+
+/// One person.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", operation_id = "get_user",
+    params(("id" = String, Path, description = "The person's id (the `sub` of their tokens)")),
+    responses((status = 200, description = "The person", body = UserView), Missing, Refusals))]
+pub(super) async fn get<S: Store>(
+    _: Admin,
+    State(issuer): State<Arc<Issuer<S>>>,
+    Path(id): Path<String>,
+) -> Result<Response, ManagementError> {
+    Ok(answer(StatusCode::OK, &people::user(&issuer.store, &id).await?))
+}
+
+/// Changes a person's username, email or name.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", operation_id = "change_user", request_body = UserPatch,
+    params(("id" = String, Path, description = "The person's id")),
+    responses((status = 200, description = "The person as changed", body = UserView),
+        BodyRefusals, Missing, Clash, Refusals))]
+pub(super) async fn change<S: Store>(
+    _: Admin,
+    State(issuer): State<Arc<Issuer<S>>>,
+    Path(id): Path<String>,
+    Body(patch): Body<UserPatch>,
+) -> Result<Response, ManagementError> {
+    Ok(answer(StatusCode::OK, &people::change_user(&issuer.store, &id, patch).await?))
+}
+
+/// Removes a person with their grants, tokens and sessions.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", operation_id = "delete_user",
+    params(("id" = String, Path, description = "The person's id")),
+    responses((status = 204, description = "Removed"), Missing, Refusals))]
+pub(super) async fn delete<S: Store>(
+    _: Admin,
+    State(issuer): State<Arc<Issuer<S>>>,
+    Path(id): Path<String>,
+) -> Result<Response, ManagementError> {
+    people::delete_user(&issuer.store, &id).await?;
+    Ok(done())
+}
+
+/// Sets a person's password.
+#[utoipa::path(put, path = "/api/v1/users/{id}/password", tag = "users", operation_id = "set_user_password", request_body = PasswordSpec,
+    params(("id" = String, Path, description = "The person's id")),
+    responses((status = 204, description = "Set"), BodyRefusals, Missing, Refusals))]
+pub(super) async fn set_password<S: Store>(
+    _: Admin,
+    State(issuer): State<Arc<Issuer<S>>>,
+    Path(id): Path<String>,
+    Body(spec): Body<PasswordSpec>,
+) -> Result<Response, ManagementError> {
+    people::set_password(&issuer.store, &id, spec).await?;
+    Ok(done())
+}
