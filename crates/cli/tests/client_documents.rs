@@ -41,6 +41,13 @@ async fn an_agent_known_by_its_document_gets_alices_consent_and_a_token() {
     let http = reqwest::Client::new();
     let metadata = support::server_metadata(&dev.base).await;
     assert_eq!(metadata["client_id_metadata_document_supported"], true);
+    let methods = metadata["token_endpoint_auth_methods_supported"].as_array().unwrap();
+    assert!(methods.iter().any(|m| m == "private_key_jwt"), "for apps known by their document: {methods:?}");
+    assert!(
+        metadata["token_endpoint_auth_signing_alg_values_supported"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
 
     // A redirect URI the document does not list, even on another loopback port, is refused.
     let mut browser = Browser::new("en");

@@ -272,6 +272,8 @@ fn registration_turned_off_answers_404_before_reading_anything() {
         let metadata = support::server_metadata(&base).await;
         assert!(metadata.get("registration_endpoint").is_none(), "{metadata}");
         assert!(metadata.get("client_id_metadata_document_supported").is_none(), "off unless configured");
+        let methods = metadata["token_endpoint_auth_methods_supported"].as_array().unwrap();
+        assert!(!methods.iter().any(|m| m == "private_key_jwt"), "only document apps use it: {methods:?}");
         let body = serde_json::json!({ "redirect_uris": ["http://127.0.0.1/cb"] });
         let response = http.post(format!("{base}/register")).json(&body).send().await.unwrap();
         assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);

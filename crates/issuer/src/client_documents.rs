@@ -27,7 +27,10 @@
 //! `Expires`) says, within [`MIN_CACHE_SECS`] and [`MAX_CACHE_SECS`]. The
 //! app it describes is stored like any other (so grants and tokens can refer
 //! to it) with `registration = "document"`, third-party, within the same scope
-//! ceiling as self-registered apps, authenticating with `none` only.
+//! ceiling as self-registered apps. It authenticates with `none` (a public
+//! client) or `private_key_jwt` with the public keys the document holds
+//! (`jwks`) or points to (`jwks_uri`, fetched under the same rules; see
+//! [`crate::client_assertions`]); a document can never hold a secret.
 //!
 //! [`Settings::client_documents_allow_loopback`]: crate::Settings::client_documents_allow_loopback
 
@@ -40,6 +43,7 @@ use agentgate_guard::error_chain;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
+use crate::client_assertions::check_jwks;
 use crate::clients::{self, registered_by};
 use crate::registration::{ClientMetadata, check_metadata};
 use crate::store::{Client, Store, StoreError};
@@ -321,7 +325,7 @@ impl ClientDocuments {
 
     /// Fetches the document at `url`: its metadata and how many seconds it may
     /// be cached.
-    async fn fetch(&self, url: &Url) -> Result<(ClientMetadata, i64), DocumentError> {
+    async fn fetch<T: serde::de::DeserializeOwned>(&self, url: &Url) -> Result<(T, i64), DocumentError> {
         let failed = |reason: String| DocumentError::Fetch { url: url.to_string(), reason };
         let _turn = self.fetching.acquire().await.map_err(|_| failed("shutting down".into()))?;
         let mut response = self
@@ -358,11 +362,11 @@ impl ClientDocuments {
             }
             body.extend_from_slice(&chunk);
         }
-        let metadata = serde_json::from_slice(&body).map_err(|e| DocumentError::Invalid {
+        let parsed = serde_json::from_slice(&body).map_err(|e| DocumentError::Invalid {
             url: url.to_string(),
-            reason: format!("it is not a JSON object of client metadata: {e}"),
+            reason: format!("it is not a JSON object of the expected shape: {e}"),
         })?;
-        Ok((metadata, ttl))
+        Ok((parsed, ttl))
     }
 }
 
@@ -446,19 +450,27 @@ pub fn check_document(
     if metadata.client_name.as_deref().is_none_or(|n| n.trim().is_empty()) {
         return Err(invalid("client_name is required".into()));
     }
-    match metadata.token_endpoint_auth_method.as_deref() {
-        None | Some("none") => {}
-        Some("private_key_jwt") => {
-            return Err(invalid(
-                "private_key_jwt client authentication is not supported yet; use none".into(),
-            ));
-        }
+    let method = match metadata.token_endpoint_auth_method.as_deref() {
+        None | Some("none") => "none",
+        Some("private_key_jwt") => "private_key_jwt",
         Some(other) => {
             return Err(invalid(format!(
-                "token_endpoint_auth_method {other:?} is not allowed: a document cannot hold a secret"
+                "token_endpoint_auth_method {other:?} is not allowed: a document cannot hold a secret \
+                 (use none or private_key_jwt)"
             )));
         }
-    }
+    };
+    // The keys of a private_key_jwt app: inline here, or fetched from jwks_uri by the caller.
+    let jwks = match (method, &metadata.jwks, &metadata.jwks_uri) {
+        ("none", _, _) => None,
+        (_, Some(jwks), None) => Some(check_jwks(jwks).map_err(invalid)?),
+        (_, None, Some(_)) => None,
+        _ => {
+            return Err(invalid(
+                "private_key_jwt needs the app's public keys: jwks or jwks_uri, one of them".into(),
+            ));
+        }
+    };
     let as_public = ClientMetadata {
         token_endpoint_auth_method: Some("none".into()),
         client_id: None,
@@ -470,7 +482,8 @@ pub fn check_document(
         client_id: url.to_owned(),
         grant_types,
         registration: registered_by::DOCUMENT.into(),
-        token_endpoint_auth_method: "none".into(),
+        token_endpoint_auth_method: method.into(),
+        jwks,
         ..registered.client
     })
 }
@@ -490,9 +503,12 @@ impl<S: Store> Issuer<S> {
                 reason: format!("it failed less than {FAILURE_CACHE_SECS} seconds ago ({why})"),
             });
         }
-        let fetched = match self.documents.fetch(&url).await {
+        let fetched = match self.documents.fetch::<ClientMetadata>(&url).await {
             Ok((metadata, ttl)) => {
-                check_document(client_id, &metadata, &self.registration_ceiling().await?).map(|c| (c, ttl))
+                match check_document(client_id, &metadata, &self.registration_ceiling().await?) {
+                    Ok(client) => self.with_fetched_keys(client, metadata.jwks_uri.as_deref(), ttl).await,
+                    Err(error) => Err(error),
+                }
             }
             Err(error) => Err(error),
         };
@@ -512,6 +528,25 @@ impl<S: Store> Issuer<S> {
         self.documents.remember(&client, now + ttl, now);
         tracing::info!(client_id, "fetched a client metadata document");
         Ok(client)
+    }
+
+    /// A `private_key_jwt` app whose document names a `jwks_uri`: its keys,
+    /// fetched with the same guard as documents; cached no longer than either.
+    async fn with_fetched_keys(
+        &self,
+        mut client: Client,
+        jwks_uri: Option<&str>,
+        ttl: i64,
+    ) -> Result<(Client, i64), DocumentError> {
+        let (Some(jwks_uri), None) = (jwks_uri, &client.jwks) else { return Ok((client, ttl)) };
+        if client.token_endpoint_auth_method != "private_key_jwt" {
+            return Ok((client, ttl));
+        }
+        let url = check_url(jwks_uri, self.settings.client_documents_allow_loopback)?;
+        let (jwks, keys_ttl) = self.documents.fetch::<serde_json::Value>(&url).await?;
+        let invalid = |reason| DocumentError::Invalid { url: jwks_uri.to_owned(), reason };
+        client.jwks = Some(check_jwks(&jwks).map_err(invalid)?);
+        Ok((client, ttl.min(keys_ttl)))
     }
 
     /// Stores the app a document describes, or refreshes the stored copy; never

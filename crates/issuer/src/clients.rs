@@ -299,6 +299,7 @@ pub fn prepare(new: NewClient, now: i64) -> Result<Registered, ClientError> {
         registration: registered_by::ADMIN.into(),
         registration_token_hash: None,
         token_endpoint_auth_method: if new.public { "none" } else { "client_secret_basic" }.into(),
+        jwks: None,
     };
     Ok(Registered { client, secret })
 }

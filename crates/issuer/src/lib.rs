@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod authorize;
+pub mod client_assertions;
 pub mod client_documents;
 pub mod clients;
 pub mod consent;

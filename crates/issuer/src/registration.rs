@@ -88,6 +88,11 @@ pub struct ClientMetadata {
     pub client_id: Option<String>,
     /// On an update: the app's secret, which must match if sent.
     pub client_secret: Option<String>,
+    /// Its public keys (a JWK Set), for `private_key_jwt`; only a metadata
+    /// document may use them.
+    pub jwks: Option<serde_json::Value>,
+    /// Where its public keys are, instead of `jwks`.
+    pub jwks_uri: Option<String>,
 }
 
 /// The error codes of RFC 7591 §3.2.2, and the refusals around them.

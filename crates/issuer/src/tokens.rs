@@ -14,9 +14,12 @@
 //!   presenting one that was already rotated out revokes the whole family.
 //! - **Access tokens** are RFC 9068 JWTs (`typ: at+jwt`), signed ES256.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::client_assertions::{self, Accepted};
 use crate::clients::secret_matches;
 use crate::error::{ErrorCode, OAuthError};
 use crate::keys::{Alg, KeyRing};
@@ -74,12 +77,50 @@ pub struct ClientCredentials {
     pub client_id: Option<String>,
     /// `client_secret` from the form body.
     pub client_secret: Option<String>,
+    /// `client_assertion_type` from the form body (RFC 7521 §4.2).
+    pub client_assertion_type: Option<String>,
+    /// `client_assertion` from the form body: a JWT for `private_key_jwt`.
+    pub client_assertion: Option<String>,
+}
+
+/// What a client offered to prove its identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proof<'a> {
+    /// Nothing: a public client.
+    Nothing,
+    /// A secret (`client_secret_basic` or `client_secret_post`).
+    Secret(&'a str),
+    /// A signed JWT (`private_key_jwt`).
+    Assertion(&'a str),
 }
 
 impl ClientCredentials {
-    /// The client id the request claims and the secret it offers, if it used
+    /// The client id the request claims and the proof it offers, if it used
     /// exactly one way to present them.
-    fn claimed(&self) -> Result<(&str, Option<&str>), OAuthError> {
+    fn claimed(&self) -> Result<(Cow<'_, str>, Proof<'_>), OAuthError> {
+        if let Some(assertion) = &self.client_assertion {
+            if self.basic.is_some() || self.client_secret.is_some() {
+                return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+            }
+            if self.client_assertion_type.as_deref() != Some(client_assertions::ASSERTION_TYPE) {
+                return Err(OAuthError::invalid_client(format!(
+                    "client_assertion_type must be {}",
+                    client_assertions::ASSERTION_TYPE
+                )));
+            }
+            // The assertion names its app in `sub`; checked later with the app's keys.
+            let claimed = client_assertions::claimed_client_id(assertion)
+                .ok_or_else(|| OAuthError::invalid_client("the client assertion is not a readable JWT"))?;
+            return match &self.client_id {
+                Some(id) if *id != claimed => {
+                    Err(OAuthError::invalid_client("client_id differs from the client assertion's sub"))
+                }
+                _ => Ok((Cow::Owned(claimed), Proof::Assertion(assertion))),
+            };
+        }
+        if self.client_assertion_type.is_some() {
+            return Err(OAuthError::invalid_request("client_assertion_type without client_assertion"));
+        }
         match (&self.basic, &self.client_secret) {
             (Some(_), Some(_)) => {
                 Err(OAuthError::invalid_request("use one client authentication method, not two"))
@@ -90,26 +131,46 @@ impl ClientCredentials {
                         "client_id differs from the Authorization header",
                     ));
                 }
-                Ok((id, Some(secret)))
+                Ok((Cow::Borrowed(id), Proof::Secret(secret)))
             }
             (None, secret) => match &self.client_id {
-                Some(id) => Ok((id, secret.as_deref())),
+                Some(id) => Ok((Cow::Borrowed(id), secret.as_deref().map_or(Proof::Nothing, Proof::Secret))),
                 None => Err(OAuthError::invalid_client("client authentication is required")),
             },
         }
     }
 }
 
-/// The client the store found for a claimed id, if the offered secret proves
-/// it: a confidential client needs its secret (compared in constant time), a
-/// public one must offer none.
-fn check_client(client: Option<Client>, secret: Option<&str>) -> Result<Client, OAuthError> {
-    let client = client.ok_or_else(|| OAuthError::invalid_client("unknown client or wrong secret"))?;
-    match (&client.secret_hash, secret) {
-        (Some(_), Some(secret)) if secret_matches(&client, secret) => Ok(client),
-        (Some(_), _) => Err(OAuthError::invalid_client("unknown client or wrong secret")),
-        (None, None) => Ok(client),
-        (None, Some(_)) => Err(OAuthError::invalid_client("a public client has no secret")),
+/// The client the store found for a claimed id, if the offered proof is the
+/// one it must give: a confidential client its secret (compared in constant
+/// time), a `private_key_jwt` client an assertion its keys verify, a public one
+/// nothing. An accepted assertion comes back to be recorded as used.
+fn check_client(
+    client: Option<Client>,
+    proof: Proof<'_>,
+    audiences: &[&str],
+    now: i64,
+) -> Result<(Client, Option<Accepted>), OAuthError> {
+    let unknown = || OAuthError::invalid_client("unknown client or wrong secret");
+    let client = client.ok_or_else(unknown)?;
+    if client.token_endpoint_auth_method == "private_key_jwt" {
+        let Proof::Assertion(assertion) = proof else {
+            return Err(OAuthError::invalid_client("this client authenticates with private_key_jwt"));
+        };
+        let keys = client.jwks.as_deref().unwrap_or_default();
+        return match client_assertions::verify(assertion, &client.client_id, keys, audiences, now) {
+            Ok(accepted) => Ok((client, Some(accepted))),
+            Err(why) => Err(OAuthError::invalid_client(why)),
+        };
+    }
+    match (&client.secret_hash, proof) {
+        (_, Proof::Assertion(_)) => {
+            Err(OAuthError::invalid_client("this client does not use private_key_jwt"))
+        }
+        (Some(_), Proof::Secret(secret)) if secret_matches(&client, secret) => Ok((client, None)),
+        (Some(_), _) => Err(unknown()),
+        (None, Proof::Nothing) => Ok((client, None)),
+        (None, Proof::Secret(_)) => Err(OAuthError::invalid_client("a public client has no secret")),
     }
 }
 
@@ -145,9 +206,24 @@ impl<S: Store> Issuer<S> {
     /// `client_secret_post`, or `none` for a public client. Exactly one method;
     /// a confidential client must prove its secret.
     pub async fn authenticate_client(&self, credentials: &ClientCredentials) -> Result<Client, OAuthError> {
-        let (client_id, secret) = credentials.claimed()?;
-        let client = check_client(self.store.client(client_id).await?, secret)?;
+        let (client_id, proof) = credentials.claimed()?;
+        let client = self.store.client(&client_id).await?;
+        self.accept_client(client, proof).await
+    }
+
+    /// The rest of client authentication once the client is read: the proof,
+    /// the app's source, and an assertion's single use.
+    async fn accept_client(&self, client: Option<Client>, proof: Proof<'_>) -> Result<Client, OAuthError> {
+        let token_endpoint = self.settings.endpoint("/token");
+        let audiences = [self.settings.issuer.as_str(), token_endpoint.as_str()];
+        let (client, accepted) = check_client(client, proof, &audiences, now())?;
         self.check_client_source(&client)?;
+        if let Some(accepted) = accepted {
+            let id = format!("{}\n{}", client.client_id, accepted.jti);
+            if !self.store.first_use(&id, accepted.remember_until).await? {
+                return Err(OAuthError::invalid_client("this client assertion was already used"));
+            }
+        }
         Ok(client)
     }
 
@@ -180,15 +256,14 @@ impl<S: Store> Issuer<S> {
         credentials: &ClientCredentials,
         request: CodeExchange<'_>,
     ) -> Result<TokenResponse, OAuthError> {
-        let (client_id, secret) = credentials.claimed()?;
+        let (client_id, proof) = credentials.claimed()?;
         let Some(code) = request.code else {
             self.authenticate_client(credentials).await?;
             return Err(OAuthError::invalid_request("code is required"));
         };
         let code_hash = hash_secret(code);
-        let found = self.store.client_and_code(client_id, &code_hash).await?;
-        let client = &check_client(found.client, secret)?;
-        self.check_client_source(client)?;
+        let found = self.store.client_and_code(&client_id, &code_hash).await?;
+        let client = &self.accept_client(found.client, proof).await?;
         let verifier = request
             .code_verifier
             .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;

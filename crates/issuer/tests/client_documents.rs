@@ -6,21 +6,24 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use agentgate_issuer::client_assertions::ASSERTION_TYPE;
 use agentgate_issuer::client_documents::DocumentError;
+use agentgate_issuer::keys::{Alg, SigningKey};
 use agentgate_issuer::scopes::add_resource;
 use agentgate_issuer::seal::KeyEncryptionKey;
 use agentgate_issuer::store::{SqliteStore, Store};
+use agentgate_issuer::tokens::{ClientCredentials, CodeExchange, CodeRequest};
 use agentgate_issuer::{Issuer, Settings};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::{MCP, TempDb};
+use common::{CHALLENGE, MCP, TempDb, VERIFIER};
 use serde_json::json;
 
 /// A document server; counts the requests it answers.
@@ -82,6 +85,29 @@ async fn documents() -> DocumentServer {
                     json(doc(&b, path, json!({ "scope": "openid agentgate:admin" })), "no-store")
                 }
                 "/not-json.json" => json("{ nope".into(), "no-store"),
+                "/keyed.json" => json(
+                    doc(
+                        &b,
+                        path,
+                        json!({ "token_endpoint_auth_method": "private_key_jwt", "jwks": agent_jwks() }),
+                    ),
+                    "max-age=3600",
+                ),
+                "/keyed-by-uri.json" => json(
+                    doc(
+                        &b,
+                        path,
+                        json!({
+                            "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": format!("{b}/jwks.json")
+                        }),
+                    ),
+                    "max-age=3600",
+                ),
+                "/jwks.json" => json(agent_jwks().to_string(), "max-age=60"),
+                "/keyless.json" => json(
+                    doc(&b, path, json!({ "token_endpoint_auth_method": "private_key_jwt" })),
+                    "no-store",
+                ),
                 "/with-secret.json" => json(doc(&b, path, json!({ "client_secret": "s3cret" })), "no-store"),
                 _ => StatusCode::NOT_FOUND.into_response(),
             }
@@ -90,6 +116,26 @@ async fn documents() -> DocumentServer {
     let app = Router::new().fallback(get(answer)).with_state(hits.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     DocumentServer { base, hits }
+}
+
+/// The agent's own signing key: its public half is in its documents.
+fn agent_key() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::generate(Alg::Es256).0)
+}
+
+fn agent_jwks() -> serde_json::Value {
+    json!({ "keys": [agent_key().public_jwk()] })
+}
+
+/// A `private_key_jwt` client assertion for `client_id`, signed by `key`.
+fn assertion(key: &SigningKey, client_id: &str, jti: &str) -> String {
+    let now = agentgate_issuer::now();
+    let claims = json!({
+        "iss": client_id, "sub": client_id, "aud": "http://127.0.0.1:8080/token",
+        "jti": jti, "iat": now, "exp": now + 60,
+    });
+    key.sign_jwt("JWT", &claims)
 }
 
 async fn issuer(allow_loopback: bool) -> (TempDb, Issuer<SqliteStore>) {
@@ -143,6 +189,7 @@ async fn bad_documents_are_refused_and_nothing_is_stored() {
         ("/bad-redirect.json", "javascript"),
         ("/greedy.json", "agentgate:admin"),
         ("/not-json.json", "not a JSON object"),
+        ("/keyless.json", "jwks or jwks_uri"),
         ("/with-secret.json", "client_secret"),
         ("/missing.json", "HTTP 404"),
     ] {
@@ -262,4 +309,65 @@ async fn with_documents_turned_off_a_stored_document_app_is_refused_everywhere()
         other => panic!("expected a refusal page, got {other:?}"),
     }
     assert_eq!(server.hits.load(Ordering::SeqCst), 1, "nothing fetched once documents are off");
+}
+
+#[tokio::test]
+async fn a_document_with_public_keys_authenticates_with_private_key_jwt_once_per_assertion() {
+    let server = documents().await;
+    let (_db, issuer) = issuer(true).await;
+    let issuer = &issuer;
+    let url = format!("{}/keyed.json", server.base);
+    let client = issuer.document_client(&url).await.unwrap();
+    assert_eq!(client.token_endpoint_auth_method, "private_key_jwt");
+    assert!(client.jwks.is_some() && client.secret_hash.is_none());
+    let alice = common::alice(issuer.store()).await;
+
+    let code = || {
+        issuer.issue_code(CodeRequest {
+            client_id: url.clone(),
+            user_id: alice.clone(),
+            redirect_uri: "http://127.0.0.1:33418/callback".into(),
+            code_challenge: CHALLENGE.into(),
+            resource: MCP.into(),
+            scopes: vec!["mcp:tools".into()],
+            nonce: None,
+            auth_time: 5,
+        })
+    };
+    let exchange = |code: String, proof: ClientCredentials| async move {
+        let request = CodeExchange {
+            code: Some(&code),
+            redirect_uri: Some("http://127.0.0.1:33418/callback"),
+            code_verifier: Some(VERIFIER),
+            resource: None,
+        };
+        issuer.exchange_code(&proof, request).await
+    };
+    let signed = |jwt: String| ClientCredentials {
+        client_assertion_type: Some(ASSERTION_TYPE.into()),
+        client_assertion: Some(jwt),
+        ..Default::default()
+    };
+
+    // Without an assertion, with another key, or with a secret: refused, and the code stays good.
+    let first = code().await.unwrap();
+    let bare = ClientCredentials { client_id: Some(url.clone()), ..Default::default() };
+    let stranger = SigningKey::generate(Alg::Es256).0;
+    let posing = ClientCredentials { client_secret: Some("guess".into()), ..bare.clone() };
+    for proof in [bare, signed(assertion(&stranger, &url, "a")), posing] {
+        let refused = exchange(first.clone(), proof.clone()).await.unwrap_err();
+        assert_eq!(refused.code, agentgate_issuer::ErrorCode::InvalidClient, "{proof:?}: {refused}");
+    }
+    let jwt = assertion(agent_key(), &url, "b");
+    let tokens = exchange(first, signed(jwt.clone())).await.unwrap();
+    assert!(issuer.validate_access_token(&tokens.access_token).await.is_ok());
+
+    // The same assertion again, even with a fresh code: a replay.
+    let replayed = exchange(code().await.unwrap(), signed(jwt)).await.unwrap_err();
+    assert!(replayed.description.contains("already used"), "{replayed}");
+
+    // Keys behind jwks_uri are fetched with the document, under the same guard.
+    let by_uri = format!("{}/keyed-by-uri.json", server.base);
+    let client = issuer.document_client(&by_uri).await.unwrap();
+    assert_eq!(client.jwks.as_deref(), Some(agent_jwks().to_string().as_str()));
 }

@@ -400,7 +400,19 @@ async fn client_authentication_rules() {
             basic: basic.map(|(a, b)| (a.to_owned(), b.to_owned())),
             client_id: form_id.map(str::to_owned),
             client_secret: form_secret.map(str::to_owned),
+            ..Default::default()
         };
+    // A well-formed assertion from an app that does not use private_key_jwt.
+    let key = agentgate_issuer::keys::SigningKey::generate(agentgate_issuer::keys::Alg::Es256).0;
+    let now = agentgate_issuer::now();
+    let claims = serde_json::json!({"iss": id, "sub": id, "aud": "http://127.0.0.1:8080", "jti": "j", "exp": now + 60});
+    let jwt = key.sign_jwt("JWT", &claims);
+    let asserted = |kind: &str, secret: Option<&str>| ClientCredentials {
+        client_assertion_type: Some(kind.to_owned()),
+        client_assertion: Some(jwt.clone()),
+        ..creds(None, None, secret)
+    };
+    let bearer_type = agentgate_issuer::client_assertions::ASSERTION_TYPE;
     let ok = [creds(Some((&id, &secret)), None, None), creds(None, Some(&id), Some(&secret))];
     for c in &ok {
         assert_eq!(i.authenticate_client(c).await.unwrap().client_id, id);
@@ -416,6 +428,13 @@ async fn client_authentication_rules() {
         (creds(None, Some("nobody"), None), ErrorCode::InvalidClient),
         (creds(None, None, None), ErrorCode::InvalidClient),
         (creds(None, Some(&w.agent.client_id), Some("anything")), ErrorCode::InvalidClient),
+        (asserted(bearer_type, None), ErrorCode::InvalidClient),
+        (asserted("urn:example:other", None), ErrorCode::InvalidClient),
+        (asserted(bearer_type, Some(&secret)), ErrorCode::InvalidRequest),
+        (
+            ClientCredentials { client_assertion: None, ..asserted(bearer_type, None) },
+            ErrorCode::InvalidRequest,
+        ),
     ];
     // The code grant reads the client together with the code: the same rules
     // apply there, and a refused client consumes nothing.

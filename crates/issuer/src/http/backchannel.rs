@@ -81,6 +81,8 @@ fn credentials(headers: &HeaderMap, params: &Params) -> Result<ClientCredentials
         basic: basic_credentials(headers)?,
         client_id: params.get("client_id").map(str::to_owned),
         client_secret: params.get("client_secret").map(str::to_owned),
+        client_assertion_type: params.get("client_assertion_type").map(str::to_owned),
+        client_assertion: params.get("client_assertion").map(str::to_owned),
     })
 }
 

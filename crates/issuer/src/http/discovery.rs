@@ -68,6 +68,15 @@ pub fn document<S: Store>(issuer: &Issuer<S>, resource_scopes: Vec<String>) -> V
     });
     if s.client_documents {
         document["client_id_metadata_document_supported"] = true.into();
+        // Only apps known by their metadata document use private_key_jwt.
+        for methods in ["token_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported"]
+        {
+            if let Some(list) = document[methods].as_array_mut() {
+                list.push("private_key_jwt".into());
+            }
+        }
+        document["token_endpoint_auth_signing_alg_values_supported"] =
+            crate::client_assertions::SIGNING_ALGS.as_slice().into();
     }
     if s.registration != RegistrationPolicy::Off {
         document["registration_endpoint"] = s.endpoint("/register").into();

@@ -32,7 +32,7 @@ pub struct AppView {
     pub name: String,
     /// Whether people are asked for consent before it gets anything.
     pub third_party: bool,
-    /// Whether it has no secret (and must use PKCE).
+    /// Whether it proves nothing at the token endpoint (no secret, no key).
     pub public: bool,
     /// `web` or `native`: decides the redirect URI rules.
     pub application_type: String,
@@ -69,7 +69,7 @@ impl From<&Client> for AppView {
             client_id: c.client_id.clone(),
             name: c.name.clone(),
             third_party: c.third_party,
-            public: c.secret_hash.is_none(),
+            public: c.token_endpoint_auth_method == "none",
             application_type: c.application_type.clone(),
             redirect_uris: c.redirect_uris.clone(),
             scopes: c.scopes.clone(),

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "grants and tokens", include_str!("../../migrations/0003_grants_tokens.sql")),
     (4, "client signing and logout", include_str!("../../migrations/0004_client_signing_and_logout.sql")),
     (5, "client registration", include_str!("../../migrations/0005_client_registration.sql")),
+    (6, "client keys", include_str!("../../migrations/0006_client_keys.sql")),
 ];
 
 pub(super) async fn run(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {

@@ -84,14 +84,18 @@ pub struct Client {
     /// Where it may send a person after signing them out, matched exactly.
     pub post_logout_redirect_uris: Vec<String>,
     /// How it came to be: `admin` (registered by an administrator) or
-    /// `dynamic` (registered itself, RFC 7591).
+    /// `dynamic` (registered itself, RFC 7591) or `document` (known by its
+    /// Client ID Metadata Document).
     pub registration: String,
     /// SHA-256 (hex) of its registration access token (RFC 7592), for an app
     /// that registered itself.
     pub registration_token_hash: Option<String>,
     /// How it authenticates at the token endpoint: `none`,
-    /// `client_secret_basic` or `client_secret_post`.
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
     pub token_endpoint_auth_method: String,
+    /// For `private_key_jwt`: the public keys it signs its assertions with (a
+    /// JWK Set as JSON).
+    pub jwks: Option<String>,
 }
 
 /// An API resource (an MCP server) that tokens can be issued for.
@@ -356,6 +360,10 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
         now: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records `id` as used until `expires_at`; whether this was its first use
+    /// (decided by the store, so two racing uses cannot both win).
+    fn first_use(&self, id: &str, expires_at: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Stores a new authorization code.
     fn insert_code(&self, code: &AuthCode) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -30,7 +30,7 @@ macro_rules! client_columns {
     () => {
         "client_id, name, third_party, application_type, secret_hash, redirect_uris, scopes, grant_types, \
          logo_uri, client_uri, policy_uri, tos_uri, created_at, id_token_signed_response_alg, \
-         post_logout_redirect_uris, registration, registration_token_hash, token_endpoint_auth_method"
+         post_logout_redirect_uris, registration, registration_token_hash, token_endpoint_auth_method, jwks"
     };
 }
 
@@ -83,6 +83,7 @@ fn client_from_row(row: &SqliteRow) -> Client {
         registration: row.get("registration"),
         registration_token_hash: row.get("registration_token_hash"),
         token_endpoint_auth_method: row.get("token_endpoint_auth_method"),
+        jwks: row.get("jwks"),
     }
 }
 
@@ -152,6 +153,7 @@ fn bind_client<'q>(
         .bind(&client.registration)
         .bind(&client.registration_token_hash)
         .bind(&client.token_endpoint_auth_method)
+        .bind(&client.jwks)
 }
 
 /// A unique-constraint violation names what was taken; anything else passes.
@@ -368,7 +370,7 @@ impl Store for SqliteStore {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
         );
         bind_client(sqlx::query(sql), client)
             .execute(&mut *self.conn().await)
@@ -383,7 +385,7 @@ impl Store for SqliteStore {
                  redirect_uris = $6, scopes = $7, grant_types = $8, logo_uri = $9, client_uri = $10,
                  policy_uri = $11, tos_uri = $12, id_token_signed_response_alg = $14,
                  post_logout_redirect_uris = $15, registration = $16, registration_token_hash = $17,
-                 token_endpoint_auth_method = $18
+                 token_endpoint_auth_method = $18, jwks = $19
              WHERE client_id = $1";
         let done = bind_client(sqlx::query(sql), client).execute(&mut *self.conn().await).await?;
         Ok(done.rows_affected() == 1)
@@ -772,6 +774,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn first_use(&self, id: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO used_assertions (id, expires_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(expires_at)
+        .execute(&mut *self.conn().await)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         let found: Option<i64> = sqlx::query_scalar("SELECT expires_at FROM revoked_tokens WHERE jti = $1")
             .bind(jti)
@@ -860,6 +873,7 @@ impl Store for SqliteStore {
             "DELETE FROM auth_codes WHERE expires_at < $1 - $2",
             "DELETE FROM refresh_tokens WHERE expires_at < $1",
             "DELETE FROM revoked_tokens WHERE expires_at < $1",
+            "DELETE FROM used_assertions WHERE expires_at < $1",
             "DELETE FROM sessions WHERE expires_at < $1",
             "DELETE FROM sign_in_failures WHERE window_start < $1 - $2",
             "DELETE FROM token_families WHERE created_at < $1 - $2

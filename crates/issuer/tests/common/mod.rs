@@ -13,13 +13,18 @@ use agentgate_issuer::users::{self, NewUser};
 /// The MCP server the tests' tokens are for.
 pub const MCP: &str = "http://127.0.0.1:8080/mcp";
 
+/// Adds alice (password "wonderland", no email); returns her id.
+pub async fn alice(store: &SqliteStore) -> String {
+    let alice = NewUser { username: "alice".into(), email: None, name: None, password: "wonderland".into() };
+    users::add_user(store, alice, 1).await.unwrap().id
+}
+
 /// Adds alice (password "wonderland", no email) and the whoami resource at
 /// [`MCP`] with its scope `mcp:tools`; returns alice's id.
 pub async fn alice_and_whoami(store: &SqliteStore) -> String {
-    let alice = NewUser { username: "alice".into(), email: None, name: None, password: "wonderland".into() };
-    let alice = users::add_user(store, alice, 1).await.unwrap();
+    let alice = alice(store).await;
     add_resource(store, MCP, "whoami", &[("mcp:tools", "Use the tools")], 1).await.unwrap();
-    alice.id
+    alice
 }
 
 // RFC 7636 Appendix B.
