@@ -10,12 +10,15 @@
 //! - it is signed with an asymmetric algorithm this issuer accepts
 //!   ([`SIGNING_ALGS`]; never `none` nor an HMAC), by one of the app's keys;
 //! - `iss` and `sub` are the app's `client_id`;
-//! - `aud` names this issuer or its token endpoint;
+//! - `aud` is this issuer's identifier and nothing else (as
+//!   draft-ietf-oauth-rfc7523bis asks: an app that uses one key with many
+//!   servers could otherwise be tricked by one of them into signing an
+//!   assertion for another's token endpoint);
 //! - it has not expired and lives at most [`MAX_LIFETIME_SECS`];
 //! - its `jti` was never seen before from this app (the caller records it
 //!   until `exp`, so a captured assertion cannot be replayed).
 
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
@@ -59,7 +62,10 @@ pub fn check_jwks(jwks: &Value) -> Result<String, String> {
     }
     let set: JwkSet =
         serde_json::from_value(jwks.clone()).map_err(|e| format!("jwks is not a JWK Set: {e}"))?;
-    for key in &set.keys {
+    for (i, key) in set.keys.iter().enumerate() {
+        if key.common.key_id.is_some() && set.keys[..i].iter().any(|k| k.common.key_id == key.common.key_id) {
+            return Err("jwks holds two keys with the same kid".into());
+        }
         let asymmetric = matches!(
             key.algorithm,
             AlgorithmParameters::EllipticCurve(_)
@@ -94,13 +100,13 @@ pub struct Accepted {
 }
 
 /// Verifies `assertion` as `client_id`'s, signed by one of `jwks` (stored by
-/// [`check_jwks`]), for one of `audiences`, at `now`. Errors say why, for logs
-/// and the `error_description`.
+/// [`check_jwks`]), for the issuer `audience`, at `now`. Errors say why, for
+/// logs and the `error_description`.
 pub fn verify(
     assertion: &str,
     client_id: &str,
     jwks: &str,
-    audiences: &[&str],
+    audience: &str,
     now: i64,
 ) -> Result<Accepted, &'static str> {
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| "the client assertion is not a JWT")?;
@@ -109,15 +115,18 @@ pub fn verify(
         return Err("the client assertion's algorithm is not accepted");
     }
     let set: JwkSet = serde_json::from_str(jwks).map_err(|_| "the app's keys are unreadable")?;
-    let candidates: Vec<_> = match &header.kid {
-        Some(kid) => set.find(kid).into_iter().collect(),
-        None => set.keys.iter().collect(),
-    };
+    // The key the header names (else every key), if published for signatures with this algorithm.
+    let candidates = set.keys.iter().filter(|jwk| {
+        header.kid.as_ref().is_none_or(|kid| jwk.common.key_id.as_ref() == Some(kid))
+            && jwk.common.public_key_use.as_ref().is_none_or(|u| *u == PublicKeyUse::Signature)
+            && jwk.common.key_algorithm.is_none_or(|a| a == KeyAlgorithm::from(alg))
+    });
     #[derive(Deserialize)]
     struct Claims {
         jti: String,
         exp: i64,
         nbf: Option<i64>,
+        aud: Value,
     }
     let mut validation = Validation::new(alg);
     // Times are checked below against `now`, the caller's clock.
@@ -125,11 +134,15 @@ pub fn verify(
     validation.validate_nbf = false;
     validation.set_issuer(&[client_id]);
     validation.sub = Some(client_id.to_owned());
-    validation.set_audience(audiences);
+    // `aud` is checked below: exactly the issuer, not one of several.
+    validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     for jwk in candidates {
         let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
         match jsonwebtoken::decode::<Claims>(assertion, &key, &validation) {
+            Ok(data) if !only(&data.claims.aud, audience) => {
+                return Err("the client assertion's aud must be this issuer's identifier, alone");
+            }
             Ok(data) if data.claims.exp + LEEWAY_SECS < now => {
                 return Err("the client assertion has expired");
             }
@@ -152,7 +165,6 @@ pub fn verify(
                     | ErrorKind::InvalidKeyFormat => {
                         continue;
                     }
-                    ErrorKind::InvalidAudience => "the client assertion's aud is not this issuer",
                     ErrorKind::InvalidIssuer | ErrorKind::InvalidSubject => {
                         "the client assertion's iss and sub must be the client_id"
                     }
@@ -166,6 +178,15 @@ pub fn verify(
         }
     }
     Err("the client assertion is not signed by any of the app's keys")
+}
+
+/// Whether `aud` is `audience`: the string, or an array of just it.
+fn only(aud: &Value, audience: &str) -> bool {
+    match aud {
+        Value::String(one) => one == audience,
+        Value::Array(list) => list.len() == 1 && list[0] == audience,
+        _ => false,
+    }
 }
 
 fn algorithm_name(alg: Algorithm) -> Option<&'static str> {
@@ -212,7 +233,7 @@ mod tests {
         let key = key();
         let assertion = key.sign_jwt("JWT", &claims());
         assert_eq!(claimed_client_id(&assertion).as_deref(), Some(APP));
-        let accepted = verify(&assertion, APP, &jwks_of(&key), &[AUD, "https://auth.example.com/token"], NOW);
+        let accepted = verify(&assertion, APP, &jwks_of(&key), AUD, NOW);
         assert_eq!(accepted, Ok(Accepted { jti: "one".into(), remember_until: NOW + 60 + LEEWAY_SECS }));
     }
 
@@ -222,6 +243,9 @@ mod tests {
         let jwks = jwks_of(&key);
         let cases = [
             (with(|c| c["aud"] = json!("https://elsewhere.example")), "aud"),
+            // Not the token endpoint, nor the issuer among others (audience injection).
+            (with(|c| c["aud"] = json!(format!("{AUD}/token"))), "aud"),
+            (with(|c| c["aud"] = json!([AUD, "https://other.example"])), "aud"),
             (with(|c| c["iss"] = json!("https://evil.example/client.json")), "iss and sub"),
             (with(|c| c["sub"] = json!("https://evil.example/client.json")), "iss and sub"),
             (with(|c| c["exp"] = json!(NOW - 120)), "expired"),
@@ -231,21 +255,39 @@ mod tests {
             (with(|c| c.as_object_mut().unwrap().remove("aud").map(drop).unwrap()), "lacks"),
         ];
         for (claims, why) in cases {
-            let refused = verify(&key.sign_jwt("JWT", &claims), APP, &jwks, &[AUD], NOW).unwrap_err();
+            let refused = verify(&key.sign_jwt("JWT", &claims), APP, &jwks, AUD, NOW).unwrap_err();
             assert!(refused.contains(why), "{claims}: {refused}");
         }
         // Another key, an HMAC with the public key's bytes as secret, and alg none.
         let other = self::key().sign_jwt("JWT", &claims());
-        assert!(verify(&other, APP, &jwks, &[AUD], NOW).unwrap_err().contains("not signed"));
+        assert!(verify(&other, APP, &jwks, AUD, NOW).unwrap_err().contains("not signed"));
         let hmac = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(Algorithm::HS256),
             &claims(),
             &jsonwebtoken::EncodingKey::from_secret(jwks.as_bytes()),
         )
         .unwrap();
-        assert!(verify(&hmac, APP, &jwks, &[AUD], NOW).unwrap_err().contains("algorithm"));
+        assert!(verify(&hmac, APP, &jwks, AUD, NOW).unwrap_err().contains("algorithm"));
         let unsigned = format!("eyJhbGciOiJub25lIn0.{}.", base64_url(&claims().to_string()));
-        assert!(verify(&unsigned, APP, &jwks, &[AUD], NOW).is_err());
+        assert!(verify(&unsigned, APP, &jwks, AUD, NOW).is_err());
+        // A kid the app never published; a key published for encryption or another algorithm.
+        let mut renamed = key.public_jwk().clone();
+        renamed["kid"] = json!("other");
+        let unknown_kid = check_jwks(&json!({ "keys": [renamed] })).unwrap();
+        assert!(verify(&key.sign_jwt("JWT", &claims()), APP, &unknown_kid, AUD, NOW).is_err());
+        for (field, value) in [("use", "enc"), ("alg", "ES384")] {
+            let mut restricted = key.public_jwk().clone();
+            restricted[field] = json!(value);
+            let jwks = check_jwks(&json!({ "keys": [restricted] })).unwrap();
+            assert!(verify(&key.sign_jwt("JWT", &claims()), APP, &jwks, AUD, NOW).is_err(), "{field}");
+        }
+        // An ES256 header over the app's RSA key.
+        let rsa = SigningKey::generate(Alg::Rs256).0;
+        let mut forged = rsa.public_jwk().clone();
+        forged["kid"] = json!(key.kid());
+        forged.as_object_mut().unwrap().remove("alg");
+        let rsa_jwks = check_jwks(&json!({ "keys": [forged] })).unwrap();
+        assert!(verify(&key.sign_jwt("JWT", &claims()), APP, &rsa_jwks, AUD, NOW).is_err());
     }
 
     fn base64_url(text: &str) -> String {
@@ -264,6 +306,7 @@ mod tests {
             json!({"keys": [private]}),
             json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}),
             json!({"keys": vec![key.public_jwk().clone(); 11]}),
+            json!({"keys": vec![key.public_jwk().clone(); 2]}),
         ] {
             assert!(check_jwks(&bad).is_err(), "{bad}");
         }

@@ -70,7 +70,7 @@ const MAX_CONCURRENT_FETCHES: usize = 8;
 #[non_exhaustive]
 pub enum DocumentError {
     /// The `client_id` is not a URL a document may be fetched from.
-    #[error("client_id {url:?} is not a usable metadata document URL: {reason}")]
+    #[error("{url:?} is not a URL client metadata (a document or its keys) may be fetched from: {reason}")]
     BadUrl {
         /// The client id.
         url: String,
@@ -78,11 +78,11 @@ pub enum DocumentError {
         reason: &'static str,
     },
     /// Its host is (or resolves only to) an address that is not on the public internet.
-    #[error("the metadata document at {0:?} is on a private or reserved address; it was not fetched")]
+    #[error("{0:?} is on a private or reserved address; it was not fetched")]
     ForbiddenAddress(String),
     /// The fetch failed: no answer, a redirect, a status other than 200, too
     /// large, not JSON.
-    #[error("the metadata document at {url:?} could not be fetched: {reason}")]
+    #[error("the client metadata at {url:?} could not be fetched: {reason}")]
     Fetch {
         /// The client id.
         url: String,
@@ -90,7 +90,7 @@ pub enum DocumentError {
         reason: String,
     },
     /// The document breaks a rule.
-    #[error("the metadata document at {url:?} is not acceptable: {reason}")]
+    #[error("the client metadata at {url:?} is not acceptable: {reason}")]
     Invalid {
         /// The client id.
         url: String,
@@ -230,14 +230,24 @@ impl Resolve for GuardedResolver {
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> =
-                found.into_iter().filter(|a| address_allowed(a.ip(), allow_loopback)).collect();
-            if allowed.is_empty() {
-                return Err(Box::new(NoPublicAddress(host)) as Box<dyn std::error::Error + Send + Sync>);
+            match guard_addresses(&host, found, allow_loopback) {
+                Ok(allowed) => Ok(Box::new(allowed.into_iter()) as Addrs),
+                Err(refused) => Err(Box::new(refused) as Box<dyn std::error::Error + Send + Sync>),
             }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
         })
     }
+}
+
+/// What a name resolved to, minus every address a document may not come
+/// from; refused when nothing is left.
+fn guard_addresses(
+    host: &str,
+    found: Vec<SocketAddr>,
+    allow_loopback: bool,
+) -> Result<Vec<SocketAddr>, NoPublicAddress> {
+    let allowed: Vec<SocketAddr> =
+        found.into_iter().filter(|a| address_allowed(a.ip(), allow_loopback)).collect();
+    if allowed.is_empty() { Err(NoPublicAddress(host.to_owned())) } else { Ok(allowed) }
 }
 
 /// A fetched document and how long it may be used.
@@ -623,6 +633,21 @@ mod tests {
         for ip in ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111", "::ffff:93.184.215.14"] {
             assert!(!forbidden_address(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    #[test]
+    fn a_name_that_resolves_off_the_public_internet_is_refused() {
+        let at = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 443);
+        for private in ["127.0.0.1", "10.0.0.1", "169.254.169.254", "::1", "fd00::1", "::ffff:10.0.0.1"] {
+            assert!(guard_addresses("agent.example", vec![at(private)], false).is_err(), "{private}");
+        }
+        // A name with a public and a private address keeps only the public one:
+        // the connection can only go there.
+        let mixed = vec![at("10.0.0.1"), at("93.184.215.14"), at("169.254.169.254")];
+        assert_eq!(guard_addresses("agent.example", mixed, false).unwrap(), [at("93.184.215.14")]);
+        // The development setting lets loopback through, and nothing else private.
+        assert_eq!(guard_addresses("localhost", vec![at("127.0.0.1")], true).unwrap(), [at("127.0.0.1")]);
+        assert!(guard_addresses("agent.example", vec![at("10.0.0.1")], true).is_err());
     }
 
     #[test]

@@ -171,6 +171,9 @@ pub enum RegistrationFailure {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The initial access token could not be checked (the store failed; logged).
+    #[error("the initial access token could not be checked; try again later")]
+    Unavailable,
 }
 
 impl From<ClientError> for RegistrationFailure {
@@ -452,13 +455,12 @@ impl<S: Store> Issuer<S> {
         self.check_registration_open()?;
         if self.settings.registration == RegistrationPolicy::Token {
             self.authorize_api_call(initial_token, REGISTER_SCOPE).await.map_err(|error| {
-                RegistrationError {
-                    code: match error {
-                        ApiAuthError::InsufficientScope(_) => RegistrationErrorCode::InsufficientScope,
-                        _ => RegistrationErrorCode::InvalidToken,
-                    },
-                    description: error.to_string(),
-                }
+                let code = match error {
+                    ApiAuthError::Unavailable => return RegistrationFailure::Unavailable,
+                    ApiAuthError::InsufficientScope(_) => RegistrationErrorCode::InsufficientScope,
+                    _ => RegistrationErrorCode::InvalidToken,
+                };
+                RegistrationFailure::Refused(RegistrationError { code, description: error.to_string() })
             })?;
         }
         // Counted before anything else, in one statement (concurrent requests

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::client_assertions::{self, Accepted};
-use crate::clients::secret_matches;
+use crate::clients::{registered_by, secret_matches};
 use crate::error::{ErrorCode, OAuthError};
 use crate::keys::{Alg, KeyRing};
 use crate::scopes::{self, has};
@@ -148,7 +148,7 @@ impl ClientCredentials {
 fn check_client(
     client: Option<Client>,
     proof: Proof<'_>,
-    audiences: &[&str],
+    issuer: &str,
     now: i64,
 ) -> Result<(Client, Option<Accepted>), OAuthError> {
     let unknown = || OAuthError::invalid_client("unknown client or wrong secret");
@@ -158,7 +158,7 @@ fn check_client(
             return Err(OAuthError::invalid_client("this client authenticates with private_key_jwt"));
         };
         let keys = client.jwks.as_deref().unwrap_or_default();
-        return match client_assertions::verify(assertion, &client.client_id, keys, audiences, now) {
+        return match client_assertions::verify(assertion, &client.client_id, keys, issuer, now) {
             Ok(accepted) => Ok((client, Some(accepted))),
             Err(why) => Err(OAuthError::invalid_client(why)),
         };
@@ -214,9 +214,21 @@ impl<S: Store> Issuer<S> {
     /// The rest of client authentication once the client is read: the proof,
     /// the app's source, and an assertion's single use.
     async fn accept_client(&self, client: Option<Client>, proof: Proof<'_>) -> Result<Client, OAuthError> {
-        let token_endpoint = self.settings.endpoint("/token");
-        let audiences = [self.settings.issuer.as_str(), token_endpoint.as_str()];
-        let (client, accepted) = check_client(client, proof, &audiences, now())?;
+        let client = match client {
+            // An app known by its document is checked against the document as
+            // it is now (cached per its headers): a key it withdrew stops working.
+            Some(stored)
+                if stored.registration == registered_by::DOCUMENT && self.settings.client_documents =>
+            {
+                let current = self.document_client(&stored.client_id).await.map_err(|error| {
+                    tracing::info!(client_id = %stored.client_id, %error, "a document app's metadata is unusable");
+                    OAuthError::invalid_client(format!("the app's metadata document is unusable: {error}"))
+                })?;
+                Some(current)
+            }
+            other => other,
+        };
+        let (client, accepted) = check_client(client, proof, &self.settings.issuer, now())?;
         self.check_client_source(&client)?;
         if let Some(accepted) = accepted {
             let id = format!("{}\n{}", client.client_id, accepted.jti);

@@ -12,7 +12,7 @@ use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
-use crate::store::{Store, StoreError, User};
+use crate::store::{Store, StoreError, User, taken};
 
 /// The shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -165,7 +165,7 @@ fn display_name(name: Option<String>) -> Result<Option<String>, UserError> {
 /// Refuses a username or email that belongs to someone other than `user`.
 async fn ensure_free<S: Store>(store: &S, user: &User) -> Result<(), UserError> {
     // Usernames cannot contain '@', so a username never collides with an email.
-    let logins = [Some((&user.username, "the username")), user.email.as_ref().map(|e| (e, "the email"))];
+    let logins = [Some((&user.username, taken::USERNAME)), user.email.as_ref().map(|e| (e, taken::EMAIL))];
     for (login, what) in logins.into_iter().flatten() {
         if store.find_user_by_login(login).await?.is_some_and(|other| other.id != user.id) {
             return Err(UserError::Taken(what));
@@ -191,14 +191,16 @@ pub async fn set_password<S: Store>(store: &S, login: &str, password: &str) -> R
     })
 }
 
-/// Sets the password of the person with this id.
+/// Sets the password of the person with this id and ends their browser
+/// sessions (whoever knew the old password must sign in again). Tokens already
+/// issued to apps stay until they expire or are revoked.
 pub async fn set_password_of<S: Store>(store: &S, id: &str, password: &str) -> Result<(), UserError> {
     check_password(password)?;
-    if store.set_password_hash(id, &hash_off_the_runtime(password).await).await? {
-        Ok(())
-    } else {
-        Err(UserError::NotFound(id.to_owned()))
+    if !store.set_password_hash(id, &hash_off_the_runtime(password).await).await? {
+        return Err(UserError::NotFound(id.to_owned()));
     }
+    store.delete_sessions_of(id).await?;
+    Ok(())
 }
 
 /// Removes a person.

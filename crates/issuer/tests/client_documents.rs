@@ -104,6 +104,17 @@ async fn documents() -> DocumentServer {
                     "max-age=3600",
                 ),
                 "/jwks.json" => json(agent_jwks().to_string(), "max-age=60"),
+                "/keys-inside.json" => json(
+                    doc(
+                        &b,
+                        path,
+                        json!({
+                            "token_endpoint_auth_method": "private_key_jwt",
+                            "jwks_uri": "https://169.254.169.254/latest/jwks.json"
+                        }),
+                    ),
+                    "no-store",
+                ),
                 "/keyless.json" => json(
                     doc(&b, path, json!({ "token_endpoint_auth_method": "private_key_jwt" })),
                     "no-store",
@@ -132,7 +143,7 @@ fn agent_jwks() -> serde_json::Value {
 fn assertion(key: &SigningKey, client_id: &str, jti: &str) -> String {
     let now = agentgate_issuer::now();
     let claims = json!({
-        "iss": client_id, "sub": client_id, "aud": "http://127.0.0.1:8080/token",
+        "iss": client_id, "sub": client_id, "aud": "http://127.0.0.1:8080",
         "jti": jti, "iat": now, "exp": now + 60,
     });
     key.sign_jwt("JWT", &claims)
@@ -370,4 +381,14 @@ async fn a_document_with_public_keys_authenticates_with_private_key_jwt_once_per
     let by_uri = format!("{}/keyed-by-uri.json", server.base);
     let client = issuer.document_client(&by_uri).await.unwrap();
     assert_eq!(client.jwks.as_deref(), Some(agent_jwks().to_string().as_str()));
+    // ...and a jwks_uri on a private address is refused like a document would be.
+    let inside = format!("{}/keys-inside.json", server.base);
+    let refused = issuer.document_client(&inside).await.unwrap_err();
+    assert!(matches!(refused, DocumentError::ForbiddenAddress(_)), "{refused:?}");
+    assert_eq!(issuer.store().client(&inside).await.unwrap(), None);
+    // A client_id that differs from the assertion's sub is refused.
+    let mismatched =
+        ClientCredentials { client_id: Some(by_uri.clone()), ..signed(assertion(agent_key(), &url, "c")) };
+    let refused = exchange(code().await.unwrap(), mismatched).await.unwrap_err();
+    assert!(refused.description.contains("differs"), "{refused}");
 }

@@ -13,7 +13,7 @@ use agentgate_issuer::management::people::{self, PasswordSpec, UserPatch, UserSp
 use agentgate_issuer::management::resources::{self, ResourceChanges, ResourceSpec, ScopeView};
 use agentgate_issuer::management::{ApiAuthError, ManagementError, api_resource, grants};
 use agentgate_issuer::seal::KeyEncryptionKey;
-use agentgate_issuer::store::{SqliteStore, Store};
+use agentgate_issuer::store::{Session, SqliteStore, Store};
 use agentgate_issuer::users;
 use agentgate_issuer::{Issuer, Settings};
 use common::{MCP, TempDb};
@@ -136,6 +136,13 @@ async fn a_change_is_checked_whole_and_keeps_what_it_may_not_touch() {
     // null clears an optional URL; a missing field leaves it.
     let cleared = AppChanges { logo_uri: Some(None), ..Default::default() };
     assert_eq!(apps::change_app(w.store(), &id, cleared, "").await.unwrap().logo_uri, None);
+    // An app that registered itself is never made first-party.
+    let mut dynamic = clients::find(w.store(), &id).await.unwrap();
+    dynamic.registration = registered_by::DYNAMIC.into();
+    w.store().update_client(&dynamic).await.unwrap();
+    let trusted = AppChanges { third_party: Some(false), ..Default::default() };
+    assert!(is_conflict(&apps::change_app(w.store(), &id, trusted, "").await));
+    assert!(clients::find(w.store(), &id).await.unwrap().third_party);
     let missing = apps::change_app(w.store(), "nope", AppChanges::default(), "").await;
     assert!(matches!(missing, Err(ManagementError::NotFound(_))), "{missing:?}");
 }
@@ -207,12 +214,16 @@ async fn people_are_checked_and_a_taken_login_changes_nothing() {
     let robert = people::change_user(w.store(), &bob.id, rename).await.unwrap();
     assert_eq!((robert.username.as_str(), robert.email.clone(), robert.name.clone()), ("robert", None, None));
 
+    let session =
+        Session { id_hash: "h".into(), user_id: bob.id.clone(), auth_time: 1, expires_at: i64::MAX };
+    w.store().insert_session(&session).await.unwrap();
     let weak = PasswordSpec { password: "1234567".into() };
     assert_eq!(invalid_field(people::set_password(w.store(), &bob.id, weak).await), "password");
     let new = PasswordSpec { password: "battery staple".into() };
     people::set_password(w.store(), &bob.id, new).await.unwrap();
     assert!(users::sign_in(w.store(), "robert", "battery staple").await.unwrap().is_ok());
     assert!(users::sign_in(w.store(), "robert", "correct horse").await.unwrap().is_err());
+    assert_eq!(w.store().session("h").await.unwrap(), None, "a new password ends the browser sessions");
 
     people::delete_user(w.store(), &bob.id).await.unwrap();
     assert!(matches!(people::user(w.store(), &bob.id).await, Err(ManagementError::NotFound(_))));
@@ -288,6 +299,18 @@ async fn grants_are_listed_by_person_or_app_and_revoked_with_their_tokens() {
     assert!(w.issuer.refresh(&client, refresh, None, None).await.is_err(), "so is the refresh token");
     let again = grants::revoke(w.store(), &w.alice, &app.client_id, agentgate_issuer::now()).await;
     assert!(matches!(again, Err(ManagementError::NotFound(_))), "{again:?}");
+
+    // A first-party app holds no grant, but revoking still ends its tokens.
+    let own = serde_json::json!({
+        "name": "Own agent", "third_party": false, "public": true, "application_type": "native",
+        "redirect_uris": [LOOPBACK], "scopes": ["openid", "mcp:tools"],
+    });
+    let own = apps::create_app(w.store(), serde_json::from_value(own).unwrap(), 1).await.unwrap().app;
+    let tokens =
+        common::code_tokens(&w.issuer, &w.alice, &own.client_id, LOOPBACK, vec!["mcp:tools".into()]).await;
+    assert!(grants::grants(w.store(), None, Some(&own.client_id)).await.unwrap().is_empty());
+    grants::revoke(w.store(), &w.alice, &own.client_id, agentgate_issuer::now()).await.unwrap();
+    assert!(w.issuer.validate_access_token(&tokens.access_token).await.is_err());
 }
 
 #[tokio::test]

@@ -82,7 +82,7 @@ impl World {
     async fn register(&self, metadata: &ClientMetadata) -> Result<SelfRegistered, RegistrationErrorCode> {
         self.issuer.register_dynamic(metadata, None, address(1), 100).await.map_err(|e| match e {
             RegistrationFailure::Refused(e) => e.code,
-            RegistrationFailure::Store(e) => panic!("store: {e}"),
+            other => panic!("store: {other}"),
         })
     }
 

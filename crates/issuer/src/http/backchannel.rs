@@ -166,7 +166,9 @@ pub(super) async fn introspect<S: Store>(
         let (params, client) = authenticated(&issuer, &headers, &body).await?;
         // Only a resource server with a secret may ask what a token means.
         if client.secret_hash.is_none() {
-            return Err(OAuthError::invalid_client("introspection needs a confidential client"));
+            return Err(OAuthError::invalid_client(
+                "introspection is for resource servers that authenticate with a client secret",
+            ));
         }
         let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         issuer.introspect(token).await

@@ -36,8 +36,10 @@ fn no_store(status: StatusCode, body: &Value) -> Response {
 fn failure(error: RegistrationFailure, headers: &HeaderMap) -> Response {
     let error = match error {
         RegistrationFailure::Refused(error) => error,
-        RegistrationFailure::Store(error) => {
-            tracing::error!(%error, "store failure");
+        RegistrationFailure::Store(_) | RegistrationFailure::Unavailable => {
+            if let RegistrationFailure::Store(error) = error {
+                tracing::error!(%error, "store failure");
+            }
             let body = json!({ "error": "server_error", "error_description": "try again later" });
             return no_store(StatusCode::SERVICE_UNAVAILABLE, &body);
         }

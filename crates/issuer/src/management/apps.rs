@@ -6,7 +6,9 @@
 //! secret, whether it is public or a machine app, how it came to be).
 //!
 //! Apps known by their metadata document are the document's to describe: the
-//! API may read and delete them, not change them.
+//! API may read and delete them, not change them. An app that registered
+//! itself (RFC 7591) may be narrowed or renamed but never made first-party,
+//! and its own RFC 7592 update replaces what it may change.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -252,6 +254,11 @@ pub async fn change_app<S: Store>(
         token_endpoint_auth_method: current.token_endpoint_auth_method,
         ..checked.client
     };
+    if !changed.third_party && clients::self_registered(&changed) {
+        // Nobody vouched for an app that registered itself: people always decide.
+        let message = "an app that registered itself stays third-party: people are always asked";
+        return Err(ManagementError::conflict(Some("third_party"), message));
+    }
     if client_id == caller && !changed.scopes.iter().any(|s| s == ADMIN_SCOPE) {
         let message = "the app making this call would lose agentgate:admin and lock itself out";
         return Err(ManagementError::conflict(Some("scopes"), message));
@@ -263,6 +270,8 @@ pub async fn change_app<S: Store>(
 }
 
 /// Gives a confidential app a new secret; the old one stops working at once.
+/// Access tokens already issued live out their lifetime: removing the app is
+/// what ends them at once.
 pub async fn rotate_secret<S: Store>(store: &S, client_id: &str) -> Result<NewSecret, ManagementError> {
     let mut app = changeable(store, client_id).await?;
     if app.secret_hash.is_none() {

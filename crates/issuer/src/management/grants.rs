@@ -1,6 +1,8 @@
 //! What people have granted apps, through the management API: listed by
 //! person or by app, and revoked the way a person's own "Disconnect" does it
 //! (the grants go and every token between them is revoked, in one transaction).
+//! First-party apps never ask, so they hold no grants to list; revoking still
+//! ends their tokens for that person.
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -70,6 +72,6 @@ pub async fn revoke<S: Store>(
     if store.revoke_grants(user_id, client_id, now).await? {
         Ok(())
     } else {
-        Err(ManagementError::NotFound(format!("user {user_id:?} has granted nothing to app {client_id:?}")))
+        Err(ManagementError::NotFound(format!("user {user_id:?} has no grant or token of app {client_id:?}")))
     }
 }

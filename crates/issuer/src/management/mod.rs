@@ -60,6 +60,9 @@ pub enum ApiAuthError {
     /// A valid token without the scope the call needs.
     #[error("the access token lacks the scope {0}")]
     InsufficientScope(&'static str),
+    /// The token could not be checked: the store failed (logged); try again.
+    #[error("the access token could not be checked; try again later")]
+    Unavailable,
 }
 
 /// Stores the management API's resource (and its scopes), or brings it up to
@@ -94,7 +97,7 @@ impl<S: Store> Issuer<S> {
             Err(error) if error.code == ErrorCode::InvalidToken => return Err(ApiAuthError::Invalid),
             Err(error) => {
                 tracing::error!(error = %error.description, "could not check a management token");
-                return Err(ApiAuthError::Invalid);
+                return Err(ApiAuthError::Unavailable);
             }
         };
         if claims.get("aud").and_then(Value::as_str) != Some(api_resource(&self.settings).as_str()) {
@@ -113,7 +116,7 @@ impl<S: Store> Issuer<S> {
             Ok(None) => Err(ApiAuthError::Invalid),
             Err(error) => {
                 tracing::error!(%error, "could not check a management token's app");
-                Err(ApiAuthError::Invalid)
+                Err(ApiAuthError::Unavailable)
             }
         }
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ManagementError;
-use crate::store::{Store, User};
+use crate::store::{Store, User, taken};
 use crate::users::{self, NewUser, UserChanges, UserError};
 
 /// A person as the management API shows them: no password hash.
@@ -130,7 +130,7 @@ fn field_error(error: UserError, id: &str) -> ManagementError {
         UserError::InvalidEmail(_) => invalid("email", error),
         UserError::InvalidName => invalid("name", error),
         UserError::WeakPassword => invalid("password", error),
-        UserError::Taken("the email") => ManagementError::conflict(Some("email"), error),
+        UserError::Taken(what) if what == taken::EMAIL => ManagementError::conflict(Some("email"), error),
         UserError::Taken(_) => ManagementError::conflict(Some("username"), error),
     }
 }

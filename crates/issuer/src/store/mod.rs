@@ -252,6 +252,14 @@ pub enum StoreError {
     UnsupportedUrl(String),
 }
 
+/// What a [`StoreError::Conflict`] says is taken.
+pub mod taken {
+    /// A username.
+    pub const USERNAME: &str = "the username";
+    /// An email address.
+    pub const EMAIL: &str = "the email";
+}
+
 /// What the issuer needs from its database.
 pub trait Store: Send + Sync + 'static {
     /// Every signing key: the active one first, then the others newest first.
@@ -292,6 +300,9 @@ pub trait Store: Send + Sync + 'static {
     /// whether the person exists. [`StoreError::Conflict`] when the username or
     /// email belongs to someone else.
     fn update_user(&self, user: &User) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Ends every browser session of a person.
+    fn delete_sessions_of(&self, user_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Removes a person; whether they existed.
     fn delete_user(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -353,7 +364,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Grant>, StoreError>> + Send;
 
     /// In one transaction, deletes every grant of `user_id` to `client_id` and
-    /// revokes every token family between them; whether there was a grant.
+    /// revokes every token family between them; whether there was either (a
+    /// first-party app has tokens but no grant).
     fn revoke_grants(
         &self,
         user_id: &str,

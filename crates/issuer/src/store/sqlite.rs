@@ -166,7 +166,7 @@ fn conflict(error: sqlx::Error, what: impl Fn(&str) -> &'static str) -> StoreErr
 
 /// Which of a person's unique fields a unique violation is about.
 fn user_conflict(message: &str) -> &'static str {
-    if message.contains("email") { "the email" } else { "the username" }
+    if message.contains("email") { super::taken::EMAIL } else { super::taken::USERNAME }
 }
 
 /// A [`Store`] in one SQLite file, through one connection.
@@ -561,7 +561,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query(
+        let revoked = sqlx::query(
             "UPDATE token_families SET revoked_at = $3
              WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
         )
@@ -569,9 +569,10 @@ impl Store for SqliteStore {
         .bind(client_id)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
         tx.commit().await?;
-        Ok(deleted > 0)
+        Ok(deleted + revoked > 0)
     }
 
     async fn insert_code(&self, code: &AuthCode) -> Result<(), StoreError> {
@@ -816,6 +817,14 @@ impl Store for SqliteStore {
             auth_time: row.get("auth_time"),
             expires_at: row.get("expires_at"),
         }))
+    }
+
+    async fn delete_sessions_of(&self, user_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *self.conn().await)
+            .await?;
+        Ok(())
     }
 
     async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{Admin, Body, BodyRefusals, Clash, Missing, Refusals, answer, done};
+use super::{Admin, Body, BodyRefusals, Clash, Id, Missing, Refusals, answer, done};
 use crate::Issuer;
 use crate::management::ManagementError;
 use crate::management::apps::{self, AppChanges, AppSpec, AppView, CreatedApp, NewSecret};
@@ -25,7 +25,7 @@ pub(super) async fn list<S: Store>(
 
 /// Registers an app; a confidential one's secret is in the answer, only there.
 #[utoipa::path(post, path = "/api/v1/apps", tag = "apps", operation_id = "create_app", request_body = AppSpec,
-    responses((status = 201, description = "Registered", body = CreatedApp), BodyRefusals, Refusals))]
+    responses((status = 201, description = "Registered", body = CreatedApp), BodyRefusals, Clash, Refusals))]
 pub(super) async fn create<S: Store>(
     _: Admin,
     State(issuer): State<Arc<Issuer<S>>>,
@@ -42,7 +42,7 @@ pub(super) async fn create<S: Store>(
 pub(super) async fn get<S: Store>(
     _: Admin,
     State(issuer): State<Arc<Issuer<S>>>,
-    Path(client_id): Path<String>,
+    Id(client_id): Id,
 ) -> Result<Response, ManagementError> {
     Ok(answer(StatusCode::OK, &apps::app(&issuer.store, &client_id).await?))
 }
@@ -55,7 +55,7 @@ pub(super) async fn get<S: Store>(
 pub(super) async fn change<S: Store>(
     admin: Admin,
     State(issuer): State<Arc<Issuer<S>>>,
-    Path(client_id): Path<String>,
+    Id(client_id): Id,
     Body(changes): Body<AppChanges>,
 ) -> Result<Response, ManagementError> {
     Ok(answer(StatusCode::OK, &apps::change_app(&issuer.store, &client_id, changes, &admin.caller).await?))
@@ -68,7 +68,7 @@ pub(super) async fn change<S: Store>(
 pub(super) async fn delete<S: Store>(
     admin: Admin,
     State(issuer): State<Arc<Issuer<S>>>,
-    Path(client_id): Path<String>,
+    Id(client_id): Id,
 ) -> Result<Response, ManagementError> {
     apps::delete_app(&issuer.store, &client_id, &admin.caller).await?;
     Ok(done())
@@ -82,7 +82,7 @@ pub(super) async fn delete<S: Store>(
 pub(super) async fn rotate_secret<S: Store>(
     _: Admin,
     State(issuer): State<Arc<Issuer<S>>>,
-    Path(client_id): Path<String>,
+    Id(client_id): Id,
 ) -> Result<Response, ManagementError> {
     Ok(answer(StatusCode::OK, &apps::rotate_secret(&issuer.store, &client_id).await?))
 }

@@ -206,6 +206,21 @@ impl<S: Store> FromRequestParts<Arc<Issuer<S>>> for Admin {
     }
 }
 
+/// The id in the path (`{client_id}`, `{id}`, `{uri}`), percent-decoded; a
+/// path segment that does not decode names nothing: 404, as JSON.
+pub(super) struct Id(pub String);
+
+impl<St: Send + Sync> FromRequestParts<St> for Id {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Response> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(Id(id)),
+            Err(_) => Err(error(StatusCode::NOT_FOUND, "not_found", "nothing has this id", vec![])),
+        }
+    }
+}
+
 /// A JSON request body of type `T`; anything else is refused with an
 /// [`ApiError`] naming the field at fault.
 pub(super) struct Body<T>(pub T);
@@ -262,6 +277,9 @@ fn error(status: StatusCode, code: &str, description: &str, fields: Vec<FieldErr
 /// 403 naming the scope the call needs.
 fn refused(refusal: ApiAuthError) -> Response {
     let (status, code, challenge) = match refusal {
+        ApiAuthError::Unavailable => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "server_error", &refusal.to_string(), vec![]);
+        }
         ApiAuthError::Missing => (StatusCode::UNAUTHORIZED, "invalid_token", "Bearer".to_owned()),
         ApiAuthError::Invalid => {
             (StatusCode::UNAUTHORIZED, "invalid_token", "Bearer error=\"invalid_token\"".to_owned())

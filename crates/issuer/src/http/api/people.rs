@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{Admin, Body, BodyRefusals, Clash, Missing, Refusals, answer, done};
+use super::{Admin, Body, BodyRefusals, Clash, Id, Missing, Refusals, answer, done};
 use crate::Issuer;
 use crate::management::ManagementError;
 use crate::management::people::{self, PasswordSpec, UserPatch, UserSpec, UserView};
@@ -41,7 +41,7 @@ pub(super) async fn create<S: Store>(
 pub(super) async fn get<S: Store>(
     _: Admin,
     State(issuer): State<Arc<Issuer<S>>>,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Response, ManagementError> {
     Ok(answer(StatusCode::OK, &people::user(&issuer.store, &id).await?))
 }
@@ -54,7 +54,7 @@ pub(super) async fn get<S: Store>(
 pub(super) async fn change<S: Store>(
     _: Admin,
     State(issuer): State<Arc<Issuer<S>>>,
-    Path(id): Path<String>,
+    Id(id): Id,
     Body(patch): Body<UserPatch>,
 ) -> Result<Response, ManagementError> {
     Ok(answer(StatusCode::OK, &people::change_user(&issuer.store, &id, patch).await?))
@@ -67,7 +67,7 @@ pub(super) async fn change<S: Store>(
 pub(super) async fn delete<S: Store>(
     _: Admin,
     State(issuer): State<Arc<Issuer<S>>>,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Response, ManagementError> {
     people::delete_user(&issuer.store, &id).await?;
     Ok(done())
@@ -80,7 +80,7 @@ pub(super) async fn delete<S: Store>(
 pub(super) async fn set_password<S: Store>(
     _: Admin,
     State(issuer): State<Arc<Issuer<S>>>,
-    Path(id): Path<String>,
+    Id(id): Id,
     Body(spec): Body<PasswordSpec>,
 ) -> Result<Response, ManagementError> {
     people::set_password(&issuer.store, &id, spec).await?;

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{Admin, Body, BodyRefusals, Clash, Missing, Refusals, answer, done};
+use super::{Admin, Body, BodyRefusals, Clash, Id, Missing, Refusals, answer, done};
 use crate::Issuer;
 use crate::management::ManagementError;
 use crate::management::resources::{self, ResourceChanges, ResourceSpec, ResourceView};
@@ -43,7 +43,7 @@ pub(super) async fn create<S: Store>(
 pub(super) async fn get<S: Store>(
     _: Admin,
     State(issuer): State<Arc<Issuer<S>>>,
-    Path(uri): Path<String>,
+    Id(uri): Id,
 ) -> Result<Response, ManagementError> {
     Ok(answer(StatusCode::OK, &resources::resource(&issuer.store, &uri).await?))
 }
@@ -56,7 +56,7 @@ pub(super) async fn get<S: Store>(
 pub(super) async fn change<S: Store>(
     _: Admin,
     State(issuer): State<Arc<Issuer<S>>>,
-    Path(uri): Path<String>,
+    Id(uri): Id,
     Body(changes): Body<ResourceChanges>,
 ) -> Result<Response, ManagementError> {
     let changed = resources::change_resource(&issuer.store, &issuer.settings, &uri, changes).await?;
@@ -70,7 +70,7 @@ pub(super) async fn change<S: Store>(
 pub(super) async fn delete<S: Store>(
     _: Admin,
     State(issuer): State<Arc<Issuer<S>>>,
-    Path(uri): Path<String>,
+    Id(uri): Id,
 ) -> Result<Response, ManagementError> {
     resources::delete_resource(&issuer.store, &issuer.settings, &uri).await?;
     Ok(done())
