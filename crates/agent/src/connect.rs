@@ -1,0 +1,179 @@
+//! Connecting to an MCP server as an agent: the whole flow of the MCP
+//! authorization spec, on rmcp's OAuth client, with the checks it leaves to
+//! the caller.
+//!
+//! 1. Connect; a server that answers without a challenge needs no token.
+//! 2. On a 401, discover from the challenge: protected resource metadata
+//!    (RFC 9728) from `resource_metadata`, else its path-inserted, else its root
+//!    well-known URI; then the authorization server's metadata, whose `issuer`
+//!    must match exactly. A server without protected resource metadata is
+//!    refused (the agent does not guess where to sign in), and so is an
+//!    authorization server that does not advertise PKCE with `S256`.
+//! 3. Register in the spec's order: a pre-registered client id, else a Client
+//!    ID Metadata Document when the server supports them and one is configured,
+//!    else dynamic registration as a `native` app.
+//! 4. Send the person (the [`UserAgent`]) to the authorization URL (PKCE S256,
+//!    `resource`, scopes from the challenge, else the resource's
+//!    `scopes_supported`), take them back at a loopback redirect URI, check
+//!    `state` and RFC 9207's `iss`, and exchange the code.
+//! 5. Connect with the token; rmcp refreshes it before it expires.
+
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::auth::{
+    AuthClient, AuthorizationManager, AuthorizationMetadataSource, AuthorizationRequest, AuthorizationSession,
+};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{RoleClient, ServiceExt};
+
+use crate::{AgentError, CallbackListener, FileCredentials, UserAgent};
+
+/// A connection to an MCP server's tools.
+pub type Session = RunningService<RoleClient, ()>;
+
+/// How the agent presents itself.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// The name shown on consent pages when the agent registers itself.
+    pub client_name: String,
+    /// A client id the server's issuer already knows the agent by.
+    pub client_id: Option<String>,
+    /// That client's secret, if it is confidential.
+    pub client_secret: Option<String>,
+    /// The https URL of the agent's Client ID Metadata Document, if it has one.
+    pub client_metadata_url: Option<String>,
+    /// Where credentials are kept (one file per server); `None` keeps them in
+    /// memory only.
+    pub credentials_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for Agent {
+    fn default() -> Self {
+        Self {
+            client_name: "agentgate agent".into(),
+            client_id: None,
+            client_secret: None,
+            client_metadata_url: None,
+            credentials_dir: crate::credentials::default_dir(),
+        }
+    }
+}
+
+impl Agent {
+    /// Connects to the MCP server at `server`, walking `person` through sign-in
+    /// and consent if the server asks for authorization and no stored token
+    /// still works.
+    pub async fn connect(&self, server: &str, person: &dyn UserAgent) -> Result<Session, AgentError> {
+        let url = url::Url::parse(server)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| AgentError::BadUrl(server.to_owned()))?;
+        // Stored tokens first: no challenge, no person.
+        let mut manager = self.manager(&url).await?;
+        let attempt = if manager.initialize_from_store().await? {
+            connect_with_token(manager, server).await
+        } else {
+            connect_without_token(server).await
+        };
+        let challenge = match attempt {
+            Ok(session) => return Ok(session),
+            Err(Refused::Challenge(challenge)) => challenge,
+            Err(Refused::Other(error)) => return Err(error),
+        };
+        let mut manager = self.manager(&url).await?;
+        let resolution = manager.resolve_metadata_from_challenge(Some(&challenge)).await?;
+        if resolution.source != AuthorizationMetadataSource::ProtectedResourceMetadata {
+            return Err(AgentError::NoResourceMetadata(server.to_owned()));
+        }
+        let metadata = resolution.metadata;
+        let issuer = metadata.issuer.clone().unwrap_or_else(|| metadata.authorization_endpoint.clone());
+        if !metadata.code_challenge_methods_supported.as_ref().is_some_and(|m| m.iter().any(|m| m == "S256"))
+        {
+            return Err(AgentError::NoPkce(issuer));
+        }
+        manager.set_metadata(metadata);
+
+        let callback = CallbackListener::bind()
+            .await
+            .map_err(|e| AgentError::NotBack(format!("no loopback port for the redirect: {e}")))?;
+        let mut request = AuthorizationRequest::new(callback.redirect_uri())
+            .with_initial_scope_selection()
+            .with_client_name(&self.client_name)
+            .with_application_type("native")
+            .with_challenge(challenge);
+        if let Some(id) = &self.client_id {
+            request = request.with_preregistered_client(id);
+            if let Some(secret) = &self.client_secret {
+                request = request.with_client_secret(secret);
+            }
+        }
+        if let Some(document) = &self.client_metadata_url {
+            request = request.with_client_metadata_url(document);
+        }
+        let session = AuthorizationSession::new(manager, request).await.map_err(|(_, error)| error)?;
+        let back = person.visit(session.get_authorization_url(), &callback).await?;
+        refused_in(&back)?;
+        session.handle_callback_url(&back).await?;
+        match connect_with_token(session.auth_manager, server).await {
+            Ok(session) => Ok(session),
+            Err(Refused::Challenge(challenge)) => Err(AgentError::Connect {
+                url: server.to_owned(),
+                reason: format!("the new token was refused ({challenge})"),
+            }),
+            Err(Refused::Other(error)) => Err(error),
+        }
+    }
+}
+
+impl Agent {
+    /// rmcp's OAuth client for `url`, with this agent's credentials file.
+    async fn manager(&self, url: &url::Url) -> Result<AuthorizationManager, AgentError> {
+        let mut manager = AuthorizationManager::new(url.as_str()).await?;
+        if let Some(dir) = &self.credentials_dir {
+            manager.set_credential_store(FileCredentials::for_server(dir, url.as_str()));
+        }
+        Ok(manager)
+    }
+}
+
+/// Why a connection attempt did not give a session.
+enum Refused {
+    /// A 401 or 403 with this `WWW-Authenticate` challenge.
+    Challenge(String),
+    /// Anything else.
+    Other(AgentError),
+}
+
+async fn connect_without_token(server: &str) -> Result<Session, Refused> {
+    let transport = StreamableHttpClientTransport::with_client(
+        reqwest::Client::new(),
+        StreamableHttpClientTransportConfig::with_uri(server),
+    );
+    ().serve(transport).await.map_err(|error| refused(server, error))
+}
+
+async fn connect_with_token(manager: AuthorizationManager, server: &str) -> Result<Session, Refused> {
+    let client = AuthClient::new(reqwest::Client::new(), manager);
+    let transport = StreamableHttpClientTransport::with_client(
+        client,
+        StreamableHttpClientTransportConfig::with_uri(server),
+    );
+    ().serve(transport).await.map_err(|error| refused(server, error))
+}
+
+fn refused(server: &str, error: rmcp::service::ClientInitializeError) -> Refused {
+    match error.auth_challenge() {
+        Some(challenge) => Refused::Challenge(challenge.to_owned()),
+        None => Refused::Other(AgentError::Connect { url: server.to_owned(), reason: error.to_string() }),
+    }
+}
+
+/// The error the authorization server sent the person back with, if any.
+fn refused_in(callback: &str) -> Result<(), AgentError> {
+    let Ok(url) = url::Url::parse(callback) else { return Ok(()) };
+    let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    match param("error") {
+        Some(error) => Err(AgentError::Refused { error, description: param("error_description") }),
+        None => Ok(()),
+    }
+}

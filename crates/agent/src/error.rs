@@ -1,0 +1,55 @@
+//! What can go wrong when an agent connects.
+
+use rmcp::transport::auth::AuthError;
+
+/// Why the agent could not reach the server's tools.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The server URL is not an absolute http(s) URL.
+    #[error("{0:?} is not an MCP server URL (an absolute http or https URL)")]
+    BadUrl(String),
+    /// The server asks for authorization but publishes no protected resource
+    /// metadata (RFC 9728), so there is no trustworthy way to know its issuer.
+    #[error(
+        "{0} asks for authorization but publishes no protected resource metadata (RFC 9728); \
+         the agent does not guess where to sign in"
+    )]
+    NoResourceMetadata(String),
+    /// The authorization server does not advertise PKCE with S256.
+    #[error(
+        "the authorization server {0} does not advertise PKCE with S256; the agent does not sign in there"
+    )]
+    NoPkce(String),
+    /// Discovery, registration or the token exchange failed (rmcp's OAuth client).
+    #[error("authorization failed: {0}")]
+    Auth(#[from] AuthError),
+    /// The issuer sent the person back with an error (`access_denied` when they
+    /// said no).
+    #[error("the authorization server answered {error}{}", description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Refused {
+        /// The OAuth error code.
+        error: String,
+        /// Its description, if any.
+        description: Option<String>,
+    },
+    /// Nobody came back to the redirect URI in time, or the user agent failed.
+    #[error("the sign-in did not finish: {0}")]
+    NotBack(String),
+    /// The MCP connection itself failed.
+    #[error("could not talk to {url}: {reason}")]
+    Connect {
+        /// The server.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The credentials file could not be read or written.
+    #[error("credentials at {path}: {reason}")]
+    Credentials {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+}

@@ -1,0 +1,106 @@
+//! How the person gets to the authorization server and back: the "user agent"
+//! of OAuth. The agent hands it the authorization URL and the loopback
+//! redirect URI; it returns the URL the authorization server sent the person
+//! back to.
+//!
+//! - [`SystemBrowser`] opens the person's browser (or only shows the URL) and
+//!   waits at the loopback redirect URI: the real thing.
+//! - [`Headless`] follows the authorization server's redirects itself, for test
+//!   harnesses whose server approves without a person (the MCP conformance
+//!   suite's). It never fills in a form.
+//! - Tests implement [`UserAgent`] to drive sign-in and consent pages.
+
+use std::time::Duration;
+
+use reqwest::header::LOCATION;
+
+use crate::{AgentError, CallbackListener};
+
+/// Takes the person to the authorization URL and back.
+#[async_trait::async_trait]
+pub trait UserAgent: Send + Sync {
+    /// Visits `authorization_url`; returns the URL the person came back to
+    /// at `callback`'s redirect URI.
+    async fn visit(&self, authorization_url: &str, callback: &CallbackListener)
+    -> Result<String, AgentError>;
+}
+
+/// The person's own browser: opened on the authorization URL (unless told not
+/// to), while the URL is also shown for them to open by hand.
+#[derive(Debug, Clone)]
+pub struct SystemBrowser {
+    /// Try to open the browser (`xdg-open`, `open`); if false, only show the URL.
+    pub open: bool,
+    /// How long to wait for the person to come back.
+    pub timeout: Duration,
+}
+
+impl Default for SystemBrowser {
+    fn default() -> Self {
+        Self { open: true, timeout: Duration::from_secs(300) }
+    }
+}
+
+#[async_trait::async_trait]
+impl UserAgent for SystemBrowser {
+    async fn visit(
+        &self,
+        authorization_url: &str,
+        callback: &CallbackListener,
+    ) -> Result<String, AgentError> {
+        eprintln!("Sign in and allow access in your browser:\n\n  {authorization_url}\n");
+        if self.open {
+            let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+            let opened = std::process::Command::new(opener)
+                .arg(authorization_url)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+            if !opened.is_ok_and(|status| status.success()) {
+                eprintln!("(could not open a browser: open the URL above yourself)");
+            }
+        }
+        callback.wait(self.timeout).await
+    }
+}
+
+/// Follows the authorization server's redirects without a browser until one
+/// points at the redirect URI. For test harnesses only: a real
+/// authorization server shows a person a sign-in page, which this never
+/// fills in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Headless;
+
+/// The most redirects followed.
+const MAX_REDIRECTS: usize = 20;
+
+#[async_trait::async_trait]
+impl UserAgent for Headless {
+    async fn visit(
+        &self,
+        authorization_url: &str,
+        callback: &CallbackListener,
+    ) -> Result<String, AgentError> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| AgentError::NotBack(e.to_string()))?;
+        let mut url = url::Url::parse(authorization_url).map_err(|e| AgentError::NotBack(e.to_string()))?;
+        for _ in 0..MAX_REDIRECTS {
+            let response =
+                http.get(url.clone()).send().await.map_err(|e| AgentError::NotBack(e.to_string()))?;
+            let Some(location) = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()) else {
+                return Err(AgentError::NotBack(format!(
+                    "{url} answered {} without a redirect: it wants a person (headless mode is for test harnesses)",
+                    response.status()
+                )));
+            };
+            let next = url.join(location).map_err(|e| AgentError::NotBack(e.to_string()))?;
+            if next.as_str().starts_with(callback.redirect_uri()) {
+                return Ok(next.into());
+            }
+            url = next;
+        }
+        Err(AgentError::NotBack(format!("more than {MAX_REDIRECTS} redirects")))
+    }
+}
