@@ -27,6 +27,32 @@ pub fn default_dir() -> Option<PathBuf> {
 #[derive(Debug, Clone)]
 pub struct FileCredentials {
     path: PathBuf,
+    server: String,
+}
+
+/// What a credentials file holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Saved {
+    /// The MCP server the credentials are for.
+    pub server: String,
+    /// rmcp's credentials: client id, tokens, granted scopes, issuer.
+    pub credentials: StoredCredentials,
+}
+
+/// Every credentials file in `dir`, with what it holds (unreadable files are
+/// skipped).
+pub fn saved_in(dir: &Path) -> Vec<(PathBuf, Saved)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<(PathBuf, Saved)> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .filter_map(|path| {
+            let saved = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+            Some((path, saved))
+        })
+        .collect();
+    found.sort_by(|a, b| a.1.server.cmp(&b.1.server));
+    found
 }
 
 impl FileCredentials {
@@ -42,7 +68,7 @@ impl FileCredentials {
             .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
             .collect();
         let name = name.trim_matches('_').replace("___", "_");
-        Self { path: dir.join(format!("{name}.json")) }
+        Self { path: dir.join(format!("{name}.json")), server: server.to_owned() }
     }
 
     /// The file.
@@ -50,10 +76,13 @@ impl FileCredentials {
         &self.path
     }
 
-    /// What is stored, if anything.
+    /// What is stored, if anything (and if it is this server's).
     pub fn read(&self) -> Result<Option<StoredCredentials>, AuthError> {
         match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| self.failed(e)),
+            Ok(bytes) => {
+                let saved: Saved = serde_json::from_slice(&bytes).map_err(|e| self.failed(e))?;
+                Ok((saved.server == self.server).then_some(saved.credentials))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.failed(e)),
         }
@@ -62,7 +91,8 @@ impl FileCredentials {
     fn write(&self, credentials: &StoredCredentials) -> Result<(), AuthError> {
         let dir = self.path.parent().ok_or_else(|| self.failed("no parent directory"))?;
         create_private_dir(dir).map_err(|e| self.failed(e))?;
-        let json = serde_json::to_vec_pretty(credentials).map_err(|e| self.failed(e))?;
+        let saved = Saved { server: self.server.clone(), credentials: credentials.clone() };
+        let json = serde_json::to_vec_pretty(&saved).map_err(|e| self.failed(e))?;
         let temporary = self.path.with_extension("json.tmp");
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
@@ -127,6 +157,12 @@ mod tests {
             assert_eq!(std::fs::metadata(store.path()).unwrap().permissions().mode() & 0o777, 0o600);
             assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         }
+        let listed = saved_in(&dir);
+        assert_eq!((listed.len(), listed[0].1.server.as_str()), (1, "https://mcp.example/mcp"));
+        // Another server whose name files the same way never reads them.
+        let twin = FileCredentials::for_server(&dir, "https://mcp.example?mcp");
+        assert_eq!(twin.path(), store.path());
+        assert!(twin.load().await.unwrap().is_none());
         store.clear().await.unwrap();
         assert!(store.load().await.unwrap().is_none());
         store.clear().await.unwrap();

@@ -60,7 +60,25 @@ impl UserAgent for SystemBrowser {
                 eprintln!("(could not open a browser: open the URL above yourself)");
             }
         }
-        callback.wait(self.timeout).await
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return callback.wait(self.timeout).await;
+        }
+        // A spinner on the terminal while the person is away.
+        let waiting = callback.wait(self.timeout);
+        tokio::pin!(waiting);
+        let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        for n in 0.. {
+            let frame = frames[n % frames.len()];
+            tokio::select! {
+                back = &mut waiting => {
+                    eprint!("\r\x1b[2K");
+                    return back;
+                }
+                _ = tick.tick() => eprint!("\r{frame} waiting for you to sign in and allow access…"),
+            }
+        }
+        Err(AgentError::NotBack("the spinner ran out of frames".into()))
     }
 }
 

@@ -36,6 +36,9 @@ enum Command {
     Apps(crate::apps_cmd::AppsArgs),
     /// Manage the issuer's signing keys: `list`, `rotate`.
     Keys(crate::keys_cmd::KeysArgs),
+    /// Be the agent: sign in to an MCP server and call its tools
+    /// (`login`, `tools`, `call`, `status`, `logout`).
+    Agent(crate::agent_cmd::AgentArgs),
 }
 
 /// How the `whoami` server checks tokens.
@@ -138,6 +141,7 @@ impl Cli {
             Command::Whoami(args) => args.run().await,
             Command::Users(args) => args.run().await,
             Command::Apps(args) => args.run().await,
+            Command::Agent(args) => args.run().await,
             Command::Keys(args) => args.run().await,
         }
     }

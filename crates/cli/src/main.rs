@@ -1,5 +1,6 @@
 //! `agentgate`: the one binary.
 
+mod agent_cmd;
 mod allocator;
 mod apps_cmd;
 mod cli;

@@ -154,3 +154,74 @@ async fn an_authorization_server_without_pkce_s256_is_refused() {
         assert_eq!(person.visits.load(Ordering::SeqCst), 0);
     }
 }
+
+/// `agentgate agent ARGS --credentials-dir DIR`, finished: (status, stdout, stderr).
+fn agent_cli(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"))
+        .arg("agent")
+        .args(args)
+        .arg("--credentials-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[tokio::test]
+async fn the_cli_walks_alice_through_sign_in_and_prints_her_claims() {
+    use std::io::BufRead;
+    let dev = Dev::start(PASSWORD);
+    let dir = credentials_dir("cli");
+    let mcp = dev.mcp_url();
+
+    // `agent call URL whoami --no-browser`: it prints the URL and waits at its loopback port.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"))
+        .args(["agent", "call", &mcp, "whoami", "--no-browser", "--timeout", "60", "--credentials-dir"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the agent ended without showing a URL");
+        if let Some(url) = line.trim().strip_prefix(&format!("{}/authorize?", dev.base)) {
+            break format!("{}/authorize?{url}", dev.base);
+        }
+    };
+    // Alice opens it, signs in, allows; her browser follows the redirect to the agent.
+    let mut browser = Browser::new("en");
+    let page = browser.get(&url).await;
+    let page = browser.sign_in(&dev.base, &page, "alice", PASSWORD).await;
+    let page = browser.decide(&dev.base, &page, "allow").await;
+    let back = page.location.expect("sent back to the agent");
+    assert!(back.starts_with("http://127.0.0.1:"), "{back}");
+    let landing = reqwest::get(&back).await.unwrap();
+    assert!(landing.text().await.unwrap().contains("close this tab"));
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let claims: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(claims["sub"], dev.user_id("alice").as_str());
+
+    // The token is kept: tools and status need nobody.
+    let (ok, tools, _) = agent_cli(&dir, &["tools", &mcp]);
+    assert!(ok && tools.starts_with("whoami"), "{tools}");
+    let (ok, status, _) = agent_cli(&dir, &["status", "--output", "json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert!(ok && status[0]["server"] == dev.mcp_url().as_str(), "{status}");
+    assert_eq!(status[0]["issuer"], dev.base.as_str());
+    assert!(status[0]["expires_in"].as_i64().unwrap() > 0, "{status}");
+
+    // Bad arguments are refused before anything is sent; logout forgets the token.
+    let (ok, _, error) = agent_cli(&dir, &["call", &dev.mcp_url(), "whoami", "--arg", "novalue"]);
+    assert!(!ok && error.contains("KEY=VALUE"), "{error}");
+    let (ok, _, said) = agent_cli(&dir, &["logout", &dev.mcp_url()]);
+    assert!(ok && said.contains("signed out"), "{said}");
+    let (_, status, _) = agent_cli(&dir, &["status", "--output", "json"]);
+    assert_eq!(status.trim(), "[]");
+    let (ok, _, error) = agent_cli(&dir, &["logout", &dev.mcp_url()]);
+    assert!(!ok && error.contains("no tokens kept"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,275 @@
+//! `agentgate agent`: the tutorial's third-party agent at the command line.
+//! It signs the person in when a server asks (their browser, a loopback
+//! redirect URI), keeps the tokens per server, and calls tools.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agentgate_agent::{Agent, AgentError, Headless, Session, SystemBrowser, UserAgent, credentials};
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    command: AgentCommand,
+    /// Where tokens are kept, one file per server (mode 0600)
+    /// [default: $XDG_CONFIG_HOME/agentgate/agent, else ~/.config/agentgate/agent]
+    #[arg(long, env = "AGENTGATE_AGENT_DIR", global = true)]
+    credentials_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Sign in to an MCP server (when it asks for authorization) and keep the token.
+    Login {
+        /// The MCP server URL, e.g. http://127.0.0.1:8080/mcp.
+        url: String,
+        #[command(flatten)]
+        sign_in: SignIn,
+    },
+    /// List a server's tools.
+    Tools {
+        /// The MCP server URL.
+        url: String,
+        #[command(flatten)]
+        sign_in: SignIn,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Call a tool.
+    Call {
+        /// The MCP server URL.
+        url: String,
+        /// The tool's name.
+        tool: String,
+        /// An argument as KEY=VALUE (VALUE is JSON if it parses as JSON, else a string); repeat.
+        #[arg(long = "arg", value_name = "KEY=VALUE")]
+        args: Vec<String>,
+        /// All arguments as one JSON object (merged under the --arg ones).
+        #[arg(long, value_name = "OBJECT")]
+        json: Option<String>,
+        #[command(flatten)]
+        sign_in: SignIn,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Show the servers the agent holds tokens for.
+    Status {
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Forget the tokens of one server, or of every server.
+    Logout {
+        /// The MCP server URL; every server when left out.
+        url: Option<String>,
+    },
+}
+
+/// How the person signs in, when a server asks.
+#[derive(Debug, Args)]
+struct SignIn {
+    /// Do not open a browser: print the URL to open by hand.
+    #[arg(long)]
+    no_browser: bool,
+    /// Follow the authorization server's redirects without a person (for test
+    /// harnesses whose server approves by itself).
+    #[arg(long, hide = true)]
+    headless: bool,
+    /// How long to wait for the person, in seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// A client id the issuer already knows this agent by.
+    #[arg(long, env = "AGENTGATE_AGENT_CLIENT_ID")]
+    client_id: Option<String>,
+    /// That client's secret.
+    #[arg(long, env = "AGENTGATE_AGENT_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// The https URL of this agent's Client ID Metadata Document.
+    #[arg(long, env = "AGENTGATE_AGENT_CLIENT_METADATA_URL")]
+    client_metadata_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct OutputArg {
+    /// `text` for people, `json` for the raw answer.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+impl AgentArgs {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let dir = self
+            .credentials_dir
+            .or_else(credentials::default_dir)
+            .context("no place for credentials: set HOME or --credentials-dir")?;
+        match self.command {
+            AgentCommand::Login { url, sign_in } => {
+                let session = connect(&dir, &url, &sign_in).await?;
+                let peer = session
+                    .peer_info()
+                    .and_then(|info| info.server_info.as_ref().map(|s| s.name.to_string()));
+                let peer = peer.unwrap_or_default();
+                session.cancel().await.ok();
+                eprintln!(
+                    "signed in to {url} {}",
+                    if peer.is_empty() { String::new() } else { format!("({peer})") }
+                );
+            }
+            AgentCommand::Tools { url, sign_in, output } => {
+                let session = connect(&dir, &url, &sign_in).await?;
+                let tools = session.list_all_tools().await.context("listing the tools")?;
+                session.cancel().await.ok();
+                if output.output == Output::Json {
+                    println!("{}", serde_json::to_string_pretty(&tools)?);
+                } else {
+                    for tool in tools {
+                        println!("{:<24} {}", tool.name, tool.description.as_deref().unwrap_or(""));
+                    }
+                }
+            }
+            AgentCommand::Call { url, tool, args, json, sign_in, output } => {
+                let arguments = arguments(&args, json.as_deref())?;
+                let session = connect(&dir, &url, &sign_in).await?;
+                let request = CallToolRequestParams::new(tool.clone()).with_arguments(arguments);
+                let result = session.call_tool(request).await.with_context(|| format!("calling {tool}"))?;
+                session.cancel().await.ok();
+                if output.output == Output::Json {
+                    println!("{}", serde_json::to_string_pretty(&result)?);
+                } else {
+                    print_result(&result)?;
+                }
+                if result.is_error == Some(true) {
+                    bail!("the tool {tool} answered with an error");
+                }
+            }
+            AgentCommand::Status { output } => status(&dir, output.output)?,
+            AgentCommand::Logout { url } => logout(&dir, url.as_deref())?,
+        }
+        Ok(())
+    }
+}
+
+async fn connect(dir: &std::path::Path, url: &str, sign_in: &SignIn) -> Result<Session, AgentError> {
+    let agent = Agent {
+        client_id: sign_in.client_id.clone(),
+        client_secret: sign_in.client_secret.clone(),
+        client_metadata_url: sign_in.client_metadata_url.clone(),
+        credentials_dir: Some(dir.to_owned()),
+        ..Agent::default()
+    };
+    let browser = SystemBrowser { open: !sign_in.no_browser, timeout: Duration::from_secs(sign_in.timeout) };
+    let person: &dyn UserAgent = if sign_in.headless { &Headless } else { &browser };
+    agent.connect(url, person).await
+}
+
+/// The tool's arguments: `--json`'s object, then each `--arg` over it.
+fn arguments(args: &[String], json: Option<&str>) -> anyhow::Result<Map<String, Value>> {
+    let mut arguments = match json {
+        Some(text) => match serde_json::from_str(text) {
+            Ok(Value::Object(object)) => object,
+            _ => bail!("--json must be a JSON object, such as '{{\"city\": \"Tokyo\"}}'"),
+        },
+        None => Map::new(),
+    };
+    for arg in args {
+        let Some((key, value)) = arg.split_once('=').filter(|(key, _)| !key.is_empty()) else {
+            bail!("--arg {arg:?} must be KEY=VALUE");
+        };
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+        arguments.insert(key.to_owned(), value);
+    }
+    Ok(arguments)
+}
+
+/// A tool's answer for people: its structured result as indented JSON, else
+/// its text, each other kind of content as JSON.
+fn print_result(result: &CallToolResult) -> anyhow::Result<()> {
+    if let Some(structured) = &result.structured_content {
+        println!("{}", serde_json::to_string_pretty(structured)?);
+        return Ok(());
+    }
+    for block in &result.content {
+        let value = serde_json::to_value(block)?;
+        match value.get("text").and_then(Value::as_str) {
+            Some(text) => println!("{text}"),
+            None => println!("{}", serde_json::to_string_pretty(&value)?),
+        }
+    }
+    Ok(())
+}
+
+fn status(dir: &std::path::Path, output: Output) -> anyhow::Result<()> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let rows: Vec<Value> = credentials::saved_in(dir)
+        .into_iter()
+        .map(|(_, saved)| {
+            let c = &saved.credentials;
+            // The token response as the issuer sent it: its `expires_in`.
+            let expires_in = c
+                .token_response
+                .as_ref()
+                .and_then(|t| serde_json::to_value(t).ok())
+                .and_then(|t| t.get("expires_in").and_then(Value::as_u64));
+            let expires_at = c.token_received_at.zip(expires_in).map(|(at, ttl)| at + ttl);
+            serde_json::json!({
+                "server": saved.server,
+                "issuer": c.issuer,
+                "client_id": c.client_id,
+                "scopes": c.granted_scopes,
+                "signed_in": c.token_response.is_some(),
+                "expires_in": expires_at.map(|at| at as i64 - now as i64),
+            })
+        })
+        .collect();
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if rows.is_empty() {
+        println!("not signed in anywhere: `agentgate agent login URL`");
+    } else {
+        for row in &rows {
+            let expiry = match row["expires_in"].as_i64() {
+                Some(s) if s > 0 => format!("access token for {s} more seconds"),
+                Some(_) => "access token expired (refreshed on next use if possible)".into(),
+                None => "no expiry known".into(),
+            };
+            println!("{}", row["server"].as_str().unwrap_or_default());
+            println!("  issuer:    {}", row["issuer"].as_str().unwrap_or("-"));
+            println!("  client_id: {}", row["client_id"].as_str().unwrap_or("-"));
+            println!(
+                "  scopes:    {}",
+                row["scopes"].as_array().map_or(String::new(), |s| {
+                    s.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")
+                })
+            );
+            println!("  {expiry}");
+        }
+    }
+    Ok(())
+}
+
+fn logout(dir: &std::path::Path, url: Option<&str>) -> anyhow::Result<()> {
+    let mut removed = 0;
+    for (path, saved) in credentials::saved_in(dir) {
+        if url.is_none_or(|url| url == saved.server) {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            eprintln!("signed out of {}", saved.server);
+            removed += 1;
+        }
+    }
+    if removed == 0 {
+        match url {
+            Some(url) => bail!("no tokens kept for {url}"),
+            None => eprintln!("not signed in anywhere"),
+        }
+    }
+    Ok(())
+}
