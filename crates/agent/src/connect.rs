@@ -21,7 +21,8 @@
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::auth::{
-    AuthClient, AuthorizationManager, AuthorizationMetadataSource, AuthorizationRequest, AuthorizationSession,
+    AuthClient, AuthorizationManager, AuthorizationMetadataSource, AuthorizationRequest,
+    AuthorizationSession, OAuthClientConfig,
 };
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{RoleClient, ServiceExt};
@@ -32,7 +33,7 @@ use crate::{AgentError, CallbackListener, FileCredentials, UserAgent};
 pub type Session = RunningService<RoleClient, ()>;
 
 /// How the agent presents itself.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Agent {
     /// The name shown on consent pages when the agent registers itself.
     pub client_name: String,
@@ -45,6 +46,18 @@ pub struct Agent {
     /// Where credentials are kept (one file per server); `None` keeps them in
     /// memory only.
     pub credentials_dir: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("client_name", &self.client_name)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[REDACTED]"))
+            .field("client_metadata_url", &self.client_metadata_url)
+            .field("credentials_dir", &self.credentials_dir)
+            .finish()
+    }
 }
 
 impl Default for Agent {
@@ -69,11 +82,9 @@ impl Agent {
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| AgentError::BadUrl(server.to_owned()))?;
         // Stored tokens first: no challenge, no person.
-        let mut manager = self.manager(&url).await?;
-        let attempt = if manager.initialize_from_store().await? {
-            connect_with_token(manager, server).await
-        } else {
-            connect_without_token(server).await
+        let attempt = match self.stored(&url).await? {
+            Some(manager) => connect_with_token(manager, server).await,
+            None => connect_without_token(server).await,
         };
         let challenge = match attempt {
             Ok(session) => return Ok(session),
@@ -111,7 +122,14 @@ impl Agent {
             request = request.with_client_metadata_url(document);
         }
         let session = AuthorizationSession::new(manager, request).await.map_err(|(_, error)| error)?;
+        let state = query_param(session.get_authorization_url(), "state")
+            .ok_or_else(|| AgentError::NotBack("the authorization URL has no state".into()))?;
+        callback.expect_state(&state);
         let back = person.visit(session.get_authorization_url(), &callback).await?;
+        // Only an answer to this request counts, an error included (RFC 6749 §4.1.2.1).
+        if query_param(&back, "state").as_deref() != Some(state.as_str()) {
+            return Err(AgentError::NotBack("the answer is not for this sign-in (state differs)".into()));
+        }
         refused_in(&back)?;
         session.handle_callback_url(&back).await?;
         match connect_with_token(session.auth_manager, server).await {
@@ -126,6 +144,36 @@ impl Agent {
 }
 
 impl Agent {
+    /// rmcp's OAuth client with the stored tokens for `url`, if some were kept
+    /// and the server still names, through protected resource metadata, the
+    /// very issuer that granted them. Anything else forgets them: a token is
+    /// never offered to another issuer, nor refreshed at a guessed endpoint.
+    async fn stored(&self, url: &url::Url) -> Result<Option<AuthorizationManager>, AgentError> {
+        let Some(dir) = &self.credentials_dir else { return Ok(None) };
+        let file = FileCredentials::for_server(dir, url.as_str());
+        let Some(kept) = file.read()?.filter(|kept| kept.token_response.is_some()) else { return Ok(None) };
+        let mut manager = self.manager(url).await?;
+        let resolution = manager.resolve_metadata().await?;
+        let same_issuer = kept.issuer.is_some() && resolution.metadata.issuer == kept.issuer;
+        if resolution.source != AuthorizationMetadataSource::ProtectedResourceMetadata || !same_issuer {
+            tracing::info!(server = %url, "the kept tokens are for another or an unknown issuer; forgetting them");
+            rmcp::transport::auth::CredentialStore::clear(&file).await?;
+            return Ok(None);
+        }
+        manager.set_metadata(resolution.metadata);
+        if !manager.initialize_from_store().await? {
+            return Ok(None);
+        }
+        // rmcp keeps only the client id; a confidential client's secret comes from here.
+        if let (Some(id), Some(secret)) = (&self.client_id, &self.client_secret)
+            && *id == kept.client_id
+        {
+            let config = OAuthClientConfig::new(id.clone(), url.as_str()).with_client_secret(secret.clone());
+            manager.configure_client(config)?;
+        }
+        Ok(Some(manager))
+    }
+
     /// rmcp's OAuth client for `url`, with this agent's credentials file.
     async fn manager(&self, url: &url::Url) -> Result<AuthorizationManager, AgentError> {
         let mut manager = AuthorizationManager::new(url.as_str()).await?;
@@ -168,12 +216,21 @@ fn refused(server: &str, error: rmcp::service::ClientInitializeError) -> Refused
     }
 }
 
-/// The error the authorization server sent the person back with, if any.
+/// A query parameter of `url`.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// The error the authorization server sent the person back with, if any, with
+/// control characters removed (it is shown on a terminal).
 fn refused_in(callback: &str) -> Result<(), AgentError> {
-    let Ok(url) = url::Url::parse(callback) else { return Ok(()) };
-    let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
-    match param("error") {
-        Some(error) => Err(AgentError::Refused { error, description: param("error_description") }),
+    let printable = |text: String| text.chars().filter(|c| !c.is_control()).take(500).collect::<String>();
+    match query_param(callback, "error") {
+        Some(error) => Err(AgentError::Refused {
+            error: printable(error),
+            description: query_param(callback, "error_description").map(printable),
+        }),
         None => Ok(()),
     }
 }

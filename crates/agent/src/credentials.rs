@@ -56,19 +56,26 @@ pub fn saved_in(dir: &Path) -> Vec<(PathBuf, Saved)> {
 }
 
 impl FileCredentials {
-    /// The file for `server` (an MCP server URL) in `dir`.
+    /// The file for `server` (an MCP server URL) in `dir`: named after its
+    /// host, plus a hash of the whole URL so that no two servers share one.
     ///
     /// ```
-    /// let store = agentgate_agent::FileCredentials::for_server("/tmp/creds".as_ref(), "http://127.0.0.1:8080/mcp");
-    /// assert!(store.path().ends_with("http_127.0.0.1_8080_mcp.json"));
+    /// use agentgate_agent::FileCredentials;
+    /// let a = FileCredentials::for_server("/tmp/creds".as_ref(), "http://127.0.0.1:8080/mcp");
+    /// let b = FileCredentials::for_server("/tmp/creds".as_ref(), "http://127.0.0.1:8080/mcp2");
+    /// assert!(a.path().file_name().unwrap().to_str().unwrap().starts_with("127.0.0.1_8080-"));
+    /// assert_ne!(a.path(), b.path());
     /// ```
     pub fn for_server(dir: &Path, server: &str) -> Self {
-        let name: String = server
+        let host = url::Url::parse(server)
+            .ok()
+            .and_then(|u| u.host_str().map(|h| format!("{h}_{}", u.port_or_known_default().unwrap_or(0))))
+            .unwrap_or_default();
+        let host: String = host
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
             .collect();
-        let name = name.trim_matches('_').replace("___", "_");
-        Self { path: dir.join(format!("{name}.json")), server: server.to_owned() }
+        Self { path: dir.join(format!("{host}-{:016x}.json", fnv1a(server))), server: server.to_owned() }
     }
 
     /// The file.
@@ -76,8 +83,16 @@ impl FileCredentials {
         &self.path
     }
 
-    /// What is stored, if anything (and if it is this server's).
+    /// What is stored, if anything (and if it is this server's). A file others
+    /// could read or write is refused: its tokens may be known, or not ours.
     pub fn read(&self) -> Result<Option<StoredCredentials>, AuthError> {
+        #[cfg(unix)]
+        if let Ok(meta) = std::fs::metadata(&self.path) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o077 != 0 {
+                return Err(self.failed("others may read or write it; remove it and sign in again"));
+            }
+        }
         match std::fs::read(&self.path) {
             Ok(bytes) => {
                 let saved: Saved = serde_json::from_slice(&bytes).map_err(|e| self.failed(e))?;
@@ -93,9 +108,13 @@ impl FileCredentials {
         create_private_dir(dir).map_err(|e| self.failed(e))?;
         let saved = Saved { server: self.server.clone(), credentials: credentials.clone() };
         let json = serde_json::to_vec_pretty(&saved).map_err(|e| self.failed(e))?;
-        let temporary = self.path.with_extension("json.tmp");
+        // A fresh name, created exclusively (never an existing file or a
+        // symbolic link someone planted), readable by the user alone.
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let temporary = self.path.with_extension(format!("{}-{nanos}.tmp", std::process::id()));
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&temporary).map_err(|e| self.failed(e))?;
@@ -108,12 +127,26 @@ impl FileCredentials {
     }
 }
 
+/// The directory, made if missing, and in any case closed to everyone but the
+/// user (which fails if it is someone else's).
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
+    builder.create(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// FNV-1a, 64 bits: a stable file-name hash (not a secret).
+fn fnv1a(text: &str) -> u64 {
+    text.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[async_trait::async_trait]
@@ -159,10 +192,18 @@ mod tests {
         }
         let listed = saved_in(&dir);
         assert_eq!((listed.len(), listed[0].1.server.as_str()), (1, "https://mcp.example/mcp"));
-        // Another server whose name files the same way never reads them.
-        let twin = FileCredentials::for_server(&dir, "https://mcp.example?mcp");
-        assert_eq!(twin.path(), store.path());
+        // Another server on the same host has a file of its own.
+        let twin = FileCredentials::for_server(&dir, "https://mcp.example/mcp?x");
+        assert_ne!(twin.path(), store.path());
         assert!(twin.load().await.unwrap().is_none());
+        // A file others can read is refused.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(store.load().await.is_err());
+            std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         store.clear().await.unwrap();
         assert!(store.load().await.unwrap().is_none());
         store.clear().await.unwrap();

@@ -51,12 +51,15 @@ impl UserAgent for SystemBrowser {
         eprintln!("Sign in and allow access in your browser:\n\n  {authorization_url}\n");
         if self.open {
             let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
-            let opened = std::process::Command::new(opener)
+            // Started, not waited for: a browser may run as long as it likes.
+            let opened = tokio::process::Command::new(opener)
                 .arg(authorization_url)
+                .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
-                .status();
-            if !opened.is_ok_and(|status| status.success()) {
+                .kill_on_drop(false)
+                .spawn();
+            if opened.is_err() {
                 eprintln!("(could not open a browser: open the URL above yourself)");
             }
         }
@@ -68,8 +71,10 @@ impl UserAgent for SystemBrowser {
         tokio::pin!(waiting);
         let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
         let mut tick = tokio::time::interval(Duration::from_millis(100));
-        for n in 0.. {
+        let mut n = 0;
+        loop {
             let frame = frames[n % frames.len()];
+            n += 1;
             tokio::select! {
                 back = &mut waiting => {
                     eprint!("\r\x1b[2K");
@@ -78,7 +83,6 @@ impl UserAgent for SystemBrowser {
                 _ = tick.tick() => eprint!("\r{frame} waiting for you to sign in and allow access…"),
             }
         }
-        Err(AgentError::NotBack("the spinner ran out of frames".into()))
     }
 }
 

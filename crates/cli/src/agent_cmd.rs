@@ -257,16 +257,28 @@ fn status(dir: &std::path::Path, output: Output) -> anyhow::Result<()> {
 }
 
 fn logout(dir: &std::path::Path, url: Option<&str>) -> anyhow::Result<()> {
+    // The server as the agent files it: the URL in its normal form.
+    let url = url.map(|url| url::Url::parse(url).map_or_else(|_| url.to_owned(), String::from));
     let mut removed = 0;
+    if let Some(url) = &url {
+        // Even a file that no longer reads.
+        let file = credentials::FileCredentials::for_server(dir, url);
+        if credentials::saved_in(dir).iter().all(|(path, _)| path != file.path()) && file.path().exists() {
+            std::fs::remove_file(file.path())
+                .with_context(|| format!("removing {}", file.path().display()))?;
+            eprintln!("signed out of {url} (its credentials file was unreadable)");
+            removed += 1;
+        }
+    }
     for (path, saved) in credentials::saved_in(dir) {
-        if url.is_none_or(|url| url == saved.server) {
+        if url.as_ref().is_none_or(|url| *url == saved.server) {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
             eprintln!("signed out of {}", saved.server);
             removed += 1;
         }
     }
     if removed == 0 {
-        match url {
+        match url.as_deref() {
             Some(url) => bail!("no tokens kept for {url}"),
             None => eprintln!("not signed in anywhere"),
         }

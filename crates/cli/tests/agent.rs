@@ -85,6 +85,16 @@ async fn the_agent_signs_alice_in_calls_whoami_and_reuses_its_token() {
     assert_eq!(result.structured_content.unwrap()["sub"], claims["sub"]);
     assert_eq!(alice.visits.load(Ordering::SeqCst), 1, "the stored token was used");
     again.cancel().await.unwrap();
+
+    // Tokens kept for another issuer are never offered: forgotten, and alice is asked again.
+    let mut kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    kept["credentials"]["issuer"] = "https://elsewhere.example".into();
+    std::fs::write(&file, kept.to_string()).unwrap();
+    let third = agent.connect(&dev.mcp_url(), &alice).await.unwrap();
+    assert_eq!(alice.visits.load(Ordering::SeqCst), 2, "signed in again");
+    third.cancel().await.unwrap();
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(kept["credentials"]["issuer"], dev.base.as_str());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
