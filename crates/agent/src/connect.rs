@@ -91,8 +91,25 @@ impl Agent {
             Err(Refused::Challenge(challenge)) => challenge,
             Err(Refused::Other(error)) => return Err(error),
         };
-        let mut manager = self.manager(&url).await?;
-        let resolution = manager.resolve_metadata_from_challenge(Some(&challenge)).await?;
+        self.authorize(&url, &challenge, &[], person).await.map(|(session, _)| session)
+    }
+
+    /// Answers `challenge` (a 401, or a 403 asking for more): discovery,
+    /// registration, the person's sign-in and consent, the token; then a new
+    /// connection. With `also`, the scopes asked for are those plus the
+    /// challenge's (a step-up asks for the union); else they are chosen from
+    /// the challenge, else the resource's `scopes_supported`. Returns the
+    /// session and the scopes asked for.
+    pub(crate) async fn authorize(
+        &self,
+        url: &url::Url,
+        challenge: &str,
+        also: &[String],
+        person: &dyn UserAgent,
+    ) -> Result<(Session, Vec<String>), AgentError> {
+        let server = url.as_str();
+        let mut manager = self.manager(url).await?;
+        let resolution = manager.resolve_metadata_from_challenge(Some(challenge)).await?;
         if resolution.source != AuthorizationMetadataSource::ProtectedResourceMetadata {
             return Err(AgentError::NoResourceMetadata(server.to_owned()));
         }
@@ -108,10 +125,20 @@ impl Agent {
             .await
             .map_err(|e| AgentError::NotBack(format!("no loopback port for the redirect: {e}")))?;
         let mut request = AuthorizationRequest::new(callback.redirect_uri())
-            .with_initial_scope_selection()
             .with_client_name(&self.client_name)
             .with_application_type("native")
             .with_challenge(challenge);
+        request = if also.is_empty() {
+            request.with_initial_scope_selection()
+        } else {
+            let mut union = also.to_vec();
+            for scope in challenge_scopes(challenge, url) {
+                if !union.contains(&scope) {
+                    union.push(scope);
+                }
+            }
+            request.with_scopes(union)
+        };
         if let Some(id) = &self.client_id {
             request = request.with_preregistered_client(id);
             if let Some(secret) = &self.client_secret {
@@ -124,6 +151,9 @@ impl Agent {
         let session = AuthorizationSession::new(manager, request).await.map_err(|(_, error)| error)?;
         let state = query_param(session.get_authorization_url(), "state")
             .ok_or_else(|| AgentError::NotBack("the authorization URL has no state".into()))?;
+        let asked: Vec<String> = query_param(session.get_authorization_url(), "scope")
+            .map(|scope| scope.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
         callback.expect_state(&state);
         let back = person.visit(session.get_authorization_url(), &callback).await?;
         // Only an answer to this request counts, an error included (RFC 6749 §4.1.2.1).
@@ -133,7 +163,7 @@ impl Agent {
         refused_in(&back)?;
         session.handle_callback_url(&back).await?;
         match connect_with_token(session.auth_manager, server).await {
-            Ok(session) => Ok(session),
+            Ok(session) => Ok((session, asked)),
             Err(Refused::Challenge(challenge)) => Err(AgentError::Connect {
                 url: server.to_owned(),
                 reason: format!("the new token was refused ({challenge})"),
@@ -185,7 +215,7 @@ impl Agent {
 }
 
 /// Why a connection attempt did not give a session.
-enum Refused {
+pub(crate) enum Refused {
     /// A 401 or 403 with this `WWW-Authenticate` challenge.
     Challenge(String),
     /// Anything else.
@@ -200,7 +230,10 @@ async fn connect_without_token(server: &str) -> Result<Session, Refused> {
     ().serve(transport).await.map_err(|error| refused(server, error))
 }
 
-async fn connect_with_token(manager: AuthorizationManager, server: &str) -> Result<Session, Refused> {
+pub(crate) async fn connect_with_token(
+    manager: AuthorizationManager,
+    server: &str,
+) -> Result<Session, Refused> {
     let client = AuthClient::new(reqwest::Client::new(), manager);
     let transport = StreamableHttpClientTransport::with_client(
         client,
@@ -214,6 +247,12 @@ fn refused(server: &str, error: rmcp::service::ClientInitializeError) -> Refused
         Some(challenge) => Refused::Challenge(challenge.to_owned()),
         None => Refused::Other(AgentError::Connect { url: server.to_owned(), reason: error.to_string() }),
     }
+}
+
+/// The `scope` of a `WWW-Authenticate` challenge, as a list.
+fn challenge_scopes(challenge: &str, server: &url::Url) -> Vec<String> {
+    let params = rmcp::transport::auth::WWWAuthenticateParams::parse(challenge, server);
+    params.scope.map(|scope| scope.split_whitespace().map(str::to_owned).collect()).unwrap_or_default()
 }
 
 /// A query parameter of `url`.

@@ -22,12 +22,14 @@
 
 mod callback;
 mod connect;
+mod connection;
 pub mod credentials;
 mod error;
 mod user_agent;
 
 pub use callback::CallbackListener;
 pub use connect::{Agent, Session};
+pub use connection::{Connection, MAX_AUTHORIZATIONS};
 pub use credentials::FileCredentials;
 pub use error::AgentError;
 pub use user_agent::{Headless, SystemBrowser, UserAgent};

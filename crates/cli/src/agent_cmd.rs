@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agentgate_agent::{Agent, AgentError, Headless, Session, SystemBrowser, UserAgent, credentials};
+use agentgate_agent::{Agent, Headless, SystemBrowser, UserAgent, credentials};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
@@ -113,7 +113,8 @@ impl AgentArgs {
             .context("no place for credentials: set HOME or --credentials-dir")?;
         match self.command {
             AgentCommand::Login { url, sign_in } => {
-                let session = connect(&dir, &url, &sign_in).await?;
+                let (agent, person) = agent(&dir, &sign_in);
+                let session = agent.connect(&url, person.as_ref()).await?;
                 let peer = session
                     .peer_info()
                     .and_then(|info| info.server_info.as_ref().map(|s| s.name.to_string()));
@@ -125,9 +126,10 @@ impl AgentArgs {
                 );
             }
             AgentCommand::Tools { url, sign_in, output } => {
-                let session = connect(&dir, &url, &sign_in).await?;
-                let tools = session.list_all_tools().await.context("listing the tools")?;
-                session.cancel().await.ok();
+                let (agent, person) = agent(&dir, &sign_in);
+                let mut connection = agent.open(&url, person.as_ref()).await?;
+                let tools = connection.list_tools().await.context("listing the tools")?;
+                connection.close().await;
                 if output.output == Output::Json {
                     println!("{}", serde_json::to_string_pretty(&tools)?);
                 } else {
@@ -138,10 +140,12 @@ impl AgentArgs {
             }
             AgentCommand::Call { url, tool, args, json, sign_in, output } => {
                 let arguments = arguments(&args, json.as_deref())?;
-                let session = connect(&dir, &url, &sign_in).await?;
+                let (agent, person) = agent(&dir, &sign_in);
+                let mut connection = agent.open(&url, person.as_ref()).await?;
                 let request = CallToolRequestParams::new(tool.clone()).with_arguments(arguments);
-                let result = session.call_tool(request).await.with_context(|| format!("calling {tool}"))?;
-                session.cancel().await.ok();
+                let result =
+                    connection.call_tool(request).await.with_context(|| format!("calling {tool}"))?;
+                connection.close().await;
                 if output.output == Output::Json {
                     println!("{}", serde_json::to_string_pretty(&result)?);
                 } else {
@@ -158,7 +162,8 @@ impl AgentArgs {
     }
 }
 
-async fn connect(dir: &std::path::Path, url: &str, sign_in: &SignIn) -> Result<Session, AgentError> {
+/// The agent and the person's way to the issuer, as the flags say.
+fn agent(dir: &std::path::Path, sign_in: &SignIn) -> (Agent, Box<dyn UserAgent>) {
     let agent = Agent {
         client_id: sign_in.client_id.clone(),
         client_secret: sign_in.client_secret.clone(),
@@ -166,9 +171,12 @@ async fn connect(dir: &std::path::Path, url: &str, sign_in: &SignIn) -> Result<S
         credentials_dir: Some(dir.to_owned()),
         ..Agent::default()
     };
-    let browser = SystemBrowser { open: !sign_in.no_browser, timeout: Duration::from_secs(sign_in.timeout) };
-    let person: &dyn UserAgent = if sign_in.headless { &Headless } else { &browser };
-    agent.connect(url, person).await
+    let person: Box<dyn UserAgent> = if sign_in.headless {
+        Box::new(Headless)
+    } else {
+        Box::new(SystemBrowser { open: !sign_in.no_browser, timeout: Duration::from_secs(sign_in.timeout) })
+    };
+    (agent, person)
 }
 
 /// The tool's arguments: `--json`'s object, then each `--arg` over it.
