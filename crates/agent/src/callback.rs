@@ -72,7 +72,7 @@ impl CallbackListener {
                     let url = format!("{base}{target}");
                     if !target.starts_with("/callback?") {
                         respond(&mut socket, "404 Not Found", "Not here.").await;
-                    } else if self.state.get().is_none_or(|state| state_of(&url).as_deref() != Some(state)) {
+                    } else if self.state.get().is_none_or(|state| query_param(&url, "state").as_deref() != Some(state)) {
                         respond(&mut socket, "400 Bad Request", "This sign-in answer is not for this agent.").await;
                     } else {
                         respond(&mut socket, "200 OK", "You can close this tab and go back to the terminal.").await;
@@ -84,10 +84,10 @@ impl CallbackListener {
     }
 }
 
-/// The `state` parameter of a callback URL.
-fn state_of(url: &str) -> Option<String> {
+/// A query parameter of `url`.
+pub(crate) fn query_param(url: &str, name: &str) -> Option<String> {
     let url = url::Url::parse(url).ok()?;
-    url.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned())
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 /// A small HTML answer, then the connection closes.

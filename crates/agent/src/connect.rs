@@ -27,6 +27,7 @@ use rmcp::transport::auth::{
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{RoleClient, ServiceExt};
 
+use crate::callback::query_param;
 use crate::{AgentError, CallbackListener, FileCredentials, UserAgent};
 
 /// A connection to an MCP server's tools.
@@ -253,12 +254,6 @@ fn refused(server: &str, error: rmcp::service::ClientInitializeError) -> Refused
 fn challenge_scopes(challenge: &str, server: &url::Url) -> Vec<String> {
     let params = rmcp::transport::auth::WWWAuthenticateParams::parse(challenge, server);
     params.scope.map(|scope| scope.split_whitespace().map(str::to_owned).collect()).unwrap_or_default()
-}
-
-/// A query parameter of `url`.
-fn query_param(url: &str, name: &str) -> Option<String> {
-    let url = url::Url::parse(url).ok()?;
-    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 /// The error the authorization server sent the person back with, if any, with

@@ -122,8 +122,9 @@ pub struct ResourceScope {
     pub description: String,
 }
 
-/// What a person allowed an app for one resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a person allowed an app for one resource; the management API shows
+/// it as it is stored (it holds no secret).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Grant {
     /// The person.
     pub user_id: String,

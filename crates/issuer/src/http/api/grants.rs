@@ -10,8 +10,8 @@ use axum::response::Response;
 use super::{Admin, Missing, Refusals, answer, done};
 use crate::Issuer;
 use crate::management::ManagementError;
-use crate::management::grants::{self, GrantView};
-use crate::store::Store;
+use crate::management::grants;
+use crate::store::{Grant, Store};
 
 /// `user_id` and `client_id` from a query string (the last of each wins).
 fn ids(query: Option<&str>) -> (Option<String>, Option<String>) {
@@ -32,7 +32,7 @@ fn ids(query: Option<&str>) -> (Option<String>, Option<String>) {
         ("user_id" = Option<String>, Query, description = "Only this person's grants"),
         ("client_id" = Option<String>, Query, description = "Only grants to this app"),
     ),
-    responses((status = 200, description = "The grants", body = [GrantView]),
+    responses((status = 200, description = "The grants", body = [Grant]),
         (status = 422, description = "Neither user_id nor client_id", body = super::ApiError), Refusals))]
 pub(super) async fn list<S: Store>(
     _: Admin,
