@@ -18,14 +18,16 @@
 //!    `state` and RFC 9207's `iss`, and exchange the code.
 //! 5. Connect with the token; rmcp refreshes it before it expires.
 
+use rmcp::RoleClient;
+use rmcp::model::ProtocolVersion;
 use rmcp::service::RunningService;
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::auth::{
     AuthClient, AuthorizationManager, AuthorizationMetadataSource, AuthorizationRequest,
     AuthorizationSession, OAuthClientConfig,
 };
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{RoleClient, ServiceExt};
 
 use crate::callback::query_param;
 use crate::{AgentError, CallbackListener, FileCredentials, UserAgent};
@@ -78,21 +80,29 @@ impl Agent {
     /// and consent if the server asks for authorization and no stored token
     /// still works.
     pub async fn connect(&self, server: &str, person: &dyn UserAgent) -> Result<Session, AgentError> {
-        let url = url::Url::parse(server)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| AgentError::BadUrl(server.to_owned()))?;
+        let url = parse_server(server)?;
+        self.connect_to(&url, person).await.map(|(session, _)| session)
+    }
+
+    /// [`Agent::connect`], also returning the scopes the session's token was
+    /// granted for (a later step-up asks for those plus the challenge's).
+    pub(crate) async fn connect_to(
+        &self,
+        url: &url::Url,
+        person: &dyn UserAgent,
+    ) -> Result<(Session, Vec<String>), AgentError> {
+        let server = url.as_str();
         // Stored tokens first: no challenge, no person.
-        let attempt = match self.stored(&url).await? {
-            Some(manager) => connect_with_token(manager, server).await,
-            None => connect_without_token(server).await,
+        let (attempt, granted) = match self.stored(url).await? {
+            Some((manager, granted)) => (connect_with_token(manager, server).await, granted),
+            None => (connect_without_token(server).await, Vec::new()),
         };
         let challenge = match attempt {
-            Ok(session) => return Ok(session),
+            Ok(session) => return Ok((session, granted)),
             Err(Refused::Challenge(challenge)) => challenge,
             Err(Refused::Other(error)) => return Err(error),
         };
-        self.authorize(&url, &challenge, &[], person).await.map(|(session, _)| session)
+        self.authorize(url, &challenge, &[], person).await
     }
 
     /// Answers `challenge` (a 401, or a 403 asking for more): discovery,
@@ -177,9 +187,13 @@ impl Agent {
 impl Agent {
     /// rmcp's OAuth client with the stored tokens for `url`, if some were kept
     /// and the server still names, through protected resource metadata, the
-    /// very issuer that granted them. Anything else forgets them: a token is
-    /// never offered to another issuer, nor refreshed at a guessed endpoint.
-    async fn stored(&self, url: &url::Url) -> Result<Option<AuthorizationManager>, AgentError> {
+    /// very issuer that granted them, with the scopes they were granted for.
+    /// Anything else forgets them: a token is never offered to another issuer,
+    /// nor refreshed at a guessed endpoint.
+    async fn stored(
+        &self,
+        url: &url::Url,
+    ) -> Result<Option<(AuthorizationManager, Vec<String>)>, AgentError> {
         let Some(dir) = &self.credentials_dir else { return Ok(None) };
         let file = FileCredentials::for_server(dir, url.as_str());
         let Some(kept) = file.read()?.filter(|kept| kept.token_response.is_some()) else { return Ok(None) };
@@ -202,7 +216,7 @@ impl Agent {
             let config = OAuthClientConfig::new(id.clone(), url.as_str()).with_client_secret(secret.clone());
             manager.configure_client(config)?;
         }
-        Ok(Some(manager))
+        Ok(Some((manager, kept.granted_scopes)))
     }
 
     /// rmcp's OAuth client for `url`, with this agent's credentials file.
@@ -213,6 +227,14 @@ impl Agent {
         }
         Ok(manager)
     }
+}
+
+/// `server` as an http(s) URL.
+pub(crate) fn parse_server(server: &str) -> Result<url::Url, AgentError> {
+    url::Url::parse(server)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| AgentError::BadUrl(server.to_owned()))
 }
 
 /// Why a connection attempt did not give a session.
@@ -228,7 +250,7 @@ async fn connect_without_token(server: &str) -> Result<Session, Refused> {
         reqwest::Client::new(),
         StreamableHttpClientTransportConfig::with_uri(server),
     );
-    ().serve(transport).await.map_err(|error| refused(server, error))
+    start(server, transport).await
 }
 
 pub(crate) async fn connect_with_token(
@@ -240,7 +262,22 @@ pub(crate) async fn connect_with_token(
         client,
         StreamableHttpClientTransportConfig::with_uri(server),
     );
-    ().serve(transport).await.map_err(|error| refused(server, error))
+    start(server, transport).await
+}
+
+/// Starts an MCP session in whichever protocol era the server speaks: the
+/// stateless 2026-07-28 lifecycle (`server/discover`, then every request
+/// carrying its own `MCP-Protocol-Version` header and `_meta`) when the
+/// server answers it, else the `initialize` handshake of 2025-11-25.
+async fn start<C>(server: &str, transport: StreamableHttpClientTransport<C>) -> Result<Session, Refused>
+where
+    C: rmcp::transport::streamable_http_client::StreamableHttpClient + Send + 'static,
+{
+    let lifecycle = ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        legacy_version: Some(ProtocolVersion::V_2025_11_25),
+    };
+    ().serve_with_lifecycle(transport, lifecycle).await.map_err(|error| refused(server, error))
 }
 
 fn refused(server: &str, error: rmcp::service::ClientInitializeError) -> Refused {

@@ -40,9 +40,9 @@ impl Agent {
         server: &str,
         person: &'a dyn UserAgent,
     ) -> Result<Connection<'a>, AgentError> {
-        let session = self.connect(server, person).await?;
-        let url = url::Url::parse(server).map_err(|_| AgentError::BadUrl(server.to_owned()))?;
-        Ok(Connection { agent: self, url, person, session, asked: Vec::new() })
+        let url = crate::connect::parse_server(server)?;
+        let (session, asked) = self.connect_to(&url, person).await?;
+        Ok(Connection { agent: self, url, person, session, asked })
     }
 }
 
