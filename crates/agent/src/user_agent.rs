@@ -29,15 +29,35 @@ pub trait UserAgent: Send + Sync {
 /// to), while the URL is also shown for them to open by hand.
 #[derive(Debug, Clone)]
 pub struct SystemBrowser {
-    /// Try to open the browser (`xdg-open`, `open`); if false, only show the URL.
+    /// Try to open the browser; if false, only show the URL.
     pub open: bool,
+    /// The command that opens it, as in `$BROWSER`: a program and its
+    /// arguments separated by spaces, the URL in place of a `%s` or else
+    /// last. `None` is the system's opener (`xdg-open`, or `open` on macOS).
+    pub command: Option<String>,
     /// How long to wait for the person to come back.
     pub timeout: Duration,
 }
 
 impl Default for SystemBrowser {
     fn default() -> Self {
-        Self { open: true, timeout: Duration::from_secs(300) }
+        Self { open: true, command: None, timeout: Duration::from_secs(300) }
+    }
+}
+
+impl SystemBrowser {
+    /// The program and arguments that open `url`.
+    fn opener(&self, url: &str) -> Option<(String, Vec<String>)> {
+        let system = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+        let command = self.command.as_deref().filter(|c| !c.trim().is_empty()).unwrap_or(system);
+        let mut words = command.split_whitespace().map(str::to_owned);
+        let program = words.next()?;
+        let mut args: Vec<String> = words.collect();
+        match args.iter_mut().find(|a| a.contains("%s")) {
+            Some(arg) => *arg = arg.replace("%s", url),
+            None => args.push(url.to_owned()),
+        }
+        Some((program, args))
     }
 }
 
@@ -49,11 +69,10 @@ impl UserAgent for SystemBrowser {
         callback: &CallbackListener,
     ) -> Result<String, AgentError> {
         eprintln!("Sign in and allow access in your browser:\n\n  {authorization_url}\n");
-        if self.open {
-            let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+        if let Some((program, args)) = self.opener(authorization_url).filter(|_| self.open) {
             // Started, not waited for: a browser may run as long as it likes.
-            let opened = tokio::process::Command::new(opener)
-                .arg(authorization_url)
+            let opened = tokio::process::Command::new(program)
+                .args(args)
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
@@ -124,5 +143,29 @@ impl UserAgent for Headless {
             url = next;
         }
         Err(AgentError::NotBack(format!("more than {MAX_REDIRECTS} redirects")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opener(command: Option<&str>) -> (String, Vec<String>) {
+        let browser = SystemBrowser { command: command.map(str::to_owned), ..SystemBrowser::default() };
+        browser.opener("http://127.0.0.1:1/authorize?a=1&b=2").unwrap()
+    }
+
+    #[test]
+    fn the_url_goes_last_or_in_place_of_percent_s() {
+        let url = "http://127.0.0.1:1/authorize?a=1&b=2";
+        assert_eq!(opener(Some("firefox")), ("firefox".into(), vec![url.into()]));
+        assert_eq!(
+            opener(Some("node person.mjs --x")),
+            ("node".into(), vec!["person.mjs".into(), "--x".into(), url.into()])
+        );
+        assert_eq!(opener(Some("w3m %s -o x")), ("w3m".into(), vec![url.into(), "-o".into(), "x".into()]));
+        let system = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+        assert_eq!(opener(None), (system.into(), vec![url.into()]));
+        assert_eq!(opener(Some("  ")), (system.into(), vec![url.into()]));
     }
 }

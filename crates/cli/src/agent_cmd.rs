@@ -71,7 +71,9 @@ enum AgentCommand {
 /// How the person signs in, when a server asks.
 #[derive(Debug, Args)]
 struct SignIn {
-    /// Do not open a browser: print the URL to open by hand.
+    /// Do not open a browser: print the URL to open by hand. The browser
+    /// opened is $BROWSER when set (the URL in place of %s, else last), else
+    /// the system's (xdg-open, open).
     #[arg(long)]
     no_browser: bool,
     /// Follow the authorization server's redirects without a person (for test
@@ -174,7 +176,11 @@ fn agent(dir: &std::path::Path, sign_in: &SignIn) -> (Agent, Box<dyn UserAgent>)
     let person: Box<dyn UserAgent> = if sign_in.headless {
         Box::new(Headless)
     } else {
-        Box::new(SystemBrowser { open: !sign_in.no_browser, timeout: Duration::from_secs(sign_in.timeout) })
+        Box::new(SystemBrowser {
+            open: !sign_in.no_browser,
+            command: std::env::var("BROWSER").ok(),
+            timeout: Duration::from_secs(sign_in.timeout),
+        })
     };
     (agent, person)
 }

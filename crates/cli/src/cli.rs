@@ -134,6 +134,16 @@ struct WhoamiArgs {
 }
 
 impl Cli {
+    /// The log filter when `AGENTGATE_LOG` is not set: servers log what they
+    /// do; the agent, a command a person runs, shows only what went wrong, and
+    /// not rmcp's own reports of the challenges it answers.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Agent(_) => "warn,rmcp=off",
+            _ => "info",
+        }
+    }
+
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Dev(args) => args.run().await,

@@ -17,7 +17,7 @@ static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    init_logging();
+    init_logging(cli.default_log_filter());
     match cli.run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
@@ -27,11 +27,11 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-/// Logs go to stderr, filtered by `AGENTGATE_LOG` (default `info`), e.g.
+/// Logs go to stderr, filtered by `AGENTGATE_LOG` (else `default`), e.g.
 /// `AGENTGATE_LOG=agentgate_guard=debug`.
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AGENTGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

