@@ -147,6 +147,17 @@ function buildConfiguration() {
         redirect_uris: ['http://127.0.0.1:6274/oauth/callback'],
       },
       {
+        // The tutorial's third-party agent, registered by hand as in the tutorial:
+        // a native app, so any loopback port is accepted (RFC 8252 section 7.3).
+        client_id: 'smartmail-ai',
+        client_name: 'SmartMail AI',
+        application_type: 'native',
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1/callback'],
+      },
+      {
         client_id: 'agentgate-test-m2m',
         client_secret: 'agentgate-test-m2m-secret',
         client_name: 'agentgate test machine client',

@@ -2,9 +2,9 @@
 // agentgate interop: a person at a real browser, for agents that "open the
 // browser". Set as $BROWSER, it is started with the authorization URL as its
 // last argument: Debian's Chromium (headless, driven by the pinned
-// playwright-core) opens it, signs in on agentgate's English sign-in page,
-// reads the consent page and presses Allow (or Deny), then lets the browser
-// follow the redirect back to the agent's loopback port, like a person would.
+// playwright-core) opens it, signs in on the issuer's sign-in page, reads the
+// consent page and presses Allow (or Deny), then lets the browser follow the
+// redirect back to the agent's loopback port, like a person would.
 //
 //   BROWSER="node tools/person.mjs" agentgate agent call URL whoami
 //
@@ -12,6 +12,9 @@
 //   AGENTGATE_DEMO_PASSWORD   the password (required)
 //   AGENTGATE_PERSON_USERNAME who signs in (default alice)
 //   AGENTGATE_PERSON_DECISION allow (default) or deny
+//   AGENTGATE_PERSON_PAGES    whose pages: agentgate (default, in English) or
+//                             oidc-provider (its development sign-in and consent
+//                             pages, which have no Deny)
 //   AGENTGATE_PERSON_REPORT   where to write what the person saw, once done, as JSON:
 //     {"ok":bool,"failures":[...],"consent":{"h1","text"},
 //      "landing":{"origin","path","params":[names],"text"}}
@@ -28,6 +31,24 @@ const env = process.env;
 const username = env.AGENTGATE_PERSON_USERNAME || 'alice';
 const decision = env.AGENTGATE_PERSON_DECISION || 'allow';
 const report = { ok: false, failures: [] };
+
+// Where each issuer's pages keep their fields and buttons.
+const PAGES = {
+  agentgate: {
+    login: (page) => page.getByLabel('Username or email'),
+    password: (page) => page.getByLabel('Password'),
+    signIn: (page) => page.getByRole('button', { name: 'Sign in' }),
+    allow: (page) => page.getByRole('button', { name: 'Allow', exact: true }),
+    deny: (page) => page.getByRole('button', { name: 'Deny', exact: true }),
+  },
+  'oidc-provider': {
+    login: (page) => page.locator('input[name="login"]'),
+    password: (page) => page.locator('input[name="password"]'),
+    signIn: (page) => page.getByRole('button', { name: 'Sign-in' }),
+    allow: (page) => page.getByRole('button', { name: 'Continue' }),
+  },
+};
+const pages = PAGES[env.AGENTGATE_PERSON_PAGES || 'agentgate'];
 
 function finish(code) {
   report.ok = report.failures.length === 0;
@@ -48,8 +69,12 @@ if (env.AGENTGATE_DEMO_PASSWORD === undefined) {
   report.failures.push('AGENTGATE_DEMO_PASSWORD is not set');
   finish(2);
 }
-if (!['allow', 'deny'].includes(decision)) {
-  report.failures.push(`AGENTGATE_PERSON_DECISION must be allow or deny, not ${JSON.stringify(decision)}`);
+if (!pages) {
+  report.failures.push(`AGENTGATE_PERSON_PAGES must be one of ${Object.keys(PAGES).join(', ')}`);
+  finish(2);
+}
+if (!['allow', 'deny'].includes(decision) || !pages[decision]) {
+  report.failures.push(`AGENTGATE_PERSON_DECISION: ${JSON.stringify(decision)} is not a button on these pages`);
   finish(2);
 }
 
@@ -59,11 +84,11 @@ try {
   context.setDefaultTimeout(20000);
   const page = await context.newPage();
   await page.goto(url);
-  await page.getByLabel('Username or email').fill(username);
-  await page.getByLabel('Password').fill(env.AGENTGATE_DEMO_PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await pages.login(page).fill(username);
+  await pages.password(page).fill(env.AGENTGATE_DEMO_PASSWORD);
+  await pages.signIn(page).click();
 
-  const button = page.getByRole('button', { name: decision === 'allow' ? 'Allow' : 'Deny', exact: true });
+  const button = pages[decision](page);
   await button.waitFor();
   report.consent = {
     h1: (await page.locator('h1').first().textContent())?.trim() ?? null,

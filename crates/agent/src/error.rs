@@ -23,7 +23,7 @@ pub enum AgentError {
     NoPkce(String),
     /// Discovery, registration or the token exchange failed (rmcp's OAuth client).
     #[error("authorization failed: {0}")]
-    Auth(#[from] AuthError),
+    Auth(AuthError),
     /// The issuer sent the person back with an error (`access_denied` when they
     /// said no).
     #[error("the authorization server answered {error}{}", description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
@@ -52,4 +52,12 @@ pub enum AgentError {
         /// What went wrong.
         reason: String,
     },
+}
+
+// Not a `#[from]`: that would make rmcp's error the source too, and error
+// chains would print its message twice.
+impl From<AuthError> for AgentError {
+    fn from(error: AuthError) -> Self {
+        AgentError::Auth(error)
+    }
 }

