@@ -166,7 +166,8 @@ impl Agent {
             .map(|scope| scope.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
         callback.expect_state(&state);
-        let back = person.visit(session.get_authorization_url(), &callback).await?;
+        let url = consent_for_offline_access(session.get_authorization_url(), &asked);
+        let back = person.visit(&url, &callback).await?;
         // Only an answer to this request counts, an error included (RFC 6749 §4.1.2.1).
         if query_param(&back, "state").as_deref() != Some(state.as_str()) {
             return Err(AgentError::NotBack("the answer is not for this sign-in (state differs)".into()));
@@ -287,6 +288,20 @@ fn refused(server: &str, error: rmcp::service::ClientInitializeError) -> Refused
     }
 }
 
+/// The authorization URL, with `prompt=consent` when it asks for
+/// `offline_access` and names no prompt: OpenID Connect Core §11 lets an issuer
+/// grant offline access only when the person is asked, and issuers built on
+/// node oidc-provider (Logto among them) drop `offline_access`, so give no
+/// refresh token, without it.
+fn consent_for_offline_access(authorization_url: &str, asked: &[String]) -> String {
+    let Ok(mut url) = url::Url::parse(authorization_url) else { return authorization_url.to_owned() };
+    let prompted = url.query_pairs().any(|(name, _)| name == "prompt");
+    if asked.iter().any(|s| s == "offline_access") && !prompted {
+        url.query_pairs_mut().append_pair("prompt", "consent");
+    }
+    url.into()
+}
+
 /// The `scope` of a `WWW-Authenticate` challenge, as a list.
 fn challenge_scopes(challenge: &str, server: &url::Url) -> Vec<String> {
     let params = rmcp::transport::auth::WWWAuthenticateParams::parse(challenge, server);
@@ -303,5 +318,20 @@ fn refused_in(callback: &str) -> Result<(), AgentError> {
             description: query_param(callback, "error_description").map(printable),
         }),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_access_is_asked_with_the_persons_consent() {
+        let url = "https://issuer.example/authorize?scope=whoami+offline_access&state=s";
+        let offline = ["whoami".to_owned(), "offline_access".to_owned()];
+        assert_eq!(consent_for_offline_access(url, &offline), format!("{url}&prompt=consent"));
+        assert_eq!(consent_for_offline_access(url, &offline[..1]), url);
+        let prompted = "https://issuer.example/authorize?scope=offline_access&prompt=login";
+        assert_eq!(consent_for_offline_access(prompted, &offline), prompted);
     }
 }

@@ -275,6 +275,36 @@ fn call_whoami_in_chromium(
     (out, serde_json::from_str(&saw).unwrap())
 }
 
+/// The one credentials file in `dir` and what it holds.
+fn kept_tokens(dir: &std::path::Path) -> (std::path::PathBuf, serde_json::Value) {
+    let files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let kept = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    (files[0].clone(), kept)
+}
+
+/// Moves the kept tokens' receipt in `dir` an hour back, as if they had
+/// expired; returns the access token kept.
+fn age_kept_tokens(dir: &std::path::Path) -> String {
+    let (file, mut kept) = kept_tokens(dir);
+    let received = kept["credentials"]["token_received_at"].as_u64().expect("the receipt time is kept");
+    kept["credentials"]["token_received_at"] = (received - 3600).into();
+    std::fs::write(file, kept.to_string()).unwrap();
+    kept["credentials"]["token_response"]["access_token"].as_str().unwrap().to_owned()
+}
+
+/// `agent call MCP whoami` with nobody to sign in: the kept tokens must do.
+/// Returns the claims and the access token kept afterwards.
+fn call_whoami_unattended(dir: &std::path::Path, mcp: &str, args: &[&str]) -> (serde_json::Value, String) {
+    let mut all = vec!["call", mcp, "whoami", "--no-browser", "--timeout", "5"];
+    all.extend_from_slice(args);
+    let (ok, out, error) = agent_cli(dir, &all);
+    assert!(ok, "{error}");
+    let token =
+        kept_tokens(dir).1["credentials"]["token_response"]["access_token"].as_str().unwrap().to_owned();
+    (serde_json::from_str(&out).unwrap(), token)
+}
+
 #[test]
 fn alice_consents_in_chromium_and_the_cli_prints_her_claims() {
     let dev = Dev::start(PASSWORD);
@@ -305,6 +335,12 @@ fn alice_consents_in_chromium_and_the_cli_prints_her_claims() {
     assert_eq!(claims["sub"], dev.user_id("alice").as_str());
     // The person is told where to go, not about the challenges answered on the way.
     assert!(said.contains("Sign in and allow access") && !said.contains("ERROR"), "{said}");
+
+    // Once the access token has expired, the refresh token gets another, unattended.
+    let expired = age_kept_tokens(&dir);
+    let (again, fresh) = call_whoami_unattended(&dir, &dev.mcp_url(), &[]);
+    assert_eq!(again["sub"], claims["sub"]);
+    assert_ne!(fresh, expired, "the token was refreshed");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -343,6 +379,12 @@ fn the_agent_calls_the_tutorials_node_server_with_oidc_provider_as_the_issuer() 
     assert_eq!(claims["iss"], idp.issuer.as_str(), "{claims}");
     assert_eq!(claims["aud"], server.url.as_str(), "{claims}");
     assert_eq!(claims["client_id"], "smartmail-ai", "{claims}");
+
+    // Once the access token has expired, the refresh token gets another, unattended.
+    let expired = age_kept_tokens(&dir);
+    let (again, fresh) = call_whoami_unattended(&dir, &server.url, &smartmail);
+    assert_eq!(again["sub"], "alice");
+    assert_ne!(fresh, expired, "the token was refreshed");
 
     // Kept per server: the tutorial-mode server's URL has no tokens.
     let (ok, status, _) = agent_cli(&dir, &["status", "--output", "json"]);
