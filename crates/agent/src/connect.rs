@@ -102,7 +102,8 @@ impl Agent {
             Err(Refused::Challenge(challenge)) => challenge,
             Err(Refused::Other(error)) => return Err(error),
         };
-        self.authorize(url, &challenge, &[], person).await
+        // A kept token refused (a 403 asking for more): ask for what it had too.
+        self.authorize(url, &challenge, &granted, person).await
     }
 
     /// Answers `challenge` (a 401, or a 403 asking for more): discovery,
@@ -130,6 +131,10 @@ impl Agent {
         {
             return Err(AgentError::NoPkce(issuer));
         }
+        let prompts: Option<Vec<String>> = metadata
+            .additional_fields
+            .get("prompt_values_supported")
+            .and_then(|values| serde_json::from_value(values.clone()).ok());
         manager.set_metadata(metadata);
 
         let callback = CallbackListener::bind()
@@ -166,7 +171,7 @@ impl Agent {
             .map(|scope| scope.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
         callback.expect_state(&state);
-        let url = consent_for_offline_access(session.get_authorization_url(), &asked);
+        let url = authorization_url(session.get_authorization_url(), &asked, prompts.as_deref())?;
         let back = person.visit(&url, &callback).await?;
         // Only an answer to this request counts, an error included (RFC 6749 §4.1.2.1).
         if query_param(&back, "state").as_deref() != Some(state.as_str()) {
@@ -288,18 +293,38 @@ fn refused(server: &str, error: rmcp::service::ClientInitializeError) -> Refused
     }
 }
 
-/// The authorization URL, with `prompt=consent` when it asks for
-/// `offline_access` and names no prompt: OpenID Connect Core §11 lets an issuer
-/// grant offline access only when the person is asked, and issuers built on
-/// node oidc-provider (Logto among them) drop `offline_access`, so give no
-/// refresh token, without it.
-fn consent_for_offline_access(authorization_url: &str, asked: &[String]) -> String {
-    let Ok(mut url) = url::Url::parse(authorization_url) else { return authorization_url.to_owned() };
+/// Where the person is sent: rmcp's authorization URL, refused unless it is
+/// https or http on this machine (the endpoint comes from metadata a server
+/// pointed to, and a browser opener launches whatever a URL names: `file:`,
+/// `smb:`, an app's own scheme). It gets `prompt=consent` when it asks for
+/// `offline_access`, names no prompt, and the issuer does not say it lacks
+/// that prompt: OpenID Connect Core §11 lets an issuer grant offline access
+/// only when the person is asked, and issuers built on node oidc-provider
+/// (Logto among them) drop `offline_access`, so give no refresh token,
+/// without it.
+fn authorization_url(raw: &str, asked: &[String], prompts: Option<&[String]>) -> Result<String, AgentError> {
+    let mut url = url::Url::parse(raw)
+        .ok()
+        .filter(is_secure_or_local)
+        .ok_or_else(|| AgentError::InsecureEndpoint(raw.chars().take(200).collect()))?;
     let prompted = url.query_pairs().any(|(name, _)| name == "prompt");
-    if asked.iter().any(|s| s == "offline_access") && !prompted {
+    let consent_known = prompts.is_none_or(|prompts| prompts.iter().any(|p| p == "consent"));
+    if asked.iter().any(|s| s == "offline_access") && !prompted && consent_known {
         url.query_pairs_mut().append_pair("prompt", "consent");
     }
-    url.into()
+    Ok(url.into())
+}
+
+/// Whether `url` is https, or http to this machine (a loopback address or
+/// `localhost`): the only places tokens and people are sent.
+pub(crate) fn is_secure_or_local(url: &url::Url) -> bool {
+    match (url.scheme(), url.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Domain(name))) => name.eq_ignore_ascii_case("localhost"),
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        _ => false,
+    }
 }
 
 /// The `scope` of a `WWW-Authenticate` challenge, as a list.
@@ -329,9 +354,41 @@ mod tests {
     fn offline_access_is_asked_with_the_persons_consent() {
         let url = "https://issuer.example/authorize?scope=whoami+offline_access&state=s";
         let offline = ["whoami".to_owned(), "offline_access".to_owned()];
-        assert_eq!(consent_for_offline_access(url, &offline), format!("{url}&prompt=consent"));
-        assert_eq!(consent_for_offline_access(url, &offline[..1]), url);
+        let consent = format!("{url}&prompt=consent");
+        assert_eq!(authorization_url(url, &offline, None).unwrap(), consent);
+        assert_eq!(
+            authorization_url(url, &offline, Some(&["login".into(), "consent".into()])).unwrap(),
+            consent
+        );
+        assert_eq!(authorization_url(url, &offline, Some(&["login".into()])).unwrap(), url);
+        assert_eq!(authorization_url(url, &offline[..1], None).unwrap(), url);
         let prompted = "https://issuer.example/authorize?scope=offline_access&prompt=login";
-        assert_eq!(consent_for_offline_access(prompted, &offline), prompted);
+        assert_eq!(authorization_url(prompted, &offline, None).unwrap(), prompted);
+    }
+
+    #[test]
+    fn the_person_is_sent_only_to_https_or_this_machine() {
+        for ok in [
+            "https://id.example/auth?a=1",
+            "http://127.0.0.1:9/auth",
+            "http://localhost:9/a",
+            "http://[::1]:9/a",
+        ] {
+            assert!(authorization_url(ok, &[], None).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://id.example/auth",
+            "http://10.0.0.1/auth",
+            "file:///Applications/Calculator.app",
+            "smb://attacker.example/share",
+            "vscode://extension/install",
+            "javascript:alert(1)",
+            "not a url",
+        ] {
+            assert!(
+                matches!(authorization_url(bad, &[], None), Err(AgentError::InsecureEndpoint(_))),
+                "{bad}"
+            );
+        }
     }
 }

@@ -21,6 +21,13 @@ pub enum AgentError {
         "the authorization server {0} does not advertise PKCE with S256; the agent does not sign in there"
     )]
     NoPkce(String),
+    /// The authorization server would send the person to a URL that is neither
+    /// https nor http on this machine.
+    #[error(
+        "the authorization server would send you to {0:?}, which is neither https nor http on this \
+         machine; the agent does not open it"
+    )]
+    InsecureEndpoint(String),
     /// Discovery, registration or the token exchange failed (rmcp's OAuth client).
     #[error("authorization failed: {0}")]
     Auth(AuthError),

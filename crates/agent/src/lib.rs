@@ -25,6 +25,7 @@ mod connect;
 mod connection;
 pub mod credentials;
 mod error;
+pub mod revocation;
 mod user_agent;
 
 pub use callback::CallbackListener;

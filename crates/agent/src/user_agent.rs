@@ -34,6 +34,9 @@ pub struct SystemBrowser {
     /// The command that opens it, as in `$BROWSER`: a program and its
     /// arguments separated by spaces, the URL in place of a `%s` or else
     /// last. `None` is the system's opener (`xdg-open`, or `open` on macOS).
+    /// No shell runs it, and the URL is one argument (https, or http on this
+    /// machine, percent-encoded); a command that hands it to a shell must
+    /// quote it, since a query may hold `$`, `;` or `&`.
     pub command: Option<String>,
     /// How long to wait for the person to come back.
     pub timeout: Duration,
@@ -73,6 +76,8 @@ impl UserAgent for SystemBrowser {
             // Started, not waited for: a browser may run as long as it likes.
             let opened = tokio::process::Command::new(program)
                 .args(args)
+                // The browser has no business with the agent's own secret.
+                .env_remove("AGENTGATE_AGENT_CLIENT_SECRET")
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agentgate_agent::{Agent, Headless, SystemBrowser, UserAgent, credentials};
+use agentgate_agent::{Agent, Headless, SystemBrowser, UserAgent, credentials, revocation};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
@@ -61,10 +61,19 @@ enum AgentCommand {
         #[command(flatten)]
         output: OutputArg,
     },
-    /// Forget the tokens of one server, or of every server.
+    /// Revoke the tokens of one server, or of every server, at their issuer, and forget them.
     Logout {
         /// The MCP server URL; every server when left out.
         url: Option<String>,
+        /// The pre-registered client the tokens were granted to, if it is confidential...
+        #[arg(long, env = "AGENTGATE_AGENT_CLIENT_ID")]
+        client_id: Option<String>,
+        /// ...and its secret, to authenticate the revocation.
+        #[arg(long, env = "AGENTGATE_AGENT_CLIENT_SECRET", hide_env_values = true)]
+        client_secret: Option<String>,
+        /// Forget the tokens even when the issuer cannot revoke them now.
+        #[arg(long)]
+        forget_anyway: bool,
     },
 }
 
@@ -158,7 +167,10 @@ impl AgentArgs {
                 }
             }
             AgentCommand::Status { output } => status(&dir, output.output)?,
-            AgentCommand::Logout { url } => logout(&dir, url.as_deref())?,
+            AgentCommand::Logout { url, client_id, client_secret, forget_anyway } => {
+                let secret = client_id.zip(client_secret);
+                logout(&dir, url.as_deref(), secret.as_ref(), forget_anyway).await?
+            }
         }
         Ok(())
     }
@@ -270,7 +282,15 @@ fn status(dir: &std::path::Path, output: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn logout(dir: &std::path::Path, url: Option<&str>) -> anyhow::Result<()> {
+/// Revokes and forgets the tokens of `url`, or of every server. Tokens the
+/// issuer could not revoke (it is down, or refused) are kept for another try,
+/// unless `forget_anyway`. `secret` is a confidential client's id and secret.
+async fn logout(
+    dir: &std::path::Path,
+    url: Option<&str>,
+    secret: Option<&(String, String)>,
+    forget_anyway: bool,
+) -> anyhow::Result<()> {
     // The server as the agent files it: the URL in its normal form.
     let url = url.map(|url| url::Url::parse(url).map_or_else(|_| url.to_owned(), String::from));
     let mut removed = 0;
@@ -284,12 +304,24 @@ fn logout(dir: &std::path::Path, url: Option<&str>) -> anyhow::Result<()> {
             removed += 1;
         }
     }
+    let mut kept = Vec::new();
     for (path, saved) in credentials::saved_in(dir) {
-        if url.as_ref().is_none_or(|url| *url == saved.server) {
-            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-            eprintln!("signed out of {}", saved.server);
-            removed += 1;
+        if url.as_ref().is_some_and(|url| *url != saved.server) {
+            continue;
         }
+        let secret = secret.filter(|(id, _)| *id == saved.credentials.client_id).map(|(_, s)| s.as_str());
+        let revocation = revocation::revoke(&saved, secret).await;
+        if !revocation.is_final() && !forget_anyway {
+            eprintln!("still signed in to {}: {revocation}", saved.server);
+            kept.push(saved.server);
+            continue;
+        }
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        eprintln!("signed out of {}: {revocation}", saved.server);
+        removed += 1;
+    }
+    if !kept.is_empty() {
+        bail!("the tokens of {} are kept: try again later, or add --forget-anyway", kept.join(", "));
     }
     if removed == 0 {
         match url.as_deref() {

