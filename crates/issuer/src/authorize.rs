@@ -227,16 +227,19 @@ impl<S: Store> Issuer<S> {
             return Ok(Next::Consent(ask));
         }
         let code = self
-            .issue_code(CodeRequest {
-                client_id: request.client.client_id.clone(),
-                user_id: session.user_id.clone(),
-                redirect_uri: request.redirect_uri.clone(),
-                code_challenge: request.code_challenge.clone(),
-                resource,
-                scopes: request.scopes.clone(),
-                nonce: request.nonce.clone(),
-                auth_time: session.auth_time,
-            })
+            .issue_code_to(
+                CodeRequest {
+                    client_id: request.client.client_id.clone(),
+                    user_id: session.user_id.clone(),
+                    redirect_uri: request.redirect_uri.clone(),
+                    code_challenge: request.code_challenge.clone(),
+                    resource,
+                    scopes: request.scopes.clone(),
+                    nonce: request.nonce.clone(),
+                    auth_time: session.auth_time,
+                },
+                Some(&request.client),
+            )
             .await?;
         Ok(Next::Redirect(self.redirect_with(
             &request.redirect_uri,

@@ -571,7 +571,7 @@ impl<S: Store> Issuer<S> {
                 Some(stored) if stored.registration != registered_by::DOCUMENT => return Err(conflict()),
                 Some(stored) => {
                     client.created_at = stored.created_at;
-                    self.store.update_client(client).await?;
+                    client.version = self.store.update_client(client).await?.unwrap_or(stored.version);
                     return Ok(());
                 }
                 // Two first fetches may race: the loser finds the row on its second look.

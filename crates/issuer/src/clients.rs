@@ -300,8 +300,18 @@ pub fn prepare(new: NewClient, now: i64) -> Result<Registered, ClientError> {
         registration_token_hash: None,
         token_endpoint_auth_method: if new.public { "none" } else { "client_secret_basic" }.into(),
         jwks: None,
+        version: first_version(),
     };
     Ok(Registered { client, secret })
+}
+
+/// A new app's [`Client::version`]: random, so that an app made again under
+/// a removed one's id never matches a copy of the old one. The store adds one
+/// at every change.
+pub fn first_version() -> i64 {
+    let mut bytes = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random generator works");
+    i64::from_le_bytes(bytes) >> 1
 }
 
 /// One app.

@@ -31,6 +31,8 @@ pub struct Issuer<S> {
     pub(crate) form_key: aws_lc_rs::hmac::Key,
     /// Fetched client metadata documents.
     pub(crate) documents: crate::client_documents::ClientDocuments,
+    /// The codes this instance issued lately, for one-trip exchanges.
+    pub(crate) recent_codes: crate::recent_codes::RecentCodes,
 }
 
 impl<S> std::fmt::Debug for Issuer<S> {
@@ -55,6 +57,7 @@ impl<S: Store> Issuer<S> {
             keys: RwLock::new(Arc::new(keys)),
             key_creation: tokio::sync::Mutex::new(()),
             form_key,
+            recent_codes: Default::default(),
         })
     }
 

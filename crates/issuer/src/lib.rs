@@ -25,6 +25,7 @@ pub mod keys;
 pub mod logout;
 pub mod management;
 pub mod pkce;
+mod recent_codes;
 pub mod registration;
 pub mod scopes;
 pub mod seal;

@@ -545,9 +545,9 @@ impl<S: Store> Issuer<S> {
             grant_types,
             ..checked
         };
-        if !self.store.update_client(&updated).await? {
-            return Err(RegistrationError::invalid_token().into());
+        match self.store.update_client(&updated).await? {
+            Some(version) => Ok(Client { version, ..updated }),
+            None => Err(RegistrationError::invalid_token().into()),
         }
-        Ok(updated)
     }
 }

@@ -24,7 +24,9 @@ use crate::clients::{registered_by, secret_matches};
 use crate::error::{ErrorCode, OAuthError};
 use crate::keys::{Alg, KeyRing};
 use crate::scopes::{self, has};
-use crate::store::{AuthCode, Client, Redemption, RefreshToken, Resource, Store, TokenFamily, User};
+use crate::store::{
+    AuthCode, Client, CodeRedemption, Redemption, RefreshToken, Resource, Store, TokenFamily, User,
+};
 use crate::{Issuer, hash_secret, now, pkce, random_token};
 
 /// A successful token response (RFC 6749 §5.1).
@@ -241,28 +243,52 @@ impl<S: Store> Issuer<S> {
 
     /// Stores a new authorization code; returns the code (shown only now).
     pub async fn issue_code(&self, request: CodeRequest) -> Result<String, OAuthError> {
+        self.issue_code_to(request, None).await
+    }
+
+    /// [`Issuer::issue_code`], keeping the code with `client` (the app as it
+    /// was read for this authorization request) for a one-trip exchange. Apps
+    /// known by their metadata document, and apps that sign assertions, are
+    /// not kept: their exchange always reads them afresh.
+    pub async fn issue_code_to(
+        &self,
+        request: CodeRequest,
+        client: Option<&Client>,
+    ) -> Result<String, OAuthError> {
         let code = random_token(32);
-        self.store
-            .insert_code(&AuthCode {
-                code_hash: hash_secret(&code),
-                client_id: request.client_id,
-                user_id: request.user_id,
-                redirect_uri: request.redirect_uri,
-                code_challenge: request.code_challenge,
-                resource: request.resource,
-                scopes: request.scopes,
-                nonce: request.nonce,
-                auth_time: request.auth_time,
-                expires_at: now() + self.settings.code_ttl,
-                redeemed_at: None,
-                family_id: None,
-            })
-            .await?;
+        let now = now();
+        let stored = AuthCode {
+            code_hash: hash_secret(&code),
+            client_id: request.client_id,
+            user_id: request.user_id,
+            redirect_uri: request.redirect_uri,
+            code_challenge: request.code_challenge,
+            resource: request.resource,
+            scopes: request.scopes,
+            nonce: request.nonce,
+            auth_time: request.auth_time,
+            expires_at: now + self.settings.code_ttl,
+            redeemed_at: None,
+            family_id: None,
+        };
+        self.store.insert_code(&stored).await?;
+        let keep = |client: &&Client| {
+            client.client_id == stored.client_id
+                && client.registration != registered_by::DOCUMENT
+                && client.token_endpoint_auth_method != "private_key_jwt"
+        };
+        if let Some(client) = client.filter(keep) {
+            self.recent_codes.keep(stored, client.clone(), now);
+        }
         Ok(code)
     }
 
-    /// The `authorization_code` grant, client authentication included: the
-    /// client and the code are read together, in one trip to the store.
+    /// The `authorization_code` grant, client authentication included. A code
+    /// this instance issued lately is checked against the app as read when it
+    /// was issued, and redeemed in one trip to the store, which redeems only
+    /// while the app is unchanged and the person exists; any other code (or
+    /// one the store would not redeem that way) is read together with the
+    /// client, in one trip, checked, and redeemed in another.
     pub async fn exchange_code(
         &self,
         credentials: &ClientCredentials,
@@ -274,67 +300,106 @@ impl<S: Store> Issuer<S> {
             return Err(OAuthError::invalid_request("code is required"));
         };
         let code_hash = hash_secret(code);
+        if let Some(recent) = self.recent_codes.take(&code_hash, now()) {
+            let client = Some(recent.client).filter(|client| client.client_id == client_id);
+            let client = self.accept_client(client, proof).await?;
+            match self.redeem(&client, &recent.code, None, &request).await? {
+                Some(tokens) => return Ok(tokens),
+                None => tracing::debug!("the app or the person changed since the code was issued"),
+            }
+        }
         let found = self.store.client_and_code(&client_id, &code_hash).await?;
-        let client = &self.accept_client(found.client, proof).await?;
+        let client = self.accept_client(found.client, proof).await?;
+        let stored = found.code.ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
+        let user = found.user.ok_or_else(|| OAuthError::invalid_grant("the person no longer exists"));
+        match self.redeem(&client, &stored, Some(user), &request).await? {
+            Some(tokens) => Ok(tokens),
+            None => {
+                Err(OAuthError::invalid_grant("the app or the person changed during the exchange; try again"))
+            }
+        }
+    }
+
+    /// Checks `code` for `client` and the request, then redeems it: the
+    /// tokens, or `None` when the store would not redeem it because the app
+    /// changed or the person or code is gone since they were read. `user` is
+    /// the person as read with the code, if they were (a missing person is an
+    /// error only once the code is known to be this client's and unused).
+    async fn redeem(
+        &self,
+        client: &Client,
+        code: &AuthCode,
+        user: Option<Result<User, OAuthError>>,
+        request: &CodeExchange<'_>,
+    ) -> Result<Option<TokenResponse>, OAuthError> {
         let verifier = request
             .code_verifier
             .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
-        let stored = found.code.ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
-        let user = found.user;
         let now = now();
-        if stored.redeemed_at.is_some() {
-            self.revoke_replayed(stored.family_id.as_deref(), now).await?;
+        if code.redeemed_at.is_some() {
+            self.revoke_replayed(code.family_id.as_deref(), now).await?;
             return Err(OAuthError::invalid_grant("authorization code already used; its tokens are revoked"));
         }
         // Every check before the code is consumed: a failed exchange changes nothing.
-        if stored.client_id != client.client_id {
+        if code.client_id != client.client_id {
             return Err(OAuthError::invalid_grant("authorization code was issued to another client"));
         }
-        if stored.expires_at <= now {
+        if code.expires_at <= now {
             return Err(OAuthError::invalid_grant("authorization code expired"));
         }
-        if request.redirect_uri != Some(stored.redirect_uri.as_str()) {
+        if request.redirect_uri != Some(code.redirect_uri.as_str()) {
             return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request"));
         }
-        pkce::verify(verifier, &stored.code_challenge)
-            .map_err(|e| OAuthError::invalid_grant(e.to_string()))?;
+        pkce::verify(verifier, &code.code_challenge).map_err(|e| OAuthError::invalid_grant(e.to_string()))?;
         if let Some(asked) = request.resource {
-            check_same_resource(asked, &stored.resource)?;
+            check_same_resource(asked, &code.resource)?;
         }
-        let user = user.ok_or_else(|| OAuthError::invalid_grant("the person no longer exists"))?;
+        if let Some(user) = user {
+            user?;
+        }
 
         let family = TokenFamily {
             id: random_token(16),
             client_id: client.client_id.clone(),
-            user_id: stored.user_id.clone(),
-            resource: stored.resource.clone(),
-            scopes: stored.scopes.clone(),
-            auth_time: stored.auth_time,
+            user_id: code.user_id.clone(),
+            resource: code.resource.clone(),
+            scopes: code.scopes.clone(),
+            auth_time: code.auth_time,
             created_at: now,
             revoked_at: None,
         };
         // The signing key first: once the code is redeemed, nothing may fail.
         let keys = self.keys_with(id_token_alg(client)).await?;
         let refresh = self.refresh_allowed(client, &family.scopes).then(|| self.new_refresh(&family.id, now));
-        match self.store.redeem_code(&code_hash, now, &family, refresh.as_ref().map(|(_, row)| row)).await? {
-            Redemption::Won => {}
+        let redemption = CodeRedemption {
+            code_hash: &code.code_hash,
+            now,
+            family: &family,
+            refresh: refresh.as_ref().map(|(_, row)| row),
+            // An app known by its document was just checked against the document
+            // itself, its authority; any other app, as the store had it.
+            client_version: (client.registration != registered_by::DOCUMENT).then_some(client.version),
+        };
+        let user = match self.store.redeem_code(&redemption).await? {
+            Redemption::Won(user) => user,
             Redemption::AlreadyUsed(first) => {
-                self.revoke_replayed(first.as_deref(), now).await?;
+                self.revoke_replayed(Some(&first), now).await?;
                 return Err(OAuthError::invalid_grant(
                     "authorization code already used; its tokens are revoked",
                 ));
             }
-        }
-        Ok(self.respond(
+            Redemption::Stale => return Ok(None),
+        };
+        Ok(Some(self.respond(
             &keys,
             client,
             &user,
             &family,
             &family.scopes,
-            stored.nonce.as_deref(),
+            code.nonce.as_deref(),
             refresh.map(|(t, _)| t),
             now,
-        ))
+        )))
     }
 
     async fn revoke_replayed(&self, family: Option<&str>, now: i64) -> Result<(), OAuthError> {

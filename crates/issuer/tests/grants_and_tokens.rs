@@ -9,7 +9,7 @@ use std::time::Duration;
 use agentgate_issuer::clients::{self, ApplicationType, NewClient, Registered};
 use agentgate_issuer::scopes::add_resource;
 use agentgate_issuer::seal::KeyEncryptionKey;
-use agentgate_issuer::store::{Client, SqliteStore};
+use agentgate_issuer::store::{Client, SqliteStore, Store};
 use agentgate_issuer::tokens::{ClientCredentials, CodeExchange, CodeRequest};
 use agentgate_issuer::users::{self, NewUser};
 use agentgate_issuer::{ErrorCode, Issuer, Settings};
@@ -100,20 +100,29 @@ async fn world_with(settings: Settings) -> World {
 }
 
 impl World {
+    /// A code for alice and `app`.
+    fn code_request(&self, app: &Client, scopes: &str) -> CodeRequest {
+        CodeRequest {
+            client_id: app.client_id.clone(),
+            user_id: self.alice.clone(),
+            redirect_uri: REDIRECT.into(),
+            code_challenge: CHALLENGE.into(),
+            resource: MCP.into(),
+            scopes: scopes.split(' ').map(str::to_owned).collect(),
+            nonce: Some("n-0S6".into()),
+            auth_time: 5,
+        }
+    }
+
     async fn code(&self, scopes: &str) -> String {
-        self.issuer
-            .issue_code(CodeRequest {
-                client_id: self.agent.client_id.clone(),
-                user_id: self.alice.clone(),
-                redirect_uri: REDIRECT.into(),
-                code_challenge: CHALLENGE.into(),
-                resource: MCP.into(),
-                scopes: scopes.split(' ').map(str::to_owned).collect(),
-                nonce: Some("n-0S6".into()),
-                auth_time: 5,
-            })
-            .await
-            .unwrap()
+        self.issuer.issue_code(self.code_request(&self.agent, scopes)).await.unwrap()
+    }
+
+    /// A code as the authorization endpoint issues it: kept by the issuer with
+    /// the app as read now, for a one-trip exchange.
+    async fn kept_code(&self, app: &Client, scopes: &str) -> String {
+        let app = self.issuer.store().client(&app.client_id).await.unwrap().unwrap();
+        self.issuer.issue_code_to(self.code_request(&app, scopes), Some(&app)).await.unwrap()
     }
 
     async fn exchange(&self, code: &str) -> Result<agentgate_issuer::tokens::TokenResponse, ErrorCode> {
@@ -591,7 +600,7 @@ async fn an_app_registered_for_rs256_gets_rs256_id_tokens_and_es256_access_token
 
 #[tokio::test]
 async fn a_redemption_that_fails_halfway_leaves_nothing_behind() {
-    use agentgate_issuer::store::{Redemption, RefreshToken, Store, TokenFamily};
+    use agentgate_issuer::store::{CodeRedemption, Redemption, RefreshToken, TokenFamily};
     let w = world().await;
     let store = w.issuer.store();
     // A first exchange stores a refresh token; a second redemption that tries to
@@ -601,7 +610,7 @@ async fn a_redemption_that_fails_halfway_leaves_nothing_behind() {
     let taken = agentgate_issuer::hash_secret(first.refresh_token.as_deref().unwrap());
     let code = w.code("openid offline_access mcp:tools").await;
     let code_hash = agentgate_issuer::hash_secret(&code);
-    let family = |id: &str| TokenFamily {
+    let family_of = |id: &str| TokenFamily {
         id: id.into(),
         client_id: w.agent.client_id.clone(),
         user_id: w.alice.clone(),
@@ -618,15 +627,134 @@ async fn a_redemption_that_fails_halfway_leaves_nothing_behind() {
         expires_at: 99,
         rotated_at: None,
     };
-    assert!(store.redeem_code(&code_hash, 10, &family("f-clash"), Some(&clash)).await.is_err());
+    let version = store.client(&w.agent.client_id).await.unwrap().unwrap().version;
+    let attempt = |family: &'static str, refresh: Option<RefreshToken>, client_version: Option<i64>| {
+        let (family, code_hash) = (family_of(family), code_hash.clone());
+        async move {
+            let redemption = CodeRedemption {
+                code_hash: &code_hash,
+                now: 10,
+                family: &family,
+                refresh: refresh.as_ref(),
+                client_version,
+            };
+            store.redeem_code(&redemption).await
+        }
+    };
+    assert!(attempt("f-clash", Some(clash), Some(version)).await.is_err());
 
     // Rolled back: the code is not redeemed, the family does not exist, and the
     // connection is usable at once (no transaction left open on it).
     let stored = store.code(&code_hash).await.unwrap().unwrap();
     assert_eq!((stored.redeemed_at, stored.family_id), (None, None));
     assert!(store.family("f-clash").await.unwrap().is_none());
-    let won = store.redeem_code(&code_hash, 11, &family("f-ok"), None).await.unwrap();
-    assert!(matches!(won, Redemption::Won));
-    let again = store.redeem_code(&code_hash, 12, &family("f-late"), None).await.unwrap();
-    assert!(matches!(again, Redemption::AlreadyUsed(Some(ref f)) if f == "f-ok"), "{again:?}");
+
+    // The app as checked at another version (changed since): nothing is redeemed.
+    assert_eq!(attempt("f-old", None, Some(version + 1)).await.unwrap(), Redemption::Stale);
+    assert_eq!(store.code(&code_hash).await.unwrap().unwrap().redeemed_at, None);
+    assert!(store.family("f-old").await.unwrap().is_none());
+
+    let won = attempt("f-ok", None, Some(version)).await.unwrap();
+    assert!(matches!(&won, Redemption::Won(user) if user.id == w.alice), "{won:?}");
+    let again = attempt("f-late", None, Some(version)).await.unwrap();
+    assert_eq!(again, Redemption::AlreadyUsed("f-ok".into()));
+}
+
+// A code the issuer kept when it issued it is redeemed in one trip to the store,
+// checked against the app as read then. The store redeems it only while the app
+// is unchanged and the person exists; otherwise the exchange reads everything
+// afresh. None of the rules may loosen on the way.
+
+#[tokio::test]
+async fn a_kept_code_is_exchanged_once_and_a_replay_revokes_its_tokens() {
+    let w = world().await;
+    let code = w.kept_code(&w.agent, "openid offline_access mcp:tools").await;
+    let tokens = w.exchange(&code).await.unwrap();
+    assert!(w.active(&tokens.access_token).await);
+    assert_eq!(w.exchange(&code).await.unwrap_err(), ErrorCode::InvalidGrant);
+    assert!(!w.active(&tokens.access_token).await, "the replay revoked what the code gave");
+    let refreshed = w.issuer.refresh(&w.agent, tokens.refresh_token.as_deref(), None, None).await;
+    assert_eq!(refreshed.unwrap_err().code, ErrorCode::InvalidGrant);
+
+    // A wrong verifier on a kept code changes nothing: the right one still works.
+    let code = w.kept_code(&w.agent, "openid mcp:tools").await;
+    let wrong = CodeExchange { code_verifier: Some("x".repeat(43).leak()), ..exchange_of(&code) };
+    assert_eq!(
+        w.issuer.exchange_code(&public(&w.agent), wrong).await.unwrap_err().code,
+        ErrorCode::InvalidGrant
+    );
+    assert!(w.exchange(&code).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_kept_code_is_not_redeemed_once_its_app_or_its_person_is_gone() {
+    let w = world().await;
+    let code = w.kept_code(&w.agent, "openid mcp:tools").await;
+    clients::remove(w.issuer.store(), &w.agent.client_id).await.unwrap();
+    assert_eq!(w.exchange(&code).await.unwrap_err(), ErrorCode::InvalidClient);
+    // Removing the app removed its codes with it.
+    assert_eq!(w.issuer.store().code(&agentgate_issuer::hash_secret(&code)).await.unwrap(), None);
+
+    let w = world().await;
+    let code = w.kept_code(&w.agent, "openid mcp:tools").await;
+    assert!(w.issuer.store().delete_user(&w.alice).await.unwrap());
+    // Removing the person removed their codes with them.
+    assert_eq!(w.exchange(&code).await.unwrap_err(), ErrorCode::InvalidGrant);
+    assert_eq!(w.issuer.store().code(&agentgate_issuer::hash_secret(&code)).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_kept_code_of_a_changed_app_follows_the_app_as_it_is_now() {
+    let w = world().await;
+    let mail = clients::register(w.issuer.store(), NewClient { public: false, ..app("Mail", true) }, 1)
+        .await
+        .unwrap();
+    let with_secret = |secret: &str| ClientCredentials {
+        client_id: Some(mail.client.client_id.clone()),
+        client_secret: Some(secret.to_owned()),
+        ..Default::default()
+    };
+    let old_secret = mail.secret.clone().unwrap();
+    let code = w.kept_code(&mail.client, "openid mcp:tools").await;
+
+    // The secret is changed after the code was issued: the old one no longer works
+    // (the kept copy of the app still had it), and the code is still unused.
+    let new_secret =
+        agentgate_issuer::management::apps::rotate_secret(w.issuer.store(), &mail.client.client_id)
+            .await
+            .unwrap();
+    let refused = w.issuer.exchange_code(&with_secret(&old_secret), exchange_of(&code)).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::InvalidClient);
+    assert!(
+        w.issuer.exchange_code(&with_secret(&new_secret.client_secret), exchange_of(&code)).await.is_ok()
+    );
+
+    // Renamed after the code was issued: the exchange reads it afresh and goes through.
+    let code = w.kept_code(&w.agent, "openid mcp:tools").await;
+    let mut renamed = w.issuer.store().client(&w.agent.client_id).await.unwrap().unwrap();
+    renamed.name = "SmartMail AI 2".into();
+    assert!(w.issuer.store().update_client(&renamed).await.unwrap().is_some());
+    assert!(w.exchange(&code).await.is_ok());
+}
+
+#[tokio::test]
+async fn two_concurrent_redemptions_of_one_kept_code_exactly_one_wins() {
+    for _ in 0..5 {
+        let w = world().await;
+        let code = w.kept_code(&w.agent, "openid mcp:tools").await;
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (issuer, agent, code) = (w.issuer.clone(), public(&w.agent), code.clone());
+                tokio::spawn(async move { issuer.exchange_code(&agent, exchange_of(&code)).await })
+            })
+            .collect();
+        let mut won = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => won += 1,
+                Err(e) => assert_eq!(e.code, ErrorCode::InvalidGrant),
+            }
+        }
+        assert_eq!(won, 1);
+    }
 }

@@ -174,6 +174,7 @@ async fn an_app_known_by_its_document_is_read_and_removed_but_not_changed() {
     documented.registration = registered_by::DOCUMENT.into();
     w.store().insert_client(&documented).await.unwrap();
     let id = documented.client_id.clone();
+    let documented = clients::find(w.store(), &id).await.unwrap();
 
     let rename = AppChanges { name: Some("Mine now".into()), ..Default::default() };
     assert!(is_conflict(&apps::change_app(w.store(), &id, rename, "").await));

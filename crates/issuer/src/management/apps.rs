@@ -263,7 +263,7 @@ pub async fn change_app<S: Store>(
         let message = "the app making this call would lose agentgate:admin and lock itself out";
         return Err(ManagementError::conflict(Some("scopes"), message));
     }
-    if !store.update_client(&changed).await? {
+    if store.update_client(&changed).await?.is_none() {
         return Err(not_found(client_id));
     }
     Ok(AppView::from(&changed))
@@ -279,7 +279,7 @@ pub async fn rotate_secret<S: Store>(store: &S, client_id: &str) -> Result<NewSe
     }
     let secret = crate::random_token(32);
     app.secret_hash = Some(clients::secret_hash(&secret));
-    if !store.update_client(&app).await? {
+    if store.update_client(&app).await?.is_none() {
         return Err(not_found(client_id));
     }
     Ok(NewSecret { client_id: app.client_id, client_secret: secret })

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "client signing and logout", include_str!("../../migrations/0004_client_signing_and_logout.sql")),
     (5, "client registration", include_str!("../../migrations/0005_client_registration.sql")),
     (6, "client keys", include_str!("../../migrations/0006_client_keys.sql")),
+    (7, "client version", include_str!("../../migrations/0007_client_version.sql")),
 ];
 
 pub(super) async fn run(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {

@@ -96,6 +96,10 @@ pub struct Client {
     /// For `private_key_jwt`: the public keys it signs its assertions with (a
     /// JWK Set as JSON).
     pub jwks: Option<String>,
+    /// Changes with every change to the app (the store adds one), so a copy
+    /// read earlier is current while it matches (see [`Store::redeem_code`]);
+    /// a new app's is random ([`crate::clients::first_version`]).
+    pub version: i64,
 }
 
 /// An API resource (an MCP server) that tokens can be issued for.
@@ -141,7 +145,7 @@ pub struct Grant {
 }
 
 /// An authorization code, as stored (the code itself only as a hash).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuthCode {
     /// SHA-256 of the code.
     pub code_hash: String,
@@ -229,13 +233,34 @@ pub struct ClientAndCode {
     pub user: Option<User>,
 }
 
+/// An attempt to redeem an authorization code, checked by the caller against
+/// the code, the app at `client_version` and the person.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeRedemption<'a> {
+    /// SHA-256 of the code.
+    pub code_hash: &'a str,
+    /// The time of the exchange.
+    pub now: i64,
+    /// The token family it starts (its client and person are the code's).
+    pub family: &'a TokenFamily,
+    /// The family's first refresh token, if the app may refresh.
+    pub refresh: Option<&'a RefreshToken>,
+    /// The [`Client::version`] the app was checked at; `None` for an app
+    /// checked against its metadata document, whose row need only exist.
+    pub client_version: Option<i64>,
+}
+
 /// How an attempt to redeem a code ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redemption {
-    /// This exchange used the code; its family was stored.
-    Won,
+    /// This exchange used the code; its family was stored. The person, as
+    /// they are now.
+    Won(User),
     /// The code had been used already, by the exchange that made this family.
-    AlreadyUsed(Option<String>),
+    AlreadyUsed(String),
+    /// Nothing was redeemed: since the caller read them, the app changed, or
+    /// the person or the code is gone.
+    Stale,
 }
 
 /// A store operation that failed.
@@ -314,9 +339,10 @@ pub trait Store: Send + Sync + 'static {
     /// One client.
     fn client(&self, client_id: &str) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send;
 
-    /// Replaces a client's registration (every field but its id and
-    /// `created_at`); false if there is no such client.
-    fn update_client(&self, client: &Client) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Replaces a client's registration (every field but its id,
+    /// `created_at` and `version`, which goes up by one); the new version, or
+    /// `None` if there is no such client.
+    fn update_client(&self, client: &Client) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 
     /// Every client, by name.
     fn clients(&self) -> impl Future<Output = Result<Vec<Client>, StoreError>> + Send;
@@ -393,14 +419,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ClientAndCode, StoreError>> + Send;
 
     /// Uses the code at most once: in one transaction, marks it redeemed by
-    /// `family` and stores the family and its first refresh token, unless it was
-    /// redeemed before, in which case nothing is written.
+    /// the family and stores the family and its first refresh token, and reads
+    /// the person; unless it was redeemed before, or the app is no longer at
+    /// the version checked, or the person is gone, in which case nothing is
+    /// written.
     fn redeem_code(
         &self,
-        code_hash: &str,
-        now: i64,
-        family: &TokenFamily,
-        refresh: Option<&RefreshToken>,
+        redemption: &CodeRedemption<'_>,
     ) -> impl Future<Output = Result<Redemption, StoreError>> + Send;
 
     /// The token family with this id.

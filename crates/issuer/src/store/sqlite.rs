@@ -10,8 +10,8 @@ use sqlx::{Connection, Row};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::{
-    AuthCode, Client, ClientAndCode, Grant, Redemption, RefreshToken, Resource, ResourceScope, Session,
-    Store, StoreError, StoredKey, TokenFamily, User, migrate,
+    AuthCode, Client, ClientAndCode, CodeRedemption, Grant, Redemption, RefreshToken, Resource,
+    ResourceScope, Session, Store, StoreError, StoredKey, TokenFamily, User, migrate,
 };
 
 // Column lists as macros, so statements stay `&'static str` (sqlx refuses SQL
@@ -30,7 +30,8 @@ macro_rules! client_columns {
     () => {
         "client_id, name, third_party, application_type, secret_hash, redirect_uris, scopes, grant_types, \
          logo_uri, client_uri, policy_uri, tos_uri, created_at, id_token_signed_response_alg, \
-         post_logout_redirect_uris, registration, registration_token_hash, token_endpoint_auth_method, jwks"
+         post_logout_redirect_uris, registration, registration_token_hash, token_endpoint_auth_method, jwks, \
+         version"
     };
 }
 
@@ -84,6 +85,7 @@ fn client_from_row(row: &SqliteRow) -> Client {
         registration_token_hash: row.get("registration_token_hash"),
         token_endpoint_auth_method: row.get("token_endpoint_auth_method"),
         jwks: row.get("jwks"),
+        version: row.get("version"),
     }
 }
 
@@ -370,25 +372,26 @@ impl Store for SqliteStore {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
         );
         bind_client(sqlx::query(sql), client)
+            .bind(client.version)
             .execute(&mut *self.conn().await)
             .await
             .map_err(|e| conflict(e, |_| "the client id"))?;
         Ok(())
     }
 
-    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+    async fn update_client(&self, client: &Client) -> Result<Option<i64>, StoreError> {
         // The parameters of `bind_client`; the id ($1) and created_at ($13) stay.
         let sql = "UPDATE clients SET name = $2, third_party = $3, application_type = $4, secret_hash = $5,
                  redirect_uris = $6, scopes = $7, grant_types = $8, logo_uri = $9, client_uri = $10,
                  policy_uri = $11, tos_uri = $12, id_token_signed_response_alg = $14,
                  post_logout_redirect_uris = $15, registration = $16, registration_token_hash = $17,
-                 token_endpoint_auth_method = $18, jwks = $19
-             WHERE client_id = $1";
-        let done = bind_client(sqlx::query(sql), client).execute(&mut *self.conn().await).await?;
-        Ok(done.rows_affected() == 1)
+                 token_endpoint_auth_method = $18, jwks = $19, version = version + 1
+             WHERE client_id = $1 RETURNING version";
+        let row = bind_client(sqlx::query(sql), client).fetch_optional(&mut *self.conn().await).await?;
+        Ok(row.map(|row| row.get("version")))
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
@@ -637,31 +640,37 @@ impl Store for SqliteStore {
         Ok(found)
     }
 
-    async fn redeem_code(
-        &self,
-        code_hash: &str,
-        now: i64,
-        family: &TokenFamily,
-        refresh: Option<&RefreshToken>,
-    ) -> Result<Redemption, StoreError> {
+    async fn redeem_code(&self, redemption: &CodeRedemption<'_>) -> Result<Redemption, StoreError> {
         // One round trip to SQLite's thread for the whole transaction (the token
         // endpoint's hottest path). The conditional UPDATE is the lock: of two
-        // exchanges racing for one code, exactly one changes a row, and each
-        // INSERT runs only if the statement before it changed one (`changes()`).
-        // The last SELECT says who won: our family, or the first redemption's.
-        const REDEEM: &str = "BEGIN IMMEDIATE;
-            UPDATE auth_codes SET redeemed_at = $2, family_id = $3 WHERE code_hash = $1 AND redeemed_at IS NULL;
+        // exchanges racing for one code, exactly one changes a row, and only
+        // while the app is as the caller read it (its version) and the person
+        // still exists. Each INSERT runs only if the statement before it changed
+        // a row (`changes()`). The last SELECTs say who holds the code (our
+        // family, the first redemption's, or nobody) and read the person.
+        const REDEEM: &str = concat!(
+            "BEGIN IMMEDIATE;
+            UPDATE auth_codes SET redeemed_at = $2, family_id = $3
+                WHERE code_hash = $1 AND redeemed_at IS NULL
+                AND EXISTS (SELECT 1 FROM clients WHERE client_id = $4 AND ($13 IS NULL OR version = $13))
+                AND EXISTS (SELECT 1 FROM users WHERE id = $5);
             INSERT INTO token_families (id, client_id, user_id, resource, scopes, auth_time, created_at, revoked_at)
                 SELECT $3, $4, $5, $6, $7, $8, $9, NULL WHERE changes() = 1;
             INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, rotated_at)
                 SELECT $10, $3, $11, $12, NULL WHERE changes() = 1 AND $10 IS NOT NULL;
             SELECT family_id FROM auth_codes WHERE code_hash = $1;
-            COMMIT;";
+            SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $5;
+            COMMIT;"
+        );
         // The statements run one by one as their results are read: were this
         // future dropped halfway (a client hanging up), the transaction would
         // stay open on the shared connection. A task of its own always finishes.
+        let family = redemption.family;
         let (conn, code_hash, family_row, refresh) =
-            (self.conn.clone(), code_hash.to_owned(), family.clone(), refresh.cloned());
+            (self.conn.clone(), redemption.code_hash.to_owned(), family.clone(), redemption.refresh.cloned());
+        let (now, version) = (redemption.now, redemption.client_version);
         let rows = tokio::spawn(async move {
             let mut conn = conn.lock_owned().await;
             let result = sqlx::query(REDEEM)
@@ -677,6 +686,7 @@ impl Store for SqliteStore {
                 .bind(refresh.as_ref().map(|r| r.token_hash.as_str()))
                 .bind(refresh.as_ref().map(|r| r.created_at))
                 .bind(refresh.as_ref().map(|r| r.expires_at))
+                .bind(version)
                 .fetch_all(&mut *conn)
                 .await;
             if result.is_err() {
@@ -688,11 +698,14 @@ impl Store for SqliteStore {
         })
         .await
         .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))??;
-        let holder: Option<String> = rows.first().and_then(|row| row.get("family_id"));
-        Ok(if holder.as_deref() == Some(family.id.as_str()) {
-            Redemption::Won
-        } else {
-            Redemption::AlreadyUsed(holder)
+        // A row with `family_id` is the code's; one with `username` the person's.
+        let holder = rows.iter().find(|row| row.try_column("family_id").is_ok());
+        let holder: Option<String> = holder.and_then(|row| row.get("family_id"));
+        let user = rows.iter().find(|row| row.try_column("username").is_ok()).map(user_from_row);
+        Ok(match (holder, user) {
+            (Some(holder), Some(user)) if holder == family.id => Redemption::Won(user),
+            (Some(holder), _) => Redemption::AlreadyUsed(holder),
+            (None, _) => Redemption::Stale,
         })
     }
 
