@@ -131,6 +131,7 @@ impl Agent {
         {
             return Err(AgentError::NoPkce(issuer));
         }
+        check_endpoints(&metadata)?;
         let prompts: Option<Vec<String>> = metadata
             .additional_fields
             .get("prompt_values_supported")
@@ -211,6 +212,7 @@ impl Agent {
             rmcp::transport::auth::CredentialStore::clear(&file).await?;
             return Ok(None);
         }
+        check_endpoints(&resolution.metadata)?;
         manager.set_metadata(resolution.metadata);
         if !manager.initialize_from_store().await? {
             return Ok(None);
@@ -306,13 +308,32 @@ fn authorization_url(raw: &str, asked: &[String], prompts: Option<&[String]>) ->
     let mut url = url::Url::parse(raw)
         .ok()
         .filter(is_secure_or_local)
-        .ok_or_else(|| AgentError::InsecureEndpoint(raw.chars().take(200).collect()))?;
+        .ok_or_else(|| AgentError::InsecureEndpoint(printable(raw, 200)))?;
     let prompted = url.query_pairs().any(|(name, _)| name == "prompt");
     let consent_known = prompts.is_none_or(|prompts| prompts.iter().any(|p| p == "consent"));
     if asked.iter().any(|s| s == "offline_access") && !prompted && consent_known {
         url.query_pairs_mut().append_pair("prompt", "consent");
     }
     Ok(url.into())
+}
+
+/// Refuses an authorization server whose token or registration endpoint is
+/// neither https nor on this machine: the code, the PKCE verifier, secrets
+/// and tokens go there.
+fn check_endpoints(metadata: &rmcp::transport::auth::AuthorizationMetadata) -> Result<(), AgentError> {
+    let endpoints = std::iter::once(&metadata.token_endpoint).chain(metadata.registration_endpoint.as_ref());
+    for endpoint in endpoints {
+        if !url::Url::parse(endpoint).is_ok_and(|url| is_secure_or_local(&url)) {
+            return Err(AgentError::InsecureEndpoint(printable(endpoint, 200)));
+        }
+    }
+    Ok(())
+}
+
+/// `text` without control characters, at most `max` characters: for what a
+/// server said, shown on a terminal.
+pub(crate) fn printable(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 /// Whether `url` is https, or http to this machine (a loopback address or
@@ -336,11 +357,10 @@ fn challenge_scopes(challenge: &str, server: &url::Url) -> Vec<String> {
 /// The error the authorization server sent the person back with, if any, with
 /// control characters removed (it is shown on a terminal).
 fn refused_in(callback: &str) -> Result<(), AgentError> {
-    let printable = |text: String| text.chars().filter(|c| !c.is_control()).take(500).collect::<String>();
     match query_param(callback, "error") {
         Some(error) => Err(AgentError::Refused {
-            error: printable(error),
-            description: query_param(callback, "error_description").map(printable),
+            error: printable(&error, 500),
+            description: query_param(callback, "error_description").map(|d| printable(&d, 500)),
         }),
         None => Ok(()),
     }
@@ -364,6 +384,26 @@ mod tests {
         assert_eq!(authorization_url(url, &offline[..1], None).unwrap(), url);
         let prompted = "https://issuer.example/authorize?scope=offline_access&prompt=login";
         assert_eq!(authorization_url(prompted, &offline, None).unwrap(), prompted);
+    }
+
+    #[test]
+    fn tokens_go_only_to_https_endpoints_or_this_machine() {
+        let metadata = |token: &str, registration: Option<&str>| {
+            serde_json::from_value::<rmcp::transport::auth::AuthorizationMetadata>(serde_json::json!({
+                "authorization_endpoint": "https://id.example/authorize",
+                "token_endpoint": token,
+                "registration_endpoint": registration,
+            }))
+            .unwrap()
+        };
+        assert!(
+            check_endpoints(&metadata("https://id.example/token", Some("https://id.example/reg"))).is_ok()
+        );
+        assert!(check_endpoints(&metadata("http://127.0.0.1:9/token", None)).is_ok());
+        assert!(check_endpoints(&metadata("http://id.example/token", None)).is_err());
+        assert!(
+            check_endpoints(&metadata("https://id.example/token", Some("http://id.example/reg"))).is_err()
+        );
     }
 
     #[test]

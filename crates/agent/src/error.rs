@@ -21,11 +21,11 @@ pub enum AgentError {
         "the authorization server {0} does not advertise PKCE with S256; the agent does not sign in there"
     )]
     NoPkce(String),
-    /// The authorization server would send the person to a URL that is neither
-    /// https nor http on this machine.
+    /// The authorization server would have the person, or tokens, go to a URL
+    /// that is neither https nor http on this machine.
     #[error(
-        "the authorization server would send you to {0:?}, which is neither https nor http on this \
-         machine; the agent does not open it"
+        "the authorization server names {0:?}, which is neither https nor http on this machine; \
+         the agent sends nobody and nothing there"
     )]
     InsecureEndpoint(String),
     /// Discovery, registration or the token exchange failed (rmcp's OAuth client).

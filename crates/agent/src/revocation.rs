@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::connect::is_secure_or_local;
+use crate::connect::{is_secure_or_local, printable};
 use crate::credentials::Saved;
 
 /// What became of the tokens at the issuer.
@@ -114,6 +114,8 @@ pub async fn revoke(saved: &Saved, client_secret: Option<&str>) -> Revocation {
         }
         (None, Some(access)) => match client.revoke(access, "access_token").await {
             Ok(()) => Revocation::Revoked,
+            // It revokes refresh tokens only (as oidc-provider does for JWTs).
+            Err(reason) if reason.ends_with(" unsupported_token_type") => Revocation::NotOffered,
             Err(reason) => Revocation::Failed(reason),
         },
         (None, None) => Revocation::NothingKept,
@@ -155,8 +157,14 @@ impl Client<'_> {
         }
         let status = response.status();
         let body: serde_json::Value = response.json().await.unwrap_or_default();
-        let error = body.get("error").and_then(|e| e.as_str()).map(|e| format!(" {e}")).unwrap_or_default();
-        Err(format!("{} answered {status}{error}", self.endpoint))
+        let error = body.get("error").and_then(|e| e.as_str()).unwrap_or_default();
+        let hint = match (error, self.secret) {
+            ("invalid_client", None) => " (a confidential app: it needs the app's id and secret)",
+            _ => "",
+        };
+        Err(format!("{} answered {status} {}{hint}", self.endpoint, printable(error, 100))
+            .trim_end()
+            .to_owned())
     }
 
     /// `client_secret_post` when that is all the issuer takes; else Basic,
@@ -198,7 +206,10 @@ async fn issuer_metadata(http: &reqwest::Client, issuer: &str) -> Result<IssuerM
             }
         };
         if metadata.issuer != issuer {
-            return Err(format!("{url} names the issuer {:?}, not {issuer:?}", metadata.issuer));
+            return Err(format!(
+                "{url} names the issuer {:?}, not {issuer:?}",
+                printable(&metadata.issuer, 200)
+            ));
         }
         return Ok(metadata);
     }

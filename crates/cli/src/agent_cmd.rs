@@ -282,6 +282,12 @@ fn status(dir: &std::path::Path, output: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The access token `credentials` hold, if any.
+fn access_token(credentials: &rmcp::transport::auth::StoredCredentials) -> Option<String> {
+    let tokens = serde_json::to_value(credentials.token_response.as_ref()?).ok()?;
+    tokens.get("access_token").and_then(Value::as_str).map(str::to_owned)
+}
+
 /// Revokes and forgets the tokens of `url`, or of every server. Tokens the
 /// issuer could not revoke (it is down, or refused) are kept for another try,
 /// unless `forget_anyway`. `secret` is a confidential client's id and secret.
@@ -305,20 +311,45 @@ async fn logout(
         }
     }
     let mut kept = Vec::new();
-    for (path, saved) in credentials::saved_in(dir) {
+    let all = credentials::saved_in(dir);
+    for (path, saved) in &all {
         if url.as_ref().is_some_and(|url| *url != saved.server) {
             continue;
         }
         let secret = secret.filter(|(id, _)| *id == saved.credentials.client_id).map(|(_, s)| s.as_str());
-        let revocation = revocation::revoke(&saved, secret).await;
+        let mut revocation = revocation::revoke(saved, secret).await;
+        // Another agent process may have refreshed the tokens meanwhile: the
+        // new ones are revoked too before the file goes.
+        let now = credentials::FileCredentials::for_server(dir, &saved.server).read().ok().flatten();
+        if let Some(now) = now.filter(|now| access_token(now) != access_token(&saved.credentials)) {
+            revocation = revocation::revoke(
+                &credentials::Saved { server: saved.server.clone(), credentials: now },
+                secret,
+            )
+            .await;
+        }
         if !revocation.is_final() && !forget_anyway {
             eprintln!("still signed in to {}: {revocation}", saved.server);
-            kept.push(saved.server);
+            kept.push(saved.server.clone());
             continue;
         }
-        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
         eprintln!("signed out of {}: {revocation}", saved.server);
         removed += 1;
+        // At many issuers one app has one grant per person: revoking it ends
+        // the tokens of every server reached through it.
+        if url.is_some() && revocation == revocation::Revocation::Revoked {
+            let (issuer, client) = (&saved.credentials.issuer, &saved.credentials.client_id);
+            let same_grant = |(p, o): &&(std::path::PathBuf, credentials::Saved)| {
+                p != path && o.credentials.issuer == *issuer && o.credentials.client_id == *client
+            };
+            for (_, other) in all.iter().filter(same_grant) {
+                eprintln!(
+                    "note: {} was reached through the same app at that issuer: its tokens may have ended too",
+                    other.server
+                );
+            }
+        }
     }
     if !kept.is_empty() {
         bail!("the tokens of {} are kept: try again later, or add --forget-anyway", kept.join(", "));

@@ -448,16 +448,30 @@ impl Revoker {
             let endpoint = match mode {
                 "no-revocation" => None,
                 "redirect" => Some(format!("{issuer}/moved")),
+                "insecure" => Some("http://10.255.255.1/revoke".to_owned()),
                 _ => Some(format!("{issuer}/revoke")),
             };
-            async move { axum::Json(serde_json::json!({ "issuer": issuer, "revocation_endpoint": endpoint })) }
+            let methods = if mode == "post-only" { vec!["client_secret_post"] } else { vec![] };
+            async move {
+                axum::Json(serde_json::json!({
+                    "issuer": issuer,
+                    "revocation_endpoint": endpoint,
+                    "revocation_endpoint_auth_methods_supported": (!methods.is_empty()).then_some(methods),
+                }))
+            }
         });
         let me = self.clone();
         let revoke = post(move |headers: axum::http::HeaderMap, body: String| {
             let authorization = headers.get("authorization").map(|v| v.to_str().unwrap().to_owned());
             me.seen.lock().unwrap().push((authorization, body));
-            let status = if *me.mode.lock().unwrap() == "down" { 503 } else { 200 };
-            async move { axum::http::StatusCode::from_u16(status).unwrap() }
+            let (status, error) = match *me.mode.lock().unwrap() {
+                "down" => (503, ""),
+                "unsupported" => (400, "unsupported_token_type"),
+                "invalid-client" => (401, "invalid_client"),
+                _ => (200, ""),
+            };
+            let body = serde_json::json!({ "error": error }).to_string();
+            async move { (axum::http::StatusCode::from_u16(status).unwrap(), body) }
         });
         let moved = get(|| async { axum::response::Redirect::temporary("/revoke") });
         let app = axum::Router::new()
@@ -469,12 +483,17 @@ impl Revoker {
     }
 }
 
-/// Keeps tokens for `server` from `issuer` in `dir`, as a sign-in would.
-async fn keep_tokens(dir: &std::path::Path, server: &str, issuer: &str) {
+/// Keeps tokens for `server` from `issuer` in `dir`, as a sign-in would (a
+/// refresh token too, if `refresh`).
+async fn keep_tokens(dir: &std::path::Path, server: &str, issuer: &str, refresh: bool) {
     use rmcp::transport::auth::CredentialStore;
+    let mut tokens = serde_json::json!({ "access_token": "at-1", "token_type": "bearer", "expires_in": 600 });
+    if refresh {
+        tokens["refresh_token"] = "rt-1".into();
+    }
     let credentials = serde_json::from_value(serde_json::json!({
         "client_id": "confidential-app",
-        "token_response": { "access_token": "at-1", "token_type": "bearer", "expires_in": 600, "refresh_token": "rt-1" },
+        "token_response": tokens,
         "granted_scopes": ["whoami"],
         "token_received_at": 1,
         "issuer": issuer,
@@ -489,7 +508,7 @@ async fn logout_revokes_only_where_the_issuer_says_and_keeps_what_it_could_not_r
     let issuer = revoker.start().await;
     let dir = credentials_dir("revocation");
     let server = "http://127.0.0.1:9/mcp";
-    keep_tokens(&dir, server, &issuer).await;
+    keep_tokens(&dir, server, &issuer, true).await;
     let logout = |mode: &'static str, extra: &[&str]| {
         *revoker.mode.lock().unwrap() = mode;
         let mut args = vec!["logout", server];
@@ -525,11 +544,51 @@ async fn logout_revokes_only_where_the_issuer_says_and_keeps_what_it_could_not_r
     assert_eq!(seen[1].1, "token=at-1&token_type_hint=access_token");
 
     // No revocation offered: forgotten, and said so. Down, but --forget-anyway: forgotten.
-    keep_tokens(&dir, server, &issuer).await;
+    keep_tokens(&dir, server, &issuer, true).await;
     let (ok, _, said) = logout("no-revocation", &[]);
     assert!(ok && said.contains("offers no revocation") && kept() == 0, "{said}");
-    keep_tokens(&dir, server, &issuer).await;
+    keep_tokens(&dir, server, &issuer, true).await;
     let (ok, _, said) = logout("down", &["--forget-anyway"]);
     assert!(ok && said.contains("did not revoke") && kept() == 0, "{said}");
+
+    // A revocation endpoint off this machine over plain http: nothing is sent there.
+    keep_tokens(&dir, server, &issuer, true).await;
+    let (ok, _, said) = logout("insecure", &[]);
+    assert!(!ok && said.contains("neither https nor on this machine") && kept() == 1, "{said}");
+
+    // An issuer that takes client_secret_post only gets the secret in the body;
+    // without a secret the app names itself there (a public client).
+    revoker.seen.lock().unwrap().clear();
+    let (ok, _, said) =
+        logout("post-only", &["--client-id", "confidential-app", "--client-secret", "s3cret"]);
+    assert!(ok && kept() == 0, "{said}");
+    assert_eq!(
+        revoker.seen.lock().unwrap()[0],
+        (
+            None,
+            "token=rt-1&token_type_hint=refresh_token&client_id=confidential-app&client_secret=s3cret"
+                .to_owned()
+        )
+    );
+    keep_tokens(&dir, server, &issuer, true).await;
+    revoker.seen.lock().unwrap().clear();
+    let (ok, _, said) = logout("revokes", &[]);
+    assert!(ok && kept() == 0, "{said}");
+    assert_eq!(
+        revoker.seen.lock().unwrap()[0],
+        (None, "token=rt-1&token_type_hint=refresh_token&client_id=confidential-app".to_owned())
+    );
+
+    // The issuer wants the app's secret: kept, and the reason says so.
+    keep_tokens(&dir, server, &issuer, true).await;
+    let (ok, _, said) = logout("invalid-client", &[]);
+    assert!(!ok && said.contains("invalid_client") && said.contains("secret") && kept() == 1, "{said}");
+    assert!(logout("revokes", &[]).0);
+
+    // Only an access token, at an issuer that revokes refresh tokens only: nothing
+    // more can be done, so it is forgotten, and said so.
+    keep_tokens(&dir, server, &issuer, false).await;
+    let (ok, _, said) = logout("unsupported", &[]);
+    assert!(ok && said.contains("stay valid until they expire") && kept() == 0, "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }
