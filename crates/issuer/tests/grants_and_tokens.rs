@@ -248,25 +248,31 @@ async fn a_failed_exchange_consumes_nothing() {
     assert!(tokens.refresh_token.is_some(), "an OAuth request from an app that may refresh gets one");
 }
 
+/// Eight exchanges of `code` at once: how many got tokens (the others must
+/// have been refused with `invalid_grant`).
+async fn concurrent_winners(w: &World, code: &str) -> usize {
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (issuer, agent, code) = (w.issuer.clone(), public(&w.agent), code.to_owned());
+            tokio::spawn(async move { issuer.exchange_code(&agent, exchange_of(&code)).await })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(e) => assert_eq!(e.code, ErrorCode::InvalidGrant),
+        }
+    }
+    won
+}
+
 #[tokio::test]
 async fn two_concurrent_redemptions_of_one_code_exactly_one_wins() {
     for _ in 0..5 {
         let w = world().await;
         let code = w.code("openid mcp:tools").await;
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let (issuer, agent, code) = (w.issuer.clone(), public(&w.agent), code.clone());
-                tokio::spawn(async move { issuer.exchange_code(&agent, exchange_of(&code)).await })
-            })
-            .collect();
-        let mut won = 0;
-        for task in tasks {
-            match task.await.unwrap() {
-                Ok(_) => won += 1,
-                Err(e) => assert_eq!(e.code, ErrorCode::InvalidGrant),
-            }
-        }
-        assert_eq!(won, 1);
+        assert_eq!(concurrent_winners(&w, &code).await, 1);
     }
 }
 
@@ -742,19 +748,6 @@ async fn two_concurrent_redemptions_of_one_kept_code_exactly_one_wins() {
     for _ in 0..5 {
         let w = world().await;
         let code = w.kept_code(&w.agent, "openid mcp:tools").await;
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let (issuer, agent, code) = (w.issuer.clone(), public(&w.agent), code.clone());
-                tokio::spawn(async move { issuer.exchange_code(&agent, exchange_of(&code)).await })
-            })
-            .collect();
-        let mut won = 0;
-        for task in tasks {
-            match task.await.unwrap() {
-                Ok(_) => won += 1,
-                Err(e) => assert_eq!(e.code, ErrorCode::InvalidGrant),
-            }
-        }
-        assert_eq!(won, 1);
+        assert_eq!(concurrent_winners(&w, &code).await, 1);
     }
 }
