@@ -300,9 +300,10 @@ impl<S: Store> Issuer<S> {
             return Err(OAuthError::invalid_request("code is required"));
         };
         let code_hash = hash_secret(code);
-        if let Some(recent) = self.recent_codes.take(&code_hash, now()) {
-            let client = Some(recent.client).filter(|client| client.client_id == client_id);
-            let client = self.accept_client(client, proof).await?;
+        // Another app presenting the code takes the usual path, and its answer.
+        let recent = self.recent_codes.take(&code_hash, now()).filter(|r| r.client.client_id == client_id);
+        if let Some(recent) = recent {
+            let client = self.accept_client(Some(recent.client), proof).await?;
             match self.redeem(&client, &recent.code, None, &request).await? {
                 Some(tokens) => return Ok(tokens),
                 None => tracing::debug!("the app or the person changed since the code was issued"),

@@ -751,3 +751,16 @@ async fn two_concurrent_redemptions_of_one_kept_code_exactly_one_wins() {
         assert_eq!(concurrent_winners(&w, &code).await, 1);
     }
 }
+
+#[tokio::test]
+async fn another_app_presenting_a_kept_code_gets_the_usual_answer_and_the_code_stays() {
+    let w = world().await;
+    let other = clients::register(w.issuer.store(), app("Other agent", true), 1).await.unwrap().client;
+    let code = w.kept_code(&w.agent, "openid mcp:tools").await;
+    let refused = w.issuer.exchange_code(&public(&other), exchange_of(&code)).await.unwrap_err();
+    assert_eq!(
+        (refused.code, refused.description.as_str()),
+        (ErrorCode::InvalidGrant, "authorization code was issued to another client")
+    );
+    assert!(w.exchange(&code).await.is_ok(), "the code is still its app's");
+}
