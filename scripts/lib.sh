@@ -73,3 +73,37 @@ ensure_python_venv() {
     touch "$venv/.requirements-stamp"
   fi
 }
+
+# A PostgreSQL server for the tests: the one AGENTGATE_TEST_DATABASE_URL names,
+# else the local one at 127.0.0.1:5432 (user postgres, database test). A local
+# server that does not answer is started, and installed from Debian's package
+# first when there is none; a fresh install trusts loopback connections (it is
+# a test server) and gets the database test. If this fails, so do the tests.
+ensure_postgres() {
+  if [ -n "${AGENTGATE_TEST_DATABASE_URL:-}" ]; then return 0; fi
+  local version
+  if ! command -v pg_ctlcluster >/dev/null; then
+    apt_install postgresql postgresql-client
+    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    # Our own fresh cluster: let the tests in over loopback without a password.
+    as_root sed -i '1i host all postgres 127.0.0.1/32 trust' "/etc/postgresql/$version/main/pg_hba.conf"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main stop >/dev/null 2>&1 || true
+  fi
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
+    if [ -z "$version" ]; then echo "PostgreSQL is installed but has no cluster" >&2; return 1; fi
+    step "starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    local tries=0
+    until pg_isready -q -h 127.0.0.1 -p 5432; do
+      tries=$((tries + 1))
+      if [ "$tries" -gt 30 ]; then echo "PostgreSQL did not start" >&2; return 1; fi
+      sleep 1
+    done
+  fi
+  if ! psql -q -h 127.0.0.1 -U postgres -d test -c 'SELECT 1' >/dev/null 2>&1; then
+    step "creating the PostgreSQL database test"
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE test' >/dev/null
+  fi
+  step "PostgreSQL at 127.0.0.1:5432 answers"
+}
