@@ -5,6 +5,7 @@
 //! issuer = "https://auth.example.com"      # the public URL people and agents see
 //! listen = "127.0.0.1:8080"                # behind a TLS-terminating proxy
 //! data_dir = "/var/lib/agentgate"
+//! # database_url = "postgres://agentgate@db.internal/agentgate"  # several instances
 //! key_encryption_key_file = "/etc/agentgate/kek"   # or AGENTGATE_KEY_ENCRYPTION_KEY
 //! trusted_proxies = ["127.0.0.1"]
 //!
@@ -48,6 +49,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The data directory (SQLite database).
     pub data_dir: Option<PathBuf>,
+    /// The database, instead of the data directory's SQLite file:
+    /// `postgres://…` for several instances on one database.
+    pub database_url: Option<String>,
     /// A file holding the base64 key-encryption key (32 bytes); readable by its owner only.
     pub key_encryption_key_file: Option<PathBuf>,
     /// Reverse proxies whose `X-Forwarded-For` names the client (for sign-in limits).

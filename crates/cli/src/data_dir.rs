@@ -1,10 +1,10 @@
 //! The data directory: the SQLite database and, in development, the
-//! key-encryption key.
+//! key-encryption key; or, with a database URL, the database it names.
 
 use std::path::{Path, PathBuf};
 
 use agentgate_issuer::seal::{DEV_KEK_FILE, KEK_ENV, KeyEncryptionKey};
-use agentgate_issuer::store::{SqliteStore, Store};
+use agentgate_issuer::store::{AnyStore, Store};
 use anyhow::{Context, bail};
 
 use crate::config::Config;
@@ -20,6 +20,11 @@ pub struct DataArgs {
     /// (`agentgate serve` reads ./agentgate.toml when none is named).
     #[arg(long, env = "AGENTGATE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
+    /// The database, instead of the data directory's SQLite file:
+    /// `postgres://USER@HOST/DB` (several instances may share it) or
+    /// `sqlite://PATH` [default: the configuration's `database_url`]
+    #[arg(long, env = "AGENTGATE_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
     /// Print JSON instead of text, for scripts.
     #[arg(long, global = true)]
     pub json: bool,
@@ -49,7 +54,9 @@ impl DataArgs {
             Some(config) => KekSource::Configured(config.key_encryption_key_file.clone()),
             None => KekSource::Development,
         };
-        DataDir::open(&path, kek).await
+        let database_url =
+            self.database_url.as_deref().or_else(|| config.and_then(|c| c.database_url.as_deref()));
+        DataDir::open(&path, kek, database_url).await
     }
 }
 
@@ -80,16 +87,24 @@ pub const DATABASE_FILE: &str = "agentgate.db";
 pub struct DataDir {
     path: PathBuf,
     kek: KekSource,
-    /// The store in it.
-    pub store: SqliteStore,
+    /// The store: the directory's SQLite file, or the database URL's.
+    pub store: AnyStore,
 }
 
 impl DataDir {
-    /// Opens `path` (creating it, private to this user, if needed) and its database.
-    pub async fn open(path: &Path, kek: KekSource) -> anyhow::Result<Self> {
-        create_private_dir(path)?;
-        let url = format!("sqlite://{}", path.join(DATABASE_FILE).display());
-        let store = SqliteStore::open(&url).await.with_context(|| format!("opening {url}"))?;
+    /// Opens the database at `database_url`, else the one in `path`. The
+    /// directory is made (private to this user) only when something is kept
+    /// in it: the SQLite file, or the development key-encryption key.
+    pub async fn open(path: &Path, kek: KekSource, database_url: Option<&str>) -> anyhow::Result<Self> {
+        if database_url.is_none() || matches!(kek, KekSource::Development) {
+            create_private_dir(path)?;
+        }
+        let url = match database_url {
+            Some(url) => url.to_owned(),
+            None => format!("sqlite://{}", path.join(DATABASE_FILE).display()),
+        };
+        let store =
+            AnyStore::open(&url).await.with_context(|| format!("opening {}", without_password(&url)))?;
         Ok(Self { path: path.to_owned(), kek, store })
     }
 
@@ -134,6 +149,18 @@ pub fn configured_key_encryption_key(file: Option<&Path>) -> anyhow::Result<KeyE
     }
 }
 
+/// `url` as it may be shown: without the password a database URL may carry.
+pub fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("…"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "the database URL (which could not be parsed)".to_owned(),
+    }
+}
+
 fn create_private_dir(path: &Path) -> anyhow::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -161,6 +188,18 @@ pub fn rfc3339(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn database_urls_are_shown_without_their_password() {
+        let shown = super::without_password("postgres://agentgate:hunter2@db.internal:5432/agentgate");
+        assert_eq!(shown, "postgres://agentgate:%E2%80%A6@db.internal:5432/agentgate");
+        assert!(!super::without_password("postgres://:hunter2@db/x").contains("hunter2"));
+        assert!(!super::without_password("postgres://a:hunter2@[bad/x").contains("hunter2"));
+        assert_eq!(
+            super::without_password("sqlite:///var/lib/agentgate.db"),
+            "sqlite:///var/lib/agentgate.db"
+        );
+    }
+
     #[test]
     fn rfc3339() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");

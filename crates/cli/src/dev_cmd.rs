@@ -11,7 +11,7 @@ use agentgate_guard::Guard;
 use agentgate_issuer::clients::{self, ApplicationType, NewClient};
 use agentgate_issuer::registration::RegistrationPolicy;
 use agentgate_issuer::scopes::add_resource;
-use agentgate_issuer::store::{SqliteStore, Store};
+use agentgate_issuer::store::{AnyStore, Store};
 use agentgate_issuer::users::{self, NewUser};
 use agentgate_issuer::{Issuer, Settings};
 use anyhow::Context;
@@ -94,7 +94,7 @@ struct Demo {
 }
 
 /// Makes the demo resource, person and apps unless they exist.
-async fn demo_data(store: &SqliteStore, mcp_url: &str) -> anyhow::Result<Demo> {
+async fn demo_data(store: &AnyStore, mcp_url: &str) -> anyhow::Result<Demo> {
     let now = agentgate_issuer::now();
     let canonical = agentgate_issuer::scopes::canonical_resource(mcp_url).context("the MCP URL")?;
     if store.resource_by_canonical(&canonical).await?.is_none() {

@@ -12,7 +12,7 @@ use agentgate::{serve, whoami};
 use agentgate_guard::Guard;
 use agentgate_issuer::Issuer;
 use agentgate_issuer::scopes::declare_resource;
-use agentgate_issuer::store::SqliteStore;
+use agentgate_issuer::store::AnyStore;
 use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -62,7 +62,7 @@ impl ServeArgs {
 }
 
 /// Creates or updates every resource of the file, and the whoami server's own.
-async fn declare_resources(store: &SqliteStore, config: &Config) -> anyhow::Result<()> {
+async fn declare_resources(store: &AnyStore, config: &Config) -> anyhow::Result<()> {
     let now = agentgate_issuer::now();
     for resource in &config.resources {
         let scopes: Vec<(&str, &str)> =

@@ -2,7 +2,8 @@
 //! protocol operations on it. Everything here is plain Rust that tests call
 //! without HTTP; the handlers in [`crate::http`] only parse, call and render.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::keys::{self, Alg, KeyError, KeyRing};
 use crate::seal::KeyEncryptionKey;
@@ -25,6 +26,8 @@ pub struct Issuer<S> {
     pub(crate) settings: Settings,
     pub(crate) kek: KeyEncryptionKey,
     keys: RwLock<Arc<KeyRing>>,
+    /// When the keys were last read from the store.
+    keys_read_at: Mutex<Instant>,
     /// Held while the first key of an algorithm is made, so it is made once.
     key_creation: tokio::sync::Mutex<()>,
     /// Binds form tokens (CSRF) to a browser.
@@ -55,6 +58,7 @@ impl<S: Store> Issuer<S> {
             settings,
             kek,
             keys: RwLock::new(Arc::new(keys)),
+            keys_read_at: Mutex::new(Instant::now()),
             key_creation: tokio::sync::Mutex::new(()),
             form_key,
             recent_codes: Default::default(),
@@ -79,9 +83,27 @@ impl<S: Store> Issuer<S> {
     /// Reloads the keys from the store, so a rotation made by another process
     /// (`agentgate keys rotate`, another instance) is picked up.
     pub async fn reload_keys(&self) -> Result<(), KeyError> {
+        *self.keys_read_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         let keys = Arc::new(KeyRing::load(&self.store, &self.kek, crate::now()).await?);
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
         Ok(())
+    }
+
+    /// The current keys, read again from the store first when they do not
+    /// know `kid`: a token signed by another instance's new key verifies at
+    /// once, not at the next reload. Read again at most once a second, so a
+    /// stream of made-up key ids is not a stream of reads.
+    pub(crate) async fn keys_knowing(&self, kid: &str) -> Arc<KeyRing> {
+        let current = self.keys();
+        let read_lately =
+            self.keys_read_at.lock().unwrap_or_else(|e| e.into_inner()).elapsed() < Duration::from_secs(1);
+        if current.verifying_key(kid).is_some() || read_lately {
+            return current;
+        }
+        if let Err(error) = self.reload_keys().await {
+            tracing::error!(%error, "could not reload signing keys");
+        }
+        self.keys()
     }
 
     /// The current keys, with an active key of `alg` in them: the first RS256
@@ -102,10 +124,14 @@ impl<S: Store> Issuer<S> {
         Ok(self.keys())
     }
 
-    /// Background upkeep, forever: reloads keys every minute and deletes expired
-    /// rows every ten. Spawn it once per process.
+    /// Background upkeep, forever: reads the keys again every few seconds (so
+    /// a rotation by another instance or by `agentgate keys rotate` is
+    /// published and used everywhere without a restart) and deletes expired
+    /// rows every ten minutes. Spawn it once per process.
     pub async fn maintain(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        const KEYS_EVERY: Duration = Duration::from_secs(5);
+        const PURGE_EVERY: u64 = 600 / KEYS_EVERY.as_secs();
+        let mut tick = tokio::time::interval(KEYS_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         for round in 0u64.. {
             tick.tick().await;
@@ -114,7 +140,7 @@ impl<S: Store> Issuer<S> {
             {
                 tracing::error!(%error, "could not reload signing keys");
             }
-            if round % 10 == 0
+            if round % PURGE_EVERY == 0
                 && let Err(error) = self.store.purge_expired(crate::now(), 24 * 3600).await
             {
                 tracing::error!(%error, "could not delete expired rows");

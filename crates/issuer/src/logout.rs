@@ -31,7 +31,7 @@ impl<S: Store> Issuer<S> {
     /// Checks a logout request; an error is shown as a page, never redirected.
     pub async fn check_logout(&self, params: &impl RequestParams) -> Result<LogoutRequest, OAuthError> {
         let from_hint = match params.param("id_token_hint") {
-            Some(hint) => Some(self.id_token_audience(hint)?),
+            Some(hint) => Some(self.id_token_audience(hint).await?),
             None => None,
         };
         let client_id = match (params.param("client_id"), from_hint.as_deref()) {
@@ -73,7 +73,7 @@ impl<S: Store> Issuer<S> {
 
     /// The audience (client id) of an ID token we signed. An expired hint is
     /// fine (the spec expects old ones); a forged or foreign one is not.
-    fn id_token_audience(&self, token: &str) -> Result<String, OAuthError> {
+    async fn id_token_audience(&self, token: &str) -> Result<String, OAuthError> {
         let invalid = || OAuthError::invalid_request("id_token_hint is not an ID token from this issuer");
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         // Our algorithms only; an access token is no ID token.
@@ -82,8 +82,9 @@ impl<S: Store> Issuer<S> {
         {
             return Err(invalid());
         }
-        let keys = self.keys();
-        let key = header.kid.as_deref().and_then(|kid| keys.verifying_key(kid)).ok_or_else(invalid)?;
+        let kid = header.kid.as_deref().ok_or_else(invalid)?;
+        let keys = self.keys_knowing(kid).await;
+        let key = keys.verifying_key(kid).ok_or_else(invalid)?;
         // The key's own type must fit the algorithm, so an EC key id under
         // "RS256" (or the reverse) fails here.
         let mut validation = Validation::new(header.alg);

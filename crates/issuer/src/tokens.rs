@@ -534,8 +534,9 @@ impl<S: Store> Issuer<S> {
         if header.alg != jsonwebtoken::Algorithm::ES256 || header.typ.as_deref() != Some("at+jwt") {
             return Err(invalid());
         }
-        let keys = self.keys();
-        let key = header.kid.as_deref().and_then(|kid| keys.verifying_key(kid)).ok_or_else(invalid)?;
+        let kid = header.kid.as_deref().ok_or_else(invalid)?;
+        let keys = self.keys_knowing(kid).await;
+        let key = keys.verifying_key(kid).ok_or_else(invalid)?;
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
         validation.set_issuer(&[&self.settings.issuer]);
         validation.validate_aud = false;

@@ -10,7 +10,8 @@ use agentgate_issuer::store::{
     AuthCode, Client, CodeRedemption, Grant, PgStore, Redemption, RefreshToken, Resource, ResourceScope,
     Session, SqliteStore, Store, StoreError, StoredKey, TokenFamily, User, taken,
 };
-use common::{PgSchema, TempDb};
+use common::TempDb;
+use common::pg_schema::PgSchema;
 
 /// Declares `$name` as two tests, `sqlite` and `postgres`, each calling the
 /// suite function with a fresh store of that backend.

@@ -8,6 +8,9 @@
 #![allow(dead_code)]
 
 pub mod browser;
+#[path = "../../../issuer/tests/common/pg_schema.rs"]
+pub mod pg_schema;
+pub mod setup;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -8,6 +8,7 @@
 //! transaction), and written once, in `portable.rs`; each backend adds only its
 //! connections and the token endpoint's two hottest statements.
 
+mod any;
 mod migrate;
 mod portable;
 mod postgres;
@@ -15,6 +16,7 @@ mod sqlite;
 
 use std::future::Future;
 
+pub use any::AnyStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -1,0 +1,248 @@
+//! Two `agentgate serve` processes on one PostgreSQL database, as behind a
+//! load balancer: a person signs in on one and consents on the other, tokens
+//! issued by one are refreshed, revoked and introspected on the other, racing
+//! refreshes are settled by the database, failed sign-ins count on both, and a
+//! key rotated from the command line is published by both without a restart.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::browser::Browser;
+use support::pg_schema::PgSchema;
+use support::setup::{PASSWORD, Setup};
+
+const MCP: &str = "https://mail.example/mcp";
+const CALLBACK: &str = "http://127.0.0.1/callback";
+// RFC 7636 Appendix B.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// The two instances' base URLs, the third-party app's id, and a resource
+/// server's credentials for introspection.
+struct Instances {
+    a: String,
+    b: String,
+    app: String,
+    resource_server: (String, String),
+    http: reqwest::Client,
+}
+
+impl Instances {
+    /// POSTs `form` to `base`'s token endpoint as the public app.
+    async fn token(&self, base: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut form = form.to_vec();
+        form.push(("client_id", &self.app));
+        let response = self.http.post(format!("{base}/token")).form(&form).send().await.unwrap();
+        (response.status(), response.json().await.unwrap())
+    }
+
+    async fn refresh(&self, base: &str, token: &str) -> (StatusCode, Value) {
+        self.token(base, &[("grant_type", "refresh_token"), ("refresh_token", token)]).await
+    }
+
+    /// Whether `base` says `token` is active, asked by the resource server.
+    async fn active(&self, base: &str, token: &str) -> bool {
+        let (id, secret) = &self.resource_server;
+        let response = self
+            .http
+            .post(format!("{base}/introspect"))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json::<Value>().await.unwrap()["active"].as_bool().unwrap()
+    }
+
+    /// Alice signs in on `sign_in_at` and, if she is asked, allows on
+    /// `consent_at`; the code, and whether she was asked.
+    async fn authorize(&self, sign_in_at: &str, consent_at: &str) -> (String, bool) {
+        let mut browser = Browser::new("en");
+        let query = [
+            ("response_type", "code"),
+            ("client_id", &self.app),
+            ("redirect_uri", CALLBACK),
+            ("scope", "mcp:tools"),
+            ("resource", MCP),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+            ("state", "s1"),
+        ];
+        let url = reqwest::Url::parse_with_params(&format!("{sign_in_at}/authorize"), query).unwrap();
+        let sign_in = browser.get(url.as_str()).await;
+        assert_eq!(sign_in.status, StatusCode::OK, "{}", sign_in.body);
+        let mut page = browser.sign_in(sign_in_at, &sign_in, "alice", PASSWORD).await;
+        if let Some(next) = page.location.clone().filter(|next| !next.starts_with(CALLBACK)) {
+            // Signed in at B: sent back to the authorization endpoint at the
+            // issuer URL, which is A's here (a load balancer's in production).
+            page = browser.get(&next).await;
+        }
+        let asked = page.status == StatusCode::OK;
+        if asked {
+            assert!(page.body.contains("SmartMail AI"), "the consent page: {}", page.body);
+            page = browser.decide(consent_at, &page, "allow").await;
+        }
+        let params = page.redirect_params();
+        assert_eq!(params.get("state").map(String::as_str), Some("s1"));
+        (params["code"].clone(), asked)
+    }
+
+    /// Exchanges `code` at `base`: the access and refresh tokens.
+    async fn exchange(&self, base: &str, code: &str) -> (String, String) {
+        let (status, tokens) = self
+            .token(
+                base,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", CALLBACK),
+                    ("code_verifier", VERIFIER),
+                ],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        (tokens["access_token"].as_str().unwrap().into(), tokens["refresh_token"].as_str().unwrap().into())
+    }
+
+    async fn kids(&self, base: &str) -> Vec<String> {
+        let jwks: Value = self.http.get(format!("{base}/jwks")).send().await.unwrap().json().await.unwrap();
+        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_database_behave_as_one() {
+    let schema = PgSchema::new().await;
+    let extra = format!(
+        "database_url = \"{}\"\n\n[sign_in]\nfailures_per_account = 3\n\n[[resource]]\nurl = \"{MCP}\"\n\
+         name = \"Mail\"\nscopes = {{ \"mcp:tools\" = \"Use the mail tools\" }}\n",
+        schema.url()
+    );
+    let setup = Setup::new("instances", &extra, 0o600);
+    let app = setup.people_and_apps();
+    let server = setup.json(&[
+        "apps",
+        "add",
+        "Mail server",
+        "--confidential",
+        "--json",
+        "--redirect-uri",
+        "https://mail.example/callback",
+        "--scopes",
+        "mcp:tools",
+    ]);
+    let resource_server = (
+        server["client_id"].as_str().unwrap().to_owned(),
+        server["client_secret"].as_str().unwrap().to_owned(),
+    );
+    assert!(!setup.dir.join("data").exists(), "with a database URL, nothing is kept in the data directory");
+
+    let (_a, _) = setup.serve(&[]);
+    let b_port = free_port();
+    let (_b, _) = setup.serve(&[("AGENTGATE_LISTEN", &format!("127.0.0.1:{b_port}"))]);
+    let instances = Instances {
+        a: setup.issuer(),
+        b: format!("http://127.0.0.1:{b_port}"),
+        app,
+        resource_server,
+        http: reqwest::Client::new(),
+    };
+    let (a, b) = (instances.a.as_str(), instances.b.as_str());
+
+    // Sign in on A, consent on B, token from A, refresh on B, revoke on A.
+    let (code, asked) = instances.authorize(a, b).await;
+    assert!(asked, "a third-party app's first authorization asks for consent");
+    let (access, first_refresh) = instances.exchange(a, &code).await;
+    assert!(instances.active(b, &access).await, "B knows A's access token");
+    let (status, refreshed) = instances.refresh(b, &first_refresh).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let refresh = refreshed["refresh_token"].as_str().unwrap();
+    assert!(instances.active(b, refresh).await);
+    let revoked = instances
+        .http
+        .post(format!("{a}/revoke"))
+        .form(&[("token", refresh), ("client_id", &instances.app)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert!(!instances.active(b, refresh).await, "B's introspection sees A's revocation at once");
+    let (status, refused) = instances.refresh(b, refresh).await;
+    assert_eq!((status, refused["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+
+    // A code is used once, whichever instance it is presented to.
+    let (code, asked) = instances.authorize(b, a).await;
+    assert!(!asked, "the consent given on B is remembered on A");
+    let (_, racing_refresh) = instances.exchange(b, &code).await;
+    let (status, replayed) = instances
+        .token(
+            a,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!((status, replayed["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert!(!instances.active(b, &racing_refresh).await, "the replay revoked what the code gave");
+
+    // Two instances racing with one refresh token: exactly one wins, and the
+    // loser's presentation counts as reuse, which revokes the family.
+    let (code, _) = instances.authorize(a, a).await;
+    let (_, raced) = instances.exchange(a, &code).await;
+    let (on_a, on_b) = tokio::join!(instances.refresh(a, &raced), instances.refresh(b, &raced));
+    let winners: Vec<&Value> =
+        [&on_a, &on_b].into_iter().filter(|(s, _)| *s == StatusCode::OK).map(|(_, v)| v).collect();
+    assert_eq!(winners.len(), 1, "exactly one refresh wins: A {on_a:?}, B {on_b:?}");
+    let successor = winners[0]["refresh_token"].as_str().unwrap();
+    assert!(!instances.active(a, successor).await, "reuse revoked the winner's successor too");
+    assert!(!instances.active(b, successor).await);
+
+    // Failed sign-ins count on both: two on A and one on B reach the limit of 3.
+    for (base, attempts) in [(a, 2), (b, 1)] {
+        for _ in 0..attempts {
+            assert_eq!(wrong_password(base).await, StatusCode::UNAUTHORIZED);
+        }
+    }
+    assert_eq!(wrong_password(a).await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(wrong_password(b).await, StatusCode::TOO_MANY_REQUESTS);
+
+    // A key rotated from the command line appears in both JWKS, no restart.
+    let before = instances.kids(a).await;
+    let rotated = setup.run(&["keys", "rotate"], &[], "");
+    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (on_a, on_b) = (instances.kids(a).await, instances.kids(b).await);
+        let new_on = |kids: &Vec<String>| kids.iter().any(|kid| !before.contains(kid));
+        if new_on(&on_a) && new_on(&on_b) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new key is not published by both: A {on_a:?}, B {on_b:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// One sign-in as alice with a wrong password; its status.
+async fn wrong_password(base: &str) -> StatusCode {
+    let mut browser = Browser::new("en");
+    let page = browser.get(&format!("{base}/sign-in")).await;
+    let form = [
+        ("csrf", page.input("csrf")),
+        ("request", String::new()),
+        ("login", "alice".into()),
+        ("password", "nope".into()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    browser.post(&format!("{base}/sign-in"), &form).await.status
+}

@@ -1,0 +1,109 @@
+//! A store chosen at run time by its URL.
+
+use super::{
+    AuthCode, Client, ClientAndCode, CodeRedemption, Grant, PgStore, Redemption, RefreshToken, Resource,
+    Session, SqliteStore, Store, StoreError, StoredKey, TokenFamily, User,
+};
+
+/// Whichever store a database URL names: `sqlite://PATH` or `postgres://…`.
+///
+/// A program that lets its operator choose (as `agentgate serve
+/// --database-url` does) opens this one; it passes every call to the store
+/// inside.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), agentgate_issuer::store::StoreError> {
+/// use agentgate_issuer::store::{AnyStore, Store};
+/// let store = AnyStore::open("postgres://agentgate@db.internal/agentgate").await?;
+/// let people = store.users().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    /// One SQLite file.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL database.
+    Postgres(PgStore),
+}
+
+impl AnyStore {
+    /// Opens the database at `url`: `sqlite://PATH` (created if missing) or
+    /// `postgres://…` / `postgresql://…`, its schema brought up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(SqliteStore::open(url).await?))
+        } else {
+            Ok(Self::Postgres(PgStore::open(url).await?))
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Writes each method once: its name, parameters and what it returns.
+macro_rules! pass_on {
+    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $out:ty;)*) => {
+        $(
+            async fn $name(&self $(, $arg: $ty)*) -> Result<$out, StoreError> {
+                match self {
+                    Self::Sqlite(store) => store.$name($($arg),*).await,
+                    Self::Postgres(store) => store.$name($($arg),*).await,
+                }
+            }
+        )*
+    };
+}
+
+impl Store for AnyStore {
+    pass_on! {
+        fn signing_keys(&self) -> Vec<StoredKey>;
+        fn rotate_signing_key(&self, key: &StoredKey, publish_until: i64) -> ();
+        fn insert_user(&self, user: &User) -> ();
+        fn find_user_by_login(&self, login: &str) -> Option<User>;
+        fn user(&self, id: &str) -> Option<User>;
+        fn users(&self) -> Vec<User>;
+        fn set_password_hash(&self, id: &str, hash: &str) -> bool;
+        fn update_user(&self, user: &User) -> bool;
+        fn delete_sessions_of(&self, user_id: &str) -> ();
+        fn delete_user(&self, id: &str) -> bool;
+        fn insert_client(&self, client: &Client) -> ();
+        fn client(&self, client_id: &str) -> Option<Client>;
+        fn update_client(&self, client: &Client) -> Option<i64>;
+        fn clients(&self) -> Vec<Client>;
+        fn delete_client(&self, client_id: &str) -> bool;
+        fn insert_resource(&self, resource: &Resource) -> ();
+        fn put_resource(&self, resource: &Resource) -> ();
+        fn resources(&self) -> Vec<Resource>;
+        fn resource_by_canonical(&self, canonical: &str) -> Option<Resource>;
+        fn delete_resource(&self, uri: &str) -> bool;
+        fn grant(&self, user_id: &str, client_id: &str, resource: &str) -> Option<Grant>;
+        fn save_grant(&self, grant: &Grant) -> ();
+        fn grants_of_user(&self, user_id: &str) -> Vec<Grant>;
+        fn grants_of_client(&self, client_id: &str) -> Vec<Grant>;
+        fn revoke_grants(&self, user_id: &str, client_id: &str, now: i64) -> bool;
+        fn first_use(&self, id: &str, expires_at: i64) -> bool;
+        fn insert_code(&self, code: &AuthCode) -> ();
+        fn code(&self, code_hash: &str) -> Option<AuthCode>;
+        fn client_and_code(&self, client_id: &str, code_hash: &str) -> ClientAndCode;
+        fn redeem_code(&self, redemption: &CodeRedemption<'_>) -> Redemption;
+        fn family(&self, id: &str) -> Option<TokenFamily>;
+        fn revoke_family(&self, id: &str, now: i64) -> ();
+        fn refresh_token(&self, token_hash: &str) -> Option<(RefreshToken, TokenFamily)>;
+        fn rotate_refresh_token(&self, old_hash: &str, now: i64, new: &RefreshToken) -> bool;
+        fn revoke_access_token(&self, jti: &str, expires_at: i64) -> ();
+        fn access_token_revoked(&self, jti: &str) -> bool;
+        fn insert_session(&self, session: &Session) -> ();
+        fn session(&self, id_hash: &str) -> Option<Session>;
+        fn delete_session(&self, id_hash: &str) -> ();
+        fn count_attempt(&self, bucket: &str, now: i64, window: i64) -> i64;
+        fn attempts(&self, bucket: &str, now: i64, window: i64) -> (i64, i64);
+        fn clear_attempts(&self, bucket: &str) -> ();
+        fn purge_expired(&self, now: i64, keep: i64) -> ();
+    }
+}
