@@ -36,6 +36,8 @@ enum Command {
     Apps(crate::apps_cmd::AppsArgs),
     /// Manage the issuer's signing keys: `list`, `rotate`.
     Keys(crate::keys_cmd::KeysArgs),
+    /// Manage the database: `copy` (e.g. from SQLite to PostgreSQL).
+    Db(crate::db_cmd::DbArgs),
     /// Be the agent: sign in to an MCP server and call its tools
     /// (`login`, `tools`, `call`, `status`, `logout`).
     Agent(crate::agent_cmd::AgentArgs),
@@ -153,6 +155,7 @@ impl Cli {
             Command::Apps(args) => args.run().await,
             Command::Agent(args) => args.run().await,
             Command::Keys(args) => args.run().await,
+            Command::Db(args) => args.run().await,
         }
     }
 }

@@ -4,6 +4,7 @@ mod agent_cmd;
 mod allocator;
 mod apps_cmd;
 mod cli;
+mod db_cmd;
 mod dev_cmd;
 mod keys_cmd;
 mod serve_cmd;

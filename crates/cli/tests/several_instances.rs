@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use support::browser::Browser;
 use support::pg_schema::PgSchema;
-use support::setup::{PASSWORD, Setup};
+use support::setup::{PASSWORD, Setup, agentgate};
 
 const MCP: &str = "https://mail.example/mcp";
 const CALLBACK: &str = "http://127.0.0.1/callback";
@@ -114,19 +114,8 @@ impl Instances {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_on_one_database_behave_as_one() {
-    let schema = PgSchema::new().await;
-    let extra = format!(
-        "database_url = \"{}\"\n\n[sign_in]\nfailures_per_account = 3\n\n[[resource]]\nurl = \"{MCP}\"\n\
-         name = \"Mail\"\nscopes = {{ \"mcp:tools\" = \"Use the mail tools\" }}\n",
-        schema.url()
-    );
-    let setup = Setup::new("instances", &extra, 0o600);
+/// The third-party app and the resource server's credentials, registered.
+fn apps(setup: &Setup) -> (String, (String, String)) {
     let app = setup.people_and_apps();
     let server = setup.json(&[
         "apps",
@@ -139,10 +128,28 @@ async fn two_instances_on_one_database_behave_as_one() {
         "--scopes",
         "mcp:tools",
     ]);
-    let resource_server = (
-        server["client_id"].as_str().unwrap().to_owned(),
-        server["client_secret"].as_str().unwrap().to_owned(),
-    );
+    let credentials = |field: &str| server[field].as_str().unwrap().to_owned();
+    (app, (credentials("client_id"), credentials("client_secret")))
+}
+
+/// The configuration's resource (and more).
+fn config_with(extra: &str) -> String {
+    format!(
+        "{extra}\n[[resource]]\nurl = \"{MCP}\"\nname = \"Mail\"\nscopes = {{ \"mcp:tools\" = \"Use the mail tools\" }}\n"
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_database_behave_as_one() {
+    let schema = PgSchema::new().await;
+    let extra =
+        config_with(&format!("database_url = \"{}\"\n\n[sign_in]\nfailures_per_account = 3\n", schema.url()));
+    let setup = Setup::new("instances", &extra, 0o600);
+    let (app, resource_server) = apps(&setup);
     assert!(!setup.dir.join("data").exists(), "with a database URL, nothing is kept in the data directory");
 
     let (_a, _) = setup.serve(&[]);
@@ -245,4 +252,55 @@ async fn wrong_password(base: &str) -> StatusCode {
     ];
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     browser.post(&format!("{base}/sign-in"), &form).await.status
+}
+
+/// `agentgate db copy` moves a single SQLite instance to PostgreSQL: the
+/// refresh token issued before the copy works against the copy, the consent
+/// given before it is remembered, and a copy never lands on a database that
+/// holds anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_issuer_copied_to_postgres_keeps_its_tokens_and_grants() {
+    let setup = Setup::new("copy", &config_with(""), 0o600);
+    let (app, resource_server) = apps(&setup);
+    let (sqlite_server, _) = setup.serve(&[]);
+    let before = Instances {
+        a: setup.issuer(),
+        b: setup.issuer(),
+        app,
+        resource_server,
+        http: reqwest::Client::new(),
+    };
+    let (code, asked) = before.authorize(&before.a, &before.a).await;
+    assert!(asked);
+    let (access, refresh) = before.exchange(&before.a, &code).await;
+    drop(sqlite_server);
+
+    let schema = PgSchema::new().await;
+    let source = format!("sqlite://{}", setup.dir.join("data/agentgate.db").display());
+    let copy =
+        |from: &str, to: &str| agentgate(&["db", "copy", "--from", from, "--to", to], &[]).output().unwrap();
+    let copied = copy(&source, &schema.url());
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    let report = String::from_utf8_lossy(&copied.stdout);
+    assert!(report.contains("refresh_tokens") && report.contains("signing_keys"), "{report}");
+    // Attacks on the copy: nothing is written, and the reason is given.
+    let again = copy(&source, &schema.url());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"), "{again:?}");
+    let missing = format!("sqlite://{}", setup.dir.join("nowhere.db").display());
+    let from_nothing = copy(&missing, &schema.url());
+    assert!(String::from_utf8_lossy(&from_nothing.stderr).contains("no database at"), "{from_nothing:?}");
+    assert!(!setup.dir.join("nowhere.db").exists(), "a missing source is not created");
+    let onto_itself = copy(&source, &source);
+    assert!(String::from_utf8_lossy(&onto_itself.stderr).contains("same database"));
+
+    // The same issuer URL and address, now on PostgreSQL.
+    let (_postgres_server, _) = setup.serve(&[("AGENTGATE_DATABASE_URL", &schema.url())]);
+    let after = before;
+    assert!(after.active(&after.a, &access).await, "the copy's keys verify a token issued before it");
+    let (status, refreshed) = after.refresh(&after.a, &refresh).await;
+    assert_eq!(status, StatusCode::OK, "a refresh token issued before the copy: {refreshed}");
+    let (code, asked) = after.authorize(&after.a, &after.a).await;
+    assert!(!asked, "the consent given before the copy is remembered");
+    let (access, _) = after.exchange(&after.a, &code).await;
+    assert!(after.active(&after.a, &access).await);
 }

@@ -521,3 +521,108 @@ async fn a_url_of_another_kind_is_refused() {
     let refused = SqliteStore::open("postgres://localhost/agentgate").await;
     assert!(matches!(refused, Err(StoreError::UnsupportedUrl(_))));
 }
+
+/// Everything a store holds, read through the store: what a copy must keep.
+async fn contents<S: Store>(store: &S, user: &User) -> impl PartialEq + std::fmt::Debug {
+    (
+        store.signing_keys().await.unwrap(),
+        store.users().await.unwrap(),
+        store.clients().await.unwrap(),
+        store.resources().await.unwrap(),
+        store.grants_of_user(&user.id).await.unwrap(),
+        store.code("code").await.unwrap(),
+        store.refresh_token("refresh").await.unwrap(),
+        store.session("session").await.unwrap(),
+        store.attempts("account:alice", 1_010, 60).await.unwrap(),
+        store.access_token_revoked("jti").await.unwrap(),
+    )
+}
+
+/// A store with a row in every table.
+async fn filled<S: Store>(store: &S) -> User {
+    let (alice, smartmail, _) = person_app_and_code(store, "code").await;
+    store.rotate_signing_key(&key("k0", 10), 0).await.unwrap();
+    store.rotate_signing_key(&key("k1", 20), 900).await.unwrap();
+    let scope = ResourceScope { name: "mcp:tools".into(), description: "Use the tools".into() };
+    let resource = Resource {
+        uri: "https://mcp.example/mcp".into(),
+        canonical: "https://mcp.example/mcp".into(),
+        name: "whoami".into(),
+        scopes: vec![scope],
+        created_at: 1,
+    };
+    store.insert_resource(&resource).await.unwrap();
+    let grant = Grant {
+        user_id: alice.id.clone(),
+        client_id: smartmail.client_id.clone(),
+        resource: resource.uri.clone(),
+        scopes: vec!["mcp:tools".into()],
+        created_at: 1,
+        updated_at: 2,
+    };
+    store.save_grant(&grant).await.unwrap();
+    let tokens = family("family", &smartmail, &alice);
+    let token = refresh("refresh", "family");
+    store.redeem_code(&redemption("code", &tokens, Some(&token), None)).await.unwrap();
+    let session =
+        Session { id_hash: "session".into(), user_id: alice.id.clone(), auth_time: 5, expires_at: 99 };
+    store.insert_session(&session).await.unwrap();
+    store.count_attempt("account:alice", 1_000, 60).await.unwrap();
+    store.revoke_access_token("jti", 700).await.unwrap();
+    assert!(store.first_use("assertion", 700).await.unwrap());
+    alice
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_keeps_every_row_both_ways_and_only_into_an_empty_database() {
+    use agentgate_issuer::store::AnyStore;
+    use agentgate_issuer::store::copy::{CopyError, TABLES, copy_all};
+
+    let db = TempDb::new();
+    let sqlite = AnyStore::open(&db.url()).await.unwrap();
+    let alice = filled(&sqlite).await;
+    let schema = PgSchema::new().await;
+    let postgres = AnyStore::open(&schema.url()).await.unwrap();
+
+    let copied = copy_all(&sqlite, &postgres).await.unwrap();
+    assert_eq!(copied.len(), TABLES.len());
+    assert!(copied.iter().all(|table| table.rows > 0), "a row in every table: {copied:?}");
+    assert_eq!(contents(&postgres, &alice).await, contents(&sqlite, &alice).await);
+    assert!(!postgres.first_use("assertion", 700).await.unwrap(), "used ids stay used");
+
+    // Into a database that holds anything: refused, and nothing written.
+    let other = TempDb::new();
+    let nonempty = AnyStore::open(&other.url()).await.unwrap();
+    let bob = person("bob", None);
+    nonempty.insert_user(&bob).await.unwrap();
+    let refused = copy_all(&postgres, &nonempty).await;
+    assert!(matches!(refused, Err(CopyError::NotEmpty { table: "users", rows: 1 })), "{refused:?}");
+    assert_eq!(nonempty.users().await.unwrap(), vec![bob]);
+    assert!(nonempty.clients().await.unwrap().is_empty());
+
+    // And back, from PostgreSQL into a new SQLite file.
+    let back = TempDb::new();
+    let returned = AnyStore::open(&back.url()).await.unwrap();
+    copy_all(&postgres, &returned).await.unwrap();
+    assert_eq!(contents(&returned, &alice).await, contents(&sqlite, &alice).await);
+}
+
+/// The copy names every table; a table a migration adds must be added there.
+#[tokio::test]
+async fn the_copy_names_every_table_of_the_schema() {
+    use sqlx::Connection;
+    let db = TempDb::new();
+    drop(SqliteStore::open(&db.url()).await.unwrap());
+    let mut conn = sqlx::SqliteConnection::connect(&db.url()).await.unwrap();
+    let mut tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table'
+         AND name NOT LIKE 'sqlite_%' AND name != 'agentgate_migrations' ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut copied: Vec<&str> = agentgate_issuer::store::copy::TABLES.to_vec();
+    copied.sort_unstable();
+    tables.sort_unstable();
+    assert_eq!(tables, copied);
+}

@@ -9,6 +9,7 @@
 //! connections and the token endpoint's two hottest statements.
 
 mod any;
+pub mod copy;
 mod migrate;
 mod portable;
 mod postgres;

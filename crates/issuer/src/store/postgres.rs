@@ -39,7 +39,7 @@ columns_of!(PgRow);
 /// ```
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PgStore {

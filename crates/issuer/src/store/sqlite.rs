@@ -30,7 +30,7 @@ columns_of!(SqliteRow);
 /// is given back), so the store takes turns on the connection itself.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<SqliteConnection>>,
+    pub(super) conn: Arc<Mutex<SqliteConnection>>,
 }
 
 impl SqliteStore {
