@@ -87,8 +87,15 @@ struct LoadArgs {
     batch: usize,
     /// The server's PID: its CPU time over the measured time, and its peak RSS
     /// (VmHWM, reset through /proc/PID/clear_refs before the run when allowed).
+    /// Repeat for several instances: their CPU times are added, the memory is
+    /// the first one's.
     #[arg(long)]
-    pid: Option<u32>,
+    pid: Vec<u32>,
+    /// exchange: token endpoints to spread the exchanges over, in turn, as a
+    /// round-robin load balancer would (default: the one discovery names).
+    /// Codes are still minted through the issuer URL.
+    #[arg(long = "token-endpoint")]
+    token_endpoints: Vec<url::Url>,
     /// A name for the JSON line.
     #[arg(long, default_value = "")]
     label: String,
@@ -354,7 +361,9 @@ fn snippet(body: &str) -> String {
 struct Setup {
     args: LoadArgs,
     authorization_endpoint: url::Url,
-    token_endpoint: url::Url,
+    /// Where exchanges go, in turn.
+    token_endpoints: Vec<url::Url>,
+    next_token_endpoint: std::sync::atomic::AtomicUsize,
     issuer: String,
     http: reqwest::Client,
 }
@@ -446,7 +455,9 @@ impl Setup {
         if let Some(resource) = &a.resource {
             form.push(("resource", resource));
         }
-        let response = self.http.post(self.token_endpoint.clone()).form(&form).send().await?;
+        let turn = self.next_token_endpoint.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let endpoint = &self.token_endpoints[turn % self.token_endpoints.len()];
+        let response = self.http.post(endpoint.clone()).form(&form).send().await?;
         let status = response.status();
         let body = response.bytes().await?;
         ensure!(status == StatusCode::OK, "token: {status}: {}", String::from_utf8_lossy(&body));
@@ -520,7 +531,12 @@ impl Load {
         };
         let setup = Setup {
             authorization_endpoint: endpoint("authorization_endpoint")?,
-            token_endpoint: endpoint("token_endpoint")?,
+            token_endpoints: if args.token_endpoints.is_empty() {
+                vec![endpoint("token_endpoint")?]
+            } else {
+                args.token_endpoints.clone()
+            },
+            next_token_endpoint: Default::default(),
             issuer: meta["issuer"].as_str().unwrap_or(&issuer).to_owned(),
             http,
             args,
@@ -548,7 +564,7 @@ impl Load {
         } else {
             browsers.resize_with(args.concurrency, || None);
         }
-        let meter = Meter::start(args.pid);
+        let meter = Meter::start(&args.pid);
         let begin = Instant::now() + Duration::from_secs_f64(args.warmup);
         let end = begin + Duration::from_secs_f64(args.duration);
         let mut handles = Vec::new();
@@ -611,7 +627,7 @@ impl Load {
         for _ in 0..args.concurrency {
             browsers.push(self.signed_in().await?);
         }
-        let meter = Meter::start(args.pid);
+        let meter = Meter::start(&args.pid);
         let mut tally = Tally::default();
         let mut measured = Measured::default();
         let mut batches = 0;
@@ -715,7 +731,7 @@ impl Load {
         if let Some(switches) = measured.server_switches {
             line["server_switches_per_op"] = round(switches as f64 / ops.max(1.0), 1).into();
         }
-        if let Some(pid) = self.setup.args.pid {
+        if let Some(&pid) = self.setup.args.pid.first() {
             let status = proc_status(pid);
             line["server_vmhwm_kb"] = status.get("VmHWM").copied().into();
             line["server_vmrss_kb"] = status.get("VmRSS").copied().into();
@@ -774,7 +790,7 @@ fn context_switches(pid: u32) -> Option<u64> {
 }
 
 struct Meter {
-    pid: Option<u32>,
+    pids: Vec<u32>,
 }
 
 #[derive(Clone, Copy)]
@@ -807,17 +823,20 @@ impl Measured {
 
 impl Meter {
     /// Resets the server's peak RSS (VmHWM) when /proc allows it.
-    fn start(pid: Option<u32>) -> Self {
-        if let Some(pid) = pid {
+    fn start(pids: &[u32]) -> Self {
+        for pid in pids {
             let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
         }
-        Self { pid }
+        Self { pids: pids.to_vec() }
     }
 
+    /// The servers' summed CPU seconds and context switches; `None` without a
+    /// PID, or when one cannot be read.
     fn sample(&self) -> Sample {
+        let all = !self.pids.is_empty();
         Sample {
-            server: self.pid.and_then(|p| cpu_seconds(&p.to_string())),
-            server_switches: self.pid.and_then(context_switches),
+            server: all.then(|| self.pids.iter().map(|p| cpu_seconds(&p.to_string())).sum()).flatten(),
+            server_switches: all.then(|| self.pids.iter().map(|&p| context_switches(p)).sum()).flatten(),
             driver: cpu_seconds("self").unwrap_or(0.0),
         }
     }
