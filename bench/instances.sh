@@ -107,7 +107,7 @@ for round in $(seq "$ROUNDS"); do
       --duration "$DURATION" --warmup "$WARMUP" --batch "$BATCH" --label "$target" \
       "${pid_args[@]}" "${endpoints[@]}" 2>"$dir/load.err" >>"$out" || { cat "$dir/load.err" >&2; exit 1; }
     for pid in "${server_pids[@]}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
-    tail -1 "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(f"{d[\"label\"]:>11}: {d[\"per_s\"]:.0f} exchanges/s, {d.get(\"server_cpu_us_per_op\")} µs instance CPU each", file=sys.stderr)'
+    tail -1 "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%11s: %.0f exchanges/s, %s µs instance CPU each, %s errors" % (d["label"], d["per_s"], d.get("server_cpu_us_per_op"), d.get("errors")), file=sys.stderr)'
   done
 done
 
