@@ -153,7 +153,7 @@ pub fn configured_key_encryption_key(file: Option<&Path>) -> anyhow::Result<KeyE
 pub fn without_password(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("…"));
+            let _ = parsed.set_password(Some("***"));
             parsed.to_string()
         }
         Ok(_) => url.to_owned(),
@@ -191,7 +191,7 @@ mod tests {
     #[test]
     fn database_urls_are_shown_without_their_password() {
         let shown = super::without_password("postgres://agentgate:hunter2@db.internal:5432/agentgate");
-        assert_eq!(shown, "postgres://agentgate:%E2%80%A6@db.internal:5432/agentgate");
+        assert_eq!(shown, "postgres://agentgate:***@db.internal:5432/agentgate");
         assert!(!super::without_password("postgres://:hunter2@db/x").contains("hunter2"));
         assert!(!super::without_password("postgres://a:hunter2@[bad/x").contains("hunter2"));
         assert_eq!(

@@ -304,3 +304,27 @@ async fn a_sqlite_issuer_copied_to_postgres_keeps_its_tokens_and_grants() {
     let (access, _) = after.exchange(&after.a, &code).await;
     assert!(after.active(&after.a, &access).await);
 }
+
+/// A database that cannot be used stops every command with the reason, and
+/// the URL's password is never shown, whichever command failed.
+#[test]
+fn a_bad_database_url_is_refused_without_showing_its_password() {
+    let unreachable = "postgres://agentgate:hunter2@127.0.0.1:1/agentgate";
+    let setup = Setup::new("bad-url", "", 0o600);
+    for (args, url, says) in [
+        (vec!["users", "list"], unreachable, "opening postgres://agentgate:"),
+        (vec!["users", "list"], "mysql://agentgate:hunter2@db/agentgate", "unsupported database URL"),
+        (vec!["serve"], unreachable, "opening postgres://agentgate:"),
+    ] {
+        let out = setup.run(&args, &[("AGENTGATE_DATABASE_URL", url)], "");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(says), "{args:?} {url}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{args:?} printed the password: {stderr}");
+    }
+    let never = format!("sqlite://{}", setup.dir.join("never.db").display());
+    let out = agentgate(&["db", "copy", "--from", unreachable, "--to", &never], &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && !stderr.contains("hunter2"), "{stderr}");
+    assert!(!setup.dir.join("never.db").exists(), "the destination is not made when the source fails");
+    assert!(!setup.dir.join("data").exists(), "nothing was made for a database that cannot be used");
+}

@@ -277,13 +277,32 @@ pub enum Redemption {
 pub enum StoreError {
     /// The database refused or could not be reached.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A unique value (username, email, client id) is already taken.
     #[error("{0} is already taken")]
     Conflict(&'static str),
-    /// The database URL is not one this build supports.
+    /// The database URL is not one this build supports. It holds the URL's
+    /// scheme only: the rest may carry a password.
     #[error("unsupported database URL {0:?} (expected sqlite://PATH or postgres://…)")]
     UnsupportedUrl(String),
+}
+
+// By hand, not `#[from]`: the message already holds sqlx's, which a source
+// would repeat in every printed chain.
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error)
+    }
+}
+
+impl StoreError {
+    /// [`StoreError::UnsupportedUrl`] for `url`, keeping only its scheme.
+    pub(crate) fn unsupported(url: &str) -> Self {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        let shown =
+            if scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) { scheme } else { "" };
+        Self::UnsupportedUrl(format!("{shown}:…"))
+    }
 }
 
 /// What a [`StoreError::Conflict`] says is taken.

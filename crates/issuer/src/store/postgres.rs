@@ -8,10 +8,11 @@
 //! rotations take turns on an advisory lock.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row};
+use sqlx::{Connection, Postgres, Row};
 
 use super::portable::{
     bind_client, client_columns, client_from_row, code_columns, code_from_row, columns_of, conflict,
@@ -53,17 +54,22 @@ impl PgStore {
     /// [`PgStore::open`] with at most `connections` connections at a time.
     pub async fn open_with(url: &str, connections: u32) -> Result<Self, StoreError> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+            return Err(StoreError::unsupported(url));
         }
         let options = PgConnectOptions::from_str(url)?;
+        // One connection first, for the migrations: a database that does not
+        // answer fails here at once, where a pool would keep retrying.
+        let mut first = PgConnection::connect_with(&options).await?;
+        migrate::postgres(&mut first).await?;
+        first.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(connections.max(1))
+            // A request waits this long at most for a connection.
+            .acquire_timeout(Duration::from_secs(5))
             // A connection given back is trusted; one that broke fails its
             // next statement, which fails that one request.
             .test_before_acquire(false)
-            .connect_with(options)
-            .await?;
-        migrate::postgres(&mut *pool.acquire().await?).await?;
+            .connect_lazy_with(options);
         Ok(Self { pool })
     }
 

@@ -52,7 +52,7 @@ impl SqliteStore {
     /// brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         if !url.starts_with("sqlite:") {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+            return Err(StoreError::unsupported(url));
         }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
