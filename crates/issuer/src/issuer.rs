@@ -126,8 +126,8 @@ impl<S: Store> Issuer<S> {
 
     /// Background upkeep, forever: reads the keys again every few seconds (so
     /// a rotation by another instance or by `agentgate keys rotate` is
-    /// published and used everywhere without a restart) and deletes expired
-    /// rows every ten minutes. Spawn it once per process.
+    /// published and used everywhere without a restart), forgets expired codes
+    /// kept in memory, and deletes expired rows every ten minutes. Spawn it once per process.
     pub async fn maintain(self: Arc<Self>) {
         const KEYS_EVERY: Duration = Duration::from_secs(5);
         const PURGE_EVERY: u64 = 600 / KEYS_EVERY.as_secs();
@@ -140,6 +140,7 @@ impl<S: Store> Issuer<S> {
             {
                 tracing::error!(%error, "could not reload signing keys");
             }
+            self.recent_codes.forget_expired(crate::now());
             if round % PURGE_EVERY == 0
                 && let Err(error) = self.store.purge_expired(crate::now(), 24 * 3600).await
             {

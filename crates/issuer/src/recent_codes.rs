@@ -13,9 +13,10 @@
 //! code was already used), the exchange takes the usual path, which reads
 //! everything afresh. Codes issued by another instance are simply not here.
 //!
-//! An entry is taken when it is used, whatever the outcome; it is dropped
-//! once expired; at most [`CAPACITY`] are kept, so memory stays bounded
-//! whatever the load.
+//! An entry is taken when it is used, whatever the outcome; expired ones are
+//! dropped by [`RecentCodes::forget_expired`] (every few seconds, from
+//! `Issuer::maintain`) and whenever the map is full; at most [`CAPACITY`] are
+//! kept, so memory stays bounded whatever the load.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -50,6 +51,13 @@ impl RecentCodes {
         if codes.len() < CAPACITY {
             codes.insert(code.code_hash.clone(), RecentCode { code, client });
         }
+    }
+
+    /// Drops the codes that have expired, so codes nobody exchanges do not
+    /// stay in memory until the map fills up.
+    pub fn forget_expired(&self, now: i64) {
+        let mut codes = self.codes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        codes.retain(|_, recent| recent.code.expires_at > now);
     }
 
     /// The code with this hash, if this instance issued it lately and it has
@@ -91,5 +99,15 @@ mod tests {
         recent.keep(code("late", 300), Client::default(), 200);
         assert_eq!(recent.codes.lock().unwrap().len(), 1);
         assert!(recent.take("late", 200).is_some());
+    }
+
+    #[test]
+    fn expired_codes_are_forgotten_without_waiting_for_the_map_to_fill() {
+        let recent = RecentCodes::default();
+        recent.keep(code("old", 100), Client::default(), 0);
+        recent.keep(code("new", 300), Client::default(), 0);
+        recent.forget_expired(100);
+        let kept: Vec<String> = recent.codes.lock().unwrap().keys().cloned().collect();
+        assert_eq!(kept, ["new"]);
     }
 }
