@@ -357,8 +357,15 @@ async fn disconnecting_an_app_revokes_its_tokens_at_once() {
     let apps = i.connected_apps(&w.alice).await.unwrap();
     assert_eq!(apps.len(), 1);
     assert_eq!(apps[0].client.name, "SmartMail AI");
+    // Codes issued before and not exchanged yet: one this instance keeps in
+    // memory, one it does not (as if another instance had issued it).
+    let kept = w.kept_code(&w.agent, "openid mcp:tools").await;
+    let stored = w.code("openid mcp:tools").await;
 
     assert!(i.disconnect(&w.alice, &w.agent.client_id).await.unwrap());
+    for code in [kept, stored] {
+        assert_eq!(w.exchange(&code).await.unwrap_err(), ErrorCode::InvalidGrant, "a code from before");
+    }
     assert!(i.connected_apps(&w.alice).await.unwrap().is_empty());
     assert_eq!(
         i.refresh(&w.agent, Some(&refresh), None, None).await.unwrap_err().code,

@@ -251,6 +251,17 @@ async fn grants_are_replaced_listed_and_revoked_with_their_tokens<S: Store>(stor
     assert_eq!(store.grants_of_user(&alice.id).await.unwrap(), vec![]);
     assert_eq!(store.family("family").await.unwrap().unwrap().revoked_at, Some(500));
     assert!(!store.revoke_grants(&alice.id, "smartmail", 600).await.unwrap(), "nothing left to revoke");
+
+    // A code issued before the revocation and not exchanged yet goes with it.
+    store.insert_code(&code("pending", &smartmail, &alice)).await.unwrap();
+    let late = family("late", &smartmail, &alice);
+    store.save_grant(&grant).await.unwrap();
+    assert!(store.revoke_grants(&alice.id, "smartmail", 700).await.unwrap());
+    assert_eq!(store.code("pending").await.unwrap(), None);
+    let attempt = redemption("pending", &late, None, Some(smartmail.version));
+    assert_eq!(store.redeem_code(&attempt).await.unwrap(), Redemption::Stale);
+    assert_eq!(store.family("late").await.unwrap(), None);
+    assert!(store.code("code").await.unwrap().is_some(), "an exchanged code stays, to recognise a replay");
     assert_eq!(store.family("family").await.unwrap().unwrap().revoked_at, Some(500), "revoked once");
 }
 

@@ -106,7 +106,7 @@ enum Value {
 /// Copies every row of `from` into `to`, in one transaction on `to`: all of
 /// it or, on any error, nothing. `to` must be empty.
 pub async fn copy_all(from: &AnyStore, to: &AnyStore) -> Result<Vec<Copied>, CopyError> {
-    let mut tables = Vec::new();
+    let mut layout = Vec::new();
     for &table in TABLES {
         let columns = to.columns(table).await?;
         let source_columns = from.columns(table).await?;
@@ -122,9 +122,11 @@ pub async fn copy_all(from: &AnyStore, to: &AnyStore) -> Result<Vec<Copied>, Cop
                 to: names(&columns),
             });
         }
-        let rows = from.rows(table, &columns).await?;
-        tables.push((table, columns, rows));
+        layout.push((table, columns));
     }
+    let rows = from.snapshot(&layout).await?;
+    let tables: Vec<Table> =
+        layout.into_iter().zip(rows).map(|((table, columns), rows)| (table, columns, rows)).collect();
     to.insert_all(&tables).await?;
     Ok(tables.iter().map(|(table, _, rows)| Copied { table, rows: rows.len() }).collect())
 }
@@ -220,11 +222,30 @@ impl AnyStore {
         Ok(named.into_iter().map(|(name, declared)| (name, Kind::of_declared(&declared))).collect())
     }
 
-    async fn rows(&self, table: &str, columns: &[(String, Kind)]) -> Result<Vec<Vec<Value>>, sqlx::Error> {
-        Ok(match self {
-            Self::Sqlite(store) => read_rows!(&mut *store.conn.lock().await, table, columns),
-            Self::Postgres(store) => read_rows!(&store.pool, table, columns),
-        })
+    /// Every row of every table in `layout`, read in one transaction, so the
+    /// copy is of one moment even if something writes meanwhile.
+    async fn snapshot(
+        &self,
+        layout: &[(&'static str, Vec<(String, Kind)>)],
+    ) -> Result<Vec<Vec<Vec<Value>>>, sqlx::Error> {
+        let mut tables = Vec::new();
+        match self {
+            Self::Sqlite(store) => {
+                let mut conn = store.conn.lock().await;
+                let mut tx = conn.begin().await?;
+                for (table, columns) in layout {
+                    tables.push(read_rows!(&mut *tx, table, columns));
+                }
+            }
+            Self::Postgres(store) => {
+                let mut conn = store.pool.acquire().await?;
+                let mut tx = conn.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+                for (table, columns) in layout {
+                    tables.push(read_rows!(&mut *tx, table, columns));
+                }
+            }
+        }
+        Ok(tables)
     }
 
     async fn insert_all(&self, tables: &[Table]) -> Result<(), CopyError> {

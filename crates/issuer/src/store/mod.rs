@@ -417,9 +417,10 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
     ) -> impl Future<Output = Result<Vec<Grant>, StoreError>> + Send;
 
-    /// In one transaction, deletes every grant of `user_id` to `client_id` and
-    /// revokes every token family between them; whether there was either (a
-    /// first-party app has tokens but no grant).
+    /// In one transaction, deletes every grant of `user_id` to `client_id`,
+    /// their codes not exchanged yet, and revokes every token family between
+    /// them; whether there was a grant or a family (a first-party app has
+    /// tokens but no grant).
     fn revoke_grants(
         &self,
         user_id: &str,

@@ -570,6 +570,14 @@ macro_rules! store_methods {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            // The codes not exchanged yet first: an exchange racing this one
+            // either finds its code gone, or has made its family, which the
+            // next statement (a later snapshot, on PostgreSQL) then revokes.
+            sqlx::query("DELETE FROM auth_codes WHERE user_id = $1 AND client_id = $2 AND redeemed_at IS NULL")
+                .bind(user_id)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
             let revoked = sqlx::query(
                 "UPDATE token_families SET revoked_at = $3
                  WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
