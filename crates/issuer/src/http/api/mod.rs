@@ -1,8 +1,8 @@
 //! The management API under `/api/v1` (JSON), for machines holding an access
 //! token with `agentgate:admin` (see [`crate::management`]).
 //!
-//! Each handler takes an [`Admin`] first, so a caller without the right token
-//! is refused before anything else of the request is read, then a [`Body`]
+//! Each handler takes an `Admin` first, so a caller without the right token
+//! is refused before anything else of the request is read, then a `Body`
 //! when it needs one, calls one function of [`crate::management`], and renders
 //! its answer. Every answer is JSON and never cached; every error is an
 //! [`ApiError`]. The OpenAPI 3.1 document at `/api/v1/openapi.json` is
