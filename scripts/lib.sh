@@ -81,17 +81,25 @@ ensure_python_venv() {
 # a test server) and gets the database test. If this fails, so do the tests.
 ensure_postgres() {
   if [ -n "${AGENTGATE_TEST_DATABASE_URL:-}" ]; then return 0; fi
-  local version
+  local version fresh=""
   if ! command -v pg_ctlcluster >/dev/null; then
     apt_install postgresql postgresql-client
-    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
-    # Our own fresh cluster: let the tests in over loopback without a password.
+    fresh=1
+  fi
+  if [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    version="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
+    step "creating a PostgreSQL $version cluster for the tests"
+    as_root pg_createcluster "$version" main >/dev/null
+    fresh=1
+  fi
+  version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+  if [ -n "$fresh" ]; then
+    # A cluster we just made: it lets the tests in over loopback without a
+    # password (it is a test server), from its next start.
     as_root sed -i '1i host all postgres 127.0.0.1/32 trust' "/etc/postgresql/$version/main/pg_hba.conf"
     as_root pg_ctlcluster --skip-systemctl-redirect "$version" main stop >/dev/null 2>&1 || true
   fi
   if ! pg_isready -q -h 127.0.0.1 -p 5432; then
-    version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
-    if [ -z "$version" ]; then echo "PostgreSQL is installed but has no cluster" >&2; return 1; fi
     step "starting PostgreSQL $version"
     as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
     local tries=0
