@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{Connection, Postgres, Row};
 
 use super::portable::{
-    bind_client, client_columns, client_from_row, code_columns, code_from_row, columns_of, conflict,
+    Columns, bind_client, client_columns, client_from_row, code_columns, code_from_row, columns_of, conflict,
     family_columns, family_from_row, grant_columns, grant_from_row, store_helpers, store_methods,
     user_columns, user_conflict, user_from_row,
 };
@@ -25,6 +25,27 @@ use super::{
 };
 
 columns_of!(PgRow);
+
+/// A row PostgreSQL sent as a JSON object (`row_to_json`).
+struct JsonRow(serde_json::Map<String, serde_json::Value>);
+
+impl super::portable::Columns for JsonRow {
+    fn text(&self, name: &str) -> String {
+        self.maybe_text(name).unwrap_or_default()
+    }
+    fn maybe_text(&self, name: &str) -> Option<String> {
+        self.0.get(name)?.as_str().map(str::to_owned)
+    }
+    fn int(&self, name: &str) -> i64 {
+        self.maybe_int(name).unwrap_or_default()
+    }
+    fn maybe_int(&self, name: &str) -> Option<i64> {
+        self.0.get(name)?.as_i64()
+    }
+    fn flag(&self, name: &str) -> bool {
+        self.0.get(name).and_then(serde_json::Value::as_bool).unwrap_or_default()
+    }
+}
 
 /// A [`Store`] in a PostgreSQL database, through a pool of connections.
 ///
@@ -93,17 +114,36 @@ impl Store for PgStore {
     store_methods!();
 
     async fn client_and_code(&self, client_id: &str, code_hash: &str) -> Result<ClientAndCode, StoreError> {
-        let client = self.client(client_id).await?;
+        // One round trip (the token endpoint's path for a code another
+        // instance issued): each part comes back as a JSON object, read by the
+        // same row readers as a table row. The code and user tables share no
+        // column name, so their join needs no prefix.
         let sql = concat!(
-            "SELECT ",
+            "SELECT (SELECT row_to_json(c)::TEXT FROM (SELECT ",
+            client_columns!(),
+            " FROM clients WHERE client_id = $1) c) AS client,
+             (SELECT row_to_json(a)::TEXT FROM (SELECT ",
             code_columns!(),
             ", users.id, username, email, name, password_hash, created_at
-             FROM auth_codes LEFT JOIN users ON users.id = auth_codes.user_id WHERE code_hash = $1"
+             FROM auth_codes LEFT JOIN users ON users.id = auth_codes.user_id WHERE code_hash = $2) a) AS code"
         );
-        let row = sqlx::query(sql).bind(code_hash).fetch_optional(&mut *self.conn().await?).await?;
-        let user =
-            row.as_ref().and_then(|row| row.get::<Option<String>, _>("id").map(|_| user_from_row(row)));
-        Ok(ClientAndCode { client, code: row.as_ref().map(code_from_row), user })
+        let row =
+            sqlx::query(sql).bind(client_id).bind(code_hash).fetch_one(&mut *self.conn().await?).await?;
+        let object = |column: &str| -> Result<Option<JsonRow>, StoreError> {
+            let text: Option<String> = row.try_get(column)?;
+            text.map(|text| {
+                serde_json::from_str(&text).map(JsonRow).map_err(|e| sqlx::Error::Decode(e.into()))
+            })
+            .transpose()
+            .map_err(StoreError::from)
+        };
+        let code = object("code")?;
+        let user = code.as_ref().filter(|code| code.maybe_text("id").is_some()).map(user_from_row);
+        Ok(ClientAndCode {
+            client: object("client")?.as_ref().map(client_from_row),
+            code: code.as_ref().map(code_from_row),
+            user,
+        })
     }
 
     async fn redeem_code(&self, redemption: &CodeRedemption<'_>) -> Result<Redemption, StoreError> {
