@@ -95,9 +95,12 @@ impl<S: Store> Issuer<S> {
     /// stream of made-up key ids is not a stream of reads.
     pub(crate) async fn keys_knowing(&self, kid: &str) -> Arc<KeyRing> {
         let current = self.keys();
+        if current.verifying_key(kid).is_some() {
+            return current;
+        }
         let read_lately =
             self.keys_read_at.lock().unwrap_or_else(|e| e.into_inner()).elapsed() < Duration::from_secs(1);
-        if current.verifying_key(kid).is_some() || read_lately {
+        if read_lately {
             return current;
         }
         if let Err(error) = self.reload_keys().await {

@@ -148,3 +148,64 @@ async fn rs256_keys_are_made_on_request_verify_and_rotate_on_their_own() {
     assert_eq!(after.jwks()["keys"].as_array().unwrap().len(), 3, "two ES256 (one retiring) and one RS256");
     assert!(verify(&token, after.jwks()).is_ok());
 }
+
+/// Two instances on one database: a token signed with a key the other one
+/// made a moment ago verifies at once (the verifier reads the keys again for a
+/// key id it has not seen), without waiting for the periodic reload.
+#[tokio::test]
+async fn a_token_signed_by_another_instances_new_key_verifies_at_once() {
+    use agentgate_issuer::clients::{self, ApplicationType, NewClient};
+    use agentgate_issuer::{Issuer, Settings};
+
+    let db = TempDb::new();
+    let (_, kek_text) = KeyEncryptionKey::generate();
+    let kek = || KeyEncryptionKey::from_base64(&kek_text).unwrap();
+    let open = || async { SqliteStore::open(&db.url()).await.unwrap() };
+    let store = open().await;
+    let alice = common::alice_and_whoami(&store).await;
+    let app = NewClient {
+        name: "SmartMail AI".into(),
+        third_party: false,
+        public: true,
+        application_type: ApplicationType::Native,
+        redirect_uris: vec!["http://127.0.0.1/callback".into()],
+        scopes: vec!["mcp:tools".into()],
+        machine: false,
+        logo_uri: None,
+        client_uri: None,
+        policy_uri: None,
+        tos_uri: None,
+        id_token_alg: Default::default(),
+        post_logout_redirect_uris: vec![],
+    };
+    let app = clients::register(&store, app, 1).await.unwrap().client;
+    let a = Issuer::open(store, kek(), Settings::new("http://127.0.0.1:8080")).await.unwrap();
+    let b = Issuer::open(open().await, kek(), Settings::new("http://127.0.0.1:8080")).await.unwrap();
+    let first = common::code_tokens(
+        &a,
+        &alice,
+        &app.client_id,
+        "http://127.0.0.1/callback",
+        vec!["mcp:tools".into()],
+    );
+    assert!(b.validate_access_token(&first.await.access_token).await.is_ok());
+
+    // A rotates (as `agentgate keys rotate` or another instance would) and signs with the new key.
+    keys::rotate(a.store(), &kek(), agentgate_issuer::now(), 600, Alg::Es256).await.unwrap();
+    a.reload_keys().await.unwrap();
+    let new_kid = a.keys().active().kid().to_owned();
+    assert!(b.keys().verifying_key(&new_kid).is_none(), "B has not read the new key yet");
+    // B read its keys when it opened, under a second ago: it waits that long
+    // before reading them again for an unknown key id.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let second = common::code_tokens(
+        &a,
+        &alice,
+        &app.client_id,
+        "http://127.0.0.1/callback",
+        vec!["mcp:tools".into()],
+    );
+    let claims = b.validate_access_token(&second.await.access_token).await;
+    assert!(claims.is_ok(), "B verifies a token of A's new key at once: {claims:?}");
+    assert!(b.keys().verifying_key(&new_kid).is_some());
+}

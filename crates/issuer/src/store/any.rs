@@ -36,14 +36,6 @@ impl AnyStore {
             Ok(Self::Postgres(PgStore::open(url).await?))
         }
     }
-
-    /// `sqlite` or `postgres`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgres",
-        }
-    }
 }
 
 /// Writes each method once: its name, parameters and what it returns.
