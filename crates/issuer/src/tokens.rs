@@ -304,7 +304,7 @@ impl<S: Store> Issuer<S> {
         let recent = self.recent_codes.take(&code_hash, now()).filter(|r| r.client.client_id == client_id);
         if let Some(recent) = recent {
             let client = self.accept_client(Some(recent.client), proof).await?;
-            match self.redeem(&client, &recent.code, None, &request).await? {
+            match self.redeem(&client, &recent.code, false, &request).await? {
                 Some(tokens) => return Ok(tokens),
                 None => tracing::debug!("the app or the person changed since the code was issued"),
             }
@@ -312,8 +312,7 @@ impl<S: Store> Issuer<S> {
         let found = self.store.client_and_code(&client_id, &code_hash).await?;
         let client = self.accept_client(found.client, proof).await?;
         let stored = found.code.ok_or_else(|| OAuthError::invalid_grant("unknown authorization code"))?;
-        let user = found.user.ok_or_else(|| OAuthError::invalid_grant("the person no longer exists"));
-        match self.redeem(&client, &stored, Some(user), &request).await? {
+        match self.redeem(&client, &stored, found.user.is_none(), &request).await? {
             Some(tokens) => Ok(tokens),
             None => {
                 Err(OAuthError::invalid_grant("the app or the person changed during the exchange; try again"))
@@ -323,14 +322,14 @@ impl<S: Store> Issuer<S> {
 
     /// Checks `code` for `client` and the request, then redeems it: the
     /// tokens, or `None` when the store would not redeem it because the app
-    /// changed or the person or code is gone since they were read. `user` is
-    /// the person as read with the code, if they were (a missing person is an
-    /// error only once the code is known to be this client's and unused).
+    /// changed or the person or code is gone since they were read.
+    /// `person_gone` says the person was found missing when the code was read
+    /// (an error only once the code is known to be this client's and unused).
     async fn redeem(
         &self,
         client: &Client,
         code: &AuthCode,
-        user: Option<Result<User, OAuthError>>,
+        person_gone: bool,
         request: &CodeExchange<'_>,
     ) -> Result<Option<TokenResponse>, OAuthError> {
         let verifier = request
@@ -355,8 +354,8 @@ impl<S: Store> Issuer<S> {
         if let Some(asked) = request.resource {
             check_same_resource(asked, &code.resource)?;
         }
-        if let Some(user) = user {
-            user?;
+        if person_gone {
+            return Err(OAuthError::invalid_grant("the person no longer exists"));
         }
 
         let family = TokenFamily {
