@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentgate_issuer::clients::{self, ApplicationType, NewClient, Registered};
+use agentgate_issuer::clients::{self, NewClient, Registered};
 use agentgate_issuer::scopes::add_resource;
 use agentgate_issuer::seal::KeyEncryptionKey;
 use agentgate_issuer::store::{Client, SqliteStore, Store};
@@ -44,19 +44,8 @@ fn exchange_of(code: &str) -> CodeExchange<'_> {
 
 fn app(name: &str, third_party: bool) -> NewClient {
     NewClient {
-        name: name.into(),
         third_party,
-        public: true,
-        application_type: ApplicationType::Native,
-        redirect_uris: vec![REDIRECT.into()],
-        scopes: "openid profile email offline_access mcp:tools".split(' ').map(str::to_owned).collect(),
-        machine: false,
-        logo_uri: None,
-        client_uri: None,
-        policy_uri: None,
-        tos_uri: None,
-        id_token_alg: Default::default(),
-        post_logout_redirect_uris: vec![],
+        ..common::native_app(name, REDIRECT, "openid profile email offline_access mcp:tools")
     }
 }
 

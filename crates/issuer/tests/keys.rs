@@ -154,7 +154,7 @@ async fn rs256_keys_are_made_on_request_verify_and_rotate_on_their_own() {
 /// key id it has not seen), without waiting for the periodic reload.
 #[tokio::test]
 async fn a_token_signed_by_another_instances_new_key_verifies_at_once() {
-    use agentgate_issuer::clients::{self, ApplicationType, NewClient};
+    use agentgate_issuer::clients;
     use agentgate_issuer::{Issuer, Settings};
 
     let db = TempDb::new();
@@ -163,21 +163,7 @@ async fn a_token_signed_by_another_instances_new_key_verifies_at_once() {
     let open = || async { SqliteStore::open(&db.url()).await.unwrap() };
     let store = open().await;
     let alice = common::alice_and_whoami(&store).await;
-    let app = NewClient {
-        name: "SmartMail AI".into(),
-        third_party: false,
-        public: true,
-        application_type: ApplicationType::Native,
-        redirect_uris: vec!["http://127.0.0.1/callback".into()],
-        scopes: vec!["mcp:tools".into()],
-        machine: false,
-        logo_uri: None,
-        client_uri: None,
-        policy_uri: None,
-        tos_uri: None,
-        id_token_alg: Default::default(),
-        post_logout_redirect_uris: vec![],
-    };
+    let app = common::native_app("SmartMail AI", "http://127.0.0.1/callback", "mcp:tools");
     let app = clients::register(&store, app, 1).await.unwrap().client;
     let a = Issuer::open(store, kek(), Settings::new("http://127.0.0.1:8080")).await.unwrap();
     let b = Issuer::open(open().await, kek(), Settings::new("http://127.0.0.1:8080")).await.unwrap();

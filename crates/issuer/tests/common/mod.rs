@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub mod pg_schema;
 
 use agentgate_issuer::Issuer;
+use agentgate_issuer::clients::{ApplicationType, NewClient};
 use agentgate_issuer::scopes::add_resource;
 use agentgate_issuer::store::SqliteStore;
 use agentgate_issuer::tokens::{ClientCredentials, CodeExchange, CodeRequest, TokenResponse};
@@ -27,6 +28,26 @@ pub async fn alice_and_whoami(store: &SqliteStore) -> String {
     let alice = alice(store).await;
     add_resource(store, MCP, "whoami", &[("mcp:tools", "Use the tools")], 1).await.unwrap();
     alice
+}
+
+/// A public, native, first-party app as an administrator registers it:
+/// `name`, one redirect URI, `scopes`, nothing else.
+pub fn native_app(name: &str, redirect_uri: &str, scopes: &str) -> NewClient {
+    NewClient {
+        name: name.into(),
+        third_party: false,
+        public: true,
+        application_type: ApplicationType::Native,
+        redirect_uris: vec![redirect_uri.into()],
+        scopes: scopes.split(' ').map(str::to_owned).collect(),
+        machine: false,
+        logo_uri: None,
+        client_uri: None,
+        policy_uri: None,
+        tos_uri: None,
+        id_token_alg: Default::default(),
+        post_logout_redirect_uris: vec![],
+    }
 }
 
 // RFC 7636 Appendix B.
