@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, header};
+use http::{HeaderValue, Method, Request, Response, Version, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::{Layer, Service};
 
@@ -98,15 +98,36 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let guard = self.guard.clone();
+        let may_leave_body_unread = may_leave_body_unread(&request);
         Box::pin(async move {
             let (request, who) = match guard.admit(request).await {
                 Ok(admitted) => admitted,
-                Err(error) => return Ok(guard.refuse(&error)),
+                Err(error) => {
+                    let mut refusal = guard.refuse(&error);
+                    if may_leave_body_unread {
+                        refusal.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    return Ok(refusal);
+                }
             };
             let response = inner.call(request).await?.map(Body::new);
             Ok(guard.seal_session(response, &who))
         })
     }
+}
+
+/// Whether a refusal of `request` must close its HTTP/1 connection.
+///
+/// Most refusals come before the body is read (a request without a token is
+/// refused on its headers). hyper can keep such a connection only if the rest
+/// of the body has already arrived; otherwise it closes the connection after
+/// the answer, which by then was sent without saying so. The client, seeing
+/// no `Connection: close`, sends its next request (after a 401, the metadata
+/// lookup) on a connection about to drop, and fails. RFC 9112 §9.6: a server
+/// that closes after a response says so in it. HTTP/2 streams end on their
+/// own and forbid the header.
+fn may_leave_body_unread<B: http_body::Body>(request: &Request<B>) -> bool {
+    request.version() < Version::HTTP_2 && !request.body().is_end_stream()
 }
 
 impl Guard {

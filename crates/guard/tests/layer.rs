@@ -245,6 +245,47 @@ async fn bodies_are_read_within_a_bound() {
     assert_eq!(r.status(), 413);
 }
 
+/// Writes `request` on `stream` and reads one answer's head (the refusals
+/// here have short bodies, which arrive with it).
+async fn exchange(stream: &mut tokio::net::TcpStream, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 4096];
+    let n = stream.read(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer[..n]).to_lowercase()
+}
+
+/// A refusal sent before the body has arrived says that the connection
+/// closes, and closes it; one of a request without a body keeps it.
+#[tokio::test]
+async fn a_refusal_with_the_body_unread_closes_the_connection_and_says_so() {
+    use tokio::io::AsyncReadExt;
+    let (_issuer, _key, server) = setup().await;
+    let address = server.base.trim_start_matches("http://");
+    let head = |length: usize| {
+        format!(
+            "POST /mcp HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n"
+        )
+    };
+
+    // The body is never sent: the answer comes on the headers alone.
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let answer = exchange(&mut stream, &head(2)).await;
+    assert!(answer.starts_with("http/1.1 401"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "the connection ends after the answer");
+
+    // Nothing to read: the connection serves the next request too.
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    for _ in 0..2 {
+        let answer = exchange(&mut stream, &head(0)).await;
+        assert!(answer.starts_with("http/1.1 401"), "{answer}");
+        assert!(!answer.contains("connection: close"), "{answer}");
+    }
+}
+
 #[tokio::test]
 async fn metadata_is_public_at_both_well_known_uris() {
     let (issuer, _key, server) = setup().await;
