@@ -498,6 +498,46 @@ async fn sqlite_reopened_keeps_everything() {
     assert_eq!(store.client("smartmail").await.unwrap(), Some(smartmail));
 }
 
+/// The log is copied back into the database however the writes are split
+/// between the store's two connections: here every commit is a redemption.
+#[tokio::test]
+async fn sqlite_log_stays_bounded_while_only_codes_are_redeemed() {
+    let db = TempDb::new();
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    let (alice, smartmail, _) = person_app_and_code(&store, "code").await;
+    let codes: Vec<String> = (0..1000).map(|n| format!("code-{n}")).collect();
+    for hash in &codes {
+        store.insert_code(&code(hash, &smartmail, &alice)).await.unwrap();
+    }
+    // Start from an empty log, so that what follows is all redemptions.
+    let wal = format!("{}-wal", db.path().display());
+    let outside = rusqlite::Connection::open(db.path()).unwrap();
+    outside.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    drop(outside);
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+
+    for (n, hash) in codes.iter().enumerate() {
+        let tokens = family(&format!("family-{n}"), &smartmail, &alice);
+        let token = refresh(&format!("refresh-{n}"), &tokens.id);
+        let won = store.redeem_code(&redemption(hash, &tokens, Some(&token), None)).await.unwrap();
+        assert!(matches!(won, Redemption::Won(_)), "{won:?}");
+    }
+    // A log page is 4 KiB and a 24-byte header; the log starts with 32 bytes.
+    let pages = (std::fs::metadata(&wal).unwrap().len() - 32) / (4096 + 24);
+    // A redemption writes about seven pages, so 1,000 of them without a
+    // checkpoint would leave about 7,000; the log restarts after 4,000.
+    assert!((1..=4100).contains(&pages), "{pages} pages in the log");
+    assert_eq!(store.code("code-999").await.unwrap().unwrap().family_id.as_deref(), Some("family-999"));
+}
+
+/// The store's two connections must share one database: one in memory
+/// cannot be.
+#[tokio::test]
+async fn sqlite_in_memory_is_refused() {
+    let refused = SqliteStore::open("sqlite::memory:").await;
+    assert!(matches!(refused, Err(StoreError::InMemory)), "{refused:?}");
+}
+
 /// Several instances starting at once on a new database: one applies each
 /// migration, the others wait and find it applied; then each sees what
 /// another wrote.

@@ -203,7 +203,7 @@ impl AnyStore {
     async fn columns(&self, table: &'static str) -> Result<Vec<(String, Kind)>, sqlx::Error> {
         let named: Vec<(String, String)> = match self {
             Self::Sqlite(store) => {
-                let mut conn = store.conn.lock().await;
+                let mut conn = store.connection().await;
                 sqlx::query_as("SELECT name, type FROM pragma_table_info($1) ORDER BY cid")
                     .bind(table)
                     .fetch_all(&mut *conn)
@@ -231,7 +231,7 @@ impl AnyStore {
         let mut tables = Vec::new();
         match self {
             Self::Sqlite(store) => {
-                let mut conn = store.conn.lock().await;
+                let mut conn = store.connection().await;
                 let mut tx = conn.begin().await?;
                 for (table, columns) in layout {
                     tables.push(read_rows!(&mut *tx, table, columns));
@@ -250,7 +250,7 @@ impl AnyStore {
 
     async fn insert_all(&self, tables: &[Table]) -> Result<(), CopyError> {
         match self {
-            Self::Sqlite(store) => insert_tables!(store.conn.lock().await, tables),
+            Self::Sqlite(store) => insert_tables!(store.connection().await, tables),
             Self::Postgres(store) => insert_tables!(store.pool.acquire().await?, tables),
         }
     }

@@ -14,6 +14,7 @@ mod migrate;
 mod portable;
 mod postgres;
 mod sqlite;
+mod sqlite_direct;
 
 use std::future::Future;
 
@@ -278,6 +279,13 @@ pub enum StoreError {
     /// The database refused or could not be reached.
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// SQLite refused, on the connection the token endpoint's statements use.
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+    /// A SQLite URL named an in-memory database, which the store's connections
+    /// cannot share.
+    #[error("an in-memory SQLite database cannot be used; name a file (sqlite://PATH)")]
+    InMemory,
     /// A unique value (username, email, client id) is already taken.
     #[error("{0} is already taken")]
     Conflict(&'static str),
@@ -292,6 +300,12 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         Self::Database(error)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Sqlite(error)
     }
 }
 

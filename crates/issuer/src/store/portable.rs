@@ -6,7 +6,7 @@
 //! written here once, as macros that each backend expands in its own `impl`:
 //! [`store_helpers!`] among its own functions, [`store_methods!`] in its
 //! `impl Store`. A backend brings `async fn conn(&self)` (a connection, or a
-//! turn on the one connection) and `lock_signing_keys` (how a key rotation
+//! turn on the store's connection) and `lock_signing_keys` (how a key rotation
 //! waits for another); it writes only what must differ: opening, and the two
 //! statements of the token endpoint's hot path.
 

@@ -100,6 +100,10 @@ impl TempDb {
     pub fn url(&self) -> String {
         format!("sqlite://{}", self.0.display())
     }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
 }
 
 impl Drop for TempDb {
