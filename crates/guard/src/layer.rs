@@ -98,48 +98,55 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let guard = self.guard.clone();
-        let may_leave_body_unread = may_leave_body_unread(&request);
         Box::pin(async move {
-            let (request, who) = match guard.admit(request).await {
-                Ok(admitted) => admitted,
-                Err(error) => {
-                    let mut refusal = guard.refuse(&error);
-                    if may_leave_body_unread {
-                        refusal.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-                    }
-                    return Ok(refusal);
-                }
+            let (mut parts, body) = request.into_parts();
+            let who = match guard.admit(&mut parts).await {
+                Ok(who) => who,
+                Err(error) => return Ok(guard.refuse_before_body(&error, parts.version, body).await),
             };
-            let response = inner.call(request).await?.map(Body::new);
+            let body = if guard.reads_body(&parts) {
+                let bytes = match guard.read_body(body).await {
+                    Ok(bytes) => bytes,
+                    // Read in part, the body leaves the connection unusable.
+                    Err(error) => return Ok(closing(guard.refuse(&error), parts.version)),
+                };
+                if let Err(error) = guard.check_tool_scopes(&bytes, &who) {
+                    return Ok(guard.refuse(&error));
+                }
+                Body::from(bytes)
+            } else {
+                Body::new(body)
+            };
+            parts.extensions.insert(who.clone());
+            let response = inner.call(Request::from_parts(parts, body)).await?.map(Body::new);
             Ok(guard.seal_session(response, &who))
         })
     }
 }
 
-/// Whether a refusal of `request` must close its HTTP/1 connection.
+/// The most of an unread body a refusal reads, to keep the connection.
+const DRAINED_BYTES: usize = 64 * 1024;
+
+/// `response`, saying that the connection closes after it.
 ///
-/// Most refusals come before the body is read (a request without a token is
-/// refused on its headers). hyper can keep such a connection only if the rest
-/// of the body has already arrived; otherwise it closes the connection after
-/// the answer, which by then was sent without saying so. The client, seeing
-/// no `Connection: close`, sends its next request (after a 401, the metadata
-/// lookup) on a connection about to drop, and fails. RFC 9112 §9.6: a server
-/// that closes after a response says so in it. HTTP/2 streams end on their
-/// own and forbid the header.
-fn may_leave_body_unread<B: http_body::Body>(request: &Request<B>) -> bool {
-    request.version() < Version::HTTP_2 && !request.body().is_end_stream()
+/// hyper keeps an HTTP/1 connection only once the request's body has been
+/// read to its end; otherwise it closes the connection after the answer, and
+/// does not say so in it. A client that then sends its next request on that
+/// connection (after a 401: the metadata lookup) sees the server hang up.
+/// RFC 9112 §9.6: a server that closes after a response says so in it. HTTP/2
+/// streams end on their own, and forbid the header.
+fn closing(mut response: Response<Body>, version: Version) -> Response<Body> {
+    if version < Version::HTTP_2 {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 impl Guard {
-    /// Runs the checks; on success, the request for the inner service and the
-    /// caller's identity.
-    async fn admit<B>(&self, request: Request<B>) -> Result<(Request<Body>, AuthInfo), AuthError>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
+    /// Runs the checks on the request's head; on success, the caller's
+    /// identity. The token is taken out of the headers.
+    async fn admit(&self, parts: &mut http::request::Parts) -> Result<AuthInfo, AuthError> {
         let shared = &self.shared;
-        let (mut parts, body) = request.into_parts();
         let token = bearer_token(&parts.headers, parts.uri.query(), DEFAULT_MAX_HEADER_BYTES)?;
         let who = self.authenticate(token).await?;
         // The token stops here: the service gets the identity, never the
@@ -152,43 +159,64 @@ impl Guard {
             let own = HeaderValue::from_str(own).map_err(|_| AuthError::ForeignSession)?;
             parts.headers.insert(SESSION_HEADER, own);
         }
-
-        let body = if shared.tool_scopes.is_empty() || parts.method != Method::POST {
-            Body::new(body)
-        } else {
-            let bytes = self.read_body(&parts.headers, body).await?;
-            let required = shared
-                .tool_scopes
-                .required_for(&bytes, &shared.required_scopes)
-                .map_err(|_| AuthError::InvalidRequest("the body is not a JSON-RPC message"))?;
-            if let Some(required) = required
-                && !who.has_scopes(&required)
-            {
-                return Err(AuthError::InsufficientScope { required });
-            }
-            Body::from(bytes)
-        };
-
-        parts.extensions.insert(who.clone());
-        Ok((Request::from_parts(parts, body), who))
+        // An encoded body cannot be read for its tool names: refused rather
+        // than let through unchecked.
+        if self.reads_body(parts)
+            && parts.headers.get(header::CONTENT_ENCODING).is_some_and(|v| v != "identity")
+        {
+            return Err(AuthError::InvalidRequest("encoded request bodies are not accepted"));
+        }
+        Ok(who)
     }
 
-    /// Reads a body whose tool names must be known, within the size bound. An
-    /// encoded body cannot be read here, so it is refused rather than let through
-    /// unchecked.
-    async fn read_body<B>(&self, headers: &http::HeaderMap, body: B) -> Result<Bytes, AuthError>
+    /// Whether the body must be read for the scopes of the tools it calls.
+    fn reads_body(&self, parts: &http::request::Parts) -> bool {
+        !self.shared.tool_scopes.is_empty() && parts.method == Method::POST
+    }
+
+    /// Reads a body whose tool names must be known, within the size bound.
+    async fn read_body<B>(&self, body: B) -> Result<Bytes, AuthError>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        if headers.get(header::CONTENT_ENCODING).is_some_and(|v| v != "identity") {
-            return Err(AuthError::InvalidRequest("encoded request bodies are not accepted"));
-        }
         let limit = self.shared.max_body_bytes;
         match Limited::new(body, limit).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(e) if e.is::<LengthLimitError>() => Err(AuthError::BodyTooLarge(limit)),
             Err(_) => Err(AuthError::InvalidRequest("the request body could not be read")),
+        }
+    }
+
+    /// The scopes the tools called in `body` need, which the caller must have.
+    fn check_tool_scopes(&self, body: &[u8], who: &AuthInfo) -> Result<(), AuthError> {
+        let shared = &self.shared;
+        let required = shared
+            .tool_scopes
+            .required_for(body, &shared.required_scopes)
+            .map_err(|_| AuthError::InvalidRequest("the body is not a JSON-RPC message"))?;
+        match required {
+            Some(required) if !who.has_scopes(&required) => Err(AuthError::InsufficientScope { required }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The answer to a request refused on its head, its body not read yet. A
+    /// small body is read first (the client is sending it anyway), so that the
+    /// connection can serve the client's next request, as Go's server does; a
+    /// larger one, or one that cannot be read, closes it (see [`closing`]).
+    async fn refuse_before_body<B>(&self, error: &AuthError, version: Version, body: B) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let refusal = self.refuse(error);
+        if version >= Version::HTTP_2 || body.is_end_stream() {
+            return refusal;
+        }
+        match Limited::new(body, DRAINED_BYTES).collect().await {
+            Ok(_) => refusal,
+            Err(_) => closing(refusal, version),
         }
     }
 
