@@ -15,6 +15,11 @@
 //!
 //! Every method is checked, `OPTIONS` included: a CORS layer for browser clients
 //! belongs *outside* the guard, where it answers preflights before they get here.
+//!
+//! A request refused on its head keeps its HTTP/1 connection for the client's
+//! next request (after a 401, the metadata lookup): the guard reads up to
+//! 64 KiB of its body before answering, and answers a larger one with
+//! `Connection: close`.
 
 use std::future::Future;
 use std::pin::Pin;
