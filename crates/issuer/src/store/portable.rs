@@ -77,6 +77,21 @@ macro_rules! code_columns {
          expires_at, redeemed_at, family_id"
     };
 }
+/// A code joined with its person, read by [`code_and_person_from_row`]; the
+/// code's hash is the placeholder `$param`. The two tables share no column
+/// name but `id`, so only the person's is named (`users.id`, NULL once the
+/// person is gone).
+macro_rules! code_and_person_select {
+    ($param:literal) => {
+        concat!(
+            "SELECT ",
+            code_columns!(),
+            ", users.id, username, email, name, password_hash, created_at \
+             FROM auth_codes LEFT JOIN users ON users.id = auth_codes.user_id WHERE code_hash = ",
+            $param
+        )
+    };
+}
 macro_rules! family_columns {
     () => {
         "id, client_id, user_id, resource, scopes, auth_time, created_at, revoked_at"
@@ -123,6 +138,13 @@ pub(super) fn client_from_row(row: &impl Columns) -> Client {
         jwks: row.maybe_text("jwks"),
         version: row.int("version"),
     }
+}
+
+/// A row of [`code_and_person_select!`]: the code, and its person if they
+/// still exist.
+pub(super) fn code_and_person_from_row(row: &impl Columns) -> (AuthCode, Option<User>) {
+    let person = row.maybe_text("id").map(|_| user_from_row(row));
+    (code_from_row(row), person)
 }
 
 pub(super) fn grant_from_row(row: &impl Columns) -> Grant {
@@ -836,6 +858,6 @@ macro_rules! store_methods {
 }
 
 pub(super) use {
-    bind_client, client_columns, code_columns, columns_of, family_columns, grant_columns, store_helpers,
-    store_methods, user_columns,
+    bind_client, client_columns, code_and_person_select, code_columns, columns_of, family_columns,
+    grant_columns, store_helpers, store_methods, user_columns,
 };

@@ -15,9 +15,9 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{Connection, Postgres, Row};
 
 use super::portable::{
-    Columns, bind_client, client_columns, client_from_row, code_columns, code_from_row, columns_of, conflict,
-    family_columns, family_from_row, grant_columns, grant_from_row, store_helpers, store_methods,
-    user_columns, user_conflict, user_from_row,
+    bind_client, client_columns, client_from_row, code_and_person_from_row, code_and_person_select,
+    code_columns, code_from_row, columns_of, conflict, family_columns, family_from_row, grant_columns,
+    grant_from_row, store_helpers, store_methods, user_columns, user_conflict, user_from_row,
 };
 use super::{
     AuthCode, Client, ClientAndCode, CodeRedemption, Grant, Redemption, RefreshToken, Resource,
@@ -116,16 +116,14 @@ impl Store for PgStore {
     async fn client_and_code(&self, client_id: &str, code_hash: &str) -> Result<ClientAndCode, StoreError> {
         // One round trip (the token endpoint's path for a code another
         // instance issued): each part comes back as a JSON object, read by the
-        // same row readers as a table row. The code and user tables share no
-        // column name, so their join needs no prefix.
+        // same row readers as a table row.
         let sql = concat!(
             "SELECT (SELECT row_to_json(c)::TEXT FROM (SELECT ",
             client_columns!(),
             " FROM clients WHERE client_id = $1) c) AS client,
-             (SELECT row_to_json(a)::TEXT FROM (SELECT ",
-            code_columns!(),
-            ", users.id, username, email, name, password_hash, created_at
-             FROM auth_codes LEFT JOIN users ON users.id = auth_codes.user_id WHERE code_hash = $2) a) AS code"
+             (SELECT row_to_json(a)::TEXT FROM (",
+            code_and_person_select!("$2"),
+            ") a) AS code"
         );
         let row =
             sqlx::query(sql).bind(client_id).bind(code_hash).fetch_one(&mut *self.conn().await?).await?;
@@ -137,12 +135,11 @@ impl Store for PgStore {
             .transpose()
             .map_err(StoreError::from)
         };
-        let code = object("code")?;
-        let user = code.as_ref().filter(|code| code.maybe_text("id").is_some()).map(user_from_row);
+        let (code, user) = object("code")?.as_ref().map(code_and_person_from_row).unzip();
         Ok(ClientAndCode {
             client: object("client")?.as_ref().map(client_from_row),
-            code: code.as_ref().map(code_from_row),
-            user,
+            code,
+            user: user.flatten(),
         })
     }
 

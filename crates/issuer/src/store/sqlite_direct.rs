@@ -30,7 +30,8 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::portable::{
-    client_columns, client_from_row, code_columns, code_from_row, user_columns, user_from_row,
+    client_columns, client_from_row, code_and_person_from_row, code_and_person_select, code_columns,
+    user_columns, user_from_row,
 };
 use super::sqlite::{BUSY_TIMEOUT, CHECKPOINT_PAGES};
 use super::{ClientAndCode, CodeRedemption, Redemption};
@@ -80,18 +81,10 @@ impl DirectConnection {
         code_hash: &str,
     ) -> rusqlite::Result<ClientAndCode> {
         const CLIENT: &str = concat!("SELECT ", client_columns!(), " FROM clients WHERE client_id = ?1");
-        // The code and user tables share no column name, so none needs a prefix.
-        const CODE: &str = concat!(
-            "SELECT ",
-            code_columns!(),
-            ", users.id, username, email, name, password_hash, created_at
-             FROM auth_codes LEFT JOIN users ON users.id = auth_codes.user_id WHERE code_hash = ?1"
-        );
+        const CODE: &str = code_and_person_select!("?1");
         let client = self.conn.prepare_cached(CLIENT)?.query_row([client_id], |row| Ok(client_from_row(row)));
-        let code = self.conn.prepare_cached(CODE)?.query_row([code_hash], |row| {
-            let user = row.get::<_, Option<String>>("id")?.map(|_| user_from_row(row));
-            Ok((code_from_row(row), user))
-        });
+        let code =
+            self.conn.prepare_cached(CODE)?.query_row([code_hash], |row| Ok(code_and_person_from_row(row)));
         let (code, user) = code.optional()?.unzip();
         Ok(ClientAndCode { client: client.optional()?, code, user: user.flatten() })
     }
