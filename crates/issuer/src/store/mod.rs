@@ -14,6 +14,7 @@ mod migrate;
 mod portable;
 mod postgres;
 mod sqlite;
+mod sqlite_checkpoint;
 mod sqlite_direct;
 
 use std::future::Future;
@@ -286,6 +287,10 @@ pub enum StoreError {
     /// cannot share.
     #[error("an in-memory SQLite database cannot be used; name a file (sqlite://PATH)")]
     InMemory,
+    /// The SQLite database file, or the thread that copies its log, could not
+    /// be opened or started.
+    #[error("database file: {0}")]
+    File(std::io::Error),
     /// A unique value (username, email, client id) is already taken.
     #[error("{0} is already taken")]
     Conflict(&'static str),

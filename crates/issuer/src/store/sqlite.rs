@@ -1,4 +1,5 @@
-//! The SQLite backend: one file, write-ahead logging, two connections taking turns.
+//! The SQLite backend: one file, write-ahead logging, two connections taking
+//! turns, and a thread that copies the log back into the file.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -14,6 +15,7 @@ use super::portable::{
     family_columns, family_from_row, grant_columns, grant_from_row, store_helpers, store_methods,
     user_columns, user_conflict, user_from_row,
 };
+use super::sqlite_checkpoint::LogCopier;
 use super::sqlite_direct::DirectConnection;
 use super::{
     AuthCode, Client, ClientAndCode, CodeRedemption, Grant, Redemption, RefreshToken, Resource,
@@ -26,10 +28,11 @@ columns_of!(SqliteRow);
 /// changing a running server's data) before it fails.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The log's length in pages (of 4 KiB) at which a commit copies it back into
-/// the database file and syncs both: 4,000 (16 MiB) instead of SQLite's 1,000,
-/// because the request that crosses the mark waits for those syncs, and a
-/// page written over and over between two checkpoints is copied once.
+/// The log's length in pages (of 4 KiB) at which a commit copies what is left
+/// of it back into the database file, syncs both, and lets it start over:
+/// 4,000 (16 MiB) instead of SQLite's 1,000. The request that crosses the mark
+/// waits for that, but by then the store's log-copying thread has copied and
+/// synced nearly all of it (see `sqlite_checkpoint.rs`).
 pub(super) const CHECKPOINT_PAGES: u32 = 4000;
 
 /// A [`Store`] in one SQLite file.
@@ -49,7 +52,10 @@ pub(super) const CHECKPOINT_PAGES: u32 = 4000;
 /// thread of its own (every statement a round trip to it; a pool would add a
 /// second trip per query, for the ping it makes when a connection is given
 /// back). The token endpoint's two statements run on the caller's thread
-/// instead, through the second connection (see `sqlite_direct.rs`).
+/// instead, through the second connection (see `sqlite_direct.rs`). A thread
+/// with a third connection copies the log back into the database file as it
+/// grows (see `sqlite_checkpoint.rs`); every turn tells it that the log may
+/// have grown.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     connections: Arc<Mutex<Connections>>,
@@ -60,12 +66,21 @@ pub struct SqliteStore {
 struct Connections {
     sqlx: SqliteConnection,
     direct: DirectConnection,
+    copier: LogCopier,
 }
 
 impl SqliteStore {
-    /// The sqlx connection, once every earlier caller is done with either.
+    /// Both connections, once every earlier caller is done with them.
+    async fn turn(&self) -> MutexGuard<'_, Connections> {
+        let turn = self.connections.lock().await;
+        // Whatever this turn writes, the copying thread takes next.
+        turn.copier.wrote();
+        turn
+    }
+
+    /// The sqlx connection, in its turn.
     pub(super) async fn connection(&self) -> MappedMutexGuard<'_, SqliteConnection> {
-        MutexGuard::map(self.connections.lock().await, |both| &mut both.sqlx)
+        MutexGuard::map(self.turn().await, |both| &mut both.sqlx)
     }
 
     /// [`SqliteStore::connection`], as the shared statements take it.
@@ -99,7 +114,8 @@ impl SqliteStore {
         migrate::sqlite(&mut sqlx).await?;
         let path = Self::file_of(&mut sqlx).await?;
         let direct = DirectConnection::open(&path)?;
-        Ok(Self { connections: Arc::new(Mutex::new(Connections { sqlx, direct })) })
+        let copier = LogCopier::start(&path)?;
+        Ok(Self { connections: Arc::new(Mutex::new(Connections { sqlx, direct, copier })) })
     }
 
     /// The file `conn` has open, as SQLite resolved it. An in-memory database
@@ -119,12 +135,12 @@ impl Store for SqliteStore {
     store_methods!();
 
     async fn client_and_code(&self, client_id: &str, code_hash: &str) -> Result<ClientAndCode, StoreError> {
-        Ok(self.connections.lock().await.direct.client_and_code(client_id, code_hash)?)
+        Ok(self.turn().await.direct.client_and_code(client_id, code_hash)?)
     }
 
     async fn redeem_code(&self, redemption: &CodeRedemption<'_>) -> Result<Redemption, StoreError> {
         // No await from here on: once its turn comes, the redemption runs to its
         // commit or its rollback, even if the request is dropped meanwhile.
-        Ok(self.connections.lock().await.direct.redeem_code(redemption)?)
+        Ok(self.turn().await.direct.redeem_code(redemption)?)
     }
 }

@@ -14,16 +14,14 @@
 //! in SQLite's busy handler. Like the sqlx connection, it checkpoints (copies
 //! the log back into the database file) once the log reaches
 //! [`CHECKPOINT_PAGES`], so the log stays bounded however the writes are split
-//! between the two. A checkpoint from a thread of its own, outside the turns,
-//! was measured and did not pay: the request threads got no faster, and a
-//! checkpoint that runs while writers write can never finish the log, so the
-//! log would only restart when the issuer falls idle.
+//! between the two; by then the store's log-copying thread
+//! (`sqlite_checkpoint.rs`) has copied and synced nearly all of it.
 //!
 //! Each call runs on a runtime worker thread without yielding; that is fine
 //! because none waits long: the statements take microseconds, and the only
 //! waits are another process's write lock (the CLI changing a running
-//! server's data, up to [`BUSY_TIMEOUT`]) and a checkpoint every few hundred
-//! exchanges.
+//! server's data, up to [`BUSY_TIMEOUT`]) and, every few hundred exchanges,
+//! the end of a checkpoint.
 
 use std::path::Path;
 

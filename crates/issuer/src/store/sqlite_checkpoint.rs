@@ -1,0 +1,156 @@
+//! Copying SQLite's log back into the database file, mostly off the request path.
+//!
+//! In WAL mode a commit appends pages to the log (`-wal`) and syncs nothing; a
+//! *checkpoint* syncs the log, copies the logged pages back into the database
+//! file and syncs that, after which the log can start over from its beginning.
+//! SQLite runs one from inside the commit that grows the log past a mark
+//! ([`CHECKPOINT_PAGES`]), on the committing thread. For the issuer that thread
+//! is a runtime worker in the middle of a token request, holding the store's
+//! lock, so every request in flight waited for the syncs of 16 MiB: under a
+//! token-exchange load, a pause of about 30 ms in every 100 ms, the server idle
+//! while the disk worked.
+//!
+//! So a thread of its own, with a connection of its own, copies the log as it
+//! grows, outside the store's turns: SQLite lets a checkpoint in `PASSIVE` mode
+//! run beside a writer, copying what was committed before it began. The thread
+//! syncs the log before each copy and the database file after it, itself, so
+//! that SQLite's checkpoint finds nothing left to sync: its lock on the log's
+//! copying is held for the copy only, not for the disk. The commit at the mark
+//! still checkpoints, as before, but finds nearly everything copied and
+//! synced, and waits only for the last few milliseconds' pages.
+//!
+//! That commit stays in charge of the log's length, on purpose: the log
+//! restarts only after a checkpoint that left nothing uncopied, and under
+//! steady writes only one taken between two commits, inside the store's turns,
+//! can be sure of that. This thread only makes it cheap; were it to stop, the
+//! log would be bounded as before. While the thread is copying, the commit at
+//! the mark cannot; it tries again at the next commit, so the log may pass
+//! the mark by what a copy's few milliseconds commit.
+//!
+//! The thread sleeps until the store says it wrote ([`LogCopier::wrote`]: an
+//! atomic flag, and a wake-up only when the flag was clear), copies, and rests
+//! [`COPY_INTERVAL`] before the next copy, so an idle issuer costs nothing and a
+//! busy one copies a bounded number of times a second.
+//!
+//! [`CHECKPOINT_PAGES`]: super::sqlite::CHECKPOINT_PAGES
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::StoreError;
+
+/// The rest between two copies. Shorter copies the hottest pages (the ends of
+/// the tables being appended to) more often; longer leaves more for the commit
+/// at the mark. 30 ms did best of 10, 30, 60 and 120 under exchange load.
+pub(super) const COPY_INTERVAL: Duration = Duration::from_millis(30);
+
+/// The store's handle on its log-copying thread. Dropping it stops the thread,
+/// after the copy in progress if there is one.
+#[derive(Debug)]
+pub(super) struct LogCopier {
+    flags: Arc<Flags>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug, Default)]
+struct Flags {
+    /// Something may have been written since the thread last looked.
+    wrote: AtomicBool,
+    /// The store is closing: the thread returns.
+    stop: AtomicBool,
+}
+
+/// What the thread holds: its connection, and the two files it syncs.
+struct Files {
+    conn: Connection,
+    log: File,
+    database: File,
+}
+
+impl LogCopier {
+    /// Starts the thread, with its own connection to `path`, an existing
+    /// database in WAL mode that the store has open (so its log exists).
+    pub(super) fn start(path: &Path) -> Result<Self, StoreError> {
+        let open = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, open)?;
+        // A checkpoint syncs as its own connection says: NORMAL syncs the log
+        // before copying, and the database file once the log is all copied.
+        conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        let mut log_path = path.as_os_str().to_owned();
+        log_path.push("-wal");
+        let files = Files {
+            conn,
+            log: File::open(&log_path).map_err(StoreError::File)?,
+            database: File::open(path).map_err(StoreError::File)?,
+        };
+        let flags = Arc::new(Flags::default());
+        let thread = thread::Builder::new()
+            .name("sqlite-log-copy".into())
+            .spawn({
+                let flags = flags.clone();
+                move || copy_until_stopped(&files, &flags)
+            })
+            .map_err(StoreError::File)?;
+        Ok(Self { flags, thread: Some(thread) })
+    }
+
+    /// Tells the thread the log may have grown.
+    pub(super) fn wrote(&self) {
+        if !self.flags.wrote.swap(true, Ordering::AcqRel)
+            && let Some(thread) = &self.thread
+        {
+            thread.thread().unpark();
+        }
+    }
+}
+
+impl Drop for LogCopier {
+    fn drop(&mut self) {
+        self.flags.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The thread: a copy whenever something may have been written, then a rest.
+fn copy_until_stopped(files: &Files, flags: &Flags) {
+    while !flags.stop.load(Ordering::Acquire) {
+        // The flag before parking: a wake-up spent during the rest must not
+        // leave a write unseen (its `wrote` found the flag set and woke no one).
+        if !flags.wrote.swap(false, Ordering::AcqRel) {
+            thread::park();
+            continue;
+        }
+        files.copy();
+        let rested = Instant::now() + COPY_INTERVAL;
+        while let Some(left) = rested.checked_duration_since(Instant::now()) {
+            if flags.stop.load(Ordering::Acquire) {
+                return;
+            }
+            thread::park_timeout(left);
+        }
+    }
+}
+
+impl Files {
+    /// One copy, between the syncs that make it cheap for SQLite. A copy that
+    /// fails, or finds pages a reader still needs, leaves them to the next one
+    /// or to the commit at the mark, so a failure here is only logged.
+    fn copy(&self) {
+        if let Err(error) = self.log.sync_data() {
+            tracing::debug!(%error, "syncing the log");
+        } else if let Err(error) = self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(%error, "copying the log into the database file");
+        } else if let Err(error) = self.database.sync_data() {
+            tracing::debug!(%error, "syncing the database file");
+        }
+    }
+}
