@@ -287,10 +287,10 @@ pub enum StoreError {
     /// cannot share.
     #[error("an in-memory SQLite database cannot be used; name a file (sqlite://PATH)")]
     InMemory,
-    /// The SQLite database file, or the thread that copies its log, could not
-    /// be opened or started.
-    #[error("database file: {0}")]
-    File(std::io::Error),
+    /// The thread that copies a SQLite database's log into its file could not
+    /// be started.
+    #[error("could not start the thread that copies the SQLite log: {0}")]
+    Thread(std::io::Error),
     /// A unique value (username, email, client id) is already taken.
     #[error("{0} is already taken")]
     Conflict(&'static str),

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous};
 use sqlx::{Connection, Row};
-use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
+use std::ops::{Deref, DerefMut};
+
+use tokio::sync::{Mutex, MutexGuard};
 
 use super::portable::{
     bind_client, client_columns, client_from_row, code_columns, code_from_row, columns_of, conflict,
@@ -54,8 +56,8 @@ pub(super) const CHECKPOINT_PAGES: u32 = 4000;
 /// back). The token endpoint's two statements run on the caller's thread
 /// instead, through the second connection (see `sqlite_direct.rs`). A thread
 /// with a third connection copies the log back into the database file as it
-/// grows (see `sqlite_checkpoint.rs`); every turn tells it that the log may
-/// have grown.
+/// grows (see `sqlite_checkpoint.rs`); every turn that may have written tells
+/// it so when it ends.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     connections: Arc<Mutex<Connections>>,
@@ -69,22 +71,37 @@ struct Connections {
     copier: LogCopier,
 }
 
-impl SqliteStore {
-    /// Both connections, once every earlier caller is done with them.
-    async fn turn(&self) -> MutexGuard<'_, Connections> {
-        let turn = self.connections.lock().await;
-        // Whatever this turn writes, the copying thread takes next.
-        turn.copier.wrote();
-        turn
-    }
+/// The sqlx connection in its turn. Once the turn is over (the value dropped),
+/// the copying thread is told that the log may have grown.
+pub(super) struct SqlxTurn<'a>(MutexGuard<'a, Connections>);
 
-    /// The sqlx connection, in its turn.
-    pub(super) async fn connection(&self) -> MappedMutexGuard<'_, SqliteConnection> {
-        MutexGuard::map(self.turn().await, |both| &mut both.sqlx)
+impl Deref for SqlxTurn<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.0.sqlx
+    }
+}
+
+impl DerefMut for SqlxTurn<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.0.sqlx
+    }
+}
+
+impl Drop for SqlxTurn<'_> {
+    fn drop(&mut self) {
+        self.0.copier.wrote();
+    }
+}
+
+impl SqliteStore {
+    /// The sqlx connection, once every earlier caller is done with either.
+    pub(super) async fn connection(&self) -> SqlxTurn<'_> {
+        SqlxTurn(self.connections.lock().await)
     }
 
     /// [`SqliteStore::connection`], as the shared statements take it.
-    async fn conn(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>, StoreError> {
+    async fn conn(&self) -> Result<SqlxTurn<'_>, StoreError> {
         Ok(self.connection().await)
     }
 
@@ -135,12 +152,15 @@ impl Store for SqliteStore {
     store_methods!();
 
     async fn client_and_code(&self, client_id: &str, code_hash: &str) -> Result<ClientAndCode, StoreError> {
-        Ok(self.turn().await.direct.client_and_code(client_id, code_hash)?)
+        Ok(self.connections.lock().await.direct.client_and_code(client_id, code_hash)?)
     }
 
     async fn redeem_code(&self, redemption: &CodeRedemption<'_>) -> Result<Redemption, StoreError> {
         // No await from here on: once its turn comes, the redemption runs to its
         // commit or its rollback, even if the request is dropped meanwhile.
-        Ok(self.turn().await.direct.redeem_code(redemption)?)
+        let mut both = self.connections.lock().await;
+        let redeemed = both.direct.redeem_code(redemption);
+        both.copier.wrote();
+        Ok(redeemed?)
     }
 }

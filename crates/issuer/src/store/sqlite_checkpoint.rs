@@ -13,24 +13,28 @@
 //! So a thread of its own, with a connection of its own, copies the log as it
 //! grows, outside the store's turns: SQLite lets a checkpoint in `PASSIVE` mode
 //! run beside a writer, copying what was committed before it began. The thread
-//! syncs the log before each copy and the database file after it, itself, so
-//! that SQLite's checkpoint finds nothing left to sync: its lock on the log's
-//! copying is held for the copy only, not for the disk. The commit at the mark
-//! still checkpoints, as before, but finds nearly everything copied and
-//! synced, and waits only for the last few milliseconds' pages.
+//! syncs the log itself just before each copy, outside SQLite's locks, so that
+//! the sync SQLite makes under its checkpoint lock finds only the pages of the
+//! last instant left to write. The commit at the mark still checkpoints, as
+//! before, but finds nearly everything copied, and waits for far less.
 //!
 //! That commit stays in charge of the log's length, on purpose: the log
 //! restarts only after a checkpoint that left nothing uncopied, and under
 //! steady writes only one taken between two commits, inside the store's turns,
 //! can be sure of that. This thread only makes it cheap; were it to stop, the
 //! log would be bounded as before. While the thread is copying, the commit at
-//! the mark cannot; it tries again at the next commit, so the log may pass
-//! the mark by what a copy's few milliseconds commit.
+//! the mark cannot, and tries again at the next commit, so the log may pass
+//! the mark by what commits during one copy.
+//!
+//! The thread never opens the database file itself, only the log: SQLite's
+//! locks on the database file are POSIX locks, which belong to the process,
+//! and closing any other descriptor of that file would drop them all.
 //!
 //! The thread sleeps until the store says it wrote ([`LogCopier::wrote`]: an
 //! atomic flag, and a wake-up only when the flag was clear), copies, and rests
 //! [`COPY_INTERVAL`] before the next copy, so an idle issuer costs nothing and a
-//! busy one copies a bounded number of times a second.
+//! busy one copies a bounded number of times a second. Nothing here is needed
+//! for durability: SQLite syncs what a checkpoint needs on its own.
 //!
 //! [`CHECKPOINT_PAGES`]: super::sqlite::CHECKPOINT_PAGES
 
@@ -66,29 +70,28 @@ struct Flags {
     stop: AtomicBool,
 }
 
-/// What the thread holds: its connection, and the two files it syncs.
+/// What the thread holds: its connection, and the log it syncs (none if the
+/// log could not be opened: the copies are then only slower to wait for).
 struct Files {
     conn: Connection,
-    log: File,
-    database: File,
+    log: Option<File>,
 }
 
 impl LogCopier {
     /// Starts the thread, with its own connection to `path`, an existing
-    /// database in WAL mode that the store has open (so its log exists).
+    /// database in WAL mode that the store has open.
     pub(super) fn start(path: &Path) -> Result<Self, StoreError> {
         let open = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, open)?;
         // A checkpoint syncs as its own connection says: NORMAL syncs the log
         // before copying, and the database file once the log is all copied.
         conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
-        let mut log_path = path.as_os_str().to_owned();
-        log_path.push("-wal");
-        let files = Files {
-            conn,
-            log: File::open(&log_path).map_err(StoreError::File)?,
-            database: File::open(path).map_err(StoreError::File)?,
-        };
+        let mut log = path.as_os_str().to_owned();
+        log.push("-wal");
+        let log = File::open(&log)
+            .inspect_err(|error| tracing::debug!(%error, "opening the SQLite log to sync it"))
+            .ok();
+        let files = Files { conn, log };
         let flags = Arc::new(Flags::default());
         let thread = thread::Builder::new()
             .name("sqlite-log-copy".into())
@@ -96,7 +99,7 @@ impl LogCopier {
                 let flags = flags.clone();
                 move || copy_until_stopped(&files, &flags)
             })
-            .map_err(StoreError::File)?;
+            .map_err(StoreError::Thread)?;
         Ok(Self { flags, thread: Some(thread) })
     }
 
@@ -141,16 +144,15 @@ fn copy_until_stopped(files: &Files, flags: &Flags) {
 }
 
 impl Files {
-    /// One copy, between the syncs that make it cheap for SQLite. A copy that
+    /// One copy, after the sync that makes SQLite's own short. A copy that
     /// fails, or finds pages a reader still needs, leaves them to the next one
-    /// or to the commit at the mark, so a failure here is only logged.
+    /// or to the commit at the mark.
     fn copy(&self) {
-        if let Err(error) = self.log.sync_data() {
-            tracing::debug!(%error, "syncing the log");
-        } else if let Err(error) = self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::debug!(%error, "copying the log into the database file");
-        } else if let Err(error) = self.database.sync_data() {
-            tracing::debug!(%error, "syncing the database file");
+        if let Some(Err(error)) = self.log.as_ref().map(File::sync_data) {
+            tracing::warn!(%error, "syncing the SQLite log");
+        }
+        if let Err(error) = self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "copying the SQLite log into the database file");
         }
     }
 }
