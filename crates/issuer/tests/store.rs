@@ -515,11 +515,9 @@ async fn sqlite_log_stays_bounded_while_only_codes_are_redeemed() {
     // store's own copy of the log may be under way: then this one is refused.
     let wal = format!("{}-wal", db.path().display());
     let outside = rusqlite::Connection::open(db.path()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while outside.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)).unwrap() != 0 {
-        assert!(Instant::now() < deadline, "the log could not be emptied");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let emptied =
+        || outside.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)).unwrap() == 0;
+    eventually("the log could not be emptied", emptied).await;
     drop(outside);
     assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
 
@@ -529,14 +527,29 @@ async fn sqlite_log_stays_bounded_while_only_codes_are_redeemed() {
         let won = store.redeem_code(&redemption(hash, &tokens, Some(&token), None)).await.unwrap();
         assert!(matches!(won, Redemption::Won(_)), "{won:?}");
     }
-    // A log page is 4 KiB and a 24-byte header; the log starts with 32 bytes.
-    let pages = (std::fs::metadata(&wal).unwrap().len() - 32) / (4096 + 24);
+    let pages = log_pages(&db);
     // A redemption writes about seven pages, so 1,000 of them without a
     // checkpoint leave about 7,500; the log restarts after 4,000, or some
     // redemptions later when the store's copying thread was copying then
     // (on a loaded machine, for a while).
     assert!((1..=6000).contains(&pages), "{pages} pages in the log");
     assert_eq!(store.code("code-999").await.unwrap().unwrap().family_id.as_deref(), Some("family-999"));
+}
+
+/// How many pages the SQLite log (`-wal`) of `db` grew to: a page is 4 KiB
+/// and a 24-byte header; the log starts with 32 bytes.
+fn log_pages(db: &TempDb) -> u64 {
+    let wal = format!("{}-wal", db.path().display());
+    std::fs::metadata(wal).unwrap().len().saturating_sub(32) / (4096 + 24)
+}
+
+/// Waits up to 5 s for `done`; fails, saying `what`, if it never is.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// What is committed is copied into the database file soon after, not only
@@ -553,14 +566,9 @@ async fn sqlite_log_is_copied_into_the_database_file_before_the_mark() {
         store.insert_code(&code(&format!("code-{n}"), &smartmail, &alice)).await.unwrap();
     }
     // In WAL mode the database file grows only when a checkpoint copies pages into it.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while file_size() <= before {
-        assert!(Instant::now() < deadline, "nothing copied: the file stayed at {before} bytes");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(&format!("nothing copied: the file stayed at {before} bytes"), || file_size() > before).await;
     // The premise: the log never reached the mark, so no commit copied it.
-    let wal = format!("{}-wal", db.path().display());
-    let pages = (std::fs::metadata(&wal).unwrap().len() - 32) / (4096 + 24);
+    let pages = log_pages(&db);
     assert!(pages < 4000, "{pages} pages in the log");
 }
 

@@ -63,7 +63,8 @@ pub struct SqliteStore {
     connections: Arc<Mutex<Connections>>,
 }
 
-/// The store's two connections to its file, behind one lock.
+/// The store's two connections to its file, and the handle on the thread
+/// that copies its log, behind one lock.
 #[derive(Debug)]
 struct Connections {
     sqlx: SqliteConnection,

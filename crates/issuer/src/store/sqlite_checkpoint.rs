@@ -45,9 +45,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use super::StoreError;
+use super::sqlite_direct::open_beside;
 
 /// The rest between two copies. Shorter copies the hottest pages (the ends of
 /// the tables being appended to) more often; longer leaves more for the commit
@@ -81,11 +82,10 @@ impl LogCopier {
     /// Starts the thread, with its own connection to `path`, an existing
     /// database in WAL mode that the store has open.
     pub(super) fn start(path: &Path) -> Result<Self, StoreError> {
-        let open = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, open)?;
-        // A checkpoint syncs as its own connection says: NORMAL syncs the log
-        // before copying, and the database file once the log is all copied.
-        conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        // A checkpoint syncs as its own connection says: the store's NORMAL
+        // syncs the log before copying, and the database file once the log is
+        // all copied.
+        let conn = open_beside(path)?;
         let mut log = path.as_os_str().to_owned();
         log.push("-wal");
         let log = File::open(&log)

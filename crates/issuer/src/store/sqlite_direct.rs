@@ -53,6 +53,19 @@ impl super::portable::Columns for rusqlite::Row<'_> {
     }
 }
 
+/// A rusqlite connection to `path`, an existing database in WAL mode whose
+/// schema the sqlx connection has migrated, with the sqlx connection's
+/// settings. Each is used by one thread at a time (the store's turns, or the
+/// log-copying thread alone), hence SQLite's own mutex left out.
+pub(super) fn open_beside(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
+    Ok(conn)
+}
+
 /// A connection whose statements run on the calling thread.
 #[derive(Debug)]
 pub(super) struct DirectConnection {
@@ -60,16 +73,9 @@ pub(super) struct DirectConnection {
 }
 
 impl DirectConnection {
-    /// Opens `path`, an existing database in WAL mode whose schema the sqlx
-    /// connection has migrated, with the sqlx connection's settings.
+    /// Opens `path` ([`open_beside`]).
     pub(super) fn open(path: &Path) -> rusqlite::Result<Self> {
-        // NO_MUTEX: the store's lock already serializes every use.
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
-        conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
-        Ok(Self { conn })
+        Ok(Self { conn: open_beside(path)? })
     }
 
     /// [`super::Store::client_and_code`].
