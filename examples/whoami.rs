@@ -5,7 +5,7 @@
 //! ISSUER=https://<tenant>.logto.app/oidc RESOURCE=http://127.0.0.1:3001/mcp \
 //!     cargo run -p agentgate-examples --example whoami
 //! ```
-use agentgate_guard::{AuthInfo, Guard};
+use agentgate_guard::{AuthInfo, Guard, Person};
 use axum::serve::ListenerExt;
 use rmcp::handler::server::tool::Extension;
 use rmcp::model::{CallToolResult, ServerCapabilities, ServerConfig};
@@ -20,7 +20,7 @@ struct WhoAmI;
 
 #[tool_router]
 impl WhoAmI {
-    #[tool(description = "Returns the identity claims of the current user.")]
+    #[tool(description = "Returns who you are (sub, username, name, email…) and which app is calling.")]
     async fn whoami(
         &self,
         Extension(parts): Extension<http::request::Parts>,
@@ -28,7 +28,13 @@ impl WhoAmI {
         // The guard verified the token and left the caller's identity here.
         let who =
             AuthInfo::from_parts(&parts).ok_or_else(|| ErrorData::internal_error("no identity", None))?;
-        Ok(CallToolResult::structured(who.claims_json()))
+        // The person behind the token: its identity claims (or the issuer's
+        // userinfo answer, with `.person_claims(PersonClaims::Userinfo)`).
+        let person = Person::of(&parts).await.map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(CallToolResult::structured(serde_json::json!({
+            "person": person.claims,
+            "app": who.client_id,
+        })))
     }
 }
 

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use agentgate_guard::{ClientAuthMethod, Guard, Verification};
+use agentgate_guard::{ClientAuthMethod, Guard, PersonClaims, Verification};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
@@ -54,6 +54,15 @@ enum VerifyMode {
     Introspection,
 }
 
+/// Where `whoami` finds the person's name, username and email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PersonSource {
+    /// In the access token (agentgate's issuer, Keycloak, oidc-provider with extraTokenClaims).
+    Token,
+    /// Ask the issuer's userinfo endpoint, once per token (for issuers whose access tokens carry no profile).
+    Userinfo,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum IntrospectionAuth {
     /// HTTP Basic (client_secret_basic).
@@ -76,6 +85,10 @@ struct WhoamiArgs {
     /// How tokens are checked.
     #[arg(long, env = "AGENTGATE_VERIFY", value_enum, default_value_t = VerifyMode::Jwt)]
     verify: VerifyMode,
+
+    /// Where the person's profile claims come from.
+    #[arg(long, env = "AGENTGATE_PERSON_CLAIMS", value_enum, default_value_t = PersonSource::Token)]
+    person_claims: PersonSource,
 
     /// Scopes every request needs (space- or comma-separated). Advertised in the metadata and the 401 challenge.
     #[arg(long, env = "AGENTGATE_SCOPES", value_delimiter = ',')]
@@ -192,7 +205,11 @@ impl WhoamiArgs {
             .verification(verification)
             .scopes(split_words(&self.scopes))
             .leeway(Duration::from_secs(self.leeway))
-            .resource_name(&self.resource_name);
+            .resource_name(&self.resource_name)
+            .person_claims(match self.person_claims {
+                PersonSource::Token => PersonClaims::Token,
+                PersonSource::Userinfo => PersonClaims::Userinfo,
+            });
         if self.verify == VerifyMode::Userinfo && self.scopes.is_empty() {
             // The userinfo endpoint answers tokens that carry these.
             builder = builder.scopes_supported(["openid", "profile", "email"]);

@@ -66,6 +66,8 @@ impl DevArgs {
 
         let guard = Guard::builder(&base, &mcp_url)
             .scopes([MCP_SCOPE])
+            .challenge_scopes(whoami::PERSON_SCOPES)
+            .scopes_supported([MCP_SCOPE].into_iter().chain(whoami::PERSON_SCOPES))
             .resource_name("agentgate whoami (dev)")
             .build()
             .context("configuring the guard")?;

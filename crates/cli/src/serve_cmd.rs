@@ -82,13 +82,15 @@ async fn declare_resources(store: &AnyStore, config: &Config) -> anyhow::Result<
 /// The whoami MCP server, guarded against this issuer over HTTP like any outside one.
 fn whoami_router(
     issuer: &str,
-    whoami: &WhoamiConfig,
+    config: &WhoamiConfig,
     url: &str,
     local: SocketAddr,
     shutdown: CancellationToken,
 ) -> anyhow::Result<axum::Router> {
     let guard = Guard::builder(issuer, url)
-        .scopes([whoami.scope.as_str()])
+        .scopes([config.scope.as_str()])
+        .challenge_scopes(whoami::PERSON_SCOPES)
+        .scopes_supported([config.scope.as_str()].into_iter().chain(whoami::PERSON_SCOPES))
         .resource_name("agentgate whoami")
         .build()
         .context("configuring the whoami guard")?;
@@ -97,7 +99,7 @@ fn whoami_router(
     allowed_hosts.push(local.to_string());
     Ok(whoami::router(
         &guard,
-        &whoami.path,
+        &config.path,
         whoami::McpOptions { stateless: false, json_response: false, allowed_hosts, shutdown },
     ))
 }

@@ -1,27 +1,62 @@
-//! The tutorial's MCP server: one tool, `whoami`, that returns the caller's claims.
+//! The tutorial's MCP server: one tool, `whoami`, that returns who is calling.
 //!
 //! The server itself knows nothing about OAuth: the guard in front of it has
 //! verified the token and left an [`AuthInfo`] in the request, which rmcp hands to
-//! the tool through the request's `http::request::Parts`.
+//! the tool through the request's `http::request::Parts`; [`Person::of`] finds
+//! the person behind it as the guard was told to.
 
-use agentgate_guard::{AuthInfo, Guard};
+use agentgate_guard::{AuthInfo, Guard, Person};
 use axum::Router;
 use rmcp::handler::server::tool::Extension;
 use rmcp::model::{CallToolResult, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tower::Layer;
+
+/// The scopes `whoami` asks for beside its own, so that it can say who the
+/// caller is: agentgate's issuer puts what they allow into the access token.
+pub const PERSON_SCOPES: [&str; 2] = ["profile", "email"];
 
 /// The `whoami` MCP server.
 #[derive(Debug, Clone, Default)]
 pub struct WhoAmI;
 
+/// The answer of `whoami`: the person (what the issuer shares about them with
+/// this app), apart from what the token says about the call. When the person's
+/// claims could not be fetched, `note` says why and `person` holds what the
+/// token itself carries.
+pub fn answer(who: &AuthInfo, person: Result<Person, agentgate_guard::PersonError>) -> Value {
+    let (person, note) = match person {
+        Ok(person) => (person, None),
+        Err(error) => (Person::from_token(who), Some(error.to_string())),
+    };
+    let expires_at =
+        who.expires_at.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs());
+    let mut answer = json!({
+        "person": person.claims,
+        "token": {
+            "issuer": who.issuer,
+            "client_id": who.client_id,
+            "scopes": who.scopes,
+            "audience": who.audience,
+            "expires_at": expires_at,
+        },
+    });
+    if let Some(note) = note {
+        answer["note"] = note.into();
+    }
+    answer
+}
+
 #[tool_router]
 impl WhoAmI {
-    /// Returns the identity claims of the caller, as the issuer vouched for them.
-    #[tool(description = "Returns the identity claims of the current user (sub, username, name, email, …).")]
+    /// Returns who is calling: the person, and what the token says about the call.
+    #[tool(description = "Returns who you are: the claims about you that you agreed to share with \
+                          this app (sub, and username, name and email when granted), and what your \
+                          access token says about this call (the app's client_id, the scopes, the audience).")]
     async fn whoami(
         &self,
         Extension(parts): Extension<http::request::Parts>,
@@ -29,7 +64,7 @@ impl WhoAmI {
         let who = AuthInfo::from_parts(&parts).ok_or_else(|| {
             ErrorData::internal_error("the request reached the tool without an identity", None)
         })?;
-        Ok(CallToolResult::structured(who.claims_json()))
+        Ok(CallToolResult::structured(answer(who, Person::of(&parts).await)))
     }
 }
 

@@ -64,7 +64,7 @@ async fn the_agent_signs_alice_in_calls_whoami_and_reuses_its_token() {
     let session = agent.connect(&dev.mcp_url(), &alice).await.unwrap();
     let result = session.call_tool(CallToolRequestParams::new("whoami")).await.unwrap();
     let claims = result.structured_content.expect("whoami answers with claims");
-    assert_eq!(claims["sub"], dev.user_id("alice").as_str(), "{claims}");
+    assert_eq!(claims["person"]["sub"], dev.user_id("alice").as_str(), "{claims}");
     assert_eq!(alice.visits.load(Ordering::SeqCst), 1);
     session.cancel().await.unwrap();
 
@@ -82,7 +82,7 @@ async fn the_agent_signs_alice_in_calls_whoami_and_reuses_its_token() {
     // Again: the stored token works, and nobody is asked.
     let again = agent.connect(&dev.mcp_url(), &alice).await.unwrap();
     let result = again.call_tool(CallToolRequestParams::new("whoami")).await.unwrap();
-    assert_eq!(result.structured_content.unwrap()["sub"], claims["sub"]);
+    assert_eq!(result.structured_content.unwrap()["person"], claims["person"]);
     assert_eq!(alice.visits.load(Ordering::SeqCst), 1, "the stored token was used");
     again.cancel().await.unwrap();
 
@@ -213,7 +213,7 @@ async fn the_cli_walks_alice_through_sign_in_and_prints_her_claims() {
     let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let claims: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(claims["sub"], dev.user_id("alice").as_str());
+    assert_eq!(claims["person"]["sub"], dev.user_id("alice").as_str());
 
     // The token is kept: tools and status need nobody.
     let (ok, tools, _) = agent_cli(&dir, &["tools", &mcp]);
@@ -345,14 +345,22 @@ fn alice_consents_in_chromium_and_the_cli_prints_her_claims() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
     let claims: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(claims["sub"], dev.user_id("alice").as_str());
+    // Through a third-party app, in a real browser: whoami names alice, with
+    // the profile she allowed it to see.
+    let person = &claims["person"];
+    assert_eq!(person["sub"], dev.user_id("alice").as_str(), "{claims}");
+    assert_eq!(
+        (person["username"].as_str(), person["name"].as_str(), person["email"].as_str()),
+        (Some("alice"), Some("Alice"), Some("alice@example.com")),
+        "{claims}"
+    );
     // The person is told where to go, not about the challenges answered on the way.
     assert!(said.contains("Sign in and allow access") && !said.contains("ERROR"), "{said}");
 
     // Once the access token has expired, the refresh token gets another, unattended.
     let expired = age_kept_tokens(&dir);
     let (again, fresh) = call_whoami_unattended(&dir, &dev.mcp_url(), &[]);
-    assert_eq!(again["sub"], claims["sub"]);
+    assert_eq!(again["person"], claims["person"]);
     assert_ne!(fresh, expired, "the token was refreshed");
     let _ = std::fs::remove_dir_all(&dir);
 }

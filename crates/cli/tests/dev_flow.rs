@@ -121,10 +121,16 @@ async fn a_third_party_agent_gets_alice_s_consent_and_calls_whoami() {
 
     let tokens = exchange(&dev, &agent, &params["code"]).await;
     let access_token = tokens["access_token"].as_str().expect("an access token");
-    let claims = whoami(&format!("{}/mcp", dev.base), access_token).await;
-    assert_eq!(claims["client_id"], agent.as_str());
-    assert_eq!(claims["aud"], format!("{}/mcp", dev.base));
-    assert_eq!(claims["sub"], jwt_claims(tokens["id_token"].as_str().unwrap())["sub"]);
+    let answer = whoami(&format!("{}/mcp", dev.base), access_token).await;
+    assert_eq!(answer["token"]["client_id"], agent.as_str());
+    assert_eq!(answer["token"]["audience"], serde_json::json!([format!("{}/mcp", dev.base)]));
+    assert_eq!(answer["person"]["sub"], jwt_claims(tokens["id_token"].as_str().unwrap())["sub"]);
+    // What alice allowed (profile, not email) is what the MCP server learns of her.
+    assert_eq!(
+        (answer["person"]["username"].as_str(), answer["person"]["name"].as_str()),
+        (Some("alice"), Some("Alice"))
+    );
+    assert_eq!(answer["person"]["email"], Value::Null, "email was not granted: {answer}");
     assert_eq!(jwt_claims(tokens["id_token"].as_str().unwrap())["preferred_username"], "alice");
 
     // The code is single use.

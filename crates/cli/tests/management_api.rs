@@ -129,9 +129,10 @@ async fn an_app_and_a_person_made_through_the_api_work_in_a_full_flow() {
     // The TypeScript SDK agent: 401, discovery, dora's sign-in, consent, whoami.
     let result = ts_agent(&dev.mcp_url(), Some(client_id), "explorer-2026", &["--username", "dora"]);
     assert_eq!(result["consent"], "allow", "a third-party app asks: {result}");
-    let claims = structured(&result);
-    assert_eq!(claims["sub"], dora["id"], "{result}");
-    assert_eq!(claims["client_id"], client_id);
+    let answer = structured(&result);
+    assert_eq!(answer["person"]["sub"], dora["id"], "{result}");
+    assert_eq!(answer["person"]["name"], "Dora", "{result}");
+    assert_eq!(answer["token"]["client_id"], client_id);
 
     // The grant shows up under the app, and revoking it ends the agent's access.
     let grants_url = format!("{}/api/v1/grants?client_id={client_id}", dev.base);
@@ -182,3 +183,72 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_schema() {
 /// and body as the document says.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
 response_headers_conformance,response_schema_conformance";
+
+/// `agentgate whoami` in front of another MCP server, with agentgate as its
+/// outside issuer: the person comes from the token, or (`--person-claims
+/// userinfo`) from the issuer's userinfo endpoint, which knows what changed
+/// since the token was issued.
+#[tokio::test(flavor = "multi_thread")]
+async fn whoami_asks_userinfo_for_the_person_when_told_to() {
+    let dev = Dev::start(PASSWORD);
+    let (http, _, token) = marketplace(&dev).await;
+    let resource = "https://whoami.example/mcp";
+    let spec = json!({"uri": resource, "name": "Outside whoami", "scopes": [{"name": "mcp:tools", "description": "Say who you are"}]});
+    let made =
+        http.post(format!("{}/api/v1/resources", dev.base)).bearer_auth(&token).json(&spec).send().await;
+    assert_eq!(made.unwrap().status(), StatusCode::CREATED);
+    let start = |extra: &[&str]| {
+        let mut args = vec!["--resource", resource, "--scopes", "mcp:tools"];
+        args.extend_from_slice(extra);
+        support::Whoami::start(&dev.base, &args)
+    };
+    let (from_token, from_userinfo) = (start(&[]), start(&["--person-claims", "userinfo"]));
+
+    let app = dev.client_id("SmartMail AI");
+    let base = dev.base.clone();
+    let alice_token = tokio::task::spawn_blocking(move || {
+        let args = [
+            "--issuer",
+            &base,
+            "--kind",
+            "user",
+            "--client-id",
+            &app,
+            "--user",
+            "alice",
+            "--password",
+            PASSWORD,
+            "--redirect-uri",
+            "http://127.0.0.1:7777/callback",
+            "--resource",
+            resource,
+            "--scope",
+            "openid profile email mcp:tools",
+        ];
+        support::node_tool("tools/get-token.mjs", &args)["access_token"].as_str().unwrap().to_owned()
+    })
+    .await
+    .unwrap();
+
+    // Alice's name changes after her token was issued.
+    let alice = dev.user_id("alice");
+    let patch = json!({"name": "Alice Liddell"});
+    let changed = http
+        .patch(format!("{}/api/v1/users/{alice}", dev.base))
+        .bearer_auth(&token)
+        .json(&patch)
+        .send()
+        .await;
+    assert_eq!(changed.unwrap().status(), StatusCode::OK);
+
+    let ask = |url: String, token: String| {
+        tokio::task::spawn_blocking(move || support::ts_client(&url, Some(&token), &[]))
+    };
+    let told = ask(from_token.url.clone(), alice_token.clone()).await.unwrap();
+    assert_eq!(structured(&told)["person"]["name"], "Alice", "the token's copy: {told}");
+    let asked = ask(from_userinfo.url.clone(), alice_token.clone()).await.unwrap();
+    let person = &structured(&asked)["person"];
+    assert_eq!(person["name"], "Alice Liddell", "userinfo's answer: {asked}");
+    assert_eq!((person["sub"].as_str(), person["username"].as_str()), (Some(alice.as_str()), Some("alice")));
+    assert_eq!(person["email"], "alice@example.com", "{asked}");
+}

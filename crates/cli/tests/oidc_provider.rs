@@ -47,7 +47,9 @@ async fn challenge_and_metadata(server: &Whoami, issuer: &str, scope: &str) {
 fn machine_token_is_accepted(idp: &Idp, server: &Whoami) {
     let machine =
         idp.access_token(&["--kind", "client", "--resource", &server.url, "--scope", "whoami tools:admin"]);
-    assert_eq!(structured(&ts_client(&server.url, Some(&machine), &[]))["sub"], "agentgate-test-m2m");
+    let answer = structured(&ts_client(&server.url, Some(&machine), &[])).clone();
+    assert_eq!(answer["person"]["sub"], "agentgate-test-m2m", "{answer}");
+    assert_eq!(answer["person"].as_object().unwrap().len(), 1, "a machine has no profile: {answer}");
 }
 
 /// Bob's token for this server, to try on alice's session.
@@ -71,10 +73,14 @@ fn token_for_another_resource(idp: &Idp) -> String {
     idp.access_token(&args)
 }
 
-fn assert_alice(claims: &Value) {
-    assert_eq!(claims["sub"], "alice", "{claims}");
-    assert_eq!(claims["name"], "Alice Liddell", "{claims}");
-    assert_eq!(claims["email"], "alice@example.com", "{claims}");
+/// whoami's answer names alice, with the profile oidc-provider shares.
+fn assert_alice(answer: &Value) {
+    let person = &answer["person"];
+    assert_eq!(person["sub"], "alice", "{answer}");
+    assert_eq!(person["username"], "alice", "{answer}");
+    assert_eq!(person["name"], "Alice Liddell", "{answer}");
+    assert_eq!(person["email"], "alice@example.com", "{answer}");
+    assert_eq!(answer["note"], Value::Null, "{answer}");
 }
 
 #[tokio::test]
@@ -125,6 +131,21 @@ async fn jwt_mode() {
     assert_alice(structured(&r));
     assert_eq!(r["second"]["status"], 404, "{r}");
     assert!(!r["second"]["body"].as_str().unwrap_or_default().contains("Bob"), "{r}");
+
+    // Told to ask userinfo, as for Logto: oidc-provider's userinfo refuses a
+    // resource's token, and whoami says so beside what the token itself says.
+    let asking = Whoami::start(&idp.issuer, &["--scopes", "whoami", "--person-claims", "userinfo"]);
+    let token = idp.access_token(&[
+        "--kind",
+        "user",
+        "--resource",
+        &asking.url,
+        "--scope",
+        "openid profile email whoami",
+    ]);
+    let answer = structured(&ts_client(&asking.url, Some(&token), &[])).clone();
+    assert_eq!(answer["person"]["name"], "Alice Liddell", "{answer}");
+    assert!(answer["note"].as_str().unwrap_or_default().contains("refused this token"), "{answer}");
 }
 
 #[tokio::test]
@@ -201,10 +222,11 @@ async fn introspection_mode() {
     ]);
     assert!(!alice.contains('.'), "the issuer gave an opaque token");
     let r = ts_client(&server.url, Some(&alice), &[]);
-    let claims = structured(&r);
-    assert_eq!(claims["sub"], "alice", "{claims}");
-    assert_eq!(claims["aud"], server.url, "{claims}");
-    assert_eq!(rmcp_whoami(&server.url, &alice).await.unwrap()["sub"], "alice");
+    let answer = structured(&r);
+    assert_alice(answer);
+    assert_eq!(answer["token"]["audience"], serde_json::json!([server.url]), "{answer}");
+    assert_eq!(answer["token"]["client_id"], "agentgate-test-spa", "{answer}");
+    assert_alice(&rmcp_whoami(&server.url, &alice).await.unwrap());
 
     let narrow = idp.access_token(&["--kind", "user", "--resource", &server.url, "--scope", "openid whoami"]);
     assert_eq!(ts_client(&server.url, Some(&narrow), &[])["status"], 403);

@@ -51,10 +51,11 @@ fn the_typescript_sdk_runs_the_whole_flow_as_the_third_party_app() {
     // → sign-in and consent pages → token → whoami with alice's claims.
     let allowed = ts_agent(&mcp, Some(&app), PASSWORD, &[]);
     let claims = structured(&allowed);
-    assert_eq!(claims["sub"], dev.user_id("alice").as_str(), "{allowed}");
-    assert_eq!(claims["client_id"], app.as_str());
-    assert_eq!(claims["aud"], mcp.as_str());
-    assert!(claims["scope"].as_str().unwrap().split(' ').any(|s| s == "mcp:tools"), "{claims}");
+    assert_eq!(claims["person"]["sub"], dev.user_id("alice").as_str(), "{allowed}");
+    assert_eq!(claims["person"]["email"], "alice@example.com", "the 401 asked for her profile: {allowed}");
+    assert_eq!(claims["token"]["client_id"], app.as_str());
+    assert_eq!(claims["token"]["audience"], serde_json::json!([mcp]));
+    assert!(claims["token"]["scopes"].as_array().unwrap().iter().any(|s| s == "mcp:tools"), "{claims}");
     assert_eq!(allowed["consent"], "allow");
     let pages: Vec<_> = allowed["pages"].as_array().unwrap().iter().map(|p| p["page"].clone()).collect();
     assert_eq!(pages, ["sign-in", "consent"], "{allowed}");
@@ -79,7 +80,7 @@ fn the_typescript_sdk_runs_the_whole_flow_as_the_third_party_app() {
 
     // Her consent is remembered: the next run signs in and goes straight back.
     let again = ts_agent(&mcp, Some(&app), PASSWORD, &[]);
-    assert_eq!(structured(&again)["sub"], claims["sub"]);
+    assert_eq!(structured(&again)["person"], claims["person"]);
     assert_eq!(again["consent"], Value::Null, "no consent page the second time: {again}");
 }
 
@@ -94,9 +95,9 @@ fn the_typescript_sdk_registers_itself_and_runs_the_whole_flow() {
     let claims = structured(&result);
     let registered =
         result["registered"].as_str().unwrap_or_else(|| panic!("the SDK did not register: {result}"));
-    assert_eq!(claims["sub"], dev.user_id("alice").as_str(), "{result}");
-    assert_eq!(claims["client_id"], registered);
-    assert_eq!(claims["aud"], mcp.as_str());
+    assert_eq!(claims["person"]["sub"], dev.user_id("alice").as_str(), "{result}");
+    assert_eq!(claims["token"]["client_id"], registered);
+    assert_eq!(claims["token"]["audience"], serde_json::json!([mcp]));
     assert_eq!(result["consent"], "allow", "a self-registered app is third-party: {result}");
     let seen = exchanges(&result);
     let register = seen.iter().position(|(m, p, s)| m == "POST" && p == "/register" && *s == 201);
@@ -196,9 +197,10 @@ fn the_python_sdk_registers_itself_and_runs_the_whole_flow() {
     let result = python_agent(&["--url", &mcp, "--password", PASSWORD]);
     assert_eq!(result["ok"], true, "{result}");
     let registered = result["registered"].as_str().unwrap_or_else(|| panic!("no registration: {result}"));
-    assert_eq!(result["result"]["sub"], dev.user_id("alice").as_str(), "{result}");
-    assert_eq!(result["result"]["client_id"], registered);
-    assert_eq!(result["result"]["aud"], mcp.as_str());
+    assert_eq!(result["result"]["person"]["sub"], dev.user_id("alice").as_str(), "{result}");
+    assert_eq!(result["result"]["person"]["username"], "alice", "the 401 asked for her profile: {result}");
+    assert_eq!(result["result"]["token"]["client_id"], registered);
+    assert_eq!(result["result"]["token"]["audience"], serde_json::json!([mcp]));
     assert_eq!(result["consent"], "allow");
     let seen = exchanges(&result);
     let register = seen.iter().position(|(m, p, s)| m == "POST" && p == "/register" && *s == 201);
@@ -233,8 +235,12 @@ async fn the_python_sdk_comes_in_with_a_client_metadata_document() {
     assert_eq!(result["ok"], true, "{result}");
     assert_eq!(result["registered"], Value::Null, "no registration: {result}");
     assert_eq!(result["clientId"], document.as_str());
-    assert_eq!(result["result"]["client_id"], document.as_str(), "the document's URL is the client_id");
-    assert_eq!(result["result"]["sub"], dev.user_id("alice").as_str());
+    assert_eq!(
+        result["result"]["token"]["client_id"],
+        document.as_str(),
+        "the document's URL is the client_id"
+    );
+    assert_eq!(result["result"]["person"]["sub"], dev.user_id("alice").as_str());
     assert_eq!(result["consent"], "allow");
     assert!(!exchanges(&result).iter().any(|(_, p, _)| p == "/register"), "{result}");
     assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);

@@ -26,9 +26,11 @@ fn serve_runs_the_issuer_and_whoami_from_the_file() {
     let mcp = format!("{}/mcp", setup.issuer());
     let result = ts_agent(&mcp, Some(&app), PASSWORD, &[]);
     let claims = structured(&result);
-    assert_eq!(claims["aud"], mcp.as_str(), "{result}");
-    assert_eq!(claims["client_id"], app.as_str());
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 120, "the file's lifetime");
+    assert_eq!(claims["token"]["audience"], serde_json::json!([mcp]), "{result}");
+    assert_eq!(claims["token"]["client_id"], app.as_str());
+    assert_eq!(claims["person"]["username"], "alice", "{result}");
+    let left = claims["token"]["expires_at"].as_i64().unwrap() - agentgate_issuer::now();
+    assert!((100..=120).contains(&left), "the file's lifetime (120 s), {left} s left");
     assert_eq!(result["consent"], "allow");
 
     // Dynamic registration asks for an initial access token unless the file says

@@ -48,6 +48,8 @@ pub enum InvalidToken {
     Inactive,
     /// The issuer's userinfo endpoint refused the token.
     Rejected,
+    /// The token was revoked (see [`RevocationCheck`](crate::RevocationCheck)).
+    Revoked,
 }
 
 impl InvalidToken {
@@ -74,6 +76,7 @@ impl InvalidToken {
             Self::BadClaim => "The access token has a claim of the wrong type.",
             Self::Inactive => "The access token is not active.",
             Self::Rejected => "The authorization server rejected the access token.",
+            Self::Revoked => "The access token was revoked; get a new one (sign in again).",
         }
     }
 }

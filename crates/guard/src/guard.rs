@@ -11,7 +11,9 @@ use crate::discovery::Discovery;
 use crate::error::{AuthError, ConfigError};
 use crate::layer::GuardLayer;
 use crate::metadata::{self, ProtectedResourceMetadata};
+use crate::person::{PersonClaims, UserinfoPeople};
 use crate::resource::{ResourceId, validate_scope};
+use crate::revocation::RevocationCheck;
 use crate::session::SessionBinding;
 use crate::tool_scopes::ToolScopes;
 use crate::verify::{ClientAuthMethod, IntrospectionVerifier, JwtVerifier, TokenVerifier, UserinfoVerifier};
@@ -94,6 +96,9 @@ pub(crate) struct Shared {
     pub metadata: ProtectedResourceMetadata,
     pub sessions: Option<SessionBinding>,
     pub max_body_bytes: usize,
+    /// Set when the person comes from the issuer's userinfo endpoint.
+    pub people: Option<Arc<UserinfoPeople>>,
+    pub revocations: Option<Box<dyn RevocationCheck>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -118,6 +123,7 @@ impl Guard {
             discovery: None,
             scopes: Vec::new(),
             scopes_supported: None,
+            challenge_scopes: None,
             tool_scopes: Vec::new(),
             resource_name: None,
             documentation: None,
@@ -127,6 +133,8 @@ impl Guard {
             session_binding: true,
             session_key: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            person_claims: PersonClaims::Token,
+            revocations: None,
         }
     }
 
@@ -162,6 +170,10 @@ impl Guard {
     /// (the layer's first two steps).
     pub async fn authenticate(&self, token: &str) -> Result<AuthInfo, AuthError> {
         let info = self.shared.verifier.verify(token).await?;
+        // After the verifier (and its cache): a revocation counts at once.
+        if self.shared.revocations.as_ref().is_some_and(|check| check.is_revoked(&info)) {
+            return Err(crate::InvalidToken::Revoked.into());
+        }
         if !info.has_scopes(&self.shared.required_scopes) {
             return Err(AuthError::InsufficientScope { required: self.shared.required_scopes.clone() });
         }
@@ -179,6 +191,7 @@ pub struct GuardBuilder {
     discovery: Option<Arc<Discovery>>,
     scopes: Vec<String>,
     scopes_supported: Option<Vec<String>>,
+    challenge_scopes: Option<Vec<String>>,
     tool_scopes: Vec<(String, Vec<String>)>,
     resource_name: Option<String>,
     documentation: Option<String>,
@@ -188,6 +201,8 @@ pub struct GuardBuilder {
     session_binding: bool,
     session_key: Option<Vec<u8>>,
     max_body_bytes: usize,
+    person_claims: PersonClaims,
+    revocations: Option<Box<dyn RevocationCheck>>,
 }
 
 fn strings<I, S>(items: I) -> Vec<String>
@@ -229,6 +244,16 @@ impl GuardBuilder {
     /// scopes every request needs).
     pub fn scopes_supported<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
         self.scopes_supported = Some(strings(scopes));
+        self
+    }
+
+    /// Scopes a 401 challenge asks for beside the scopes every request needs
+    /// (default: none beside them; with no required scopes, `scopes_supported`). A
+    /// server whose tools show the person asks for `profile email` beside
+    /// its own scope, so that clients request them, and the person sees them
+    /// on the consent page, without every token having to carry them.
+    pub fn challenge_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.challenge_scopes = Some(strings(scopes));
         self
     }
 
@@ -294,6 +319,24 @@ impl GuardBuilder {
         self
     }
 
+    /// Where [`Person::of`](crate::Person::of) finds the person's identity
+    /// claims (default [`PersonClaims::Token`]: in the token).
+    /// [`PersonClaims::Userinfo`] asks the issuer's userinfo endpoint, once per
+    /// token and only when a tool asks, for issuers whose access tokens carry
+    /// no profile.
+    pub fn person_claims(mut self, source: PersonClaims) -> Self {
+        self.person_claims = source;
+        self
+    }
+
+    /// Also refuses tokens that `check` says were revoked, on every request
+    /// (cached tokens included). For an issuer that can tell its resource
+    /// servers of revocations in memory, as agentgate's embedded issuer does.
+    pub fn revocation_check(mut self, check: impl RevocationCheck) -> Self {
+        self.revocations = Some(Box::new(check));
+        self
+    }
+
     /// Checks the configuration and builds the guard. Nothing is fetched yet:
     /// discovery happens on the first request that needs it.
     pub fn build(self) -> Result<Guard, ConfigError> {
@@ -313,8 +356,10 @@ impl GuardBuilder {
         }
         let verifier = match self.verifier {
             Some(v) => v,
-            None => self.verification.build(discovery, resource.clone(), self.leeway, self.cache_ttl),
+            None => self.verification.build(discovery.clone(), resource.clone(), self.leeway, self.cache_ttl),
         };
+        let people = (self.person_claims == PersonClaims::Userinfo)
+            .then(|| Arc::new(UserinfoPeople::new(discovery.clone())));
         if !verifier.reports_scopes() && (!self.scopes.is_empty() || !self.tool_scopes.is_empty()) {
             return Err(ConfigError::Unsupported(
                 "userinfo verification cannot see a token's scopes, so it cannot enforce required or per-tool scopes; \
@@ -329,8 +374,19 @@ impl GuardBuilder {
         for scope in &scopes_supported {
             validate_scope(scope)?;
         }
-        let challenge_scope =
-            if self.scopes.is_empty() { scopes_supported.clone() } else { self.scopes.clone() };
+        let challenge_scope = match self.challenge_scopes {
+            // Whatever else it asks for, a challenge names what is required.
+            Some(extra) => {
+                let mut all = self.scopes.clone();
+                all.extend(extra.into_iter().filter(|s| !self.scopes.contains(s)));
+                all
+            }
+            None if self.scopes.is_empty() => scopes_supported.clone(),
+            None => self.scopes.clone(),
+        };
+        for scope in &challenge_scope {
+            validate_scope(scope)?;
+        }
         let metadata = ProtectedResourceMetadata {
             resource: resource.as_str().to_owned(),
             authorization_servers: vec![self.issuer.clone()],
@@ -356,6 +412,8 @@ impl GuardBuilder {
                 metadata,
                 sessions,
                 max_body_bytes: self.max_body_bytes,
+                people,
+                revocations: self.revocations,
             }),
         })
     }

@@ -154,6 +154,9 @@ impl Guard {
         let shared = &self.shared;
         let token = bearer_token(&parts.headers, parts.uri.query(), DEFAULT_MAX_HEADER_BYTES)?;
         let who = self.authenticate(token).await?;
+        if let Some(people) = &shared.people {
+            parts.extensions.insert(crate::person::PersonLookup::new(people.clone(), token));
+        }
         // The token stops here: the service gets the identity, never the
         // credential, so it cannot log it or pass it on to another service.
         parts.headers.remove(header::AUTHORIZATION);

@@ -16,12 +16,15 @@
 //!   `insufficient_scope` naming every scope needed (also per tool), 400 for
 //!   malformed requests, 503 when the issuer cannot be reached;
 //! - **binds** each MCP session to the subject that opened it;
-//! - **hands** the caller's [`AuthInfo`] to tool handlers.
+//! - **hands** the caller's [`AuthInfo`] to tool handlers, and [`Person::of`] the
+//!   person behind it (from the token, or the issuer's userinfo endpoint);
+//! - **refuses revoked tokens** at once where the issuer can say so in memory
+//!   ([`RevocationCheck`]).
 //!
 //! ## Example: the tutorial's `whoami` server
 //!
 //! ```no_run
-//! use agentgate_guard::{AuthInfo, Guard};
+//! use agentgate_guard::{Guard, Person};
 //! use rmcp::handler::server::tool::Extension;
 //! use rmcp::model::{CallToolResult, ServerCapabilities, ServerInfo};
 //! use rmcp::transport::streamable_http_server::{
@@ -36,8 +39,8 @@
 //! impl WhoAmI {
 //!     #[tool(description = "Returns the identity claims of the caller.")]
 //!     async fn whoami(&self, Extension(parts): Extension<http::request::Parts>) -> Result<CallToolResult, ErrorData> {
-//!         let who = AuthInfo::from_parts(&parts).ok_or_else(|| ErrorData::invalid_request("not authenticated", None))?;
-//!         Ok(CallToolResult::structured(who.claims_json()))
+//!         let person = Person::of(&parts).await.map_err(|e| ErrorData::invalid_request(e.to_string(), None))?;
+//!         Ok(CallToolResult::structured(serde_json::json!({ "person": person.claims })))
 //!     }
 //! }
 //!
@@ -88,7 +91,9 @@ mod fetch;
 mod guard;
 mod layer;
 mod metadata;
+mod person;
 mod resource;
+mod revocation;
 mod session;
 mod tool_scopes;
 pub mod verify;
@@ -100,7 +105,9 @@ pub use fetch::error_chain;
 pub use guard::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES, Guard, GuardBuilder, Verification};
 pub use layer::{GuardLayer, GuardService};
 pub use metadata::ProtectedResourceMetadata;
+pub use person::{Person, PersonClaims, PersonError};
 pub use resource::{PRM_WELL_KNOWN, ResourceId, is_loopback, is_valid_scope};
+pub use revocation::RevocationCheck;
 pub use verify::{
     ClientAuthMethod, IntrospectionVerifier, JwtVerifier, TokenVerifier, UserinfoVerifier, VerifyFuture,
 };

@@ -512,6 +512,7 @@ impl<S: Store> Issuer<S> {
             &granted,
             &random_token(16),
             None,
+            None,
             now,
         );
         Ok(TokenResponse {
@@ -620,7 +621,9 @@ impl<S: Store> Issuer<S> {
         Ok(())
     }
 
-    /// The claims about `user` that `scopes` allow (OpenID Connect Core §5.4).
+    /// The claims about `user` that `scopes` allow (OpenID Connect Core §5.4):
+    /// what userinfo answers, and what ID and access tokens carry. Nobody here
+    /// verifies email addresses, so `email_verified` is false.
     pub fn user_claims(&self, user: &User, scopes: &[String]) -> Claims {
         let mut claims = Map::new();
         claims.insert("sub".into(), user.id.clone().into());
@@ -634,6 +637,7 @@ impl<S: Store> Issuer<S> {
             && let Some(email) = &user.email
         {
             claims.insert("email".into(), email.clone().into());
+            claims.insert("email_verified".into(), false.into());
         }
         claims
     }
@@ -661,6 +665,9 @@ impl<S: Store> Issuer<S> {
         (token, row)
     }
 
+    /// An access token. `person` holds the claims about the person the
+    /// scopes allow (RFC 9068 §2.2.3.1 lets a JWT access token carry them), so
+    /// the MCP server it is for knows who is calling without asking anyone.
     #[allow(clippy::too_many_arguments)]
     fn access_token(
         &self,
@@ -670,6 +677,7 @@ impl<S: Store> Issuer<S> {
         scopes: &[String],
         jti: &str,
         auth_time: Option<i64>,
+        person: Option<&Claims>,
         now: i64,
     ) -> String {
         let mut claims = json!({
@@ -688,6 +696,9 @@ impl<S: Store> Issuer<S> {
         if let Some(auth_time) = auth_time {
             claims["auth_time"] = auth_time.into();
         }
+        for (name, value) in person.into_iter().flatten() {
+            claims[name] = value.clone();
+        }
         self.keys().active().sign_jwt("at+jwt", &claims)
     }
 
@@ -703,6 +714,7 @@ impl<S: Store> Issuer<S> {
         refresh_token: Option<String>,
         now: i64,
     ) -> TokenResponse {
+        let person = self.user_claims(user, scopes);
         let access_token = self.access_token(
             &user.id,
             &client.client_id,
@@ -710,10 +722,11 @@ impl<S: Store> Issuer<S> {
             scopes,
             &family_jti(&family.id),
             Some(family.auth_time),
+            Some(&person),
             now,
         );
         let id_token = has(scopes, "openid").then(|| {
-            let mut claims = self.user_claims(user, scopes);
+            let mut claims = person;
             claims.insert("iss".into(), self.settings.issuer.clone().into());
             claims.insert("aud".into(), client.client_id.clone().into());
             claims.insert("azp".into(), client.client_id.clone().into());

@@ -14,11 +14,11 @@
 //!
 //! Any other way of checking tokens plugs in through [`TokenVerifier`].
 
-mod cache;
+pub(crate) mod cache;
 mod introspection;
 mod jwks;
 mod jwt;
-mod userinfo;
+pub(crate) mod userinfo;
 
 use std::future::Future;
 use std::pin::Pin;

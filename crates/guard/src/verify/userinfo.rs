@@ -53,19 +53,7 @@ impl UserinfoVerifier {
     }
 
     async fn ask(&self, token: &str) -> Result<AuthInfo, AuthError> {
-        let endpoint = self.discovery.endpoint("userinfo_endpoint", |m| m.userinfo_endpoint.as_ref()).await?;
-        let endpoint = endpoint.as_str();
-        let request =
-            self.discovery.client().get(endpoint).bearer_auth(token).header("accept", "application/json");
-        let (status, body) = self.discovery.send(request, endpoint).await?;
-        match status {
-            200 => {}
-            400 | 401 | 403 => return Err(InvalidToken::Rejected.into()),
-            other => {
-                return Err(FetchError::Status { url: endpoint.to_owned(), status: other }.into());
-            }
-        }
-        let claims: Map<String, Value> = fetch::parse_json(&body, endpoint)?;
+        let claims = claims_of(&self.discovery, token).await?;
         let subject = match claims.get("sub") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => return Err(InvalidToken::MissingSubject.into()),
@@ -80,6 +68,23 @@ impl UserinfoVerifier {
             claims: claims.into(),
         })
     }
+}
+
+/// What the issuer's userinfo endpoint says of the holder of `token`: its
+/// claims, or [`InvalidToken::Rejected`] when it refuses the token.
+pub(crate) async fn claims_of(discovery: &Discovery, token: &str) -> Result<Map<String, Value>, AuthError> {
+    let endpoint = discovery.endpoint("userinfo_endpoint", |m| m.userinfo_endpoint.as_ref()).await?;
+    let endpoint = endpoint.as_str();
+    let request = discovery.client().get(endpoint).bearer_auth(token).header("accept", "application/json");
+    let (status, body) = discovery.send(request, endpoint).await?;
+    match status {
+        200 => {}
+        400 | 401 | 403 => return Err(InvalidToken::Rejected.into()),
+        other => {
+            return Err(FetchError::Status { url: endpoint.to_owned(), status: other }.into());
+        }
+    }
+    Ok(fetch::parse_json(&body, endpoint)?)
 }
 
 impl TokenVerifier for UserinfoVerifier {
