@@ -6,6 +6,7 @@
 //! issuer-load exchange     --issuer URL --client-id ID [...]   codes minted untimed, in batches; /token timed
 //! issuer-load flow         --issuer URL --client-id ID [...]   fresh browser each: authorize, sign in, consent, code, token
 //! issuer-load session-flow --issuer URL --client-id ID [...]   signed in and consented once per worker: authorize, code, token
+//! issuer-load mcp          --issuer URL --client-id ID --mcp URL [...]   one token, a session per worker: tools/call whoami
 //! issuer-load ready --url URL --marker TEXT [--fresh-dir DIR] -- COMMAND...   time from spawn to ready
 //! ```
 //!
@@ -50,6 +51,9 @@ enum Mode {
     Flow(LoadArgs),
     /// Flows with a signed-in, consented browser per worker: authorize, code, token.
     SessionFlow(LoadArgs),
+    /// MCP calls: one token (got by a signed-in browser), an MCP session per
+    /// worker, `tools/call whoami` back to back on `--mcp`.
+    Mcp(LoadArgs),
     /// Time from spawn to the readiness line and to the first 200 from `--url`.
     Ready(ReadyArgs),
 }
@@ -96,6 +100,9 @@ struct LoadArgs {
     /// Codes are still minted through the issuer URL.
     #[arg(long = "token-endpoint")]
     token_endpoints: Vec<url::Url>,
+    /// mcp: the guarded MCP server's URL (the token is asked for it, as `resource`).
+    #[arg(long)]
+    mcp: Option<String>,
     /// A name for the JSON line.
     #[arg(long, default_value = "")]
     label: String,
@@ -127,10 +134,80 @@ async fn main() -> anyhow::Result<()> {
         Mode::Exchange(args) => Load::new(args, "exchange").await?.exchange().await?,
         Mode::Flow(args) => Load::new(args, "flow").await?.timed(Kind::Flow).await?,
         Mode::SessionFlow(args) => Load::new(args, "session-flow").await?.timed(Kind::Session).await?,
+        Mode::Mcp(args) => Load::new(args, "mcp").await?.mcp_calls().await?,
         Mode::Ready(args) => ready(args).await?,
     };
     println!("{line}");
     Ok(())
+}
+
+// ------------------------------------------------------------------ MCP
+
+/// One MCP session (Streamable HTTP, 2025-06-18) with a bearer token.
+struct McpSession {
+    url: String,
+    token: String,
+    session: String,
+}
+
+impl McpSession {
+    const VERSION: &str = "2025-06-18";
+
+    /// `initialize`, then `notifications/initialized`.
+    async fn open(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Self> {
+        let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": Self::VERSION, "capabilities": {},
+            "clientInfo": {"name": "issuer-load", "version": "1"}}});
+        let response = Self::post(http, url, token, None, &initialize).await?;
+        let status = response.status();
+        let session =
+            response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = response.text().await?;
+        ensure!(status == StatusCode::OK, "initialize: {status}: {}", snippet(&body));
+        let mcp = Self {
+            url: url.to_owned(),
+            token: token.to_owned(),
+            session: session.context("initialize: no Mcp-Session-Id")?,
+        };
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let response = Self::post(http, url, token, Some(&mcp.session), &initialized).await?;
+        ensure!(response.status().is_success(), "initialized: {}", response.status());
+        Ok(mcp)
+    }
+
+    /// `tools/call whoami`; the answer must be a structured result.
+    async fn call_whoami(&self, http: &reqwest::Client) -> anyhow::Result<()> {
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami"}});
+        let response = Self::post(http, &self.url, &self.token, Some(&self.session), &call).await?;
+        let status = response.status();
+        let body = response.text().await?;
+        ensure!(status == StatusCode::OK, "tools/call: {status}: {}", snippet(&body));
+        ensure!(
+            body.contains("\"structuredContent\""),
+            "tools/call: no structured result: {}",
+            snippet(&body)
+        );
+        Ok(())
+    }
+
+    async fn post(
+        http: &reqwest::Client,
+        url: &str,
+        token: &str,
+        session: Option<&str>,
+        message: &Value,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut request = http
+            .post(url)
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", Self::VERSION)
+            .json(message);
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        Ok(request.send().await?)
+    }
 }
 
 // ------------------------------------------------------------------ the browser
@@ -442,8 +519,9 @@ impl Setup {
         bail!("no redirect to {} after {MAX_STEPS} steps (last: {})", self.args.redirect_uri, page.url)
     }
 
-    /// Redeems a code; the answer must carry an access token (and an ID token for openid).
-    async fn token(&self, code: &str) -> anyhow::Result<()> {
+    /// Redeems a code; the answer must carry an access token (and an ID token
+    /// for openid). The access token.
+    async fn token(&self, code: &str) -> anyhow::Result<String> {
         let a = &self.args;
         let mut form = vec![
             ("grant_type", "authorization_code"),
@@ -469,7 +547,7 @@ impl Setup {
         if a.scope.split(' ').any(|s| s == "openid") {
             ensure!(json["id_token"].is_string(), "token: no id_token: {json}");
         }
-        Ok(())
+        Ok(json["access_token"].as_str().unwrap_or_default().to_owned())
     }
 }
 
@@ -544,12 +622,13 @@ impl Load {
         Ok(Self { setup: Arc::new(setup), mode })
     }
 
-    /// A browser signed in (and consented) by one full flow, whose code is redeemed.
-    async fn signed_in(&self) -> anyhow::Result<Browser> {
+    /// A browser signed in (and consented) by one full flow, and the access
+    /// token its code was redeemed for.
+    async fn signed_in(&self) -> anyhow::Result<(Browser, String)> {
         let mut browser = Browser::new(self.setup.http.clone());
         let (code, _) = self.setup.authorize(&mut browser, None).await.context("signing in")?;
-        self.setup.token(&code).await?;
-        Ok(browser)
+        let token = self.setup.token(&code).await?;
+        Ok((browser, token))
     }
 
     /// flow / session-flow: workers loop for warm-up + duration; what ends inside
@@ -559,44 +638,76 @@ impl Load {
         let mut browsers = Vec::new();
         if kind == Kind::Session {
             for _ in 0..args.concurrency {
-                browsers.push(Some(self.signed_in().await?));
+                browsers.push(Some(self.signed_in().await?.0));
             }
         } else {
             browsers.resize_with(args.concurrency, || None);
         }
+        self.run_timed(browsers, move |setup, mut browser| async move {
+            let result = async {
+                let (code, forms) = match (&mut browser, kind) {
+                    (Some(b), Kind::Session) => setup.authorize(b, None).await?,
+                    _ => {
+                        let mut fresh = Browser::new(setup.http.clone());
+                        setup.authorize(&mut fresh, Some("consent")).await?
+                    }
+                };
+                match kind {
+                    Kind::Session => ensure!(forms == 0, "the session was not reused ({forms} forms)"),
+                    Kind::Flow => ensure!(forms >= 2, "a fresh browser filled in only {forms} form(s)"),
+                }
+                setup.token(&code).await.map(drop)
+            }
+            .await;
+            (browser, result)
+        })
+        .await
+    }
+
+    /// mcp: one token; per worker an MCP session (initialize, initialized),
+    /// then `tools/call whoami` back to back, each answer checked.
+    async fn mcp_calls(self) -> anyhow::Result<Value> {
+        let args = &self.setup.args;
+        let url = args.mcp.clone().context("mcp needs --mcp URL")?;
+        let (_, token) = self.signed_in().await?;
+        let mut sessions = Vec::new();
+        for _ in 0..args.concurrency {
+            let mcp = McpSession::open(&self.setup.http, &url, &token).await?;
+            sessions.push(mcp);
+        }
+        self.run_timed(sessions, |setup, mcp| async move {
+            let result = mcp.call_whoami(&setup.http).await;
+            (mcp, result)
+        })
+        .await
+    }
+
+    /// Runs one worker per state, each doing `op` back to back for the
+    /// warm-up and the measured time; what ends inside the measured window
+    /// counts, and the server's CPU is measured over that window.
+    async fn run_timed<W, F, Fut>(&self, states: Vec<W>, op: F) -> anyhow::Result<Value>
+    where
+        W: Send + 'static,
+        F: Fn(Arc<Setup>, W) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = (W, anyhow::Result<()>)> + Send,
+    {
+        let args = &self.setup.args;
         let meter = Meter::start(&args.pid);
         let begin = Instant::now() + Duration::from_secs_f64(args.warmup);
         let end = begin + Duration::from_secs_f64(args.duration);
         let mut handles = Vec::new();
-        for browser in browsers {
-            let setup = self.setup.clone();
+        for state in states {
+            let (setup, op) = (self.setup.clone(), op.clone());
             handles.push(tokio::spawn(async move {
                 let mut tally = Tally::default();
-                let mut browser = browser;
+                let mut state = state;
                 loop {
                     let now = Instant::now();
                     if now >= end {
                         break;
                     }
-                    let result = async {
-                        let (code, forms) = match (&mut browser, kind) {
-                            (Some(b), Kind::Session) => setup.authorize(b, None).await?,
-                            _ => {
-                                let mut fresh = Browser::new(setup.http.clone());
-                                setup.authorize(&mut fresh, Some("consent")).await?
-                            }
-                        };
-                        match kind {
-                            Kind::Session => {
-                                ensure!(forms == 0, "the session was not reused ({forms} forms)")
-                            }
-                            Kind::Flow => {
-                                ensure!(forms >= 2, "a fresh browser filled in only {forms} form(s)")
-                            }
-                        }
-                        setup.token(&code).await
-                    }
-                    .await;
+                    let (returned, result) = op(setup.clone(), state).await;
+                    state = returned;
                     let done = Instant::now();
                     // Throughput counts what completes inside the measured window.
                     if done >= begin && done <= end {
@@ -625,7 +736,7 @@ impl Load {
         let args = self.setup.args.clone();
         let mut browsers = Vec::new();
         for _ in 0..args.concurrency {
-            browsers.push(self.signed_in().await?);
+            browsers.push(self.signed_in().await?.0);
         }
         let meter = Meter::start(&args.pid);
         let mut tally = Tally::default();
@@ -670,7 +781,7 @@ impl Load {
                         let Some(code) = queue.lock().unwrap().pop() else { break };
                         let t = Instant::now();
                         match setup.token(&code).await {
-                            Ok(()) => tally.latencies_us.push(t.elapsed().as_micros() as u64),
+                            Ok(_) => tally.latencies_us.push(t.elapsed().as_micros() as u64),
                             Err(e) => tally.error(e),
                         }
                     }

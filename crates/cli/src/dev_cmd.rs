@@ -69,6 +69,8 @@ impl DevArgs {
             .challenge_scopes(whoami::PERSON_SCOPES)
             .scopes_supported([MCP_SCOPE].into_iter().chain(whoami::PERSON_SCOPES))
             .resource_name("agentgate whoami (dev)")
+            // A token revoked here is refused at /mcp from the next call on.
+            .revocation_check(issuer.revocations())
             .build()
             .context("configuring the guard")?;
         let shutdown = CancellationToken::new();

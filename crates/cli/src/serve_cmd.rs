@@ -11,6 +11,7 @@ use agentgate::data_dir::{DataArgs, configured_key_encryption_key};
 use agentgate::{serve, whoami};
 use agentgate_guard::Guard;
 use agentgate_issuer::Issuer;
+use agentgate_issuer::revocations::Revocations;
 use agentgate_issuer::scopes::declare_resource;
 use agentgate_issuer::store::AnyStore;
 use anyhow::Context;
@@ -51,9 +52,11 @@ impl ServeArgs {
         );
         tokio::spawn(issuer.clone().maintain());
         let shutdown = CancellationToken::new();
-        let mut app = agentgate_issuer::http::router(issuer);
+        let mut app = agentgate_issuer::http::router(issuer.clone());
         if let (Some(whoami), Some(url)) = (&config.whoami, config.whoami_url()) {
-            app = app.merge(whoami_router(&config.issuer, whoami, &url, local, shutdown.clone())?);
+            let revocations = issuer.revocations();
+            app =
+                app.merge(whoami_router(&config.issuer, whoami, &url, local, revocations, shutdown.clone())?);
             println!("agentgate serve: whoami MCP server at {url}");
         }
         println!("agentgate serve: issuer {} listening on http://{local}", config.issuer);
@@ -79,12 +82,14 @@ async fn declare_resources(store: &AnyStore, config: &Config) -> anyhow::Result<
     Ok(())
 }
 
-/// The whoami MCP server, guarded against this issuer over HTTP like any outside one.
+/// The whoami MCP server, guarded against this issuer over HTTP like any
+/// outside one, and told in memory what it revokes.
 fn whoami_router(
     issuer: &str,
     config: &WhoamiConfig,
     url: &str,
     local: SocketAddr,
+    revocations: Arc<Revocations>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<axum::Router> {
     let guard = Guard::builder(issuer, url)
@@ -92,6 +97,7 @@ fn whoami_router(
         .challenge_scopes(whoami::PERSON_SCOPES)
         .scopes_supported([config.scope.as_str()].into_iter().chain(whoami::PERSON_SCOPES))
         .resource_name("agentgate whoami")
+        .revocation_check(revocations)
         .build()
         .context("configuring the whoami guard")?;
     let mut allowed_hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];

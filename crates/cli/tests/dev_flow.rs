@@ -4,7 +4,6 @@
 
 mod support;
 
-use base64::Engine;
 use reqwest::StatusCode;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
@@ -13,56 +12,9 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::Value;
 use support::Dev;
 use support::browser::Browser;
+use support::flow::{REDIRECT, authorize_url, exchange, jwt_claims};
 
 const PASSWORD: &str = "wonderland";
-const REDIRECT: &str = "http://127.0.0.1:7777/callback";
-// RFC 7636 Appendix B.
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-/// An authorization request URL; `extra` adds parameters or replaces defaults.
-fn authorize_url(dev: &Dev, client_id: &str, extra: &[(&str, &str)]) -> String {
-    let resource = format!("{}/mcp", dev.base);
-    let defaults = [
-        ("response_type", "code"),
-        ("client_id", client_id),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid profile mcp:tools"),
-        ("state", "xyz"),
-        ("code_challenge", CHALLENGE),
-        ("code_challenge_method", "S256"),
-        ("resource", resource.as_str()),
-    ];
-    let mut url = url::Url::parse(&format!("{}/authorize", dev.base)).unwrap();
-    {
-        let mut q = url.query_pairs_mut();
-        for (k, v) in defaults {
-            let v = extra.iter().find(|(ek, _)| *ek == k).map_or(v, |(_, ev)| ev);
-            q.append_pair(k, v);
-        }
-        for (k, v) in extra.iter().filter(|(k, _)| !defaults.iter().any(|(d, _)| d == k)) {
-            q.append_pair(k, v);
-        }
-    }
-    url.into()
-}
-
-async fn exchange(dev: &Dev, client_id: &str, code: &str) -> Value {
-    let response = reqwest::Client::new()
-        .post(format!("{}/token", dev.base))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", client_id),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.headers()["cache-control"], "no-store");
-    response.json().await.unwrap()
-}
 
 async fn whoami(url: &str, token: &str) -> Value {
     let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token);
@@ -70,12 +22,6 @@ async fn whoami(url: &str, token: &str) -> Value {
     let result = client.call_tool(CallToolRequestParams::new("whoami")).await.unwrap();
     let _ = client.cancel().await;
     result.structured_content.expect("whoami returns structured claims")
-}
-
-fn jwt_claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
-        .unwrap()
 }
 
 #[tokio::test]

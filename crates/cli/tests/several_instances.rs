@@ -61,13 +61,18 @@ impl Instances {
     /// Alice signs in on `sign_in_at` and, if she is asked, allows on
     /// `consent_at`; the code, and whether she was asked.
     async fn authorize(&self, sign_in_at: &str, consent_at: &str) -> (String, bool) {
+        self.authorize_for(MCP, sign_in_at, consent_at).await
+    }
+
+    /// [`Instances::authorize`], for `resource`.
+    async fn authorize_for(&self, resource: &str, sign_in_at: &str, consent_at: &str) -> (String, bool) {
         let mut browser = Browser::new("en");
         let query = [
             ("response_type", "code"),
             ("client_id", &self.app),
             ("redirect_uri", CALLBACK),
             ("scope", "mcp:tools"),
-            ("resource", MCP),
+            ("resource", resource),
             ("code_challenge", CHALLENGE),
             ("code_challenge_method", "S256"),
             ("state", "s1"),
@@ -241,6 +246,55 @@ async fn two_instances_on_one_database_behave_as_one() {
 }
 
 /// One sign-in as alice with a wrong password; its status.
+/// Each instance serves `whoami` at `/mcp` (the issuer URL's, A's): a refresh
+/// token revoked on A stops its access token at A's MCP server on the next call,
+/// and at B's within seconds, with no database read per call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_instance_stops_the_token_at_the_other_s_mcp_within_seconds() {
+    use support::flow::mcp_answer;
+    let schema = PgSchema::new().await;
+    let setup = Setup::new(
+        "revocations",
+        &config_with(&format!("database_url = \"{}\"\n[whoami]\n", schema.url())),
+        0o600,
+    );
+    let (app, resource_server) = apps(&setup);
+    let (_a, _) = setup.serve(&[]);
+    let b_port = free_port();
+    let (_b, _) = setup.serve(&[("AGENTGATE_LISTEN", &format!("127.0.0.1:{b_port}"))]);
+    let instances = Instances {
+        a: setup.issuer(),
+        b: format!("http://127.0.0.1:{b_port}"),
+        app,
+        resource_server,
+        http: reqwest::Client::new(),
+    };
+    let (a, b) = (instances.a.as_str(), instances.b.as_str());
+    let whoami = format!("{a}/mcp");
+    let (code, _) = instances.authorize_for(&whoami, a, a).await;
+    let (access, refresh) = instances.exchange(a, &code).await;
+    let (at_a, at_b) = (format!("{a}/mcp"), format!("{b}/mcp"));
+    assert_eq!(mcp_answer(&at_a, &access).await.0, 200);
+    assert_eq!(mcp_answer(&at_b, &access).await.0, 200, "B's whoami takes A's token");
+
+    let revoked = instances
+        .http
+        .post(format!("{a}/revoke"))
+        .form(&[("token", refresh.as_str()), ("client_id", instances.app.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let refused = (401, "The access token was revoked; get a new one (sign in again).".to_owned());
+    assert_eq!(mcp_answer(&at_a, &access).await, refused, "at once where it was revoked");
+    let start = Instant::now();
+    while mcp_answer(&at_b, &access).await != refused {
+        assert!(start.elapsed() < Duration::from_secs(5), "B still takes the revoked token");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("the revocation reached B's /mcp after {:?}", start.elapsed());
+}
+
 async fn wrong_password(base: &str) -> StatusCode {
     let mut browser = Browser::new("en");
     let page = browser.get(&format!("{base}/sign-in")).await;

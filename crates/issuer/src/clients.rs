@@ -319,9 +319,9 @@ pub async fn find<S: Store>(store: &S, client_id: &str) -> Result<Client, Client
     store.client(client_id).await?.ok_or_else(|| ClientError::NotFound(client_id.to_owned()))
 }
 
-/// Removes an app.
+/// Removes an app; its tokens are revoked.
 pub async fn remove<S: Store>(store: &S, client_id: &str) -> Result<(), ClientError> {
-    if store.delete_client(client_id).await? {
+    if store.delete_client(client_id, crate::now()).await? {
         Ok(())
     } else {
         Err(ClientError::NotFound(client_id.to_owned()))

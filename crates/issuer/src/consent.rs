@@ -103,6 +103,8 @@ impl<S: Store> Issuer<S> {
     /// Disconnects an app: deletes its grants and revokes all its tokens for
     /// this person, at once. Whether it was connected.
     pub async fn disconnect(&self, user_id: &str, client_id: &str) -> Result<bool, OAuthError> {
-        Ok(self.store.revoke_grants(user_id, client_id, now()).await?)
+        let connected = self.store.revoke_grants(user_id, client_id, now()).await?;
+        self.spread_revocations().await;
+        Ok(connected)
     }
 }

@@ -6,9 +6,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::keys::{self, Alg, KeyError, KeyRing};
+use crate::revocations::Revocations;
 use crate::seal::KeyEncryptionKey;
 use crate::settings::Settings;
 use crate::store::Store;
+
+/// How long after an access token's `exp` a resource server may still accept
+/// it: the guard's default leeway (60 s), and as much again for clocks.
+const REVOCATION_LEEWAY_SECS: i64 = 120;
 
 /// The authorization server.
 ///
@@ -36,6 +41,8 @@ pub struct Issuer<S> {
     pub(crate) documents: crate::client_documents::ClientDocuments,
     /// The codes this instance issued lately, for one-trip exchanges.
     pub(crate) recent_codes: crate::recent_codes::RecentCodes,
+    /// What was revoked lately, for this issuer's MCP servers.
+    revocations: Arc<Revocations>,
 }
 
 impl<S> std::fmt::Debug for Issuer<S> {
@@ -52,7 +59,11 @@ impl<S: Store> Issuer<S> {
         let form_key = kek.derive("agentgate form token v1");
         let documents =
             crate::client_documents::ClientDocuments::new(settings.client_documents_allow_loopback);
-        Ok(Self {
+        // As long as a token issued just before a revocation can be accepted:
+        // its lifetime, and the leeway resource servers give `exp`.
+        let revocations = Arc::new(Revocations::new(settings.access_token_ttl + REVOCATION_LEEWAY_SECS));
+        let issuer = Self {
+            revocations,
             documents,
             store,
             settings,
@@ -62,7 +73,35 @@ impl<S: Store> Issuer<S> {
             key_creation: tokio::sync::Mutex::new(()),
             form_key,
             recent_codes: Default::default(),
-        })
+        };
+        issuer.read_revocations().await?;
+        Ok(issuer)
+    }
+
+    /// What was revoked lately: give it to the guard of every MCP server of
+    /// this issuer ([`agentgate_guard::GuardBuilder::revocation_check`]), so
+    /// revoked tokens are refused at once.
+    pub fn revocations(&self) -> Arc<Revocations> {
+        self.revocations.clone()
+    }
+
+    /// Reads the revocations recorded since the last read (a little before
+    /// it), by this instance, another one, or a command of the CLI.
+    pub async fn read_revocations(&self) -> Result<(), crate::store::StoreError> {
+        let now = crate::now();
+        let found = self.store.revocations_since(self.revocations.read_from(now)).await?;
+        self.revocations.add(found, now);
+        self.revocations.read_done(now);
+        Ok(())
+    }
+
+    /// After this instance revoked something: its MCP servers refuse the
+    /// tokens from now on. Should the read fail, the next regular one, in
+    /// two seconds, brings it.
+    pub(crate) async fn spread_revocations(&self) {
+        if let Err(error) = self.read_revocations().await {
+            tracing::error!(%error, "could not read revocations");
+        }
     }
 
     /// The store.
@@ -127,25 +166,35 @@ impl<S: Store> Issuer<S> {
         Ok(self.keys())
     }
 
-    /// Background upkeep, forever: reads the keys again every few seconds (so
-    /// a rotation by another instance or by `agentgate keys rotate` is
+    /// Background upkeep, forever: reads what was revoked every two seconds
+    /// (by another instance, or by the CLI), reads the keys again every five
+    /// (so a rotation by another instance or by `agentgate keys rotate` is
     /// published and used everywhere without a restart), forgets expired codes
     /// kept in memory, and deletes expired rows every ten minutes. Spawn it once per process.
     pub async fn maintain(self: Arc<Self>) {
-        const KEYS_EVERY: Duration = Duration::from_secs(5);
-        const PURGE_EVERY: u64 = 600 / KEYS_EVERY.as_secs();
-        let mut tick = tokio::time::interval(KEYS_EVERY);
+        const REVOCATIONS_EVERY: u64 = 2;
+        const KEYS_EVERY: u64 = 5;
+        const PURGE_EVERY: u64 = 600;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        for round in 0u64.. {
+        for second in 0u64.. {
             tick.tick().await;
-            if round > 0
+            if second > 0 && second % REVOCATIONS_EVERY == 0 {
+                self.spread_revocations().await;
+            }
+            if second > 0
+                && second % KEYS_EVERY == 0
                 && let Err(error) = self.reload_keys().await
             {
                 tracing::error!(%error, "could not reload signing keys");
             }
-            self.recent_codes.forget_expired(crate::now());
-            if round % PURGE_EVERY == 0
-                && let Err(error) = self.store.purge_expired(crate::now(), 24 * 3600).await
+            if second % KEYS_EVERY == 0 {
+                self.recent_codes.forget_expired(crate::now());
+            }
+            // Revocations are kept at least as long as a token they cover lives.
+            let keep = (24 * 3600).max(self.settings.access_token_ttl + REVOCATION_LEEWAY_SECS);
+            if second % PURGE_EVERY == 0
+                && let Err(error) = self.store.purge_expired(crate::now(), keep).await
             {
                 tracing::error!(%error, "could not delete expired rows");
             }

@@ -8,6 +8,8 @@
 //!   key kept in the JWKS until every token it signed has expired;
 //! - [`users`] and [`clients`]: people and apps, and the rules for each;
 //! - [`pkce`]: PKCE verification (S256 only);
+//! - [`revocations`]: what was revoked lately, in memory, for the MCP servers
+//!   of this issuer to refuse at once;
 //! - [`store`]: the database (SQLite through sqlx, with migrations), written in
 //!   portable SQL for the PostgreSQL backend to come.
 
@@ -27,6 +29,7 @@ pub mod management;
 pub mod pkce;
 mod recent_codes;
 pub mod registration;
+pub mod revocations;
 pub mod scopes;
 pub mod seal;
 pub mod sessions;

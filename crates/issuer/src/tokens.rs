@@ -199,7 +199,7 @@ fn family_jti(family: &str) -> String {
 }
 
 /// The family an access token's `jti` names, if it belongs to one.
-fn family_of_jti(jti: &str) -> Option<&str> {
+pub(crate) fn family_of_jti(jti: &str) -> Option<&str> {
     jti.split_once('.').map(|(family, _)| family)
 }
 
@@ -405,8 +405,16 @@ impl<S: Store> Issuer<S> {
     async fn revoke_replayed(&self, family: Option<&str>, now: i64) -> Result<(), OAuthError> {
         if let Some(family) = family {
             tracing::warn!("authorization code replayed; revoking the tokens it issued");
-            self.store.revoke_family(family, now).await?;
+            self.revoke_family(family, now).await?;
         }
+        Ok(())
+    }
+
+    /// Revokes a token family; this instance's MCP servers refuse its tokens
+    /// from the next call on, every other instance's within seconds.
+    async fn revoke_family(&self, family: &str, now: i64) -> Result<(), OAuthError> {
+        self.store.revoke_family(family, now).await?;
+        self.spread_revocations().await;
         Ok(())
     }
 
@@ -439,7 +447,7 @@ impl<S: Store> Issuer<S> {
         }
         if stored.rotated_at.is_some() {
             tracing::warn!("rotated-out refresh token presented; revoking its family");
-            self.store.revoke_family(&family.id, now).await?;
+            self.revoke_family(&family.id, now).await?;
             return Err(OAuthError::invalid_grant("refresh token already used; its family is revoked"));
         }
         if stored.expires_at <= now {
@@ -473,7 +481,7 @@ impl<S: Store> Issuer<S> {
         let keys = self.keys_with(id_token_alg(client)).await?;
         let (new_token, new_row) = self.new_refresh(&family.id, now);
         if !self.store.rotate_refresh_token(&token_hash, now, &new_row).await? {
-            self.store.revoke_family(&family.id, now).await?;
+            self.revoke_family(&family.id, now).await?;
             return Err(OAuthError::invalid_grant("refresh token already used; its family is revoked"));
         }
         Ok(self.respond(&keys, client, &user, &family, &scopes, None, Some(new_token), now))
@@ -607,7 +615,7 @@ impl<S: Store> Issuer<S> {
         let now = now();
         if let Some((_, family)) = self.store.refresh_token(&hash_secret(token)).await? {
             if family.client_id == client.client_id {
-                self.store.revoke_family(&family.id, now).await?;
+                self.revoke_family(&family.id, now).await?;
             }
             return Ok(());
         }
@@ -616,7 +624,8 @@ impl<S: Store> Issuer<S> {
         {
             let jti = claims.get("jti").and_then(Value::as_str).unwrap_or_default();
             let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
-            self.store.revoke_access_token(jti, exp).await?;
+            self.store.revoke_access_token(jti, exp, now).await?;
+            self.spread_revocations().await;
         }
         Ok(())
     }

@@ -206,7 +206,11 @@ pub async fn set_password_of<S: Store>(store: &S, id: &str, password: &str) -> R
 /// Removes a person.
 pub async fn remove_user<S: Store>(store: &S, login: &str) -> Result<User, UserError> {
     let user = find(store, login).await?;
-    if store.delete_user(&user.id).await? { Ok(user) } else { Err(UserError::NotFound(login.to_owned())) }
+    if store.delete_user(&user.id, crate::now()).await? {
+        Ok(user)
+    } else {
+        Err(UserError::NotFound(login.to_owned()))
+    }
 }
 
 /// The one answer to a failed sign-in, whatever the reason.

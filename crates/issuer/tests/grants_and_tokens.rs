@@ -699,7 +699,7 @@ async fn a_kept_code_is_not_redeemed_once_its_app_or_its_person_is_gone() {
 
     let w = world().await;
     let code = w.kept_code(&w.agent, "openid mcp:tools").await;
-    assert!(w.issuer.store().delete_user(&w.alice).await.unwrap());
+    assert!(w.issuer.store().delete_user(&w.alice, agentgate_issuer::now()).await.unwrap());
     // Removing the person removed their codes with them.
     assert_eq!(w.exchange(&code).await.unwrap_err(), ErrorCode::InvalidGrant);
     assert_eq!(w.issuer.store().code(&agentgate_issuer::hash_secret(&code)).await.unwrap(), None);

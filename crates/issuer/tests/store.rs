@@ -54,6 +54,7 @@ on_both_backends!(
     sign_in_attempts_are_counted_exactly_when_raced,
     single_use_ids_sessions_and_revoked_tokens,
     purging_removes_only_what_expired,
+    every_revocation_is_recorded_with_what_it_revokes,
 );
 
 fn person(username: &str, email: Option<&str>) -> User {
@@ -175,8 +176,8 @@ async fn people_are_unique_by_username_and_email<S: Store>(store: S) {
     assert!(store.set_password_hash(&bob.id, "new-hash").await.unwrap());
     assert_eq!(store.user(&bob.id).await.unwrap().unwrap().password_hash, "new-hash");
     assert!(!store.set_password_hash("nobody", "new-hash").await.unwrap());
-    assert!(store.delete_user(&bob.id).await.unwrap());
-    assert!(!store.delete_user(&bob.id).await.unwrap());
+    assert!(store.delete_user(&bob.id, 100).await.unwrap());
+    assert!(!store.delete_user(&bob.id, 100).await.unwrap());
     let names: Vec<String> = store.users().await.unwrap().into_iter().map(|u| u.username).collect();
     assert_eq!(names, ["alice"]);
 }
@@ -199,8 +200,8 @@ async fn apps_keep_every_field_and_count_their_changes<S: Store>(store: S) {
 
     let names: Vec<String> = store.clients().await.unwrap().into_iter().map(|c| c.client_id).collect();
     assert_eq!(names, ["smartmail", "public"], "by name (\"SmartMail\" before \"SmartMail AI\")");
-    assert!(store.delete_client("public").await.unwrap());
-    assert!(!store.delete_client("public").await.unwrap());
+    assert!(store.delete_client("public", 100).await.unwrap());
+    assert!(!store.delete_client("public", 100).await.unwrap());
     assert_eq!(store.client("public").await.unwrap(), None);
 }
 
@@ -304,7 +305,7 @@ async fn a_code_is_redeemed_once_and_only_while_its_app_and_person_are_as_read<S
     let bob = person("bob", None);
     store.insert_user(&bob).await.unwrap();
     store.insert_code(&code("bobs", &smartmail, &bob)).await.unwrap();
-    store.delete_user(&bob.id).await.unwrap();
+    store.delete_user(&bob.id, 100).await.unwrap();
     let bobs = family("bobs-family", &smartmail, &bob);
     assert_eq!(store.redeem_code(&redemption("bobs", &bobs, None, None)).await.unwrap(), Redemption::Stale);
     let found = store.client_and_code("nobody", "bobs").await.unwrap();
@@ -454,9 +455,62 @@ async fn single_use_ids_sessions_and_revoked_tokens<S: Store + Clone>(store: S) 
     assert_eq!(store.session("other").await.unwrap(), None);
 
     assert!(!store.access_token_revoked("jti").await.unwrap());
-    store.revoke_access_token("jti", 700).await.unwrap();
-    store.revoke_access_token("jti", 700).await.unwrap();
+    store.revoke_access_token("jti", 700, 100).await.unwrap();
+    store.revoke_access_token("jti", 700, 100).await.unwrap();
     assert!(store.access_token_revoked("jti").await.unwrap());
+}
+
+/// What `revocations_since` says, as (kind, id, when) sorted.
+async fn revocations<S: Store>(store: &S, since: i64) -> Vec<(&'static str, String, i64)> {
+    let mut found: Vec<_> = store
+        .revocations_since(since)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.kind.as_str(), r.id, r.revoked_at))
+        .collect();
+    found.sort();
+    found
+}
+
+async fn every_revocation_is_recorded_with_what_it_revokes<S: Store>(store: S) {
+    let (alice, smartmail, _) = person_app_and_code(&store, "code").await;
+    let first = family("f1", &smartmail, &alice);
+    store.redeem_code(&redemption("code", &first, None, None)).await.unwrap();
+    assert!(revocations(&store, 0).await.is_empty(), "nothing revoked yet");
+
+    // A family, once: revoking it again (or one that does not exist) records nothing new.
+    store.revoke_family("f1", 500).await.unwrap();
+    store.revoke_family("f1", 600).await.unwrap();
+    store.revoke_family("no-such-family", 600).await.unwrap();
+    assert_eq!(revocations(&store, 0).await, [("family", "f1".to_owned(), 500)]);
+
+    // Disconnecting: every live family between the two, and only those.
+    store.insert_code(&code("code2", &smartmail, &alice)).await.unwrap();
+    store.redeem_code(&redemption("code2", &family("f2", &smartmail, &alice), None, None)).await.unwrap();
+    assert!(store.revoke_grants(&alice.id, "smartmail", 700).await.unwrap());
+    assert_eq!(revocations(&store, 650).await, [("family", "f2".to_owned(), 700)]);
+
+    // One access token; an app and a person, only when they existed.
+    store.revoke_access_token("f9.jti", 9_000, 800).await.unwrap();
+    assert!(store.delete_client("smartmail", 900).await.unwrap());
+    assert!(!store.delete_client("smartmail", 950).await.unwrap());
+    assert!(store.delete_user(&alice.id, 1_000).await.unwrap());
+    assert!(!store.delete_user("nobody", 1_000).await.unwrap());
+    assert_eq!(
+        revocations(&store, 750).await,
+        [
+            ("client", "smartmail".to_owned(), 900),
+            ("person", alice.id.clone(), 1_000),
+            ("token", "f9.jti".to_owned(), 800),
+        ]
+    );
+
+    // Kept as long as asked, then purged.
+    store.purge_expired(1_200, 600).await.unwrap();
+    assert_eq!(revocations(&store, 0).await.len(), 4, "only f1 (at 500) is over 600 s old at 1,200");
+    store.purge_expired(2_000, 600).await.unwrap();
+    assert!(revocations(&store, 0).await.is_empty());
 }
 
 async fn purging_removes_only_what_expired<S: Store>(store: S) {
@@ -475,8 +529,8 @@ async fn purging_removes_only_what_expired<S: Store>(store: S) {
     };
     store.insert_session(&session("old", 900)).await.unwrap();
     store.insert_session(&session("new", 5_000)).await.unwrap();
-    store.revoke_access_token("old-jti", 900).await.unwrap();
-    store.revoke_access_token("new-jti", 5_000).await.unwrap();
+    store.revoke_access_token("old-jti", 900, 100).await.unwrap();
+    store.revoke_access_token("new-jti", 5_000, 100).await.unwrap();
 
     store.purge_expired(1_000, 60).await.unwrap();
     assert_eq!(store.code("old-code").await.unwrap(), None, "expired (at 400) for longer than the 60 s kept");
@@ -628,6 +682,7 @@ async fn contents<S: Store>(store: &S, user: &User) -> impl PartialEq + std::fmt
         store.session("session").await.unwrap(),
         store.attempts("account:alice", 1_010, 60).await.unwrap(),
         store.access_token_revoked("jti").await.unwrap(),
+        store.revocations_since(0).await.unwrap(),
     )
 }
 
@@ -661,7 +716,7 @@ async fn filled<S: Store>(store: &S) -> User {
         Session { id_hash: "session".into(), user_id: alice.id.clone(), auth_time: 5, expires_at: 99 };
     store.insert_session(&session).await.unwrap();
     store.count_attempt("account:alice", 1_000, 60).await.unwrap();
-    store.revoke_access_token("jti", 700).await.unwrap();
+    store.revoke_access_token("jti", 700, 100).await.unwrap();
     assert!(store.first_use("assertion", 700).await.unwrap());
     alice
 }

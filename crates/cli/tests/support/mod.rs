@@ -7,7 +7,9 @@
 
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod browser;
+pub mod flow;
 #[path = "../../../issuer/tests/common/pg_schema.rs"]
 pub mod pg_schema;
 pub mod setup;

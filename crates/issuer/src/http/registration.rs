@@ -156,7 +156,8 @@ pub(super) async fn delete<S: Store>(
 ) -> Response {
     let result = async {
         issuer.registered_app(&client_id, bearer(&headers)).await?;
-        issuer.store.delete_client(&client_id).await?;
+        issuer.store.delete_client(&client_id, crate::now()).await?;
+        issuer.spread_revocations().await;
         Ok::<_, RegistrationFailure>(())
     }
     .await;

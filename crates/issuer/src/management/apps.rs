@@ -297,7 +297,7 @@ pub async fn delete_app<S: Store>(store: &S, client_id: &str, caller: &str) -> R
         let message = "the app making this call cannot remove itself: use another admin app or the CLI";
         return Err(ManagementError::conflict(None, message));
     }
-    if store.delete_client(client_id).await? { Ok(()) } else { Err(not_found(client_id)) }
+    if store.delete_client(client_id, crate::now()).await? { Ok(()) } else { Err(not_found(client_id)) }
 }
 
 /// The stored app, unless the API may not change it.

@@ -113,7 +113,7 @@ pub async fn set_password<S: Store>(store: &S, id: &str, spec: PasswordSpec) -> 
 
 /// Removes a person with their grants, tokens and sessions.
 pub async fn delete_user<S: Store>(store: &S, id: &str) -> Result<(), ManagementError> {
-    if store.delete_user(id).await? { Ok(()) } else { Err(not_found(id)) }
+    if store.delete_user(id, crate::now()).await? { Ok(()) } else { Err(not_found(id)) }
 }
 
 fn not_found(id: &str) -> ManagementError {

@@ -63,12 +63,12 @@ impl Store for AnyStore {
         fn set_password_hash(&self, id: &str, hash: &str) -> bool;
         fn update_user(&self, user: &User) -> bool;
         fn delete_sessions_of(&self, user_id: &str) -> ();
-        fn delete_user(&self, id: &str) -> bool;
+        fn delete_user(&self, id: &str, now: i64) -> bool;
         fn insert_client(&self, client: &Client) -> ();
         fn client(&self, client_id: &str) -> Option<Client>;
         fn update_client(&self, client: &Client) -> Option<i64>;
         fn clients(&self) -> Vec<Client>;
-        fn delete_client(&self, client_id: &str) -> bool;
+        fn delete_client(&self, client_id: &str, now: i64) -> bool;
         fn insert_resource(&self, resource: &Resource) -> ();
         fn put_resource(&self, resource: &Resource) -> ();
         fn resources(&self) -> Vec<Resource>;
@@ -88,7 +88,8 @@ impl Store for AnyStore {
         fn revoke_family(&self, id: &str, now: i64) -> ();
         fn refresh_token(&self, token_hash: &str) -> Option<(RefreshToken, TokenFamily)>;
         fn rotate_refresh_token(&self, old_hash: &str, now: i64, new: &RefreshToken) -> bool;
-        fn revoke_access_token(&self, jti: &str, expires_at: i64) -> ();
+        fn revoke_access_token(&self, jti: &str, expires_at: i64, now: i64) -> ();
+        fn revocations_since(&self, since: i64) -> Vec<crate::revocations::Revocation>;
         fn access_token_revoked(&self, jti: &str) -> bool;
         fn insert_session(&self, session: &Session) -> ();
         fn session(&self, id_hash: &str) -> Option<Session>;

@@ -27,6 +27,7 @@ pub const TABLES: &[&str] = &[
     "auth_codes",
     "refresh_tokens",
     "revoked_tokens",
+    "revocations",
     "sessions",
     "sign_in_failures",
     "used_assertions",

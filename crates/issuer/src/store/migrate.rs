@@ -36,6 +36,7 @@ const MIGRATIONS: &[Migration] = &[
         ..step(6, "client keys", include_str!("../../migrations/0006_client_keys.sql"))
     },
     step(7, "client version", include_str!("../../migrations/0007_client_version.sql")),
+    step(8, "revocations", include_str!("../../migrations/0008_revocations.sql")),
 ];
 
 const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS agentgate_migrations (

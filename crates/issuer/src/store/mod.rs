@@ -376,8 +376,9 @@ pub trait Store: Send + Sync + 'static {
     /// Ends every browser session of a person.
     fn delete_sessions_of(&self, user_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Removes a person; whether they existed.
-    fn delete_user(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes a person, and records at `now` that their tokens are revoked;
+    /// whether they existed.
+    fn delete_user(&self, id: &str, now: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Registers a client; [`StoreError::Conflict`] when the id is taken.
     fn insert_client(&self, client: &Client) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -393,8 +394,13 @@ pub trait Store: Send + Sync + 'static {
     /// Every client, by name.
     fn clients(&self) -> impl Future<Output = Result<Vec<Client>, StoreError>> + Send;
 
-    /// Removes a client; whether it existed.
-    fn delete_client(&self, client_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes a client, and records at `now` that its tokens are revoked;
+    /// whether it existed.
+    fn delete_client(
+        &self,
+        client_id: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Adds a resource and its scopes; [`StoreError::Conflict`] when its URL is taken.
     fn insert_resource(&self, resource: &Resource) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -438,7 +444,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// In one transaction, deletes every grant of `user_id` to `client_id`,
     /// their codes not exchanged yet, and revokes every token family between
-    /// them; whether there was a grant or a family (a first-party app has
+    /// them (recording each in the revocations); whether there was a grant or a family (a first-party app has
     /// tokens but no grant).
     fn revoke_grants(
         &self,
@@ -478,7 +484,8 @@ pub trait Store: Send + Sync + 'static {
     /// The token family with this id.
     fn family(&self, id: &str) -> impl Future<Output = Result<Option<TokenFamily>, StoreError>> + Send;
 
-    /// Revokes a family (a no-op when it is already revoked or gone).
+    /// Revokes a family and records the revocation (a no-op when it is
+    /// already revoked or gone).
     fn revoke_family(&self, id: &str, now: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The refresh token with this hash, and its family.
@@ -497,12 +504,19 @@ pub trait Store: Send + Sync + 'static {
         new: &RefreshToken,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Records one access token as revoked until it expires.
+    /// Records one access token as revoked (at `now`) until it expires.
     fn revoke_access_token(
         &self,
         jti: &str,
         expires_at: i64,
+        now: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every revocation recorded at `since` or later (see [`crate::revocations`]).
+    fn revocations_since(
+        &self,
+        since: i64,
+    ) -> impl Future<Output = Result<Vec<crate::revocations::Revocation>, StoreError>> + Send;
 
     /// Whether this access token was revoked on its own.
     fn access_token_revoked(&self, jti: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -538,7 +552,8 @@ pub trait Store: Send + Sync + 'static {
     fn clear_attempts(&self, bucket: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Deletes what has expired: codes, refresh tokens, revoked-token records,
-    /// sessions, sign-in windows, and families nothing valid hangs on. `keep` is
+    /// sessions, sign-in windows, families nothing valid hangs on, and
+    /// revocations older than `keep`. `keep` is
     /// how long (seconds) expired codes and families are kept, so a late replay
     /// is still recognised.
     fn purge_expired(&self, now: i64, keep: i64) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -230,9 +230,9 @@ pub(super) fn user_conflict(message: &str) -> &'static str {
     if message.contains("email") { super::taken::EMAIL } else { super::taken::USERNAME }
 }
 
-/// The store's own helpers, for a backend's inherent `impl`.
+/// The store's own helpers, for a backend's inherent `impl`, given its database type.
 macro_rules! store_helpers {
-    () => {
+    ($db:ty) => {
         /// Adds `resource` with its scopes; with `replace`, a resource stored under
         /// the same URL gets this name and exactly these scopes instead.
         async fn write_resource(&self, resource: &Resource, replace: bool) -> Result<(), StoreError> {
@@ -271,6 +271,44 @@ macro_rules! store_helpers {
             }
             tx.commit().await?;
             Ok(())
+        }
+
+        /// Records in `tx` that `id` (of `kind`) was revoked at `now`.
+        async fn record_revocation(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            kind: crate::revocations::Revoked,
+            id: &str,
+            now: i64,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(
+                "INSERT INTO revocations (kind, id, revoked_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (kind, id) DO NOTHING",
+            )
+            .bind(kind.as_str())
+            .bind(id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        /// Runs `sql` (a DELETE of one row by `$1`) and, when it deleted the
+        /// row, records the revocation of `id` with it, in one transaction.
+        async fn delete_and_record(
+            &self,
+            sql: &'static str,
+            kind: crate::revocations::Revoked,
+            id: &str,
+            now: i64,
+        ) -> Result<bool, StoreError> {
+            let mut conn = self.conn().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let deleted = sqlx::query(sql).bind(id).execute(&mut *tx).await?.rows_affected() == 1;
+            if deleted {
+                Self::record_revocation(&mut tx, kind, id, now).await?;
+            }
+            tx.commit().await?;
+            Ok(deleted)
         }
     };
 }
@@ -390,10 +428,9 @@ macro_rules! store_methods {
             Ok(done.rows_affected() == 1)
         }
 
-        async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
-            let done =
-                sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *self.conn().await?).await?;
-            Ok(done.rows_affected() == 1)
+        async fn delete_user(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+            self.delete_and_record("DELETE FROM users WHERE id = $1", crate::revocations::Revoked::Person, id, now)
+                .await
         }
 
         async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
@@ -437,12 +474,9 @@ macro_rules! store_methods {
             Ok(sqlx::query(sql).fetch_all(&mut *self.conn().await?).await?.iter().map(client_from_row).collect())
         }
 
-        async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
-            let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
-                .bind(client_id)
-                .execute(&mut *self.conn().await?)
-                .await?;
-            Ok(done.rows_affected() == 1)
+        async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
+            let sql = "DELETE FROM clients WHERE client_id = $1";
+            self.delete_and_record(sql, crate::revocations::Revoked::App, client_id, now).await
         }
 
         async fn insert_resource(&self, resource: &Resource) -> Result<(), StoreError> {
@@ -610,6 +644,19 @@ macro_rules! store_methods {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            // The families this statement revoked (and any revoked in the same
+            // second before, already recorded): each is announced.
+            sqlx::query(
+                "INSERT INTO revocations (kind, id, revoked_at)
+                 SELECT 'family', id, revoked_at FROM token_families
+                 WHERE user_id = $1 AND client_id = $2 AND revoked_at = $3
+                 ON CONFLICT (kind, id) DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(deleted + revoked > 0)
         }
@@ -658,11 +705,19 @@ macro_rules! store_methods {
         }
 
         async fn revoke_family(&self, id: &str, now: i64) -> Result<(), StoreError> {
-            sqlx::query("UPDATE token_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *self.conn().await?)
-                .await?;
+            let mut conn = self.conn().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let revoked =
+                sqlx::query("UPDATE token_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if revoked == 1 {
+                Self::record_revocation(&mut tx, crate::revocations::Revoked::Family, id, now).await?;
+            }
+            tx.commit().await?;
             Ok(())
         }
 
@@ -725,15 +780,41 @@ macro_rules! store_methods {
             Ok(true)
         }
 
-        async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        async fn revoke_access_token(&self, jti: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
+            let mut conn = self.conn().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             sqlx::query(
                 "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
             )
             .bind(jti)
             .bind(expires_at)
-            .execute(&mut *self.conn().await?)
+            .execute(&mut *tx)
             .await?;
+            Self::record_revocation(&mut tx, crate::revocations::Revoked::Token, jti, now).await?;
+            tx.commit().await?;
             Ok(())
+        }
+
+        async fn revocations_since(
+            &self,
+            since: i64,
+        ) -> Result<Vec<crate::revocations::Revocation>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT kind, id, revoked_at FROM revocations WHERE revoked_at >= $1 ORDER BY revoked_at",
+            )
+            .bind(since)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+            Ok(rows
+                .iter()
+                .filter_map(|row| {
+                    Some(crate::revocations::Revocation {
+                        kind: crate::revocations::Revoked::parse(row.get("kind"))?,
+                        id: row.get("id"),
+                        revoked_at: row.get("revoked_at"),
+                    })
+                })
+                .collect())
         }
 
         async fn first_use(&self, id: &str, expires_at: i64) -> Result<bool, StoreError> {
@@ -846,6 +927,7 @@ macro_rules! store_methods {
                 "DELETE FROM used_assertions WHERE expires_at < $1",
                 "DELETE FROM sessions WHERE expires_at < $1",
                 "DELETE FROM sign_in_failures WHERE window_start < $1 - $2",
+                "DELETE FROM revocations WHERE revoked_at < $1 - $2",
                 "DELETE FROM token_families WHERE created_at < $1 - $2
                      AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.family_id = token_families.id)",
             ] {

@@ -107,7 +107,7 @@ impl PgStore {
         Ok(())
     }
 
-    store_helpers!();
+    store_helpers!(sqlx::Postgres);
 }
 
 impl Store for PgStore {

@@ -113,7 +113,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    store_helpers!();
+    store_helpers!(sqlx::Sqlite);
 
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH`) and
     /// brings its schema up to date.

@@ -71,6 +71,7 @@ pub(super) async fn delete<S: Store>(
     Id(client_id): Id,
 ) -> Result<Response, ManagementError> {
     apps::delete_app(&issuer.store, &client_id, &admin.caller).await?;
+    issuer.spread_revocations().await;
     Ok(done())
 }
 

@@ -62,5 +62,6 @@ pub(super) async fn revoke<S: Store>(
         return Err(ManagementError::invalid("user_id", "name both the user_id and the client_id"));
     };
     grants::revoke(&issuer.store, &user, &client, crate::now()).await?;
+    issuer.spread_revocations().await;
     Ok(done())
 }

@@ -70,6 +70,7 @@ pub(super) async fn delete<S: Store>(
     Id(id): Id,
 ) -> Result<Response, ManagementError> {
     people::delete_user(&issuer.store, &id).await?;
+    issuer.spread_revocations().await;
     Ok(done())
 }
 
