@@ -41,8 +41,11 @@ impl UserAgent for Alice {
     async fn visit(&self, url: &str, callback: &CallbackListener) -> Result<String, AgentError> {
         self.visits.fetch_add(1, Ordering::SeqCst);
         let mut browser = self.browser.lock().await;
-        let page = browser.get(url).await;
-        let page = browser.sign_in(&self.base, &page, "alice", PASSWORD).await;
+        let mut page = browser.get(url).await;
+        // Signed in already on a later visit: straight to the consent page.
+        if page.body.contains("name=\"password\"") {
+            page = browser.sign_in(&self.base, &page, "alice", PASSWORD).await;
+        }
         let page = browser.decide(&self.base, &page, self.decision).await;
         let back = page.location.expect("the issuer sends alice back");
         assert!(back.starts_with(callback.redirect_uri()), "{back}");

@@ -109,19 +109,19 @@ fn the_environment_overrides_the_file_and_bad_setups_are_refused() {
 /// each claiming to come from `forwarded_for`; the status of the last one.
 async fn failed_sign_ins(base: &str, forwarded_for: &str, attempts: usize) -> StatusCode {
     let mut browser = Browser::new("en");
-    let page = browser.get(&format!("{base}/sign-in")).await;
-    let csrf = page.input("csrf");
-    let mut status = StatusCode::OK;
+    let mut page = browser.get(&format!("{base}/sign-in")).await;
     for n in 0..attempts {
         let login = format!("nobody{n}-{forwarded_for}");
+        // Each answer is the sign-in page again, with the form token of its next try.
+        let csrf = page.input("csrf");
         let request = browser
             .http
             .post(format!("{base}/sign-in"))
             .header("x-forwarded-for", forwarded_for)
             .form(&[("csrf", csrf.as_str()), ("request", ""), ("login", &login), ("password", "x")]);
-        status = browser.send(request).await.status;
+        page = browser.send(request).await;
     }
-    status
+    page.status
 }
 
 #[tokio::test]

@@ -245,7 +245,6 @@ async fn two_instances_on_one_database_behave_as_one() {
     }
 }
 
-/// One sign-in as alice with a wrong password; its status.
 /// Each instance serves `whoami` at `/mcp` (the issuer URL's, A's): a refresh
 /// token revoked on A stops its access token at A's MCP server on the next call,
 /// and at B's within seconds, with no database read per call.
@@ -295,6 +294,7 @@ async fn a_revocation_on_one_instance_stops_the_token_at_the_other_s_mcp_within_
     eprintln!("the revocation reached B's /mcp after {:?}", start.elapsed());
 }
 
+/// One sign-in as alice with a wrong password; its status.
 async fn wrong_password(base: &str) -> StatusCode {
     let mut browser = Browser::new("en");
     let page = browser.get(&format!("{base}/sign-in")).await;

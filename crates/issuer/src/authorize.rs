@@ -217,10 +217,7 @@ impl<S: Store> Issuer<S> {
                 self.record_consent(&session.user_id, &request.client.client_id, &resource, &request.scopes)
                     .await?;
             }
-        } else if let Some(ask) = self
-            .consent_needed(&request.client, &session.user_id, &resource, &request.scopes, prompt("consent"))
-            .await?
-        {
+        } else if let Some(ask) = self.consent_asked(request, &session.user_id).await? {
             if prompt("none") {
                 return Err(OAuthError::new(ErrorCode::ConsentRequired, "the person must allow this app"));
             }
@@ -246,6 +243,18 @@ impl<S: Store> Issuer<S> {
             &[("code", &code)],
             request.state.as_deref(),
         )))
+    }
+
+    /// What the person must be asked to allow before `request` goes on
+    /// (see [`Issuer::consent_needed`]): `None` when nothing.
+    pub async fn consent_asked(
+        &self,
+        request: &AuthorizationRequest,
+        user_id: &str,
+    ) -> Result<Option<Vec<String>>, OAuthError> {
+        let resource = resource_uri(request.resource.as_ref());
+        let force = request.prompt.iter().any(|p| p == "consent");
+        self.consent_needed(&request.client, user_id, &resource, &request.scopes, force).await
     }
 
     /// The redirect URI carrying an OAuth error, `state` and `iss`.

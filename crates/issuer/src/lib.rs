@@ -21,6 +21,7 @@ pub mod client_documents;
 pub mod clients;
 pub mod consent;
 pub mod error;
+pub mod forms;
 pub mod http;
 mod issuer;
 pub mod keys;

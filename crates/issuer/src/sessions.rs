@@ -1,20 +1,13 @@
-//! Browsers: sign-in sessions, form tokens (CSRF), and sign-in rate limits.
+//! Browsers: sign-in sessions and sign-in rate limits (form tokens are in
+//! [`crate::forms`]).
 //!
 //! - A **session** is a random 256-bit cookie value; the store keeps only its
 //!   hash. A new one is made at every sign-in (no fixation).
-//! - Every form carries a **form token**: an HMAC, under a key derived from the
-//!   key-encryption key, of a random per-browser cookie. Another site can make a
-//!   browser post a form but cannot read that cookie, so it cannot forge the
-//!   token; and every instance sharing the key-encryption key agrees on it.
 //! - **Sign-in limits** count failures per account (whatever was typed, so the
 //!   limit says nothing about whether the account exists) and per client
 //!   address, in fixed windows kept in the store, so several instances share them.
 
 use std::net::IpAddr;
-
-use aws_lc_rs::hmac;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::OAuthError;
 use crate::store::{Session, Store, User};
@@ -44,18 +37,6 @@ pub enum SignInOutcome {
 }
 
 impl<S: Store> Issuer<S> {
-    /// The form token for a browser.
-    pub fn form_token(&self, browser_id: &str) -> String {
-        URL_SAFE_NO_PAD.encode(hmac::sign(&self.form_key, browser_id.as_bytes()))
-    }
-
-    /// Whether `token` is the form token of `browser_id` (constant time).
-    pub fn form_token_valid(&self, browser_id: Option<&str>, token: Option<&str>) -> bool {
-        let (Some(browser_id), Some(token)) = (browser_id, token) else { return false };
-        let Ok(tag) = URL_SAFE_NO_PAD.decode(token) else { return false };
-        hmac::verify(&self.form_key, browser_id.as_bytes(), &tag).is_ok()
-    }
-
     /// The live session behind a cookie value.
     pub async fn session_for(&self, cookie: Option<&str>, now: i64) -> Result<Option<Session>, OAuthError> {
         let Some(cookie) = cookie else { return Ok(None) };

@@ -99,10 +99,10 @@ impl Browser {
 
     /// Presses Allow or Deny on the consent `page`.
     pub async fn decide(&mut self, base: &str, page: &Page, decision: &str) -> Page {
-        let (csrf, request) = (page.input("csrf"), page.input("request"));
+        let (csrf, request, asked) = (page.input("csrf"), page.input("request"), page.input("asked"));
         self.post(
             &format!("{base}/consent"),
-            &[("csrf", &csrf), ("request", &request), ("decision", decision)],
+            &[("csrf", &csrf), ("request", &request), ("asked", &asked), ("decision", decision)],
         )
         .await
     }

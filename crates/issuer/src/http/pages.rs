@@ -15,11 +15,13 @@ use super::client_address;
 use super::form::Params;
 use crate::authorize::{AuthorizationRequest, AuthorizeError, Next, RequestParams};
 use crate::error::{ErrorCode, OAuthError};
+use crate::forms::{FormPage, FormRefusal};
 use crate::logout::LogoutRequest;
 use crate::sessions::{BROWSER_COOKIE, SESSION_COOKIE, SignInOutcome};
 use crate::store::{Client, Session, Store};
 use crate::ui::{
-    self, AccountApp, AccountPage, ConsentPage, MessagePage, SignInPage, SignOutPage, Text, describe_scope,
+    self, AccountApp, AccountPage, ConsentPage, Link, MessagePage, SignInPage, SignOutPage, Text,
+    describe_scope,
 };
 use crate::{Issuer, now, random_token};
 
@@ -85,8 +87,14 @@ impl<'a, S: Store> Reply<'a, S> {
         reply
     }
 
+    /// The browser token, for the account page's forms.
     fn csrf(&self) -> String {
         self.issuer.form_token(&self.browser_id)
+    }
+
+    /// The token of a page shown now: its form is taken once, for this page only.
+    fn page_token(&self, page: FormPage<'_>) -> String {
+        self.issuer.page_token(&self.browser_id, page, now())
     }
 
     /// `Set-Cookie`: HttpOnly, SameSite=Lax, Secure on https, scoped to the
@@ -137,11 +145,24 @@ impl<'a, S: Store> Reply<'a, S> {
     }
 
     fn message(self, t: &'static Text, status: StatusCode, title: &str, message: &str) -> Response {
+        self.message_then(t, status, title, message, None)
+    }
+
+    /// A message page with a link to what to do next.
+    fn message_then(
+        self,
+        t: &'static Text,
+        status: StatusCode,
+        title: &str,
+        message: &str,
+        next: Option<Link>,
+    ) -> Response {
         let page = MessagePage {
             t,
             title: title.to_owned(),
             message: message.to_owned(),
             is_error: status.is_client_error() || status.is_server_error(),
+            next,
         };
         self.html(status, ui::render(&page))
     }
@@ -163,7 +184,7 @@ impl<'a, S: Store> Reply<'a, S> {
         let page = SignInPage {
             t,
             action: self.issuer.settings.endpoint("/sign-in"),
-            csrf: self.csrf(),
+            csrf: self.page_token(FormPage::SignIn { request }),
             request: request.to_owned(),
             app_name: app.map(|c| c.name.as_str()),
             unverified: app.is_some_and(crate::clients::self_registered),
@@ -179,9 +200,10 @@ impl<'a, S: Store> Reply<'a, S> {
         request: &AuthorizationRequest,
         query: &str,
         ask: &[String],
-        user_id: &str,
+        session: &Session,
+        notice: Option<&str>,
     ) -> Response {
-        let username = match self.issuer.store.user(user_id).await {
+        let username = match self.issuer.store.user(&session.user_id).await {
             Ok(Some(user)) => user.username,
             _ => String::new(),
         };
@@ -195,10 +217,17 @@ impl<'a, S: Store> Reply<'a, S> {
                 })
             })
             .unwrap_or_default();
+        let asked = ask.join(" ");
         let page = ConsentPage {
             t,
             action: self.issuer.settings.endpoint("/consent"),
-            csrf: self.csrf(),
+            csrf: self.page_token(FormPage::Consent {
+                request: query,
+                session: &session.id_hash,
+                asked: &asked,
+            }),
+            asked,
+            notice: notice.map(str::to_owned),
             request: query.to_owned(),
             intro: t.consent_intro.replace("{app}", &client.name),
             permissions: ask.iter().map(|s| describe_scope(t, s, request.resource.as_ref())).collect(),
@@ -242,7 +271,8 @@ fn continuation(query: &str) -> String {
     out.finish()
 }
 
-/// Where an authorization goes next, rendered.
+/// Where an authorization goes next, rendered; a consent page shown again
+/// says `notice` above it.
 async fn proceed<S: Store>(
     reply: Reply<'_, S>,
     t: &'static Text,
@@ -250,14 +280,15 @@ async fn proceed<S: Store>(
     query: &str,
     session: Option<&Session>,
     consented: bool,
+    notice: Option<&str>,
 ) -> Response {
     let issuer = reply.issuer;
     match issuer.decide(request, session, consented, now()).await {
         Ok(Next::SignIn) => reply.sign_in_page(t, query, Some(&request.client), None, "", StatusCode::OK),
-        Ok(Next::Consent(ask)) => {
-            let user_id = session.map(|s| s.user_id.clone()).unwrap_or_default();
-            reply.consent_page(t, request, query, &ask, &user_id).await
-        }
+        Ok(Next::Consent(ask)) => match session {
+            Some(session) => reply.consent_page(t, request, query, &ask, session, notice).await,
+            None => reply.sign_in_page(t, query, Some(&request.client), None, "", StatusCode::OK),
+        },
         Ok(Next::Redirect(location)) => reply.redirect(&location),
         Err(error) => {
             let location = issuer.error_redirect(&request.redirect_uri, request.state.as_deref(), &error);
@@ -326,7 +357,7 @@ pub(super) async fn authorize<S: Store>(
         Ok(found) => found,
         Err(page) => return page,
     };
-    proceed(reply, t, &request, &query, session.as_ref(), false).await
+    proceed(reply, t, &request, &query, session.as_ref(), false, None).await
 }
 
 /// A posted form, after its form token was checked.
@@ -337,7 +368,8 @@ struct PostedForm<'a, S> {
     t: &'static Text,
 }
 
-/// Parses a posted form and checks its form token; `Err` is the page to show.
+/// Parses a posted form of the account page and checks its browser token;
+/// `Err` is the page to show.
 // The error is a whole response, sent at once; boxing it would buy nothing.
 #[allow(clippy::result_large_err)]
 fn posted_form<'a, S: Store>(
@@ -345,6 +377,16 @@ fn posted_form<'a, S: Store>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<PostedForm<'a, S>, Response> {
+    let form = posted(issuer, headers, body);
+    if !issuer.form_token_valid(form.browser.browser_id.as_deref(), form.params.get("csrf")) {
+        let t = form.t;
+        return Err(form.reply.message(t, StatusCode::FORBIDDEN, t.error_title, t.form_expired));
+    }
+    Ok(form)
+}
+
+/// Parses a posted form, its token not checked yet.
+fn posted<'a, S: Store>(issuer: &'a Issuer<S>, headers: &HeaderMap, body: &[u8]) -> PostedForm<'a, S> {
     let browser = Browser::from_headers(headers);
     let params = Params::parse(body).unwrap_or_default();
     let ui_locales = params
@@ -353,10 +395,7 @@ fn posted_form<'a, S: Store>(
         .and_then(|p| p.get("ui_locales").map(str::to_owned));
     let t = browser.text(ui_locales.as_deref());
     let reply = Reply::new(issuer, &browser);
-    if !issuer.form_token_valid(browser.browser_id.as_deref(), params.get("csrf")) {
-        return Err(reply.message(t, StatusCode::FORBIDDEN, t.error_title, t.form_expired));
-    }
-    Ok(PostedForm { params, browser, reply, t })
+    PostedForm { params, browser, reply, t }
 }
 
 pub(super) async fn sign_in_page<S: Store>(
@@ -373,11 +412,7 @@ pub(super) async fn sign_in<S: Store>(
     parts: Parts,
     body: Bytes,
 ) -> Response {
-    let form = match posted_form(&issuer, &parts.headers, &body) {
-        Ok(form) => form,
-        Err(page) => return page,
-    };
-    let PostedForm { params, mut reply, t, .. } = form;
+    let PostedForm { params, browser, mut reply, t } = posted(&issuer, &parts.headers, &body);
     let query = params.get("request").unwrap_or("").to_owned();
     let login = params.get("login").unwrap_or("");
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
@@ -391,6 +426,25 @@ pub(super) async fn sign_in<S: Store>(
         }
     };
     let app = request.as_ref().map(|r| &r.client);
+    let page = FormPage::SignIn { request: &query };
+    let csrf = params.get("csrf");
+    match issuer.accept_page_token(browser.browser_id.as_deref(), csrf, page, now()).await {
+        Err(error) => return reply.unavailable(t, &error),
+        Ok(Ok(())) => {}
+        Ok(Err(refusal)) => {
+            // Sent twice (a double click) after the first signed in: go on.
+            if refusal == FormRefusal::Used
+                && let Ok(Some(_)) = issuer.session_for(browser.session_cookie.as_deref(), now()).await
+            {
+                return after_sign_in(reply, request.is_some(), &query);
+            }
+            let (status, message) = match refusal {
+                FormRefusal::Foreign => (StatusCode::FORBIDDEN, t.form_expired),
+                FormRefusal::Expired | FormRefusal::Used => (StatusCode::BAD_REQUEST, t.sign_in_again),
+            };
+            return reply.sign_in_page(t, &query, app, Some(message.to_owned()), login, status);
+        }
+    }
     let outcome = issuer.sign_in(login, params.get("password").unwrap_or(""), address, now()).await;
     match outcome {
         Err(error) => reply.unavailable(t, &error),
@@ -414,37 +468,77 @@ pub(super) async fn sign_in<S: Store>(
         }
         Ok(SignInOutcome::SignedIn { cookie, .. }) => {
             reply.cookie(SESSION_COOKIE, &cookie, None);
-            // POST/redirect/GET: the browser goes back to the authorization
-            // endpoint, which now finds the session; reloading the next page
-            // never offers to post the password again.
-            match request {
-                None => reply.redirect(&issuer.settings.endpoint("/account")),
-                Some(_) => reply.redirect(&format!(
-                    "{}?{}",
-                    issuer.settings.endpoint("/authorize"),
-                    continuation(&query)
-                )),
-            }
+            after_sign_in(reply, request.is_some(), &query)
         }
     }
 }
 
+/// Where a browser goes once signed in: POST/redirect/GET back to the
+/// authorization endpoint (which now finds the session; reloading the next
+/// page never offers to post the password again), or to the account page.
+fn after_sign_in<S: Store>(reply: Reply<'_, S>, continues: bool, query: &str) -> Response {
+    let settings = &reply.issuer.settings;
+    let location = match continues {
+        false => settings.endpoint("/account"),
+        true => format!("{}?{}", settings.endpoint("/authorize"), continuation(query)),
+    };
+    reply.redirect(&location)
+}
+
+/// The consent form. A decision counts only with the token of the consent
+/// page this browser's session was shown for this request, once, within
+/// minutes, and only for what that page asked: anything else decides nothing.
 pub(super) async fn consent<S: Store>(
     State(issuer): State<Arc<Issuer<S>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let PostedForm { params, browser, reply, t } = match posted_form(&issuer, &headers, &body) {
-        Ok(form) => form,
-        Err(page) => return page,
-    };
+    let PostedForm { params, browser, reply, t } = posted(&issuer, &headers, &body);
     let query = params.get("request").unwrap_or("").to_owned();
     let (reply, request, session) = match request_and_session(reply, t, &query, &browser).await {
         Ok(found) => found,
         Err(page) => return page,
     };
+    let Some(session) = session else {
+        // Signed out since the page was shown: sign in, then see it again.
+        return proceed(reply, t, &request, &query, None, false, None).await;
+    };
+    let asked = params.get("asked").unwrap_or("");
+    let page = FormPage::Consent { request: &query, session: &session.id_hash, asked };
+    match issuer.accept_page_token(browser.browser_id.as_deref(), params.get("csrf"), page, now()).await {
+        Err(error) => return reply.unavailable(t, &error),
+        Ok(Err(FormRefusal::Foreign)) => {
+            return reply.message(t, StatusCode::FORBIDDEN, t.error_title, t.form_expired);
+        }
+        // Late or sent again: nothing is decided, no code is sent. The person
+        // sees what is asked now, or (a double click) where to go on.
+        Ok(Err(FormRefusal::Expired | FormRefusal::Used)) => {
+            return match issuer.consent_asked(&request, &session.user_id).await {
+                Err(error) => reply.unavailable(t, &error),
+                Ok(Some(ask)) => {
+                    reply.consent_page(t, &request, &query, &ask, &session, Some(t.consent_again)).await
+                }
+                Ok(None) => {
+                    let href = format!("{}?{query}", issuer.settings.endpoint("/authorize"));
+                    let next = Link { href, label: t.continue_to_app.replace("{app}", &request.client.name) };
+                    reply.message_then(t, StatusCode::CONFLICT, t.consent_title, t.consent_made, Some(next))
+                }
+            };
+        }
+        Ok(Ok(())) => {}
+    }
     match params.get("decision") {
-        Some("allow") => proceed(reply, t, &request, &query, session.as_ref(), session.is_some()).await,
+        Some("allow") => {
+            let now_asked = match issuer.consent_asked(&request, &session.user_id).await {
+                Ok(asked) => asked.unwrap_or_default(),
+                Err(error) => return reply.unavailable(t, &error),
+            };
+            let shown: Vec<&str> = asked.split(' ').filter(|s| !s.is_empty()).collect();
+            // The grant changed since the page was shown: ask again for what it did not show.
+            let unseen = now_asked.iter().any(|scope| !shown.contains(&scope.as_str()));
+            proceed(reply, t, &request, &query, Some(&session), !unseen, unseen.then_some(t.consent_again))
+                .await
+        }
         Some("deny") => {
             let error = OAuthError::new(ErrorCode::AccessDenied, "the person denied the request");
             let location = issuer.error_redirect(&request.redirect_uri, request.state.as_deref(), &error);

@@ -59,6 +59,10 @@ pub struct ConsentPage {
     pub csrf: String,
     /// The authorization request being continued.
     pub request: String,
+    /// The scopes asked, space-separated: what the decision is about.
+    pub asked: String,
+    /// Said above the page when it is shown again (an expired or repeated decision).
+    pub notice: Option<String>,
     /// "{app} wants to access your account."
     pub intro: String,
     /// Each permission asked, in plain words.
@@ -123,6 +127,16 @@ pub struct MessagePage {
     pub message: String,
     /// Shown as an error.
     pub is_error: bool,
+    /// What to do next, as a link.
+    pub next: Option<Link>,
+}
+
+/// A link on a page.
+pub struct Link {
+    /// Where it goes.
+    pub href: String,
+    /// What it says.
+    pub label: String,
 }
 
 /// A scope in plain words: OpenID scopes from the texts, a resource's scopes
