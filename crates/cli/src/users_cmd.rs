@@ -1,4 +1,4 @@
-//! `agentgate users add|list|remove|passwd`.
+//! `agentgate users add|list|remove|passwd|unlock`.
 
 use std::io::BufRead;
 
@@ -50,6 +50,12 @@ enum UsersCommand {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Let a person locked out by failed sign-ins (theirs or someone else's)
+    /// sign in again at once, from any browser.
+    Unlock {
+        /// Username or email.
+        login: String,
     },
 }
 
@@ -119,6 +125,14 @@ impl UsersArgs {
                     println!("{}", describe(&user));
                 } else {
                     println!("removed {}", user.username);
+                }
+            }
+            UsersCommand::Unlock { login } => {
+                let user = users::unlock(store, &login).await?;
+                if json {
+                    println!("{}", json!({"unlocked": user.username}));
+                } else {
+                    println!("unlocked {}: failed sign-ins are forgotten", user.username);
                 }
             }
             UsersCommand::Passwd { login, password_stdin } => {

@@ -57,20 +57,26 @@ impl FormPage<'_> {
         }
     }
 
-    /// Every field, each preceded by its length, so that no two pages give one text.
+    /// Every field, framed (see [`framed`]).
     fn signed_text(&self, browser_id: &str, shown_at: i64, nonce: &str) -> Vec<u8> {
         let (kind, request, session, asked) = match *self {
             Self::SignIn { request } => ("sign-in", request, "", ""),
             Self::Consent { request, session, asked } => ("consent", request, session, asked),
         };
         let shown_at = shown_at.to_string();
-        let mut text = Vec::new();
-        for field in ["agentgate page form v1", browser_id, kind, request, session, asked, &shown_at, nonce] {
-            text.extend_from_slice(&(field.len() as u64).to_be_bytes());
-            text.extend_from_slice(field.as_bytes());
-        }
-        text
+        framed(&["agentgate page form v1", browser_id, kind, request, session, asked, &shown_at, nonce])
     }
+}
+
+/// `parts` as one text to sign, each preceded by its length, so that no two
+/// lists of parts give the same text.
+pub(crate) fn framed(parts: &[&str]) -> Vec<u8> {
+    let mut text = Vec::new();
+    for part in parts {
+        text.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        text.extend_from_slice(part.as_bytes());
+    }
+    text
 }
 
 /// Why a page's form was not taken.

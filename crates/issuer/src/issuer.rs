@@ -37,6 +37,8 @@ pub struct Issuer<S> {
     key_creation: tokio::sync::Mutex<()>,
     /// Binds form tokens (CSRF) to a browser.
     pub(crate) form_key: aws_lc_rs::hmac::Key,
+    /// Signs known-browser cookies.
+    pub(crate) known_key: aws_lc_rs::hmac::Key,
     /// Fetched client metadata documents.
     pub(crate) documents: crate::client_documents::ClientDocuments,
     /// The codes this instance issued lately, for one-trip exchanges.
@@ -57,6 +59,7 @@ impl<S: Store> Issuer<S> {
         let keys = KeyRing::load(&store, &kek, crate::now()).await?;
         crate::management::declare_api(&store, &settings).await?;
         let form_key = kek.derive("agentgate form token v1");
+        let known_key = kek.derive("agentgate known browser v1");
         let documents =
             crate::client_documents::ClientDocuments::new(settings.client_documents_allow_loopback);
         // As long as a token issued just before a revocation can be accepted:
@@ -72,6 +75,7 @@ impl<S: Store> Issuer<S> {
             keys_read_at: Mutex::new(Instant::now()),
             key_creation: tokio::sync::Mutex::new(()),
             form_key,
+            known_key,
             recent_codes: Default::default(),
         };
         issuer.read_revocations().await?;

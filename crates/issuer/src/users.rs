@@ -225,12 +225,42 @@ pub async fn sign_in<S: Store>(
     password: &str,
 ) -> Result<Result<User, InvalidCredentials>, StoreError> {
     let user = store.find_user_by_login(&login.trim().to_lowercase()).await?;
+    Ok(check_sign_in(user, password).await)
+}
+
+/// `user` (the person a login named, if any), when `password` is theirs. No
+/// person costs the same as a wrong password.
+pub async fn check_sign_in(user: Option<User>, password: &str) -> Result<User, InvalidCredentials> {
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let matches = check_off_the_runtime(hash, password.to_owned()).await;
-    Ok(match user {
+    match user {
         Some(user) if matches => Ok(user),
         _ => Err(InvalidCredentials),
-    })
+    }
+}
+
+/// The bucket counting failed sign-ins for the account of the person with
+/// this id, from browsers they have not signed in with before (see
+/// [`crate::sessions`]).
+pub fn account_bucket(user_id: &str) -> String {
+    format!("account:id:{user_id}")
+}
+
+/// Lets the person `login` names sign in again at once from any browser:
+/// forgets the failed sign-ins counted against their account.
+pub async fn unlock<S: Store>(store: &S, login: &str) -> Result<User, UserError> {
+    let user = find(store, login).await?;
+    unlock_id(store, &user.id).await?;
+    Ok(user)
+}
+
+/// [`unlock`], by the person's id; whether they exist.
+pub async fn unlock_id<S: Store>(store: &S, id: &str) -> Result<bool, StoreError> {
+    if store.user(id).await?.is_none() {
+        return Ok(false);
+    }
+    store.clear_attempts(&account_bucket(id)).await?;
+    Ok(true)
 }
 
 /// Checks `password` against `hash` (or, when there is no such person, against

@@ -407,7 +407,7 @@ async fn every_operation_refuses_callers_without_a_valid_admin_token() {
             operations.push((method.to_uppercase(), format!("{base}{path}?user_id=x&client_id=x")));
         }
     }
-    assert_eq!(operations.len(), 19, "every operation of the document");
+    assert_eq!(operations.len(), 20, "every operation of the document");
 
     let callers = [
         (None, 401, "Bearer".to_owned()),

@@ -17,7 +17,7 @@ use crate::authorize::{AuthorizationRequest, AuthorizeError, Next, RequestParams
 use crate::error::{ErrorCode, OAuthError};
 use crate::forms::{FormPage, FormRefusal};
 use crate::logout::LogoutRequest;
-use crate::sessions::{BROWSER_COOKIE, SESSION_COOKIE, SignInOutcome};
+use crate::sessions::{BROWSER_COOKIE, KNOWN_BROWSER_SECS, KNOWN_COOKIE, SESSION_COOKIE, SignInOutcome};
 use crate::store::{Client, Session, Store};
 use crate::ui::{
     self, AccountApp, AccountPage, ConsentPage, Link, MessagePage, SignInPage, SignOutPage, Text,
@@ -35,6 +35,8 @@ impl RequestParams for Params {
 struct Browser {
     session_cookie: Option<String>,
     browser_id: Option<String>,
+    /// Who signed in with this browser before (the known-browser cookie).
+    known: Option<String>,
     accept_language: Option<String>,
 }
 
@@ -43,6 +45,7 @@ impl Browser {
         let mut browser = Self {
             session_cookie: None,
             browser_id: None,
+            known: None,
             accept_language: headers
                 .get(header::ACCEPT_LANGUAGE)
                 .and_then(|v| v.to_str().ok())
@@ -53,6 +56,7 @@ impl Browser {
                 match pair.trim().split_once('=') {
                     Some((SESSION_COOKIE, v)) => browser.session_cookie = Some(v.to_owned()),
                     Some((BROWSER_COOKIE, v)) => browser.browser_id = Some(v.to_owned()),
+                    Some((KNOWN_COOKIE, v)) => browser.known = Some(v.to_owned()),
                     _ => {}
                 }
             }
@@ -445,7 +449,8 @@ pub(super) async fn sign_in<S: Store>(
             return reply.sign_in_page(t, &query, app, Some(message.to_owned()), login, status);
         }
     }
-    let outcome = issuer.sign_in(login, params.get("password").unwrap_or(""), address, now()).await;
+    let password = params.get("password").unwrap_or("");
+    let outcome = issuer.sign_in(login, password, address, browser.known.as_deref(), now()).await;
     match outcome {
         Err(error) => reply.unavailable(t, &error),
         Ok(SignInOutcome::Invalid) => reply.sign_in_page(
@@ -466,8 +471,9 @@ pub(super) async fn sign_in<S: Store>(
             }
             page
         }
-        Ok(SignInOutcome::SignedIn { cookie, .. }) => {
+        Ok(SignInOutcome::SignedIn { cookie, known, .. }) => {
             reply.cookie(SESSION_COOKIE, &cookie, None);
+            reply.cookie(KNOWN_COOKIE, &known, Some(KNOWN_BROWSER_SECS));
             after_sign_in(reply, request.is_some(), &query)
         }
     }

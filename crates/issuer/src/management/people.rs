@@ -111,6 +111,11 @@ pub async fn set_password<S: Store>(store: &S, id: &str, spec: PasswordSpec) -> 
     users::set_password_of(store, id, &spec.password).await.map_err(|e| field_error(e, id))
 }
 
+/// Lets a person locked out by failed sign-ins sign in again at once.
+pub async fn unlock<S: Store>(store: &S, id: &str) -> Result<(), ManagementError> {
+    if users::unlock_id(store, id).await? { Ok(()) } else { Err(not_found(id)) }
+}
+
 /// Removes a person with their grants, tokens and sessions.
 pub async fn delete_user<S: Store>(store: &S, id: &str) -> Result<(), ManagementError> {
     if store.delete_user(id, crate::now()).await? { Ok(()) } else { Err(not_found(id)) }

@@ -120,6 +120,7 @@ enum Clash {
     paths(
         apps::list, apps::create, apps::get, apps::change, apps::delete, apps::rotate_secret,
         people::list, people::create, people::get, people::change, people::delete, people::set_password,
+        people::unlock,
         resources::list, resources::create, resources::get, resources::change, resources::delete,
         grants::list, grants::revoke,
     ),
@@ -170,6 +171,7 @@ pub(super) fn routes<S: Store>(base: &str) -> Router<Arc<Issuer<S>>> {
             get(people::get::<S>).patch(people::change::<S>).delete(people::delete::<S>),
         )
         .route(&at("/users/{id}/password"), put(people::set_password::<S>))
+        .route(&at("/users/{id}/unlock"), post(people::unlock::<S>))
         .route(&at("/resources"), get(resources::list::<S>).post(resources::create::<S>))
         .route(
             &at("/resources/{uri}"),

@@ -74,6 +74,20 @@ pub(super) async fn delete<S: Store>(
     Ok(done())
 }
 
+/// Lets a person locked out by failed sign-ins (theirs or anyone's) sign in
+/// again at once, from any browser.
+#[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "users", operation_id = "unlock_user",
+    params(("id" = String, Path, description = "The person's id")),
+    responses((status = 204, description = "Unlocked"), Missing, Refusals))]
+pub(super) async fn unlock<S: Store>(
+    _: Admin,
+    State(issuer): State<Arc<Issuer<S>>>,
+    Id(id): Id,
+) -> Result<Response, ManagementError> {
+    people::unlock(&issuer.store, &id).await?;
+    Ok(done())
+}
+
 /// Sets a person's password.
 #[utoipa::path(put, path = "/api/v1/users/{id}/password", tag = "users", operation_id = "set_user_password", request_body = PasswordSpec,
     params(("id" = String, Path, description = "The person's id")),
