@@ -17,6 +17,9 @@
 //!   literal is checked the same way; no proxy is used;
 //! - redirects are not followed; the whole fetch has a short timeout, and at
 //!   most [`MAX_DOCUMENT_BYTES`] are read;
+//! - fetches are few at a time, and fewer per host (a slow host cannot delay
+//!   other apps' documents); a host that could not be reached is not tried
+//!   again for [`FAILURE_CACHE_SECS`], whatever URL on it is named;
 //! - the answer must be `200` with a JSON content type.
 //!
 //! [`Settings::client_documents_allow_loopback`] lifts the loopback rule (and
@@ -62,8 +65,13 @@ const MAX_CACHED: usize = 10_000;
 /// A failed fetch is not tried again for this long, so repeated requests
 /// naming a broken or hostile URL do not make the server fetch each time.
 pub const FAILURE_CACHE_SECS: i64 = 30;
-/// At most this many fetches run at once; more wait their turn.
-const MAX_CONCURRENT_FETCHES: usize = 8;
+/// At most this many fetches run at once, all hosts together; more wait
+/// their turn.
+const MAX_CONCURRENT_FETCHES: usize = 16;
+/// At most this many fetches from one host run at once, so a slow host holds
+/// few turns and other apps' documents do not wait behind it. A fetch that
+/// cannot get a turn from its host within the fetch timeout fails.
+const MAX_FETCHES_PER_HOST: usize = 2;
 
 /// Why a metadata document could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -265,8 +273,40 @@ pub struct ClientDocuments {
     /// URLs whose last fetch failed: until when, and why.
     failures: Mutex<HashMap<String, (i64, String)>>,
     /// Anyone can make the server fetch (an authorization request is enough),
-    /// so fetches are few at a time.
+    /// so fetches are few at a time...
     fetching: tokio::sync::Semaphore,
+    /// ...and fewer per host: the turns of each host with fetches under way
+    /// or waiting (an idle host has no entry).
+    hosts: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Hosts whose last fetch could not reach them: until when, and why.
+    host_failures: Mutex<HashMap<String, (i64, String)>>,
+}
+
+/// A fetch's turn at its host; given back when dropped, and the host's entry
+/// removed once no fetch holds or waits for one.
+struct HostTurn<'a> {
+    documents: &'a ClientDocuments,
+    host: String,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Drop for HostTurn<'_> {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        let mut hosts = self.documents.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = hosts.get(&self.host).is_some_and(|turns| {
+            Arc::strong_count(turns) == 1 && turns.available_permits() == MAX_FETCHES_PER_HOST
+        });
+        if idle {
+            hosts.remove(&self.host);
+        }
+    }
+}
+
+/// What fetches are counted by: the host name or address, whatever the port
+/// (a host can open as many ports as it likes).
+fn host_of(url: &Url) -> String {
+    url.host_str().unwrap_or_default().to_ascii_lowercase()
 }
 
 impl std::fmt::Debug for ClientDocuments {
@@ -295,7 +335,50 @@ impl ClientDocuments {
             cache: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             fetching: tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES),
+            hosts: Mutex::new(HashMap::new()),
+            host_failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A turn at `url`'s host, within the fetch timeout.
+    async fn host_turn(&self, url: &Url) -> Result<HostTurn<'_>, DocumentError> {
+        let host = host_of(url);
+        let turns = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+            let turns = hosts
+                .entry(host.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_FETCHES_PER_HOST)));
+            turns.clone()
+        };
+        // The turn is made before waiting, so the host's entry lives while we wait.
+        let mut turn = HostTurn { documents: self, host, permit: None };
+        match tokio::time::timeout(FETCH_TIMEOUT, turns.acquire_owned()).await {
+            Ok(Ok(permit)) => {
+                turn.permit = Some(permit);
+                Ok(turn)
+            }
+            _ => Err(DocumentError::Fetch {
+                url: url.to_string(),
+                reason: format!("{MAX_FETCHES_PER_HOST} fetches from its host were already under way"),
+            }),
+        }
+    }
+
+    /// Why `url`'s host could not be reached moments ago, if it could not.
+    fn recent_host_failure(&self, url: &Url, now: i64) -> Option<String> {
+        let failures = self.host_failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.get(&host_of(url)).filter(|(until, _)| *until > now).map(|(_, why)| why.clone())
+    }
+
+    fn remember_host_failure(&self, url: &Url, why: &str, now: i64) {
+        let mut failures = self.host_failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() >= MAX_CACHED {
+            failures.retain(|_, (until, _)| *until > now);
+            if failures.len() >= MAX_CACHED {
+                return;
+            }
+        }
+        failures.insert(host_of(url), (now + FAILURE_CACHE_SECS, why.to_owned()));
     }
 
     fn cached(&self, client_id: &str, now: i64) -> Option<Client> {
@@ -337,7 +420,20 @@ impl ClientDocuments {
     /// be cached.
     async fn fetch<T: serde::de::DeserializeOwned>(&self, url: &Url) -> Result<(T, i64), DocumentError> {
         let failed = |reason: String| DocumentError::Fetch { url: url.to_string(), reason };
+        if let Some(why) = self.recent_host_failure(url, now()) {
+            return Err(failed(format!(
+                "its host could not be reached less than {FAILURE_CACHE_SECS} seconds ago ({why})"
+            )));
+        }
+        let _host_turn = self.host_turn(url).await?;
         let _turn = self.fetching.acquire().await.map_err(|_| failed("shutting down".into()))?;
+        // Not reaching the host (no connection, no answer in time) counts
+        // against the host, whatever URL on it comes next.
+        let unreachable = |e: reqwest::Error| {
+            let why = error_chain(&e);
+            self.remember_host_failure(url, &why, now());
+            failed(why)
+        };
         let mut response = self
             .http
             .get(url.clone())
@@ -348,7 +444,7 @@ impl ClientDocuments {
                 if refused_by_resolver(&e) {
                     DocumentError::ForbiddenAddress(url.to_string())
                 } else {
-                    failed(error_chain(&e))
+                    unreachable(e)
                 }
             })?;
         let status = response.status();
@@ -366,7 +462,7 @@ impl ClientDocuments {
         }
         let ttl = cache_seconds(response.headers());
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| failed(error_chain(&e)))? {
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
             if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
                 return Err(failed(format!("it is larger than {MAX_DOCUMENT_BYTES} bytes")));
             }

@@ -390,3 +390,98 @@ async fn a_document_with_public_keys_authenticates_with_private_key_jwt_once_per
     let refused = exchange(code().await.unwrap(), mismatched).await.unwrap_err();
     assert!(refused.description.contains("differs"), "{refused}");
 }
+
+/// A document server on `ip` whose every answer waits for `release` (a slow
+/// host); counts the requests it was sent.
+async fn slow_documents(ip: &str, release: Arc<tokio::sync::Notify>) -> DocumentServer {
+    let listener = tokio::net::TcpListener::bind(format!("{ip}:0")).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let b = base.clone();
+    let app = Router::new().fallback(get(move |uri: axum::http::Uri| {
+        let (release, counted, b) = (release.clone(), counted.clone(), b.clone());
+        async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            release.notified().await;
+            let body = json!({"client_id": format!("{b}{}", uri.path()), "client_name": "Slow agent",
+                              "redirect_uris": ["http://127.0.0.1:33418/callback"],
+                              "token_endpoint_auth_method": "none"});
+            ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+        }
+    }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    DocumentServer { base, hits }
+}
+
+/// The issuer's fetches are few per host: twenty documents from one slow host
+/// (more than the turns of all hosts together) hold two turns, and a document
+/// from another host is fetched meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_host_does_not_delay_another_host_s_document() {
+    let release = Arc::new(tokio::sync::Notify::new());
+    // 127.0.0.2 is loopback too, and another host than 127.0.0.1.
+    let slow = slow_documents("127.0.0.2", release.clone()).await;
+    let good = documents().await;
+    let (_db, issuer) = issuer(true).await;
+    let issuer = Arc::new(issuer);
+    let waiting: Vec<_> = (0..20)
+        .map(|n| {
+            let (issuer, url) = (issuer.clone(), format!("{}/agent-{n}.json", slow.base));
+            tokio::spawn(async move { issuer.document_client(&url).await })
+        })
+        .collect();
+    // Until the slow host has its requests in hand...
+    while slow.hits.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ...then another app's document, from another host, while they hang. If
+    // it waited behind them it would never come: the slow host answers only
+    // once this is done (10 s is a generous bound, not a measure).
+    let fetched = tokio::time::timeout(
+        Duration::from_secs(10),
+        issuer.document_client(&format!("{}/good.json", good.base)),
+    )
+    .await
+    .expect("another host's document is fetched while the slow host hangs");
+    assert_eq!(fetched.unwrap().name, "Wandering agent");
+    assert_eq!(slow.hits.load(Ordering::SeqCst), 2, "the slow host has two fetches at once, no more");
+    release.notify_waiters();
+    let mut answered = 0;
+    for task in waiting {
+        // Every slow fetch ends: answered once its turn came, or refused after
+        // waiting the fetch timeout for one.
+        if task.await.unwrap().is_ok() {
+            answered += 1;
+        }
+    }
+    assert!(answered >= 2, "the two in flight were answered ({answered})");
+}
+
+/// A host that cannot be reached is not tried again for a while, whatever
+/// URL on it is named next.
+#[tokio::test]
+async fn an_unreachable_host_is_remembered_for_every_url_on_it() {
+    let (_db, issuer) = issuer(true).await;
+    let listener = std::net::TcpListener::bind("127.0.0.3:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let first = issuer.document_client(&format!("http://{address}/one.json")).await.unwrap_err();
+    assert!(matches!(first, DocumentError::Fetch { .. }), "{first}");
+
+    // Now something answers there, but another URL on the host is not fetched.
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = Router::new().fallback(get(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { StatusCode::NOT_FOUND }
+    }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let second = issuer.document_client(&format!("http://{address}/two.json")).await.unwrap_err();
+    assert!(
+        second.to_string().contains("its host could not be reached less than 30 seconds ago"),
+        "{second}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "no request was sent");
+}
