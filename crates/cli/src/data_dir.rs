@@ -169,22 +169,7 @@ fn create_private_dir(path: &Path) -> anyhow::Result<()> {
     builder.create(path).with_context(|| format!("creating the data directory {}", path.display()))
 }
 
-/// Seconds since the epoch as an RFC 3339 UTC time.
-pub fn rfc3339(secs: i64) -> String {
-    // Civil-from-days (H. Hinnant's algorithm), to avoid a date library for one format.
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
+pub use agentgate_issuer::rfc3339;
 
 #[cfg(test)]
 mod tests {
@@ -198,12 +183,5 @@ mod tests {
             super::without_password("sqlite:///var/lib/agentgate.db"),
             "sqlite:///var/lib/agentgate.db"
         );
-    }
-
-    #[test]
-    fn rfc3339() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(super::rfc3339(1_795_300_000), "2026-11-21T22:26:40Z");
     }
 }

@@ -18,6 +18,11 @@ use crate::store::{Client, Resource, Session, Store};
 use crate::tokens::{CodeRequest, resource_uri};
 use crate::{Issuer, pkce, scopes};
 
+/// The page for an app this server does not know, and what to do about it.
+pub const UNKNOWN_APP: &str = "The app that sent you here is not registered with this server. If it worked \
+    before, this server no longer knows its registration (its data may have been reset): the app must register \
+    again. In the app, remove or sign out of this server, then connect again.";
+
 /// A verified authorization request.
 #[derive(Debug, Clone)]
 pub struct AuthorizationRequest {
@@ -99,7 +104,7 @@ impl<S: Store> Issuer<S> {
         } else {
             match self.store.client(client_id).await {
                 Ok(Some(client)) if self.check_client_source(&client).is_ok() => client,
-                Ok(_) => return Err(page("The app that sent you here is not registered with this server.")),
+                Ok(_) => return Err(page(UNKNOWN_APP)),
                 Err(error) => return Err(AuthorizeError::Page(OAuthError::from(error).description)),
             }
         };

@@ -153,8 +153,12 @@ fn check_client(
     issuer: &str,
     now: i64,
 ) -> Result<(Client, Option<Accepted>), OAuthError> {
-    let unknown = || OAuthError::invalid_client("unknown client or wrong secret");
-    let client = client.ok_or_else(unknown)?;
+    let client = client.ok_or_else(|| {
+        OAuthError::invalid_client(
+            "no app with this client_id is registered here; an app registered before (this server's data may \
+             have been reset since) must register again",
+        )
+    })?;
     if client.token_endpoint_auth_method == "private_key_jwt" {
         let Proof::Assertion(assertion) = proof else {
             return Err(OAuthError::invalid_client("this client authenticates with private_key_jwt"));
@@ -170,7 +174,10 @@ fn check_client(
             Err(OAuthError::invalid_client("this client does not use private_key_jwt"))
         }
         (Some(_), Proof::Secret(secret)) if secret_matches(&client, secret) => Ok((client, None)),
-        (Some(_), _) => Err(unknown()),
+        (Some(_), Proof::Secret(_)) => Err(OAuthError::invalid_client("the client secret is not right")),
+        (Some(_), Proof::Nothing) => Err(OAuthError::invalid_client(
+            "this app is confidential and sent no secret: send its client_secret (HTTP Basic, or in the form)",
+        )),
         (None, Proof::Nothing) => Ok((client, None)),
         (None, Proof::Secret(_)) => Err(OAuthError::invalid_client("a public client has no secret")),
     }

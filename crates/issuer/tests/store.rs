@@ -55,6 +55,7 @@ on_both_backends!(
     single_use_ids_sessions_and_revoked_tokens,
     purging_removes_only_what_expired,
     every_revocation_is_recorded_with_what_it_revokes,
+    last_used_is_when_a_person_s_newest_token_for_an_app_was_issued,
 );
 
 fn person(username: &str, email: Option<&str>) -> User {
@@ -458,6 +459,19 @@ async fn single_use_ids_sessions_and_revoked_tokens<S: Store + Clone>(store: S) 
     store.revoke_access_token("jti", 700, 100).await.unwrap();
     store.revoke_access_token("jti", 700, 100).await.unwrap();
     assert!(store.access_token_revoked("jti").await.unwrap());
+}
+
+async fn last_used_is_when_a_person_s_newest_token_for_an_app_was_issued<S: Store>(store: S) {
+    let (alice, smartmail, _) = person_app_and_code(&store, "code").await;
+    assert_eq!(store.last_used(&alice.id, "smartmail").await.unwrap(), None, "no token yet");
+    let tokens = family("family", &smartmail, &alice);
+    store.redeem_code(&redemption("code", &tokens, Some(&refresh("r1", "family")), None)).await.unwrap();
+    let first = refresh("r1", "family").created_at.max(tokens.created_at);
+    assert_eq!(store.last_used(&alice.id, "smartmail").await.unwrap(), Some(first));
+    let later = RefreshToken { created_at: 9_000, ..refresh("r2", "family") };
+    assert!(store.rotate_refresh_token("r1", 9_000, &later).await.unwrap());
+    assert_eq!(store.last_used(&alice.id, "smartmail").await.unwrap(), Some(9_000), "a refresh is a use");
+    assert_eq!(store.last_used(&alice.id, "other").await.unwrap(), None);
 }
 
 /// What `revocations_since` says, as (kind, id, when) sorted.

@@ -35,8 +35,14 @@ pub(super) fn paths(base: &str) -> Vec<String> {
 /// The authorization server metadata.
 pub fn document<S: Store>(issuer: &Issuer<S>, resource_scopes: Vec<String>) -> Value {
     let s = &issuer.settings;
+    // What an app would ask a person for, each once: agentgate's own scopes
+    // (the management API's) are for machine apps, and are not listed.
     let mut scopes: Vec<String> = OPENID_SCOPES.iter().map(|s| s.to_string()).collect();
-    scopes.extend(resource_scopes);
+    for scope in resource_scopes {
+        if !crate::management::is_reserved_scope(&scope) && !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
     let mut document = json!({
         "issuer": s.issuer,
         "authorization_endpoint": s.endpoint("/authorize"),
@@ -57,7 +63,7 @@ pub fn document<S: Store>(issuer: &Issuer<S>, resource_scopes: Vec<String>) -> V
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": crate::keys::Alg::ALL.map(crate::keys::Alg::as_str),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp",
-                             "name", "preferred_username", "email"],
+                             "name", "preferred_username", "email", "email_verified"],
         "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": ["en", "es", "ja"],
         "claims_parameter_supported": false,

@@ -13,6 +13,7 @@
 //! | `/register`, `/register/{client_id}`          | RFC 7591 registration, RFC 7592 management |
 //! | `/api/v1/…`                                   | the management API (JSON, `agentgate:admin`) |
 //! | `/sign-in`, `/consent`, `/account`, `/sign-out` | the person's pages              |
+//! | `/`                                           | what this server is, and links    |
 
 pub mod api;
 mod backchannel;
@@ -92,8 +93,18 @@ pub fn router<S: Store>(issuer: Arc<Issuer<S>>) -> Router {
                 .layer(DefaultBodyLimit::max(registration::MAX_BODY)),
         );
     router = router.merge(api::routes::<S>(&base));
+    router = router.route(&format!("{base}/"), get(pages::home::<S>));
+    if !base.is_empty() {
+        router = router.route(&base, get(pages::home::<S>));
+    }
     for path in discovery::paths(&base) {
         router = router.route(&path, get(discovery::metadata::<S>).options(discovery::preflight));
     }
-    router.layer(DefaultBodyLimit::max(MAX_BODY)).with_state(issuer)
+    // Every other address gets an answer that says where to go, a page for a
+    // browser (never the browser's own empty error page).
+    router
+        .fallback(pages::not_found::<S>)
+        .method_not_allowed_fallback(pages::wrong_method::<S>)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(issuer)
 }

@@ -20,7 +20,7 @@ use crate::logout::LogoutRequest;
 use crate::sessions::{BROWSER_COOKIE, KNOWN_BROWSER_SECS, KNOWN_COOKIE, SESSION_COOKIE, SignInOutcome};
 use crate::store::{Client, Session, Store};
 use crate::ui::{
-    self, AccountApp, AccountPage, ConsentPage, Link, MessagePage, SignInPage, SignOutPage, Text,
+    self, AccountApp, AccountPage, ConsentPage, HomePage, Link, MessagePage, SignInPage, SignOutPage, Text,
     describe_scope,
 };
 use crate::{Issuer, now, random_token};
@@ -148,8 +148,11 @@ impl<'a, S: Store> Reply<'a, S> {
         self.finish(response)
     }
 
+    /// A message page; an error's links to the home page.
     fn message(self, t: &'static Text, status: StatusCode, title: &str, message: &str) -> Response {
-        self.message_then(t, status, title, message, None)
+        let home = (status.is_client_error() || status.is_server_error())
+            .then(|| Link { href: home_url(&self.issuer.settings), label: t.home.to_owned() });
+        self.message_then(t, status, title, message, home)
     }
 
     /// A message page with a link to what to do next.
@@ -402,6 +405,73 @@ fn posted<'a, S: Store>(issuer: &'a Issuer<S>, headers: &HeaderMap, body: &[u8])
     PostedForm { params, browser, reply, t }
 }
 
+/// The issuer's own address, for the home page (`/` under its path).
+fn home_url(settings: &crate::Settings) -> String {
+    format!("{}/", settings.issuer)
+}
+
+/// `GET /`: what this server is, and where to go.
+pub(super) async fn home<S: Store>(State(issuer): State<Arc<Issuer<S>>>, headers: HeaderMap) -> Response {
+    let browser = Browser::from_headers(&headers);
+    let t = browser.text(None);
+    let s = &issuer.settings;
+    let page = HomePage {
+        t,
+        sign_in: s.endpoint("/sign-in"),
+        account: s.endpoint("/account"),
+        discovery: s.endpoint("/.well-known/openid-configuration"),
+    };
+    Reply::new(&issuer, &browser).html(StatusCode::OK, ui::render(&page))
+}
+
+/// Whether the request comes from a browser (it takes HTML), not a program.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// An address nothing answers: a page for a browser, JSON for a program, and
+/// either way where to look instead.
+pub(super) async fn not_found<S: Store>(
+    State(issuer): State<Arc<Issuer<S>>>,
+    headers: HeaderMap,
+) -> Response {
+    let browser = Browser::from_headers(&headers);
+    let t = browser.text(None);
+    if !wants_html(&headers) {
+        let description = format!(
+            "nothing is served at this address; this server's endpoints are in {}",
+            issuer.settings.endpoint("/.well-known/openid-configuration")
+        );
+        return json_refusal(StatusCode::NOT_FOUND, "not_found", &description);
+    }
+    Reply::new(&issuer, &browser).message(t, StatusCode::NOT_FOUND, t.not_found_title, t.not_found)
+}
+
+/// A known address asked with a method it does not take (a form's address
+/// visited, say).
+pub(super) async fn wrong_method<S: Store>(
+    State(issuer): State<Arc<Issuer<S>>>,
+    headers: HeaderMap,
+) -> Response {
+    let browser = Browser::from_headers(&headers);
+    let t = browser.text(None);
+    if !wants_html(&headers) {
+        let description =
+            "this address does not take this method; see the discovery document for what each takes";
+        return json_refusal(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", description);
+    }
+    Reply::new(&issuer, &browser).message(t, StatusCode::METHOD_NOT_ALLOWED, t.error_title, t.wrong_method)
+}
+
+fn json_refusal(status: StatusCode, error: &str, description: &str) -> Response {
+    let body = serde_json::json!({ "error": error, "error_description": description });
+    (status, [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], axum::Json(body))
+        .into_response()
+}
+
 pub(super) async fn sign_in_page<S: Store>(
     State(issuer): State<Arc<Issuer<S>>>,
     headers: HeaderMap,
@@ -582,7 +652,15 @@ pub(super) async fn account<S: Store>(State(issuer): State<Arc<Issuer<S>>>, head
             };
             permissions.extend(grant.scopes.iter().map(|s| describe_scope(t, s, resource.as_ref())));
         }
-        listed.push(AccountApp { client_id: app.client.client_id, name: app.client.name, permissions });
+        let last_used = issuer.store.last_used(&session.user_id, &app.client.client_id).await.ok().flatten();
+        let details = app_details(t, &app.client, last_used);
+        listed.push(AccountApp {
+            unverified: crate::clients::self_registered(&app.client),
+            client_id: app.client.client_id,
+            name: app.client.name,
+            details,
+            permissions,
+        });
     }
     let page = AccountPage {
         t,
@@ -593,6 +671,31 @@ pub(super) async fn account<S: Store>(State(issuer): State<Arc<Issuer<S>>>, head
         sign_out_action: issuer.settings.endpoint("/sign-out"),
     };
     reply.html(StatusCode::OK, ui::render(&page))
+}
+
+/// What tells an app apart on the account page: how and when it came, where
+/// it sends the person back, when it was last used.
+fn app_details(t: &Text, client: &Client, last_used: Option<i64>) -> Vec<String> {
+    use crate::clients::registered_by;
+    let date = &ui::when(client.created_at)[..10];
+    let came = match client.registration.as_str() {
+        registered_by::DOCUMENT => {
+            let host = url::Url::parse(&client.client_id).ok().and_then(|u| u.host_str().map(str::to_owned));
+            t.app_describes_itself.replace("{host}", &host.unwrap_or_default()).replace("{date}", date)
+        }
+        registered_by::DYNAMIC => t.app_registered_itself.replace("{date}", date),
+        _ => t.app_added_by_operator.replace("{date}", date),
+    };
+    let mut details = vec![came];
+    let places = ui::redirect_places(&client.redirect_uris);
+    if !places.is_empty() {
+        details.push(t.app_sends_back.replace("{places}", &places.join(", ")));
+    }
+    details.push(match last_used {
+        Some(at) => t.app_last_used.replace("{when}", &ui::when(at)),
+        None => t.app_never_used.to_owned(),
+    });
+    details
 }
 
 pub(super) async fn disconnect<S: Store>(

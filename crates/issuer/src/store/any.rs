@@ -84,6 +84,7 @@ impl Store for AnyStore {
         fn code(&self, code_hash: &str) -> Option<AuthCode>;
         fn client_and_code(&self, client_id: &str, code_hash: &str) -> ClientAndCode;
         fn redeem_code(&self, redemption: &CodeRedemption<'_>) -> Redemption;
+        fn last_used(&self, user_id: &str, client_id: &str) -> Option<i64>;
         fn family(&self, id: &str) -> Option<TokenFamily>;
         fn revoke_family(&self, id: &str, now: i64) -> ();
         fn refresh_token(&self, token_hash: &str) -> Option<(RefreshToken, TokenFamily)>;

@@ -481,6 +481,14 @@ pub trait Store: Send + Sync + 'static {
         redemption: &CodeRedemption<'_>,
     ) -> impl Future<Output = Result<Redemption, StoreError>> + Send;
 
+    /// When `user_id`'s tokens for `client_id` were last issued (a sign-in
+    /// or a refresh), if ever.
+    fn last_used(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
     /// The token family with this id.
     fn family(&self, id: &str) -> impl Future<Output = Result<Option<TokenFamily>, StoreError>> + Send;
 

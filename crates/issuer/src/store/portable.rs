@@ -694,6 +694,22 @@ macro_rules! store_methods {
                 .as_ref()
                 .map(code_from_row))
         }
+        async fn last_used(&self, user_id: &str, client_id: &str) -> Result<Option<i64>, StoreError> {
+            let last: Option<i64> = sqlx::query_scalar(
+                "SELECT MAX(at) FROM (
+                     SELECT created_at AS at FROM token_families WHERE user_id = $1 AND client_id = $2
+                     UNION ALL
+                     SELECT r.created_at FROM refresh_tokens r JOIN token_families f ON f.id = r.family_id
+                     WHERE f.user_id = $1 AND f.client_id = $2
+                 ) AS uses",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_one(&mut *self.conn().await?)
+            .await?;
+            Ok(last)
+        }
+
         async fn family(&self, id: &str) -> Result<Option<TokenFamily>, StoreError> {
             let sql = concat!("SELECT ", family_columns!(), " FROM token_families WHERE id = $1");
             Ok(sqlx::query(sql)

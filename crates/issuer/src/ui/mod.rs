@@ -93,8 +93,35 @@ pub struct AccountApp {
     pub client_id: String,
     /// Its name.
     pub name: String,
+    /// Whether it registered itself (nobody checked who made it).
+    pub unverified: bool,
+    /// How it came here and when, where it sends the person back, when it
+    /// was last used: what tells two apps of one name apart.
+    pub details: Vec<String>,
     /// What it may do, in plain words.
     pub permissions: Vec<String>,
+}
+
+/// A time for people: `2026-12-03 18:02 UTC`.
+pub fn when(secs: i64) -> String {
+    let stamp = crate::rfc3339(secs);
+    format!("{} {} UTC", &stamp[..10], &stamp[11..16])
+}
+
+/// Where an app sends the person back: the hosts (or app schemes) of its
+/// redirect URIs, each once.
+pub fn redirect_places(redirect_uris: &[String]) -> Vec<String> {
+    let mut places: Vec<String> = Vec::new();
+    for uri in redirect_uris {
+        let place = match url::Url::parse(uri) {
+            Ok(url) => url.host_str().map_or_else(|| format!("{}:", url.scheme()), str::to_owned),
+            Err(_) => continue,
+        };
+        if !places.contains(&place) {
+            places.push(place);
+        }
+    }
+    places
 }
 
 /// The account page.
@@ -113,6 +140,20 @@ pub struct AccountPage {
     pub disconnect_action: String,
     /// Where the sign-out form posts.
     pub sign_out_action: String,
+}
+
+/// The issuer's home page: what this server is, and where to go.
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    /// Words.
+    pub t: &'static Text,
+    /// The sign-in page.
+    pub sign_in: String,
+    /// The account page.
+    pub account: String,
+    /// The discovery document.
+    pub discovery: String,
 }
 
 /// A page with one message.
