@@ -17,6 +17,9 @@
 //! url = "https://mcp.example.com/mcp"
 //! name = "Mail MCP server"
 //! scopes = { "mail:read" = "Read your mail" }
+//! [resource.translations.es]              # the consent page in Spanish (es, ja)
+//! name = "Servidor MCP de correo"
+//! scopes = { "mail:read" = "Leer tu correo" }
 //!
 //! [whoami]                                 # the tutorial's MCP server, in this process
 //! path = "/mcp"
@@ -140,6 +143,9 @@ pub struct ResourceConfig {
     pub name: String,
     #[serde(default)]
     pub scopes: BTreeMap<String, String>,
+    /// The name and scope words in other languages (`[resource.translations.es]`).
+    #[serde(default)]
+    pub translations: agentgate_issuer::store::Translations,
 }
 
 /// The in-process `whoami` MCP server.
@@ -316,6 +322,9 @@ mod tests {
             url = "https://mail.example.com/mcp"
             name = "Mail"
             scopes = { "mail:read" = "Read your mail" }
+            [resource.translations.ja]
+            name = "メール"
+            scopes = { "mail:read" = "メールを読む" }
             [whoami]
             "#,
         )
@@ -339,6 +348,11 @@ mod tests {
         assert_eq!(settings.trusted_proxies, ["10.0.0.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.resources[0].scopes["mail:read"], "Read your mail");
+        let japanese = &config.resources[0].translations["ja"];
+        assert_eq!(
+            (japanese.name.as_deref(), japanese.scopes["mail:read"].as_str()),
+            (Some("メール"), "メールを読む")
+        );
         assert_eq!(config.whoami_url().unwrap(), "https://auth.example.com/mcp");
     }
 

@@ -10,7 +10,6 @@ use agentgate::{serve, whoami};
 use agentgate_guard::Guard;
 use agentgate_issuer::clients::{self, ApplicationType, NewClient};
 use agentgate_issuer::registration::RegistrationPolicy;
-use agentgate_issuer::scopes::add_resource;
 use agentgate_issuer::store::{AnyStore, Store};
 use agentgate_issuer::users::{self, NewUser};
 use agentgate_issuer::{Issuer, Settings};
@@ -102,7 +101,7 @@ async fn demo_data(store: &AnyStore, mcp_url: &str) -> anyhow::Result<Demo> {
     let now = agentgate_issuer::now();
     let canonical = agentgate_issuer::scopes::canonical_resource(mcp_url).context("the MCP URL")?;
     if store.resource_by_canonical(&canonical).await?.is_none() {
-        add_resource(store, mcp_url, "whoami MCP server", &[(MCP_SCOPE, "Use the whoami tool")], now).await?;
+        whoami::declare_resource(store, mcp_url, MCP_SCOPE).await?;
     }
     let mut password = None;
     if store.users().await?.is_empty() {

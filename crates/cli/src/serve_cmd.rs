@@ -70,12 +70,12 @@ async fn declare_resources(store: &AnyStore, config: &Config) -> anyhow::Result<
     for resource in &config.resources {
         let scopes: Vec<(&str, &str)> =
             resource.scopes.iter().map(|(name, words)| (name.as_str(), words.as_str())).collect();
-        declare_resource(store, &resource.url, &resource.name, &scopes, now)
+        declare_resource(store, &resource.url, &resource.name, &scopes, &resource.translations, now)
             .await
             .with_context(|| format!("resource {}", resource.url))?;
     }
     if let (Some(whoami), Some(url)) = (&config.whoami, config.whoami_url()) {
-        declare_resource(store, &url, "whoami MCP server", &[(&whoami.scope, "Use the whoami tool")], now)
+        whoami::declare_resource(store, &url, &whoami.scope)
             .await
             .with_context(|| format!("the whoami resource {url}"))?;
     }

@@ -20,6 +20,29 @@ use tower::Layer;
 /// caller is: agentgate's issuer puts what they allow into the access token.
 pub const PERSON_SCOPES: [&str; 2] = ["profile", "email"];
 
+/// Stores the whoami server's resource at `url` with its one `scope`, named
+/// and explained in every language the pages speak (or brings a stored one to
+/// exactly that).
+pub async fn declare_resource(
+    store: &agentgate_issuer::store::AnyStore,
+    url: &str,
+    scope: &str,
+) -> Result<agentgate_issuer::store::Resource, agentgate_issuer::scopes::AddResourceError> {
+    let texts = |name: &str, words: &str| agentgate_issuer::store::ResourceTexts {
+        name: Some(name.to_owned()),
+        scopes: [(scope.to_owned(), words.to_owned())].into(),
+    };
+    let translations = [
+        ("es".to_owned(), texts("servidor MCP whoami", "Usar la herramienta whoami")),
+        ("ja".to_owned(), texts("whoami MCP サーバー", "whoami ツールを使う")),
+    ]
+    .into();
+    let words = [(scope, "Use the whoami tool")];
+    let now = agentgate_issuer::now();
+    agentgate_issuer::scopes::declare_resource(store, url, "whoami MCP server", &words, &translations, now)
+        .await
+}
+
 /// The `whoami` MCP server.
 #[derive(Debug, Clone, Default)]
 pub struct WhoAmI;

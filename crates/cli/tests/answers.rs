@@ -157,3 +157,59 @@ async fn the_account_page_tells_two_apps_of_one_name_apart() {
     assert!(body.contains(&format!("Last used {today}")), "the one whose code was exchanged: {body}");
     assert!(body.contains("Not used since you connected it."), "the other: {body}");
 }
+
+#[tokio::test]
+async fn scope_words_follow_the_page_language_and_fall_back_to_the_default() {
+    let dev = Dev::start(PASSWORD);
+    let app = dev.client_id("SmartMail AI");
+    let consent_in = |language: &'static str| {
+        let (dev, app) = (&dev, &app);
+        async move {
+            let mut browser = Browser::new(language);
+            let page = browser.get(&authorize_url(dev, app, &[("scope", "openid mcp:tools")])).await;
+            browser.sign_in(&dev.base, &page, "alice", PASSWORD).await.body
+        }
+    };
+    // The demo resource speaks every language the pages do.
+    for (language, words) in [
+        ("en", "whoami MCP server — Use the whoami tool (mcp:tools)"),
+        ("es", "servidor MCP whoami — Usar la herramienta whoami (mcp:tools)"),
+        ("ja", "whoami MCP サーバー — whoami ツールを使う (mcp:tools)"),
+    ] {
+        let body = consent_in(language).await;
+        assert!(body.contains(words), "{language}: {body}");
+    }
+
+    // An operator who gives Spanish words only: Japanese pages fall back to the default.
+    let http = reqwest::Client::new();
+    let admin = support::admin::machine_app(&dev, "Console", &["--admin"]);
+    let token = support::admin::api_token(&http, &dev, &admin, "agentgate:admin").await;
+    let resource: String = url::form_urlencoded::byte_serialize(dev.mcp_url().as_bytes()).collect();
+    let texts = json!({"translations": {"es": {"scopes": {"mcp:tools": "Preguntar quién eres"}}}});
+    let response = http
+        .patch(format!("{}/api/v1/resources/{resource}", dev.base))
+        .bearer_auth(&token)
+        .json(&texts)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    let es = consent_in("es").await;
+    assert!(es.contains("whoami MCP server — Preguntar quién eres (mcp:tools)"), "{es}");
+    let ja = consent_in("ja").await;
+    assert!(ja.contains("whoami MCP server — Use the whoami tool (mcp:tools)"), "{ja}");
+
+    // A language the pages do not speak is refused, and changes nothing.
+    let french = json!({"translations": {"fr": {"name": "Serveur"}}});
+    let response = http
+        .patch(format!("{}/api/v1/resources/{resource}", dev.base))
+        .bearer_auth(&token)
+        .json(&french)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let said: Value = response.json().await.unwrap();
+    assert!(said.to_string().contains("en, es and ja"), "{said}");
+    assert!(consent_in("es").await.contains("Preguntar quién eres"));
+}

@@ -14,7 +14,8 @@ use agentgate_guard::{ResourceId, is_valid_scope};
 
 use crate::error::{ErrorCode, OAuthError};
 use crate::settings::Settings;
-use crate::store::{Client, Resource, Store};
+use crate::store::{Client, Resource, Store, Translations};
+use crate::ui::i18n::LANGUAGES;
 
 /// The OpenID Connect scopes this issuer supports.
 pub const OPENID_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
@@ -95,7 +96,7 @@ pub async fn add_resource<S: Store>(
     scopes: &[(&str, &str)],
     now: i64,
 ) -> Result<Resource, AddResourceError> {
-    let resource = checked_resource(uri, name, scopes, now)?;
+    let resource = checked_resource(uri, name, scopes, &Translations::new(), now)?;
     store.insert_resource(&resource).await?;
     Ok(resource)
 }
@@ -108,9 +109,10 @@ pub async fn declare_resource<S: Store>(
     uri: &str,
     name: &str,
     scopes: &[(&str, &str)],
+    translations: &Translations,
     now: i64,
 ) -> Result<Resource, AddResourceError> {
-    let resource = checked_resource(uri, name, scopes, now)?;
+    let resource = checked_resource(uri, name, scopes, translations, now)?;
     store.put_resource(&resource).await?;
     Ok(resource)
 }
@@ -120,6 +122,7 @@ pub(crate) fn checked_resource(
     uri: &str,
     name: &str,
     scopes: &[(&str, &str)],
+    translations: &Translations,
     now: i64,
 ) -> Result<Resource, AddResourceError> {
     let canonical = canonical_resource(uri).ok_or_else(|| AddResourceError::InvalidUri(uri.to_owned()))?;
@@ -133,8 +136,7 @@ pub(crate) fn checked_resource(
         if !is_valid_scope(scope) || OPENID_SCOPES.contains(&scope) || repeated {
             return Err(AddResourceError::InvalidScope(scope.to_owned()));
         }
-        // People read descriptions on the consent page.
-        if description.chars().count() > 200 || description.contains(char::is_control) {
+        if !fits_a_page(description, 200) {
             return Err(AddResourceError::InvalidDescription(scope.to_owned()));
         }
         defined.push(crate::store::ResourceScope {
@@ -142,7 +144,36 @@ pub(crate) fn checked_resource(
             description: description.to_owned(),
         });
     }
-    Ok(Resource { uri: uri.to_owned(), canonical, name: name.to_owned(), scopes: defined, created_at: now })
+    for (lang, texts) in translations {
+        if !LANGUAGES.iter().any(|t| t.lang == lang) {
+            return Err(AddResourceError::UnknownLanguage(lang.clone()));
+        }
+        if texts.name.as_deref().is_some_and(|name| name.trim().is_empty() || !fits_a_page(name, 100)) {
+            return Err(AddResourceError::InvalidTranslation(lang.clone()));
+        }
+        for (scope, description) in &texts.scopes {
+            if !scopes.iter().any(|&(defined, _)| defined == scope) {
+                return Err(AddResourceError::UntranslatableScope(scope.clone()));
+            }
+            if !fits_a_page(description, 200) {
+                return Err(AddResourceError::InvalidTranslation(lang.clone()));
+            }
+        }
+    }
+    Ok(Resource {
+        uri: uri.to_owned(),
+        canonical,
+        name: name.to_owned(),
+        scopes: defined,
+        translations: translations.clone(),
+        created_at: now,
+    })
+}
+
+/// Whether people can read `text` on a page: at most `max` characters, and no
+/// control characters.
+fn fits_a_page(text: &str, max: usize) -> bool {
+    text.chars().count() <= max && !text.contains(char::is_control)
 }
 
 /// Why a resource could not be added.
@@ -161,6 +192,18 @@ pub enum AddResourceError {
     /// A scope's description is too long or holds control characters.
     #[error("the description of {0:?} must have at most 200 characters and no control characters")]
     InvalidDescription(String),
+    /// A translation for a language the pages do not speak.
+    #[error("no page is in the language {0:?}: translations can be given for en, es and ja")]
+    UnknownLanguage(String),
+    /// A translated name or description does not fit a page.
+    #[error(
+        "the {0:?} texts must fit a page: a name of 1 to 100 characters, descriptions of at most 200, \
+         no control characters"
+    )]
+    InvalidTranslation(String),
+    /// A translation for a scope the resource does not define.
+    #[error("a translation names the scope {0:?}, which the resource does not define")]
+    UntranslatableScope(String),
     /// The store failed or the URL is taken.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -188,6 +231,7 @@ mod tests {
             canonical: "http://127.0.0.1:8080/mcp".into(),
             name: "whoami".into(),
             scopes: vec![ResourceScope { name: "mcp:tools".into(), description: "Use the tools".into() }],
+            translations: Default::default(),
             created_at: 0,
         }
     }

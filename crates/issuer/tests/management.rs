@@ -238,9 +238,14 @@ async fn resources_are_checked_and_agentgates_own_is_not_the_apis() {
         uri: "https://calendar.example/mcp".into(),
         name: "Calendar".into(),
         scopes: vec![scope("calendar:read")],
+        translations: serde_json::from_value(serde_json::json!({
+            "es": {"name": "Calendario", "scopes": {"calendar:read": "Ver tu calendario"}},
+        }))
+        .unwrap(),
     };
     let made = resources::create_resource(w.store(), w.issuer.settings(), calendar.clone(), 1).await.unwrap();
     assert_eq!(made.scopes, [scope("calendar:read")]);
+    assert_eq!(made.translations, calendar.translations, "kept as given");
     assert!(is_conflict(&resources::create_resource(w.store(), w.issuer.settings(), calendar, 1).await));
 
     let twice = ResourceChanges { scopes: Some(vec![scope("a"), scope("a")]), ..Default::default() };
@@ -251,6 +256,20 @@ async fn resources_are_checked_and_agentgates_own_is_not_the_apis() {
         let result = resources::change_resource(w.store(), w.issuer.settings(), &made.uri, changes).await;
         assert_eq!(invalid_field(result), "scopes");
     }
+    // Translations only for the pages' languages, for defined scopes, that fit a page.
+    for texts in [
+        serde_json::json!({"fr": {"name": "Calendrier"}}),
+        serde_json::json!({"es": {"scopes": {"calendar:write": "Cambiar tu calendario"}}}),
+        serde_json::json!({"ja": {"name": " "}}),
+        serde_json::json!({"ja": {"scopes": {"calendar:read": "x".repeat(201)}}}),
+    ] {
+        let changes = ResourceChanges {
+            translations: Some(serde_json::from_value(texts.clone()).unwrap()),
+            ..Default::default()
+        };
+        let result = resources::change_resource(w.store(), w.issuer.settings(), &made.uri, changes).await;
+        assert_eq!(invalid_field(result), "translations", "{texts}");
+    }
     assert_eq!(resources::resource(w.store(), &made.uri).await.unwrap(), made, "unchanged");
 
     let api = api_resource(w.issuer.settings());
@@ -260,10 +279,13 @@ async fn resources_are_checked_and_agentgates_own_is_not_the_apis() {
     assert!(is_conflict(&resources::delete_resource(w.store(), settings, &api).await));
     assert_eq!(resources::resource(w.store(), &api).await.unwrap().name, "agentgate management API");
 
-    let more =
-        ResourceChanges { scopes: Some(vec![scope("calendar:read"), scope("calendar:write")]), name: None };
+    let more = ResourceChanges {
+        scopes: Some(vec![scope("calendar:read"), scope("calendar:write")]),
+        ..Default::default()
+    };
     let changed = resources::change_resource(w.store(), settings, &made.uri, more).await.unwrap();
     assert_eq!((changed.name.as_str(), changed.scopes.len()), ("Calendar", 2));
+    assert_eq!(changed.translations, made.translations, "a change that leaves them out keeps them");
     resources::delete_resource(w.store(), settings, &made.uri).await.unwrap();
     assert!(matches!(resources::resource(w.store(), &made.uri).await, Err(ManagementError::NotFound(_))));
 }

@@ -160,6 +160,7 @@ async fn resources_are_checked_and_declared_resources_follow_their_declaration()
     let db = TempDb::new();
     let store = SqliteStore::open(&db.url()).await.unwrap();
     const MAIL: &str = "https://mail.example.com/mcp";
+    let none = agentgate_issuer::store::Translations::new();
 
     // Refused before anything is stored.
     for (uri, name, scope) in [
@@ -169,7 +170,7 @@ async fn resources_are_checked_and_declared_resources_follow_their_declaration()
         (MAIL, "Mail", "openid"),
         (MAIL, "Mail", "two words"),
     ] {
-        let error = declare_resource(&store, uri, name, &[(scope, "x")], 1).await.unwrap_err();
+        let error = declare_resource(&store, uri, name, &[(scope, "x")], &none, 1).await.unwrap_err();
         assert!(
             matches!(
                 error,
@@ -182,11 +183,20 @@ async fn resources_are_checked_and_declared_resources_follow_their_declaration()
     }
     assert!(store.resources().await.unwrap().is_empty());
 
-    declare_resource(&store, MAIL, "Mail", &[("mail:read", "Read your mail"), ("mail:send", "Send mail")], 1)
+    declare_resource(
+        &store,
+        MAIL,
+        "Mail",
+        &[("mail:read", "Read your mail"), ("mail:send", "Send mail")],
+        &none,
+        1,
+    )
+    .await
+    .unwrap();
+    // The next start declares it again, renamed, with one scope fewer and one changed.
+    declare_resource(&store, MAIL, "Mailbox", &[("mail:read", "Read your messages")], &none, 2)
         .await
         .unwrap();
-    // The next start declares it again, renamed, with one scope fewer and one changed.
-    declare_resource(&store, MAIL, "Mailbox", &[("mail:read", "Read your messages")], 2).await.unwrap();
     let stored = store.resources().await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].name, "Mailbox");
@@ -196,6 +206,6 @@ async fn resources_are_checked_and_declared_resources_follow_their_declaration()
 
     // add_resource refuses a URL that is taken; another URL with the same canonical form conflicts too.
     assert!(add_resource(&store, MAIL, "Again", &[], 3).await.is_err());
-    assert!(declare_resource(&store, "HTTPS://MAIL.example.com/mcp", "Same", &[], 3).await.is_err());
+    assert!(declare_resource(&store, "HTTPS://MAIL.example.com/mcp", "Same", &[], &none, 3).await.is_err());
     assert_eq!(store.resources().await.unwrap()[0].name, "Mailbox", "a refused change changes nothing");
 }

@@ -214,6 +214,10 @@ async fn resources_and_their_scopes<S: Store>(store: S) {
         canonical: "https://mcp.example/mcp".into(),
         name: "whoami".into(),
         scopes: vec![scope("mcp:read"), scope("mcp:tools")],
+        translations: serde_json::from_value(serde_json::json!({
+            "ja": {"name": "私は誰", "scopes": {"mcp:tools": "ツールを使う"}},
+        }))
+        .unwrap(),
         created_at: 1,
     };
     store.insert_resource(&whoami).await.unwrap();
@@ -222,7 +226,12 @@ async fn resources_and_their_scopes<S: Store>(store: S) {
     assert!(matches!(store.put_resource(&same_canonical).await, Err(StoreError::Conflict(_))));
     assert_eq!(store.resources().await.unwrap(), vec![whoami.clone()], "a refused resource is not stored");
 
-    let narrower = Resource { name: "Who am I".into(), scopes: vec![scope("mcp:tools")], ..whoami.clone() };
+    let narrower = Resource {
+        name: "Who am I".into(),
+        scopes: vec![scope("mcp:tools")],
+        translations: Default::default(),
+        ..whoami.clone()
+    };
     store.put_resource(&narrower).await.unwrap();
     assert_eq!(store.resource_by_canonical("https://mcp.example/mcp").await.unwrap(), Some(narrower.clone()));
     assert!(store.delete_resource(&whoami.uri).await.unwrap());
@@ -711,6 +720,7 @@ async fn filled<S: Store>(store: &S) -> User {
         canonical: "https://mcp.example/mcp".into(),
         name: "whoami".into(),
         scopes: vec![scope],
+        translations: Default::default(),
         created_at: 1,
     };
     store.insert_resource(&resource).await.unwrap();

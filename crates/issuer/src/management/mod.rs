@@ -70,7 +70,31 @@ pub enum ApiAuthError {
 pub(crate) async fn declare_api<S: Store>(store: &S, settings: &Settings) -> Result<(), StoreError> {
     let scopes =
         [(ADMIN_SCOPE, "Manage apps, people, resources and grants"), (REGISTER_SCOPE, "Register apps")];
-    match declare_resource(store, &api_resource(settings), "agentgate management API", &scopes, crate::now())
+    let texts = |name: &str, admin: &str, register: &str| crate::store::ResourceTexts {
+        name: Some(name.to_owned()),
+        scopes: [
+            (ADMIN_SCOPE.to_owned(), admin.to_owned()),
+            (REGISTER_SCOPE.to_owned(), register.to_owned()),
+        ]
+        .into(),
+    };
+    let translations = [
+        (
+            "es".to_owned(),
+            texts(
+                "API de administración de agentgate",
+                "Administrar apps, personas, recursos y permisos",
+                "Registrar apps",
+            ),
+        ),
+        (
+            "ja".to_owned(),
+            texts("agentgate 管理 API", "アプリ・ユーザー・リソース・許可を管理する", "アプリを登録する"),
+        ),
+    ]
+    .into();
+    let api = api_resource(settings);
+    match declare_resource(store, &api, "agentgate management API", &scopes, &translations, crate::now())
         .await
     {
         Ok(_) => Ok(()),

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::{ManagementError, api_resource, is_reserved_scope};
 use crate::Settings;
 use crate::scopes::{AddResourceError, canonical_resource, checked_resource};
-use crate::store::{Resource, Store};
+use crate::store::{Resource, Store, Translations};
 
 /// A resource as the management API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -23,6 +23,10 @@ pub struct ResourceView {
     pub name: String,
     /// The scopes it defines.
     pub scopes: Vec<ScopeView>,
+    /// Its name and scope descriptions in other languages (`es`, `ja`, or
+    /// `en` when the default words are in another language); the pages fall
+    /// back to `name` and each scope's `description`.
+    pub translations: Translations,
     /// When it was added (seconds since the Unix epoch).
     pub created_at: i64,
 }
@@ -48,6 +52,7 @@ impl From<&Resource> for ResourceView {
                 .iter()
                 .map(|s| ScopeView { name: s.name.clone(), description: s.description.clone() })
                 .collect(),
+            translations: r.translations.clone(),
             created_at: r.created_at,
         }
     }
@@ -64,6 +69,10 @@ pub struct ResourceSpec {
     /// The scopes it defines.
     #[serde(default)]
     pub scopes: Vec<ScopeView>,
+    /// Its name and scope descriptions in other languages, such as
+    /// `{"es": {"name": "Correo", "scopes": {"mail:read": "Leer tu correo"}}}`.
+    #[serde(default)]
+    pub translations: Translations,
 }
 
 /// Changes to a resource (`PATCH /api/v1/resources/{uri}`): a field left out
@@ -76,6 +85,8 @@ pub struct ResourceChanges {
     pub name: Option<String>,
     /// The scopes it defines (replacing all).
     pub scopes: Option<Vec<ScopeView>>,
+    /// Its texts in other languages (replacing all).
+    pub translations: Option<Translations>,
 }
 
 /// Adds a resource; nothing is stored if any part is invalid or the URL is taken.
@@ -88,7 +99,7 @@ pub async fn create_resource<S: Store>(
     if own_resource(settings, &spec.uri) {
         return Err(reserved());
     }
-    let resource = checked(&spec.uri, &spec.name, &spec.scopes, now)?;
+    let resource = checked(&spec.uri, &spec.name, &spec.scopes, &spec.translations, now)?;
     store.insert_resource(&resource).await.map_err(|error| match error {
         crate::store::StoreError::Conflict(_) => {
             ManagementError::conflict(Some("uri"), "a resource with this URL (or its canonical form) exists")
@@ -115,8 +126,9 @@ pub async fn change_resource<S: Store>(
     }
     let current = stored(store, uri).await?;
     let scopes = changes.scopes.unwrap_or_else(|| ResourceView::from(&current).scopes);
-    let changed =
-        checked(&current.uri, changes.name.as_deref().unwrap_or(&current.name), &scopes, current.created_at)?;
+    let translations = changes.translations.as_ref().unwrap_or(&current.translations);
+    let name = changes.name.as_deref().unwrap_or(&current.name);
+    let changed = checked(&current.uri, name, &scopes, translations, current.created_at)?;
     store.put_resource(&changed).await?;
     Ok(ResourceView::from(&changed))
 }
@@ -143,7 +155,13 @@ async fn stored<S: Store>(store: &S, uri: &str) -> Result<Resource, ManagementEr
     }
 }
 
-fn checked(uri: &str, name: &str, scopes: &[ScopeView], now: i64) -> Result<Resource, ManagementError> {
+fn checked(
+    uri: &str,
+    name: &str,
+    scopes: &[ScopeView],
+    translations: &Translations,
+    now: i64,
+) -> Result<Resource, ManagementError> {
     if let Some(scope) = scopes.iter().find(|s| is_reserved_scope(&s.name)) {
         return Err(ManagementError::invalid(
             "scopes",
@@ -151,10 +169,13 @@ fn checked(uri: &str, name: &str, scopes: &[ScopeView], now: i64) -> Result<Reso
         ));
     }
     let pairs: Vec<(&str, &str)> = scopes.iter().map(|s| (s.name.as_str(), s.description.as_str())).collect();
-    checked_resource(uri, name, &pairs, now).map_err(|error| match error {
+    checked_resource(uri, name, &pairs, translations, now).map_err(|error| match error {
         AddResourceError::Store(error) => error.into(),
         AddResourceError::InvalidUri(_) => ManagementError::invalid("uri", error),
         AddResourceError::InvalidName => ManagementError::invalid("name", error),
+        AddResourceError::UnknownLanguage(_)
+        | AddResourceError::InvalidTranslation(_)
+        | AddResourceError::UntranslatableScope(_) => ManagementError::invalid("translations", error),
         other => ManagementError::invalid("scopes", other),
     })
 }

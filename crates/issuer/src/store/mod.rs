@@ -123,8 +123,41 @@ pub struct Resource {
     pub name: String,
     /// The permissions it defines.
     pub scopes: Vec<ResourceScope>,
+    /// Its name and scope descriptions in other languages, by language tag
+    /// (`es`, `ja`); what is left out falls back to `name` and `description`.
+    pub translations: Translations,
     /// When it was added.
     pub created_at: i64,
+}
+
+impl Resource {
+    /// Its name for a page in `lang`.
+    pub fn name_in(&self, lang: &str) -> &str {
+        self.translations.get(lang).and_then(|t| t.name.as_deref()).unwrap_or(&self.name)
+    }
+
+    /// What `scope` allows, in `lang` where the operator wrote it, else in the
+    /// default words; `None` when the resource does not define `scope`.
+    pub fn describe_in(&self, scope: &str, lang: &str) -> Option<&str> {
+        let defined = self.scopes.iter().find(|s| s.name == scope)?;
+        let translated = self.translations.get(lang).and_then(|t| t.scopes.get(scope));
+        Some(translated.map_or(defined.description.as_str(), String::as_str))
+    }
+}
+
+/// A resource's texts in other languages, by language tag.
+pub type Translations = std::collections::BTreeMap<String, ResourceTexts>;
+
+/// A resource's texts in one language.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceTexts {
+    /// The resource's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What each scope allows, by scope token.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub scopes: std::collections::BTreeMap<String, String>,
 }
 
 /// One permission of a resource.

@@ -217,6 +217,11 @@ macro_rules! bind_client {
     }};
 }
 
+/// A resource row's translations; a value this version cannot read counts as none.
+pub(super) fn translations(row: &impl Columns) -> crate::store::Translations {
+    serde_json::from_str(&row.text("translations")).unwrap_or_default()
+}
+
 /// A unique-constraint violation names what was taken; anything else passes.
 pub(super) fn conflict(error: sqlx::Error, what: impl Fn(&str) -> &'static str) -> StoreError {
     match error.as_database_error() {
@@ -237,11 +242,12 @@ macro_rules! store_helpers {
         /// the same URL gets this name and exactly these scopes instead.
         async fn write_resource(&self, resource: &Resource, replace: bool) -> Result<(), StoreError> {
             let sql = if replace {
-                "INSERT INTO resources (uri, canonical, name, created_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (uri) DO UPDATE SET name = excluded.name"
+                "INSERT INTO resources (uri, canonical, name, created_at, translations) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (uri) DO UPDATE SET name = excluded.name, translations = excluded.translations"
             } else {
-                "INSERT INTO resources (uri, canonical, name, created_at) VALUES ($1, $2, $3, $4)"
+                "INSERT INTO resources (uri, canonical, name, created_at, translations) VALUES ($1, $2, $3, $4, $5)"
             };
+            let translations = serde_json::to_string(&resource.translations).expect("maps of strings serialize");
             let mut conn = self.conn().await?;
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             sqlx::query(sql)
@@ -249,6 +255,7 @@ macro_rules! store_helpers {
                 .bind(&resource.canonical)
                 .bind(&resource.name)
                 .bind(resource.created_at)
+                .bind(translations)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| conflict(e, |_| "the resource URL"))?;
@@ -488,7 +495,7 @@ macro_rules! store_methods {
         }
 
         async fn resources(&self) -> Result<Vec<Resource>, StoreError> {
-            let rows = sqlx::query("SELECT uri, canonical, name, created_at FROM resources ORDER BY uri")
+            let rows = sqlx::query("SELECT uri, canonical, name, created_at, translations FROM resources ORDER BY uri")
                 .fetch_all(&mut *self.conn().await?)
                 .await?;
             let scopes = sqlx::query("SELECT resource_uri, name, description FROM resource_scopes ORDER BY name")
@@ -507,6 +514,7 @@ macro_rules! store_methods {
                         canonical: row.get("canonical"),
                         name: row.get("name"),
                         created_at: row.get("created_at"),
+                        translations: super::portable::translations(row),
                         scopes,
                         uri,
                     }
@@ -516,7 +524,7 @@ macro_rules! store_methods {
 
         async fn resource_by_canonical(&self, canonical: &str) -> Result<Option<Resource>, StoreError> {
             let Some(row) =
-                sqlx::query("SELECT uri, canonical, name, created_at FROM resources WHERE canonical = $1")
+                sqlx::query("SELECT uri, canonical, name, created_at, translations FROM resources WHERE canonical = $1")
                     .bind(canonical)
                     .fetch_optional(&mut *self.conn().await?)
                     .await?
@@ -537,6 +545,7 @@ macro_rules! store_methods {
                 canonical: row.get("canonical"),
                 name: row.get("name"),
                 created_at: row.get("created_at"),
+                translations: super::portable::translations(&row),
                 scopes,
                 uri,
             }))

@@ -273,6 +273,9 @@ pub const JA: Text = Text {
     scope_offline_access: "接続を解除するまで、あなたが不在のときもアクセスを保つ",
 };
 
+/// Every language the pages speak, English first.
+pub const LANGUAGES: [&Text; 3] = [&EN, &ES, &JA];
+
 /// The texts for a request: the first supported language of `ui_locales`
 /// (space-separated), else of `Accept-Language` (by quality), else English.
 ///
@@ -283,11 +286,9 @@ pub const JA: Text = Text {
 /// assert_eq!(pick(None, Some("de")).lang, "en");
 /// ```
 pub fn pick(ui_locales: Option<&str>, accept_language: Option<&str>) -> &'static Text {
-    let known = |tag: &str| match tag.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase().as_str() {
-        "en" => Some(&EN),
-        "es" => Some(&ES),
-        "ja" => Some(&JA),
-        _ => None,
+    let known = |tag: &str| {
+        let primary = tag.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+        LANGUAGES.into_iter().find(|t| t.lang == primary)
     };
     if let Some(text) = ui_locales.into_iter().flat_map(|l| l.split(' ')).find_map(known) {
         return text;

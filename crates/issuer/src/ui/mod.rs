@@ -181,15 +181,16 @@ pub struct Link {
 }
 
 /// A scope in plain words: OpenID scopes from the texts, a resource's scopes
-/// from the description its operator wrote.
+/// from the description its operator wrote, in the page's language where
+/// there is one.
 pub fn describe_scope(t: &Text, scope: &str, resource: Option<&Resource>) -> String {
     match scope {
         "openid" => t.scope_openid.to_owned(),
         "profile" => t.scope_profile.to_owned(),
         "email" => t.scope_email.to_owned(),
         "offline_access" => t.scope_offline_access.to_owned(),
-        other => match resource.and_then(|r| r.scopes.iter().find(|s| s.name == other).map(|s| (r, s))) {
-            Some((r, s)) => format!("{} — {} ({other})", r.name, s.description),
+        other => match resource.and_then(|r| Some((r.name_in(t.lang), r.describe_in(other, t.lang)?))) {
+            Some((name, words)) => format!("{name} — {words} ({other})"),
             None => other.to_owned(),
         },
     }
