@@ -24,7 +24,7 @@ use rmcp::service::RunningService;
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::auth::{
-    AuthClient, AuthorizationManager, AuthorizationMetadataSource, AuthorizationRequest,
+    AuthClient, AuthError, AuthorizationManager, AuthorizationMetadataSource, AuthorizationRequest,
     AuthorizationSession, OAuthClientConfig,
 };
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -49,6 +49,12 @@ pub struct Agent {
     /// Where credentials are kept (one file per server); `None` keeps them in
     /// memory only.
     pub credentials_dir: Option<std::path::PathBuf>,
+    /// The scopes to ask for, instead of choosing them from the server's
+    /// challenge or its `scopes_supported`.
+    pub scopes: Option<Vec<String>>,
+    /// The loopback port the person's browser comes back to; 0 (the default)
+    /// lets the system pick a free one.
+    pub callback_port: u16,
 }
 
 impl std::fmt::Debug for Agent {
@@ -59,6 +65,8 @@ impl std::fmt::Debug for Agent {
             .field("client_secret", &self.client_secret.as_ref().map(|_| "[REDACTED]"))
             .field("client_metadata_url", &self.client_metadata_url)
             .field("credentials_dir", &self.credentials_dir)
+            .field("scopes", &self.scopes)
+            .field("callback_port", &self.callback_port)
             .finish()
     }
 }
@@ -71,6 +79,8 @@ impl Default for Agent {
             client_secret: None,
             client_metadata_url: None,
             credentials_dir: crate::credentials::default_dir(),
+            scopes: None,
+            callback_port: 0,
         }
     }
 }
@@ -138,14 +148,16 @@ impl Agent {
             .and_then(|values| serde_json::from_value(values.clone()).ok());
         manager.set_metadata(metadata);
 
-        let callback = CallbackListener::bind()
-            .await
-            .map_err(|e| AgentError::NotBack(format!("no loopback port for the redirect: {e}")))?;
+        let callback = CallbackListener::bind_port(self.callback_port).await.map_err(|e| {
+            AgentError::NotBack(format!("no loopback port {} for the redirect: {e}", self.callback_port))
+        })?;
         let mut request = AuthorizationRequest::new(callback.redirect_uri())
             .with_client_name(&self.client_name)
             .with_application_type("native")
             .with_challenge(challenge);
-        request = if also.is_empty() {
+        request = if let Some(scopes) = self.scopes.as_ref().filter(|_| also.is_empty()) {
+            request.with_scopes(scopes.clone())
+        } else if also.is_empty() {
             request.with_initial_scope_selection()
         } else {
             let mut union = also.to_vec();
@@ -223,6 +235,28 @@ impl Agent {
         {
             let config = OAuthClientConfig::new(id.clone(), url.as_str()).with_client_secret(secret.clone());
             manager.configure_client(config)?;
+        }
+        // A kept token that has expired is refreshed here, before any MCP
+        // request, so that an issuer which no longer knows this registration
+        // (its data was reset, or the app removed) is seen for what it is.
+        match manager.get_access_token().await {
+            Ok(_) => {}
+            // The refresh token is gone or refused: the person signs in again.
+            Err(AuthError::AuthorizationRequired) => return Ok(None),
+            // oauth2's message for a refused client carries RFC 6749's error code.
+            Err(AuthError::TokenRefreshFailed(why)) if why.contains("invalid_client") => {
+                if self.client_id.as_deref() == Some(kept.client_id.as_str()) {
+                    return Err(AgentError::UnknownClient(kept.client_id));
+                }
+                tracing::warn!(
+                    server = %url,
+                    client_id = %kept.client_id,
+                    "the issuer no longer knows this agent's registration; registering again"
+                );
+                rmcp::transport::auth::CredentialStore::clear(&file).await?;
+                return Ok(None);
+            }
+            Err(other) => return Err(other.into()),
         }
         Ok(Some((manager, kept.granted_scopes)))
     }

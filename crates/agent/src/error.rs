@@ -51,6 +51,13 @@ pub enum AgentError {
         /// What went wrong.
         reason: String,
     },
+    /// The issuer refused the pre-registered client the agent was given
+    /// (`invalid_client`): it does not know it, or its secret is wrong.
+    #[error(
+        "the authorization server does not accept the app {0:?} (invalid_client): \
+         check --client-id and --client-secret, or leave them out and let the agent register itself"
+    )]
+    UnknownClient(String),
     /// The credentials file could not be read or written.
     #[error("credentials at {path}: {reason}")]
     Credentials {

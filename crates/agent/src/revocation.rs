@@ -30,6 +30,10 @@ pub enum Revocation {
     NoIssuer,
     /// The issuer advertises no revocation endpoint.
     NotOffered,
+    /// The issuer does not know the app the tokens were granted to (its
+    /// registration was dropped, or its data reset): they open nothing there
+    /// any more.
+    UnknownClient,
     /// The issuer could not be reached, or refused; the reason. Trying again
     /// later may work.
     Failed(String),
@@ -54,6 +58,11 @@ impl std::fmt::Display for Revocation {
             Revocation::NotOffered => {
                 f.write_str("the issuer offers no revocation; its tokens stay valid until they expire")
             }
+            Revocation::UnknownClient => f.write_str(
+                "the issuer no longer knows the app its tokens were granted to (invalid_client), so they \
+                 open nothing there; forgotten here (a confidential app revokes with --client-id and \
+                 --client-secret)",
+            ),
             Revocation::Failed(reason) => write!(f, "the issuer did not revoke its tokens: {reason}"),
         }
     }
@@ -102,7 +111,7 @@ pub async fn revoke(saved: &Saved, client_secret: Option<&str>) -> Revocation {
     match (refresh, access) {
         (Some(refresh), access) => {
             if let Err(reason) = client.revoke(refresh, "refresh_token").await {
-                return Revocation::Failed(reason);
+                return client.failed(reason);
             }
             if let Some(access) = access {
                 // The grant is gone; most issuers ended its access tokens with it.
@@ -116,7 +125,7 @@ pub async fn revoke(saved: &Saved, client_secret: Option<&str>) -> Revocation {
             Ok(()) => Revocation::Revoked,
             // It revokes refresh tokens only (as oidc-provider does for JWTs).
             Err(reason) if reason.ends_with(" unsupported_token_type") => Revocation::NotOffered,
-            Err(reason) => Revocation::Failed(reason),
+            Err(reason) => client.failed(reason),
         },
         (None, None) => Revocation::NothingKept,
     }
@@ -158,13 +167,17 @@ impl Client<'_> {
         let status = response.status();
         let body: serde_json::Value = response.json().await.unwrap_or_default();
         let error = body.get("error").and_then(|e| e.as_str()).unwrap_or_default();
-        let hint = match (error, self.secret) {
-            ("invalid_client", None) => " (a confidential app: it needs the app's id and secret)",
-            _ => "",
-        };
-        Err(format!("{} answered {status} {}{hint}", self.endpoint, printable(error, 100))
-            .trim_end()
-            .to_owned())
+        Err(format!("{} answered {status} {}", self.endpoint, printable(error, 100)).trim_end().to_owned())
+    }
+
+    /// What a refused revocation means: for an app that sent no secret,
+    /// `invalid_client` says the issuer no longer knows it.
+    fn failed(&self, reason: String) -> Revocation {
+        if self.secret.is_none() && reason.ends_with(" invalid_client") {
+            Revocation::UnknownClient
+        } else {
+            Revocation::Failed(reason)
+        }
     }
 
     /// `client_secret_post` when that is all the issuer takes; else Basic,

@@ -101,6 +101,14 @@ struct SignIn {
     /// The https URL of this agent's Client ID Metadata Document.
     #[arg(long, env = "AGENTGATE_AGENT_CLIENT_METADATA_URL")]
     client_metadata_url: Option<String>,
+    /// The scopes to ask for, space-separated (e.g. "mcp:tools offline_access"),
+    /// instead of those the server names.
+    #[arg(long, value_name = "SCOPES")]
+    scope: Option<String>,
+    /// The loopback port the browser comes back to, for an app registered
+    /// with one fixed redirect URI [default: a free port].
+    #[arg(long, value_name = "PORT", default_value_t = 0, hide_default_value = true)]
+    callback_port: u16,
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +191,8 @@ fn agent(dir: &std::path::Path, sign_in: &SignIn) -> (Agent, Box<dyn UserAgent>)
         client_secret: sign_in.client_secret.clone(),
         client_metadata_url: sign_in.client_metadata_url.clone(),
         credentials_dir: Some(dir.to_owned()),
+        scopes: sign_in.scope.as_ref().map(|s| s.split_whitespace().map(str::to_owned).collect()),
+        callback_port: sign_in.callback_port,
         ..Agent::default()
     };
     let person: Box<dyn UserAgent> = if sign_in.headless {

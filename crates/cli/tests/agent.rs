@@ -183,39 +183,11 @@ fn agent_cli(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test]
 async fn the_cli_walks_alice_through_sign_in_and_prints_her_claims() {
-    use std::io::BufRead;
     let dev = Dev::start(PASSWORD);
     let dir = credentials_dir("cli");
     let mcp = dev.mcp_url();
 
-    // `agent call URL whoami --no-browser`: it prints the URL and waits at its loopback port.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"))
-        .args(["agent", "call", &mcp, "whoami", "--no-browser", "--timeout", "60", "--credentials-dir"])
-        .arg(&dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let url = loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "the agent ended without showing a URL");
-        if let Some(url) = line.trim().strip_prefix(&format!("{}/authorize?", dev.base)) {
-            break format!("{}/authorize?{url}", dev.base);
-        }
-    };
-    // Alice opens it, signs in, allows; her browser follows the redirect to the agent.
-    let mut browser = Browser::new("en");
-    let page = browser.get(&url).await;
-    let page = browser.sign_in(&dev.base, &page, "alice", PASSWORD).await;
-    let page = browser.decide(&dev.base, &page, "allow").await;
-    let back = page.location.expect("sent back to the agent");
-    assert!(back.starts_with("http://127.0.0.1:"), "{back}");
-    let landing = reqwest::get(&back).await.unwrap();
-    assert!(landing.text().await.unwrap().contains("close this tab"));
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let claims: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (claims, _) = call_whoami_as_alice(&dev, &dir, &[]).await;
     assert_eq!(claims["person"]["sub"], dev.user_id("alice").as_str());
 
     // The token is kept: tools and status need nobody.
@@ -250,6 +222,90 @@ async fn the_cli_walks_alice_through_sign_in_and_prints_her_claims() {
     assert_eq!(status.trim(), "[]");
     let (ok, _, error) = agent_cli(&dir, &["logout", &dev.mcp_url()]);
     assert!(!ok && error.contains("no tokens kept"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `agent call MCP whoami --no-browser`: it prints the URL and waits at its
+/// loopback port; alice opens it in a browser of her own, signs in and
+/// allows, and her browser follows the redirect back. The claims printed,
+/// and what the agent said on stderr.
+async fn call_whoami_as_alice(
+    dev: &Dev,
+    dir: &std::path::Path,
+    args: &[&str],
+) -> (serde_json::Value, String) {
+    use std::io::{BufRead, Read};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"))
+        .args(["agent", "call", &dev.mcp_url(), "whoami", "--no-browser", "--timeout", "60"])
+        .args(args)
+        .arg("--credentials-dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    let url = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the agent ended without showing a URL: {said}");
+        said.push_str(&line);
+        if let Some(url) = line.trim().strip_prefix(&format!("{}/authorize?", dev.base)) {
+            break format!("{}/authorize?{url}", dev.base);
+        }
+    };
+    let mut browser = Browser::new("en");
+    let page = browser.get(&url).await;
+    let page = browser.sign_in(&dev.base, &page, "alice", PASSWORD).await;
+    let page = browser.decide(&dev.base, &page, "allow").await;
+    let back = page.location.expect("sent back to the agent");
+    assert!(back.starts_with("http://127.0.0.1:"), "{back}");
+    let landing = reqwest::get(&back).await.unwrap();
+    assert!(landing.text().await.unwrap().contains("close this tab"));
+    let out = tokio::task::spawn_blocking(move || {
+        let mut rest = String::new();
+        stderr.read_to_string(&mut rest).unwrap();
+        (child.wait_with_output().unwrap(), rest)
+    });
+    let (out, rest) = out.await.unwrap();
+    said.push_str(&rest);
+    assert!(out.status.success(), "{said}");
+    (serde_json::from_slice(&out.stdout).unwrap(), said)
+}
+
+#[tokio::test]
+async fn after_the_servers_data_is_reset_the_agent_registers_again() {
+    let dev = Dev::start(PASSWORD);
+    let dir = credentials_dir("reset");
+    let listen = dev.base.trim_start_matches("http://").to_owned();
+    call_whoami_as_alice(&dev, &dir, &[]).await;
+    let first = kept_tokens(&dir).1["credentials"]["client_id"].as_str().unwrap().to_owned();
+
+    // The same URL, a new data directory: the issuer knows neither the app nor
+    // its tokens. With the access token expired, the agent's refresh is
+    // refused as invalid_client: it registers again and alice signs in.
+    age_kept_tokens(&dir);
+    drop(dev);
+    let dev = Dev::start_with(PASSWORD, &["--listen", &listen]);
+    // This time with the scopes and the loopback port chosen on the command line.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port_arg = port.to_string();
+    let args = ["--scope", "mcp:tools profile", "--callback-port", &port_arg];
+    let (claims, said) = call_whoami_as_alice(&dev, &dir, &args).await;
+    assert_eq!(claims["person"]["sub"], dev.user_id("alice").as_str(), "{said}");
+    assert_eq!(claims["person"]["name"], "Alice", "{claims}");
+    assert!(claims["person"].get("email").is_none(), "email was not asked for: {claims}");
+    assert!(said.contains(&format!("redirect_uri=http%3A%2F%2F127.0.0.1%3A{port}%2Fcallback")), "{said}");
+    assert!(said.contains("no longer knows this agent's registration"), "{said}");
+    let second = kept_tokens(&dir).1["credentials"]["client_id"].as_str().unwrap().to_owned();
+    assert_ne!(first, second, "a new registration");
+
+    // Reset again: logout forgets what the issuer no longer knows, and says so.
+    drop(dev);
+    let _dev = Dev::start_with(PASSWORD, &["--listen", &listen]);
+    let (ok, _, said) = agent_cli(&dir, &["logout", &format!("http://{listen}/mcp")]);
+    assert!(ok && said.contains("no longer knows the app"), "{said}");
+    assert_eq!(agent_cli(&dir, &["status", "--output", "json"]).1.trim(), "[]");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -255,7 +255,9 @@ impl Dev {
             N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         ));
         let mut command = Command::new(env!("CARGO_BIN_EXE_agentgate"));
-        command.args(["dev", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data_dir).args(extra);
+        // A free port unless `extra` names one (a restart at the same URL).
+        let listen = if extra.contains(&"--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"][..] };
+        command.arg("dev").args(listen).arg("--data-dir").arg(&data_dir).args(extra);
         command.env("AGENTGATE_LOG", "warn").env("AGENTGATE_DEMO_PASSWORD", password);
         command.env_remove("AGENTGATE_KEY_ENCRYPTION_KEY");
         let (process, base) = spawn_until(command, "agentgate dev", "  issuer:");
