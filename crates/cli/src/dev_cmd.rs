@@ -84,14 +84,29 @@ impl DevArgs {
             },
         );
         let app = agentgate_issuer::http::router(issuer).merge(mcp);
-        print_welcome(&base, &mcp_url, &demo);
+        // How the commands it suggests find this data directory.
+        let data_flag = match &self.data.data_dir {
+            Some(path) => format!(" --data-dir {}", path.display()),
+            None => String::new(),
+        };
+        print_welcome(&base, &mcp_url, &demo, &data_flag);
         serve::run(listener, app, shutdown).await
     }
 }
 
+/// Alice's password, as far as this start knows it.
+enum DemoPassword {
+    /// Made up on this first start: printed once.
+    Generated(String),
+    /// Taken from `AGENTGATE_DEMO_PASSWORD` on this first start.
+    Chosen,
+    /// Set on an earlier start: the variable no longer counts.
+    Kept,
+}
+
 /// What the first run made, to print.
 struct Demo {
-    password: Option<String>,
+    password: DemoPassword,
     first_party: String,
     third_party: String,
 }
@@ -103,7 +118,7 @@ async fn demo_data(store: &AnyStore, mcp_url: &str) -> anyhow::Result<Demo> {
     if store.resource_by_canonical(&canonical).await?.is_none() {
         whoami::declare_resource(store, mcp_url, MCP_SCOPE).await?;
     }
-    let mut password = None;
+    let mut password = DemoPassword::Kept;
     if store.users().await?.is_empty() {
         let chosen = std::env::var("AGENTGATE_DEMO_PASSWORD").ok().filter(|p| !p.is_empty());
         let secret = chosen.clone().unwrap_or_else(|| agentgate_issuer::random_token(12));
@@ -114,9 +129,7 @@ async fn demo_data(store: &AnyStore, mcp_url: &str) -> anyhow::Result<Demo> {
             password: secret.clone(),
         };
         users::add_user(store, alice, now).await?;
-        if chosen.is_none() {
-            password = Some(secret);
-        }
+        password = if chosen.is_some() { DemoPassword::Chosen } else { DemoPassword::Generated(secret) };
     }
     let existing = store.clients().await?;
     let mut ids = Vec::new();
@@ -149,7 +162,7 @@ async fn demo_data(store: &AnyStore, mcp_url: &str) -> anyhow::Result<Demo> {
     Ok(Demo { password, first_party: ids[0].clone(), third_party: ids[1].clone() })
 }
 
-fn print_welcome(base: &str, mcp_url: &str, demo: &Demo) {
+fn print_welcome(base: &str, mcp_url: &str, demo: &Demo, data_flag: &str) {
     println!("agentgate dev is ready");
     println!();
     println!("  issuer:          {base}");
@@ -157,15 +170,34 @@ fn print_welcome(base: &str, mcp_url: &str, demo: &Demo) {
     println!("  your account:    {base}/account");
     println!();
     match &demo.password {
-        Some(password) => println!(
+        DemoPassword::Generated(password) => println!(
             "  sign in as alice with password {password}  (shown once; set AGENTGATE_DEMO_PASSWORD to choose)"
         ),
-        None => println!("  sign in as alice (password: AGENTGATE_DEMO_PASSWORD, or as first printed)"),
+        DemoPassword::Chosen => {
+            println!(
+                "  sign in as alice with the password in AGENTGATE_DEMO_PASSWORD (read on this first start only)"
+            )
+        }
+        DemoPassword::Kept => println!(
+            "  sign in as alice with the password of the first start; a new one: agentgate users passwd alice{data_flag}"
+        ),
     }
+    println!("  locked out after wrong passwords? agentgate users unlock alice{data_flag}");
     println!("  first-party app: {}  ({FIRST_PARTY_APP}, no consent screen)", demo.first_party);
     println!("  third-party app: {}  ({THIRD_PARTY_APP}, asks for consent)", demo.third_party);
     println!("  redirect URIs:   {DEMO_REDIRECT} on any port");
     println!();
-    println!("Try next: point an MCP client (MCP Inspector, the TypeScript SDK) at {mcp_url};");
-    println!("it gets a 401, discovers this issuer, and sends you here to sign in.");
+    println!(
+        "Try next (each client gets a 401, finds this issuer, and sends you here to sign in and allow it):"
+    );
+    println!("  agentgate agent call {mcp_url} whoami");
+    println!("      this project's agent: opens your browser, then prints alice's claims and the token's");
+    println!("  npx @modelcontextprotocol/inspector");
+    println!(
+        "      MCP Inspector's page: connect to {mcp_url} (Streamable HTTP); it signs you in; Tools > whoami"
+    );
+    println!("  interop/python/.venv/bin/python interop/python/agent.py --url {mcp_url} --password PASSWORD");
+    println!(
+        "      the official Python SDK (from a clone, after scripts/test): signs alice in by itself, calls whoami"
+    );
 }

@@ -213,3 +213,47 @@ async fn scope_words_follow_the_page_language_and_fall_back_to_the_default() {
     assert!(said.to_string().contains("en, es and ja"), "{said}");
     assert!(consent_in("es").await.contains("Preguntar quién eres"));
 }
+
+/// `agentgate dev`'s welcome, up to its last line, for `data_dir`.
+fn dev_welcome(data_dir: &std::path::Path, password: &str) -> String {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("AGENTGATE_LOG", "warn")
+        .env("AGENTGATE_DEMO_PASSWORD", password)
+        .env_remove("AGENTGATE_KEY_ENCRYPTION_KEY")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("the official Python SDK") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    said
+}
+
+#[test]
+fn dev_says_what_to_run_next_and_how_to_set_a_new_password() {
+    let dir = std::env::temp_dir().join(format!("agentgate-welcome-{}", std::process::id()));
+    let first = dev_welcome(&dir, PASSWORD);
+    let mcp = first.lines().find_map(|l| l.trim().strip_prefix("MCP server:")).unwrap();
+    let mcp = mcp.split_whitespace().next().unwrap();
+    assert!(first.contains(&format!("agentgate agent call {mcp} whoami")), "{first}");
+    assert!(first.contains("AGENTGATE_DEMO_PASSWORD (read on this first start only)"), "{first}");
+    assert!(!first.contains(PASSWORD), "a password the person chose is not printed: {first}");
+    // A second start keeps the first password, whatever the variable says, and says how to change it.
+    let second = dev_welcome(&dir, "another password");
+    assert!(!second.contains("another password"), "{second}");
+    let flag = format!(" --data-dir {}", dir.display());
+    assert!(second.contains(&format!("agentgate users passwd alice{flag}")), "{second}");
+    assert!(second.contains(&format!("agentgate users unlock alice{flag}")), "{second}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
