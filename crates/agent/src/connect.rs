@@ -319,13 +319,45 @@ where
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
         legacy_version: Some(ProtocolVersion::V_2025_11_25),
     };
-    ().serve_with_lifecycle(transport, lifecycle).await.map_err(|error| refused(server, error))
+    match ().serve_with_lifecycle(transport, lifecycle).await {
+        Ok(session) => Ok(session),
+        Err(error) => match error.auth_challenge() {
+            Some(challenge) => Err(Refused::Challenge(challenge.to_owned())),
+            None => Err(Refused::Other(explained(server, format!("{error:#}")).await)),
+        },
+    }
 }
 
-fn refused(server: &str, error: rmcp::service::ClientInitializeError) -> Refused {
-    match error.auth_challenge() {
-        Some(challenge) => Refused::Challenge(challenge.to_owned()),
-        None => Refused::Other(AgentError::Connect { url: server.to_owned(), reason: error.to_string() }),
+/// Why a session could not start, in plain words: rmcp's error names its
+/// transport's internals, so one plain MCP request tells whether anything
+/// answers at `server`, and whether as an MCP server.
+async fn explained(server: &str, detail: String) -> AgentError {
+    let url = server.to_owned();
+    let probe = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map(|http| {
+            http.post(server)
+                .header(reqwest::header::ACCEPT, "application/json, text/event-stream")
+                .json(&serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "ping"}))
+        });
+    let Ok(probe) = probe else { return AgentError::Connect { url, reason: detail } };
+    match probe.send().await {
+        Err(error) if error.is_connect() || error.is_timeout() => AgentError::Unreachable { url, detail },
+        Ok(answer) => {
+            let mcp_type = answer.headers().get(reqwest::header::CONTENT_TYPE).is_some_and(|t| {
+                let t = t.to_str().unwrap_or("");
+                t.starts_with("application/json") || t.starts_with("text/event-stream")
+            });
+            let status = answer.status().as_u16();
+            if matches!(status, 404 | 405) || !mcp_type {
+                AgentError::NotMcp { url, status, detail }
+            } else {
+                AgentError::Connect { url, reason: detail }
+            }
+        }
+        Err(_) => AgentError::Connect { url, reason: detail },
     }
 }
 

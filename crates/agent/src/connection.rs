@@ -61,13 +61,29 @@ impl Connection<'_> {
         .await
     }
 
-    /// Calls a tool.
+    /// Calls a tool. A tool the server does not have is
+    /// [`AgentError::NoSuchTool`], with the names of those it has.
     pub async fn call_tool(&mut self, params: CallToolRequestParams) -> Result<CallToolResult, AgentError> {
-        self.with_authorization(|session| {
-            let (session, params) = (session.peer().clone(), params.clone());
-            async move { session.call_tool(params).await }
-        })
-        .await
+        let called = self
+            .with_authorization(|session| {
+                let (session, params) = (session.peer().clone(), params.clone());
+                async move { session.call_tool(params).await }
+            })
+            .await;
+        match called {
+            Err(error @ AgentError::Answered { .. }) => {
+                let tools = self.list_tools().await?;
+                if tools.iter().any(|t| t.name == params.name) {
+                    return Err(error);
+                }
+                Err(AgentError::NoSuchTool {
+                    url: self.url.to_string(),
+                    tool: params.name.to_string(),
+                    tools: tools.iter().map(|t| t.name.to_string()).collect(),
+                })
+            }
+            other => other,
+        }
     }
 
     /// Ends the connection.
@@ -85,6 +101,13 @@ impl Connection<'_> {
                 Ok(answer) => return Ok(answer),
                 Err(error) => error,
             };
+            if let ServiceError::McpError(answer) = &error {
+                return Err(AgentError::Answered {
+                    url: self.url.to_string(),
+                    message: crate::connect::printable(&answer.message, 500),
+                    code: answer.code.0,
+                });
+            }
             let Some(challenge) = challenge_in(&error) else {
                 return Err(AgentError::Connect { url: self.url.to_string(), reason: error.to_string() });
             };

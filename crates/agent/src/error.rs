@@ -43,6 +43,44 @@ pub enum AgentError {
     /// Nobody came back to the redirect URI in time, or the user agent failed.
     #[error("the sign-in did not finish: {0}")]
     NotBack(String),
+    /// Nothing answers at the server's address.
+    #[error("no server answers at {url}: is it running, and is the address right?")]
+    Unreachable {
+        /// The server.
+        url: String,
+        /// What the connection attempt said.
+        detail: String,
+    },
+    /// Something answers, but not as an MCP server: no MCP endpoint at that path.
+    #[error("{url} answers, but not as an MCP server (HTTP {status}): is the path right?")]
+    NotMcp {
+        /// The server.
+        url: String,
+        /// The HTTP status of a plain MCP request there.
+        status: u16,
+        /// What the MCP client said.
+        detail: String,
+    },
+    /// The server has no tool of that name.
+    #[error("{url} has no tool {tool:?}; its tools: {}", if tools.is_empty() { "none".to_owned() } else { tools.join(", ") })]
+    NoSuchTool {
+        /// The server.
+        url: String,
+        /// The name asked for.
+        tool: String,
+        /// The tools it has.
+        tools: Vec<String>,
+    },
+    /// The server answered a request with an MCP error.
+    #[error("{url} answered with an error: {message}")]
+    Answered {
+        /// The server.
+        url: String,
+        /// Its message.
+        message: String,
+        /// The JSON-RPC error code.
+        code: i32,
+    },
     /// The MCP connection itself failed.
     #[error("could not talk to {url}: {reason}")]
     Connect {
@@ -66,6 +104,17 @@ pub enum AgentError {
         /// What went wrong.
         reason: String,
     },
+}
+
+impl AgentError {
+    /// What the libraries underneath said, for `--verbose`: the message itself
+    /// names the situation in plain words.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            AgentError::Unreachable { detail, .. } | AgentError::NotMcp { detail, .. } => Some(detail),
+            _ => None,
+        }
+    }
 }
 
 // Not a `#[from]`: that would make rmcp's error the source too, and error

@@ -19,6 +19,9 @@ pub struct AgentArgs {
     /// [default: $XDG_CONFIG_HOME/agentgate/agent, else ~/.config/agentgate/agent]
     #[arg(long, env = "AGENTGATE_AGENT_DIR", global = true)]
     credentials_dir: Option<PathBuf>,
+    /// On an error, also show what the libraries underneath said.
+    #[arg(long, short, global = true)]
+    verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +129,19 @@ enum Output {
 
 impl AgentArgs {
     pub async fn run(self) -> anyhow::Result<()> {
+        let verbose = self.verbose;
+        self.run_command().await.map_err(|error| {
+            let detail =
+                error.chain().find_map(|e| e.downcast_ref::<agentgate_agent::AgentError>()?.detail());
+            match detail {
+                Some(detail) if verbose => anyhow::anyhow!("{error:#}\n  detail: {detail}"),
+                Some(_) => anyhow::anyhow!("{error:#}\n  (--verbose shows the detail)"),
+                None => error,
+            }
+        })
+    }
+
+    async fn run_command(self) -> anyhow::Result<()> {
         let dir = self
             .credentials_dir
             .or_else(credentials::default_dir)

@@ -199,6 +199,19 @@ async fn the_cli_walks_alice_through_sign_in_and_prints_her_claims() {
     assert_eq!(status[0]["issuer"], dev.base.as_str());
     assert!(status[0]["expires_in"].as_i64().unwrap() > 0, "{status}");
 
+    // Errors name the situation in plain words, the detail behind --verbose.
+    let (ok, _, error) = agent_cli(&dir, &["call", &mcp, "nosuch"]);
+    assert!(!ok && error.contains(r#"has no tool "nosuch"; its tools: whoami"#), "{error}");
+    let (ok, _, error) = agent_cli(&dir, &["tools", &format!("{mcp}/"), "--no-browser", "--timeout", "5"]);
+    assert!(!ok && error.contains("answers, but not as an MCP server (HTTP 404)"), "{error}");
+    assert!(error.contains("--verbose shows the detail") && !error.contains("legacy"), "{error}");
+    let closed = "http://127.0.0.1:9/mcp";
+    let (ok, _, error) = agent_cli(&dir, &["tools", closed, "--no-browser", "--timeout", "5"]);
+    assert!(!ok && error.contains("no server answers at http://127.0.0.1:9/mcp"), "{error}");
+    assert!(!error.contains("Transport"), "{error}");
+    let (_, _, error) = agent_cli(&dir, &["tools", closed, "--no-browser", "--verbose"]);
+    assert!(error.contains("  detail: "), "{error}");
+
     // Bad arguments are refused before anything is sent; logout forgets the token.
     let (ok, _, error) = agent_cli(&dir, &["call", &dev.mcp_url(), "whoami", "--arg", "novalue"]);
     assert!(!ok && error.contains("KEY=VALUE"), "{error}");
