@@ -6,6 +6,8 @@ mod apps_cmd;
 mod cli;
 mod db_cmd;
 mod dev_cmd;
+mod gateway_cmd;
+mod guard_args;
 mod keys_cmd;
 mod serve_cmd;
 mod users_cmd;

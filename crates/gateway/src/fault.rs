@@ -1,0 +1,129 @@
+//! What the agent gets when the upstream fails: an HTTP status that says
+//! whose fault it is (502 the upstream broke, 504 it was too slow, 413 the
+//! request was too big, 503 no room for another process), and a JSON-RPC
+//! error in words that name the route and say what to do next.
+//!
+//! The body is a JSON-RPC error because that is what an MCP client reads: the
+//! TypeScript and Python SDKs put the body of a failed POST into the error
+//! they raise, so the person sees the sentence, not only a number.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::{Value, json};
+
+/// JSON-RPC's "internal error": the request was fine, the server side failed.
+const INTERNAL_ERROR: i64 = -32603;
+
+/// A failure of the route's upstream, or of the request on its way to it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Fault {
+    /// Nothing answered at the upstream's address, or the process would not start.
+    #[error(
+        "the MCP server behind route {route} cannot be reached ({detail}); its operator should check that it runs"
+    )]
+    Unreachable {
+        /// The route's name.
+        route: String,
+        /// What failed, without secrets.
+        detail: String,
+    },
+    /// The upstream did not answer within the route's timeout.
+    #[error(
+        "the MCP server behind route {route} did not answer within {} s; try again later, or ask its operator to raise the route's timeout",
+        .after.as_secs_f64()
+    )]
+    Timeout {
+        /// The route's name.
+        route: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The upstream answered with something that is not MCP, or broke off.
+    #[error("the MCP server behind route {route} failed: {detail}")]
+    Broken {
+        /// The route's name.
+        route: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The request body is larger than the route accepts.
+    #[error("the request body is larger than the {limit} bytes this route accepts")]
+    TooLarge {
+        /// The bound, in bytes.
+        limit: usize,
+    },
+    /// Every process the route may start is in use.
+    #[error(
+        "route {route} already runs its {limit} processes, one per person; try again when someone's session ends"
+    )]
+    Busy {
+        /// The route's name.
+        route: String,
+        /// The bound on processes.
+        limit: usize,
+    },
+}
+
+impl Fault {
+    /// The HTTP status that says whose fault it is.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Fault::Unreachable { .. } | Fault::Broken { .. } => StatusCode::BAD_GATEWAY,
+            Fault::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Fault::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Fault::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A short name for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Fault::Unreachable { .. } => "upstream_unreachable",
+            Fault::Timeout { .. } => "upstream_timeout",
+            Fault::Broken { .. } => "upstream_failed",
+            Fault::TooLarge { .. } => "body_too_large",
+            Fault::Busy { .. } => "process_limit",
+        }
+    }
+
+    /// The JSON-RPC error object.
+    pub fn error_object(&self) -> Value {
+        json!({ "code": INTERNAL_ERROR, "message": self.to_string(), "data": { "reason": self.reason() } })
+    }
+
+    /// The whole answer, a JSON-RPC error for the request `id` (null when the
+    /// request's id is not known).
+    pub fn response(&self, id: Option<&Value>) -> Response<Body> {
+        let body = json!({ "jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": self.error_object() });
+        let mut response = Response::new(Body::from(body.to_string()));
+        *response.status_mut() = self.status();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if matches!(self, Fault::Busy { .. }) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_names_the_route_and_the_next_step() {
+        let route = || "memory".to_owned();
+        let timeout = Fault::Timeout { route: route(), after: Duration::from_millis(1500) };
+        assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert!(timeout.to_string().contains("within 1.5 s; try again later"), "{timeout}");
+        let down = Fault::Unreachable { route: route(), detail: "connection refused".into() };
+        assert_eq!(down.status(), StatusCode::BAD_GATEWAY);
+        assert!(down.to_string().contains("route memory cannot be reached (connection refused)"));
+        let busy = Fault::Busy { route: route(), limit: 2 };
+        assert_eq!(busy.response(None).headers()[header::RETRY_AFTER], "5");
+        let id = json!(7);
+        let response = Fault::TooLarge { limit: 10 }.response(Some(&id));
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

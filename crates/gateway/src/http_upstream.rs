@@ -1,0 +1,171 @@
+//! An upstream MCP server over Streamable HTTP: the gateway forwards each
+//! request as it came (method, body, MCP headers) and streams the answer back
+//! as it goes (JSON, or an SSE stream of any length).
+//!
+//! Nothing is buffered whole: bodies flow through in both directions, so an
+//! SSE stream that stays open for hours (the GET stream of server-initiated
+//! messages) costs a connection, not memory, and a client that stops reading
+//! stops the upstream's writes through TCP's own backpressure — the gateway's
+//! memory stays flat. The one bound on time is the wait for the upstream's
+//! answer to begin; once it streams, the stream is the client's and the
+//! upstream's business.
+//!
+//! Sessions and resumption need no state here: the upstream's
+//! `Mcp-Session-Id` goes back to the client sealed to the person by the guard
+//! in front (see `agentgate_guard`), and comes back opened; `Last-Event-ID`
+//! passes as it is, inside a session that only its person can name.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use futures_util::TryStreamExt;
+use http::{Method, Request, Response, header};
+use http_body_util::{BodyExt, Limited};
+use tower::Service;
+use url::Url;
+
+use crate::fault::Fault;
+use crate::headers;
+
+/// The bound on a request body, unless the route sets its own.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// How long the upstream may take to begin its answer, unless the route says.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A Streamable HTTP upstream, as a tower service to put behind the guard.
+///
+/// ```
+/// use agentgate_gateway::HttpUpstream;
+/// use tower::Layer;
+///
+/// let guard = agentgate_guard::Guard::builder("https://as.example", "https://gw.example/memory")
+///     .build()
+///     .unwrap();
+/// let upstream = HttpUpstream::new("memory", "http://127.0.0.1:9000/mcp".parse().unwrap());
+/// let app: axum::Router = axum::Router::new()
+///     .route_service("/memory", guard.layer().layer(upstream))
+///     .merge(guard.metadata_router());
+/// ```
+#[derive(Clone, Debug)]
+pub struct HttpUpstream {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    route: String,
+    url: Url,
+    client: reqwest::Client,
+    timeout: Duration,
+    max_body_bytes: usize,
+}
+
+impl HttpUpstream {
+    /// The upstream at `url`, for the route named `route` (in errors and logs).
+    pub fn new(route: impl Into<String>, url: Url) -> Self {
+        Self::with_limits(route, url, DEFAULT_TIMEOUT, DEFAULT_MAX_BODY_BYTES)
+    }
+
+    /// The same, with the route's own timeout and body bound.
+    pub fn with_limits(route: impl Into<String>, url: Url, timeout: Duration, max_body_bytes: usize) -> Self {
+        let client = reqwest::Client::builder()
+            // The upstream's redirects are its own business: a proxy passes them on.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout)
+            .tcp_nodelay(true)
+            .build()
+            .expect("a reqwest client with rustls builds");
+        Self { inner: Arc::new(Inner { route: route.into(), url, client, timeout, max_body_bytes }) }
+    }
+
+    /// The upstream's URL.
+    pub fn url(&self) -> &Url {
+        &self.inner.url
+    }
+}
+
+impl Service<Request<Body>> for HttpUpstream {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            Ok(match inner.forward(request).await {
+                Ok(response) => response,
+                Err(fault) => {
+                    tracing::warn!(route = %inner.route, reason = fault.reason(), "{fault}");
+                    fault.response(None)
+                }
+            })
+        })
+    }
+}
+
+impl Inner {
+    async fn forward(&self, request: Request<Body>) -> Result<Response<Body>, Fault> {
+        let (parts, body) = request.into_parts();
+        let limit = self.max_body_bytes;
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(Fault::TooLarge { limit });
+        }
+        let mut url = self.url.clone();
+        if let Some(query) = parts.uri.query() {
+            url.set_query(Some(query));
+        }
+        let mut outgoing =
+            self.client.request(parts.method.clone(), url).headers(headers::to_upstream(&parts.headers));
+        if declared.is_some() || !matches!(parts.method, Method::GET | Method::DELETE | Method::HEAD) {
+            let body = Limited::new(body, limit).into_data_stream();
+            outgoing = outgoing.body(reqwest::Body::wrap_stream(body));
+        }
+        let answer = match tokio::time::timeout(self.timeout, outgoing.send()).await {
+            Err(_) => return Err(Fault::Timeout { route: self.route.clone(), after: self.timeout }),
+            Ok(Err(error)) => return Err(self.fault_of(&error)),
+            Ok(Ok(answer)) => answer,
+        };
+        let mut response = Response::builder().status(answer.status());
+        *response.headers_mut().expect("a fresh builder") = headers::to_client(answer.headers());
+        let route = self.route.clone();
+        let stream = answer.bytes_stream().map_err(move |error| {
+            tracing::debug!(route = %route, error = %agentgate_guard::error_chain(&error), "the upstream's answer broke off");
+            error
+        });
+        Ok(response.body(Body::from_stream(stream)).expect("status and headers came from a valid answer"))
+    }
+
+    fn fault_of(&self, error: &reqwest::Error) -> Fault {
+        let route = self.route.clone();
+        // The causes, not the error itself: its text names the upstream's
+        // URL, which is the operator's to know, not the agent's.
+        let detail = match std::error::Error::source(error) {
+            Some(cause) => agentgate_guard::error_chain(cause),
+            None => "no answer".to_owned(),
+        };
+        tracing::debug!(route = %route, error = %agentgate_guard::error_chain(error), "upstream request failed");
+        if error.is_timeout() {
+            Fault::Timeout { route, after: self.timeout }
+        } else if detail.contains("length limit exceeded") {
+            Fault::TooLarge { limit: self.max_body_bytes }
+        } else if error.is_connect() {
+            Fault::Unreachable { route, detail }
+        } else {
+            Fault::Broken { route, detail }
+        }
+    }
+}
