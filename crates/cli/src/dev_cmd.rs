@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use agentgate::data_dir::DataArgs;
+use agentgate::routes::Route;
 use agentgate::{serve, whoami};
 use agentgate_guard::Guard;
 use agentgate_issuer::clients::{self, ApplicationType, NewClient};
@@ -34,6 +35,12 @@ pub struct DevArgs {
     /// (for agents and tests on this machine; never on a shared server).
     #[arg(long)]
     allow_loopback_client_documents: bool,
+    /// Put an MCP server behind sign-in and consent at PATH: PATH=URL for a
+    /// Streamable HTTP server, PATH=COMMAND for a program on stdio (one process
+    /// per person), e.g. '/memory=npx -y @modelcontextprotocol/server-memory'.
+    /// Repeat per server.
+    #[arg(long = "route", value_name = "PATH=UPSTREAM")]
+    routes: Vec<String>,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -45,6 +52,12 @@ impl DevArgs {
             "agentgate dev makes its own demo setup and reads no configuration file: use \
              `agentgate serve --config FILE` (or unset AGENTGATE_CONFIG)"
         );
+        let mut routes = Vec::new();
+        for spec in &self.routes {
+            let route = Route::parse(spec)?;
+            route.check_beside_issuer(&["/mcp"])?;
+            routes.push(route);
+        }
         let (listener, local) = serve::bind(self.listen).await?;
         let base = format!("http://{local}");
         let mcp_url = format!("{base}/mcp");
@@ -60,7 +73,8 @@ impl DevArgs {
         settings.registration = RegistrationPolicy::Open;
         settings.client_documents = true;
         settings.client_documents_allow_loopback = self.allow_loopback_client_documents;
-        let issuer = Arc::new(Issuer::open(store, kek, settings).await.context("opening the issuer")?);
+        let issuer =
+            Arc::new(Issuer::open(store.clone(), kek, settings).await.context("opening the issuer")?);
         tokio::spawn(issuer.clone().maintain());
 
         let guard = Guard::builder(&base, &mcp_url)
@@ -83,15 +97,51 @@ impl DevArgs {
                 shutdown: shutdown.clone(),
             },
         );
-        let app = agentgate_issuer::http::router(issuer).merge(mcp);
+        let mut app = agentgate_issuer::http::router(issuer.clone()).merge(mcp);
+        for route in &routes {
+            app = app.merge(gateway_route(&store, &issuer, &base, route).await?);
+        }
         // How the commands it suggests find this data directory.
         let data_flag = match &self.data.data_dir {
             Some(path) => format!(" --data-dir {}", path.display()),
             None => String::new(),
         };
         print_welcome(&base, &mcp_url, &demo, &data_flag);
+        for route in &routes {
+            println!("  gateway route:   {base}{}  ({}, scope: {MCP_SCOPE})", route.path, route.describe());
+        }
         serve::run(listener, app, shutdown).await
     }
+}
+
+/// A gateway route of this server: its resource declared (the consent page
+/// names it), its guard against this issuer.
+async fn gateway_route(
+    store: &AnyStore,
+    issuer: &Issuer<AnyStore>,
+    base: &str,
+    route: &Route,
+) -> anyhow::Result<axum::Router> {
+    let url = format!("{base}{}", route.path);
+    let words = format!("Use the tools of {}", route.name);
+    let now = agentgate_issuer::now();
+    agentgate_issuer::scopes::declare_resource(
+        store,
+        &url,
+        &route.name,
+        &[(MCP_SCOPE, &words)],
+        &Default::default(),
+        now,
+    )
+    .await
+    .with_context(|| format!("the resource of route {}", route.path))?;
+    let guard = Guard::builder(base, &url)
+        .scopes([MCP_SCOPE])
+        .resource_name(&route.name)
+        .revocation_check(issuer.revocations())
+        .build()
+        .with_context(|| format!("configuring the guard of route {}", route.path))?;
+    Ok(route.router(&guard))
 }
 
 /// Alice's password, as far as this start knows it.

@@ -4,11 +4,13 @@
 use std::net::SocketAddr;
 
 use agentgate::serve;
-use agentgate_gateway::{DEFAULT_MAX_BODY_BYTES, HttpUpstream};
-use anyhow::{Context, ensure};
+use std::time::Duration;
+
+use agentgate::routes::{Route, Upstream};
+use agentgate_gateway::DEFAULT_MAX_BODY_BYTES;
+use anyhow::{Context, bail, ensure};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
-use tower::Layer;
 
 use crate::guard_args::GuardArgs;
 
@@ -19,8 +21,39 @@ pub struct GatewayArgs {
 
     /// The MCP server to put behind the gateway, by its Streamable HTTP URL
     /// (e.g. http://127.0.0.1:9000/mcp).
-    #[arg(long, env = "AGENTGATE_UPSTREAM")]
-    upstream: url::Url,
+    #[arg(
+        long,
+        env = "AGENTGATE_UPSTREAM",
+        required_unless_present = "upstream_command",
+        conflicts_with = "upstream_command"
+    )]
+    upstream: Option<url::Url>,
+
+    /// Or: the MCP server as a program on stdio, run by `sh -c`
+    /// (e.g. 'npx -y @modelcontextprotocol/server-memory'); one process per person.
+    #[arg(long, env = "AGENTGATE_UPSTREAM_COMMAND")]
+    upstream_command: Option<String>,
+
+    /// An environment variable for the stdio program, NAME=VALUE; `{person}` in
+    /// VALUE becomes the person's subject, file-name safe. Repeat per variable.
+    #[arg(long = "upstream-env", value_name = "NAME=VALUE")]
+    upstream_env: Vec<String>,
+
+    /// The stdio program's working directory (`{person}` as in --upstream-env).
+    #[arg(long, env = "AGENTGATE_UPSTREAM_CWD")]
+    upstream_cwd: Option<std::path::PathBuf>,
+
+    /// The most stdio processes at once (one per person).
+    #[arg(long, env = "AGENTGATE_MAX_PROCESSES", default_value_t = 32)]
+    max_processes: usize,
+
+    /// A stdio process no request reached for this many seconds is ended.
+    #[arg(long, env = "AGENTGATE_IDLE_TIMEOUT", default_value_t = 600.0)]
+    idle_timeout: f64,
+
+    /// One stdio process for everyone, for servers that keep no state.
+    #[arg(long, env = "AGENTGATE_SHARED_PROCESS")]
+    shared_process: bool,
 
     /// The path agents use on this gateway.
     #[arg(long, env = "AGENTGATE_PATH", default_value = "/mcp")]
@@ -45,39 +78,56 @@ pub struct GatewayArgs {
 
 impl GatewayArgs {
     pub async fn run(self) -> anyhow::Result<()> {
-        ensure!(
-            self.path.starts_with('/') && !self.path.contains(['?', '#']),
-            "--path must be a path such as \"/mcp\", not {:?}",
-            self.path
-        );
-        ensure!(
-            matches!(self.upstream.scheme(), "http" | "https"),
-            "--upstream must be an http or https URL, not {}",
-            self.upstream
-        );
-        ensure!(
-            self.timeout.is_finite() && self.timeout > 0.0,
-            "--timeout must be a positive number of seconds, not {}",
-            self.timeout
-        );
+        let timeout = seconds("--timeout", self.timeout)?;
+        let idle_timeout = seconds("--idle-timeout", self.idle_timeout)?;
+        ensure!(self.max_processes > 0, "--max-processes must be at least 1");
         let (listener, local) = serve::bind(self.listen).await?;
         let resource = self.guard.resource.clone().unwrap_or_else(|| format!("http://{local}{}", self.path));
         let name = self.name.clone().unwrap_or_else(|| self.path.trim_start_matches('/').to_owned());
         let guard = self.guard.guard(&resource, &format!("{name} (agentgate gateway)"))?;
-        let upstream = HttpUpstream::with_limits(
-            &name,
-            self.upstream.clone(),
-            std::time::Duration::from_secs_f64(self.timeout),
-            self.max_body_bytes,
-        );
-        let app = axum::Router::new()
-            .route_service(&self.path, guard.layer().layer(upstream))
-            .merge(guard.metadata_router());
+        let upstream = match (&self.upstream, &self.upstream_command) {
+            (Some(url), _) => {
+                ensure!(
+                    matches!(url.scheme(), "http" | "https"),
+                    "--upstream must be an http or https URL, not {url}"
+                );
+                Upstream::Http(url.clone())
+            }
+            (None, Some(command)) => {
+                ensure!(!command.trim().is_empty(), "--upstream-command is empty: name the program to run");
+                let mut env = Vec::new();
+                for pair in &self.upstream_env {
+                    let (key, value) = pair
+                        .split_once('=')
+                        .filter(|(k, _)| !k.is_empty())
+                        .with_context(|| format!("--upstream-env {pair:?}: expected NAME=VALUE"))?;
+                    env.push((key.to_owned(), value.to_owned()));
+                }
+                Upstream::Stdio { command: command.clone(), env, cwd: self.upstream_cwd.clone() }
+            }
+            (None, None) => bail!("name the MCP server: --upstream URL or --upstream-command 'PROGRAM ARGS'"),
+        };
+        let mut route = Route::new(&self.path, upstream)?;
+        route.name = name.clone();
+        route.timeout = timeout;
+        route.max_body_bytes = self.max_body_bytes;
+        route.max_processes = self.max_processes;
+        route.idle_timeout = idle_timeout;
+        route.shared = self.shared_process;
+        let upstream = route.describe();
+        let service = route.service(&guard);
+        let app = axum::Router::new().route(&self.path, service).merge(guard.metadata_router());
         tracing::info!(
-            route = %name, upstream = %self.upstream, resource = %resource,
+            route = %name, upstream = %upstream, resource = %resource,
             metadata = %guard.metadata_url(), "gateway ready"
         );
         println!("agentgate gateway: listening on http://{local}{}", self.path);
         serve::run(listener, app, CancellationToken::new()).await.context("serving the gateway")
     }
+}
+
+/// A positive, finite number of seconds from a flag.
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    ensure!(value.is_finite() && value > 0.0, "{flag} must be a positive number of seconds, not {value}");
+    Ok(Duration::from_secs_f64(value))
 }

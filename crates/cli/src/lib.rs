@@ -3,5 +3,6 @@
 
 pub mod config;
 pub mod data_dir;
+pub mod routes;
 pub mod serve;
 pub mod whoami;

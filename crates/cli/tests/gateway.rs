@@ -22,7 +22,10 @@ struct Gateway {
 impl Gateway {
     fn start(issuer: &str, upstream: &str, args: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_agentgate"));
-        command.args(["gateway", "--issuer", issuer, "--upstream", upstream, "--listen", "127.0.0.1:0"]);
+        command.args(["gateway", "--issuer", issuer, "--listen", "127.0.0.1:0"]);
+        if !upstream.is_empty() {
+            command.args(["--upstream", upstream]);
+        }
         command.args(args).env("AGENTGATE_LOG", "warn");
         let (process, url) = spawn_until(command, "agentgate gateway", "agentgate gateway: listening on ");
         Gateway { url, _process: process }
@@ -198,4 +201,144 @@ async fn a_body_over_the_bound_is_refused_before_it_reaches_the_upstream() {
     let answer = post(&gateway.url, &token).body(big.to_string()).send().await.unwrap();
     assert_eq!(answer.status(), 413);
     assert!(seen.lock().unwrap().is_empty(), "nothing reached the upstream");
+}
+
+/// A stdio upstream program from interop/node_modules, as a shell command line.
+fn node_program(script: &str) -> String {
+    format!("{} {}", node().display(), interop_dir().join("node_modules").join(script).display())
+}
+
+#[test]
+fn two_peoples_memories_stay_apart_behind_a_stdio_route() {
+    let idp = Idp::start(&[]);
+    let files = tempdir("memory");
+    let memory = node_program("@modelcontextprotocol/server-memory/dist/index.js");
+    let env = format!("MEMORY_FILE_PATH={}/{{person}}.jsonl", files.display());
+    let gateway = Gateway::start(&idp.issuer, "", &["--upstream-command", &memory, "--upstream-env", &env]);
+    let alice = user_token(&idp, &gateway.url, "alice");
+    let bob = user_token(&idp, &gateway.url, "bob");
+
+    let note =
+        r#"{"entities":[{"name":"alice-secret","entityType":"note","observations":["only for alice"]}]}"#;
+    let created = ts_client(&gateway.url, Some(&alice), &["--tool", "create_entities", "--arguments", note]);
+    assert_eq!(created["ok"], true, "{created}");
+    let graph = |token: &str| {
+        let out = ts_client(&gateway.url, Some(token), &["--tool", "read_graph", "--arguments", "{}"]);
+        assert_eq!(out["ok"], true, "{out}");
+        out["result"]["content"][0]["text"].as_str().unwrap().to_owned()
+    };
+    assert!(graph(&alice).contains("alice-secret"), "alice reads her own memory");
+    assert!(!graph(&bob).contains("alice-secret"), "bob's memory is his own");
+    assert_eq!(std::fs::read_dir(&files).unwrap().count(), 1, "only alice has written a file");
+}
+
+#[test]
+fn server_everything_on_stdio_answers_through_the_gateway() {
+    let idp = Idp::start(&[]);
+    let everything = node_program("@modelcontextprotocol/server-everything/dist/index.js") + " stdio";
+    let gateway = Gateway::start(&idp.issuer, "", &["--upstream-command", &everything]);
+    let alice = user_token(&idp, &gateway.url, "alice");
+    let bob = user_token(&idp, &gateway.url, "bob");
+    let out = ts_client(
+        &gateway.url,
+        Some(&alice),
+        &["--tool", "get-sum", "--arguments", r#"{"a":2,"b":40}"#, "--session-token", &bob],
+    );
+    assert_eq!(out["ok"], true, "{out}");
+    assert!(out["result"]["content"][0]["text"].as_str().unwrap().contains("42"), "{out}");
+    assert_eq!(out["second"]["status"], 404, "bob cannot use alice's session: {out}");
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("agentgate-gateway-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A raw MCP POST: status, session header and body text.
+async fn mcp(url: &str, token: &str, session: Option<&str>, message: Value) -> (u16, Option<String>, String) {
+    let mut request = post(url, token).body(message.to_string()).timeout(Duration::from_secs(20));
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    let answer = request.send().await.unwrap();
+    let status = answer.status().as_u16();
+    let session = answer.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
+    (status, session, answer.text().await.unwrap())
+}
+
+fn initialize() -> Value {
+    json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "test", "version": "0" } } })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashed_process_ends_its_requests_and_the_next_one_starts_afresh() {
+    let idp = Idp::start(&[]);
+    let starts = tempdir("crash").join("starts");
+    // Counts its starts, reads one message, and dies.
+    let program = format!("sh -c 'echo started >> {}; read line; exit 3'", starts.display());
+    let gateway = Gateway::start(&idp.issuer, "", &["--upstream-command", &program]);
+    let token = user_token(&idp, &gateway.url, "alice");
+    for round in 1..=2 {
+        let (status, _, body) = mcp(&gateway.url, &token, None, initialize()).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("its process ended before answering"), "round {round}: {body}");
+        assert!(body.contains("\"id\":1"), "the error answers the client's own request id: {body}");
+    }
+    let started = std::fs::read_to_string(&starts).unwrap();
+    assert_eq!(started.lines().count(), 2, "each request after a crash started a fresh process");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn processes_are_bounded_and_idle_ones_end() {
+    let idp = Idp::start(&[]);
+    let everything = node_program("@modelcontextprotocol/server-everything/dist/index.js") + " stdio";
+    let args = ["--upstream-command", &everything, "--max-processes", "1", "--idle-timeout", "1"];
+    let gateway = Gateway::start(&idp.issuer, "", &args);
+    let alice = user_token(&idp, &gateway.url, "alice");
+    let bob = user_token(&idp, &gateway.url, "bob");
+
+    let (status, session, body) = mcp(&gateway.url, &alice, None, initialize()).await;
+    assert_eq!(status, 200, "{body}");
+    let session = session.expect("a session for alice");
+    let (status, _, body) = mcp(&gateway.url, &bob, None, initialize()).await;
+    assert_eq!(status, 503, "the one process is alice's: {body}");
+    assert!(body.contains("already runs its 1 processes"), "{body}");
+
+    // No request for longer than the idle timeout: alice's process ends,
+    // and with it her session; bob gets the room.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let list = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" });
+    let (status, _, body) = mcp(&gateway.url, &alice, Some(&session), list).await;
+    assert_eq!(status, 404, "the session ended with its process: {body}");
+    let (status, _, body) = mcp(&gateway.url, &bob, None, initialize()).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn dev_puts_a_stdio_server_behind_sign_in_and_consent_for_an_outside_agent() {
+    let files = tempdir("dev-memory");
+    let memory = node_program("@modelcontextprotocol/server-memory/dist/index.js");
+    let route = format!("/memory=MEMORY_FILE_PATH={}/{{person}}.jsonl {memory}", files.display());
+    let dev = support::Dev::start_with("gateway-pass-1", &["--route", &route]);
+    let url = format!("{}/memory", dev.base);
+
+    // The TypeScript SDK registers itself, signs alice in, and is asked for consent.
+    let out = support::ts_agent(&url, None, "gateway-pass-1", &["--tool", "read_graph"]);
+    assert_eq!(out["ok"], true, "{out}");
+    assert_eq!(out["consent"], "allow", "a third-party agent is asked: {out}");
+    assert!(out["tools"].as_array().unwrap().iter().any(|t| t == "create_entities"), "{out}");
+    assert!(out["result"]["content"][0]["text"].as_str().unwrap().contains("entities"), "{out}");
+    assert_eq!(out["token"]["aud"], url.as_str(), "the token is for the route alone: {out}");
+
+    let anonymous = ts_client(&url, None, &[]);
+    assert_eq!(anonymous["status"], 401, "{anonymous}");
+    assert!(
+        anonymous["wwwAuthenticate"]
+            .as_str()
+            .unwrap()
+            .contains("/.well-known/oauth-protected-resource/memory")
+    );
 }

@@ -7,6 +7,9 @@
 //! TypeScript and Python SDKs put the body of a failed POST into the error
 //! they raise, so the person sees the sentence, not only a number.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -106,6 +109,47 @@ impl Fault {
         response
     }
 }
+
+/// The future a route's service returns: its answer, never an error.
+pub(crate) type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+/// Runs a route's `work`; a fault becomes its answer, and a line in the log.
+pub(crate) fn answer<F>(work: F) -> Answer
+where
+    F: Future<Output = Result<Response<Body>, Fault>> + Send + 'static,
+{
+    Box::pin(async move {
+        Ok(work.await.unwrap_or_else(|fault| {
+            tracing::warn!(reason = fault.reason(), "{fault}");
+            fault.response(None)
+        }))
+    })
+}
+
+/// The tower service of an upstream type whose `inner` has an async
+/// `$method(request) -> Result<Response, Fault>`: one definition for all.
+macro_rules! upstream_service {
+    ($upstream:ty, $method:ident) => {
+        impl tower::Service<http::Request<axum::body::Body>> for $upstream {
+            type Response = http::Response<axum::body::Body>;
+            type Error = std::convert::Infallible;
+            type Future = $crate::fault::Answer;
+
+            fn poll_ready(
+                &mut self,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), std::convert::Infallible>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+                let inner = self.inner.clone();
+                $crate::fault::answer(async move { inner.$method(request).await })
+            }
+        }
+    };
+}
+pub(crate) use upstream_service;
 
 #[cfg(test)]
 mod tests {

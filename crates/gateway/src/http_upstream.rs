@@ -15,18 +15,13 @@
 //! in front (see `agentgate_guard`), and comes back opened; `Last-Event-ID`
 //! passes as it is, inside a session that only its person can name.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use futures_util::TryStreamExt;
 use http::{Method, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
-use tower::Service;
 use url::Url;
 
 use crate::fault::Fault;
@@ -89,28 +84,7 @@ impl HttpUpstream {
     }
 }
 
-impl Service<Request<Body>> for HttpUpstream {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let inner = self.inner.clone();
-        Box::pin(async move {
-            Ok(match inner.forward(request).await {
-                Ok(response) => response,
-                Err(fault) => {
-                    tracing::warn!(route = %inner.route, reason = fault.reason(), "{fault}");
-                    fault.response(None)
-                }
-            })
-        })
-    }
-}
+crate::fault::upstream_service!(HttpUpstream, forward);
 
 impl Inner {
     async fn forward(&self, request: Request<Body>) -> Result<Response<Body>, Fault> {

@@ -7,7 +7,9 @@
 //!
 //! - [`HttpUpstream`]: a server that speaks Streamable HTTP (a Python FastMCP
 //!   or TypeScript SDK server, another rmcp server); requests, JSON and SSE
-//!   answers, the GET stream and session ids pass through as they are.
+//!   answers, the GET stream and session ids pass through as they are;
+//! - [`StdioUpstream`]: a program that speaks MCP on stdio (`npx -y
+//!   @modelcontextprotocol/server-memory`), one process per person by default.
 //!
 //! The agent's access token never reaches the upstream: the guard takes it out
 //! of the request, and [`headers`] keeps cookies and forged identity headers
@@ -40,6 +42,10 @@
 mod fault;
 pub mod headers;
 mod http_upstream;
+mod process;
+mod stdio;
 
 pub use fault::Fault;
 pub use http_upstream::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream};
+pub use process::StdioCommand;
+pub use stdio::{StdioOptions, StdioUpstream};

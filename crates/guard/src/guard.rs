@@ -151,6 +151,21 @@ impl Guard {
         metadata::router(&self.shared.metadata, &self.shared.resource.metadata_paths())
     }
 
+    /// The same, at the path-inserted URI only: for every resource but one on
+    /// a host with several. Clients find it from the 401's `resource_metadata`.
+    ///
+    /// ```
+    /// use agentgate_guard::Guard;
+    ///
+    /// let mail = Guard::builder("https://as.example", "https://api.example/mail").build().unwrap();
+    /// let notes = Guard::builder("https://as.example", "https://api.example/notes").build().unwrap();
+    /// let app: axum::Router = mail.metadata_router().merge(notes.path_metadata_router());
+    /// ```
+    pub fn path_metadata_router(&self) -> Router {
+        let own = format!("{}{}", crate::PRM_WELL_KNOWN, self.shared.resource.path());
+        metadata::router(&self.shared.metadata, &[own])
+    }
+
     /// The protected resource metadata document.
     pub fn metadata(&self) -> &ProtectedResourceMetadata {
         &self.shared.metadata

@@ -50,6 +50,25 @@ fn base_path(issuer: &str) -> String {
     url::Url::parse(issuer).map(|u| u.path().trim_end_matches('/').to_owned()).unwrap_or_default()
 }
 
+/// The first path segments (under the issuer's base path) that the router
+/// serves: an MCP route on the same server must begin with none of them.
+pub const ROOTS: [&str; 14] = [
+    ".well-known",
+    "account",
+    "api",
+    "authorize",
+    "consent",
+    "end-session",
+    "introspect",
+    "jwks",
+    "register",
+    "revoke",
+    "sign-in",
+    "sign-out",
+    "token",
+    "userinfo",
+];
+
 /// Every endpoint of `issuer`, mounted at the issuer URL's path.
 ///
 /// ```no_run
