@@ -201,6 +201,13 @@ async fn a_body_over_the_bound_is_refused_before_it_reaches_the_upstream() {
     let answer = post(&gateway.url, &token).body(big.to_string()).send().await.unwrap();
     assert_eq!(answer.status(), 413);
     assert!(seen.lock().unwrap().is_empty(), "nothing reached the upstream");
+
+    // Without a length, in chunks: cut off at the bound, still 413.
+    let chunks = (0..10).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 500])));
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let answer = post(&gateway.url, &token).body(body).send().await.unwrap();
+    assert_eq!(answer.status(), 413, "{:?}", answer.text().await);
+    assert!(seen.lock().unwrap().is_empty(), "the recording upstream never got a whole request");
 }
 
 /// A stdio upstream program from interop/node_modules, as a shell command line.

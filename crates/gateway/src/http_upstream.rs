@@ -21,7 +21,7 @@ use std::time::Duration;
 use axum::body::Body;
 use futures_util::TryStreamExt;
 use http::{Method, Request, Response, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use url::Url;
 
 use crate::fault::Fault;
@@ -134,7 +134,7 @@ impl Inner {
         tracing::debug!(route = %route, error = %agentgate_guard::error_chain(error), "upstream request failed");
         if error.is_timeout() {
             Fault::Timeout { route, after: self.timeout }
-        } else if detail.contains("length limit exceeded") {
+        } else if agentgate_guard::caused_by::<LengthLimitError>(error) {
             Fault::TooLarge { limit: self.max_body_bytes }
         } else if error.is_connect() {
             Fault::Unreachable { route, detail }

@@ -93,6 +93,24 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8], url: &str) -> Result<
         .map_err(|e| FetchError::NotJson { url: url.to_owned(), reason: e.to_string() })
 }
 
+/// Whether `error`, or anything among its causes, is an `E`.
+///
+/// ```
+/// let io = std::io::Error::other("disk");
+/// assert!(agentgate_guard::caused_by::<std::io::Error>(&io));
+/// assert!(!agentgate_guard::caused_by::<std::fmt::Error>(&io));
+/// ```
+pub fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<E>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
 /// An error and every cause under it, joined with `": "` — what a log line or
 /// a refusal needs to say why an outbound call failed.
 ///

@@ -101,7 +101,7 @@ pub mod verify;
 pub use auth_info::AuthInfo;
 pub use discovery::{AuthorizationServerMetadata, Discovery, DiscoveryError};
 pub use error::{AuthError, ConfigError, InvalidToken};
-pub use fetch::error_chain;
+pub use fetch::{caused_by, error_chain};
 pub use guard::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES, Guard, GuardBuilder, Verification};
 pub use layer::{GuardLayer, GuardService};
 pub use metadata::ProtectedResourceMetadata;

@@ -213,18 +213,6 @@ impl std::fmt::Display for NoPublicAddress {
 
 impl std::error::Error for NoPublicAddress {}
 
-/// Whether `error` (or what caused it) is the resolver's refusal.
-fn refused_by_resolver(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.is::<NoPublicAddress>() {
-            return true;
-        }
-        current = e.source();
-    }
-    false
-}
-
 /// DNS for document fetches: the system resolver, minus every address a
 /// document may not come from. reqwest connects only to what this returns.
 #[derive(Debug, Clone, Copy)]
@@ -441,7 +429,7 @@ impl ClientDocuments {
             .send()
             .await
             .map_err(|e| {
-                if refused_by_resolver(&e) {
+                if agentgate_guard::caused_by::<NoPublicAddress>(&e) {
                     DocumentError::ForbiddenAddress(url.to_string())
                 } else {
                     unreachable(e)
