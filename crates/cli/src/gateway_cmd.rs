@@ -2,12 +2,11 @@
 //! nothing of OAuth, against an outside issuer.
 
 use std::net::SocketAddr;
-
-use agentgate::serve;
 use std::time::Duration;
 
 use agentgate::routes::{Route, Upstream};
-use agentgate_gateway::DEFAULT_MAX_BODY_BYTES;
+use agentgate::serve;
+use agentgate_gateway::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, StdioOptions};
 use anyhow::{Context, bail, ensure};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -44,27 +43,27 @@ pub struct GatewayArgs {
     upstream_cwd: Option<std::path::PathBuf>,
 
     /// The most stdio processes at once (one per person).
-    #[arg(long, env = "AGENTGATE_MAX_PROCESSES", default_value_t = 32)]
+    #[arg(long, env = "AGENTGATE_MAX_PROCESSES", default_value_t = StdioOptions::default().max_processes)]
     max_processes: usize,
 
     /// A stdio process no request reached for this many seconds is ended.
-    #[arg(long, env = "AGENTGATE_IDLE_TIMEOUT", default_value_t = 600.0)]
+    #[arg(long, env = "AGENTGATE_IDLE_TIMEOUT", default_value_t = StdioOptions::default().idle_timeout.as_secs_f64())]
     idle_timeout: f64,
 
     /// One stdio process for everyone, for servers that keep no state.
     #[arg(long, env = "AGENTGATE_SHARED_PROCESS")]
     shared_process: bool,
 
-    /// The path agents use on this gateway.
-    #[arg(long, env = "AGENTGATE_PATH", default_value = "/mcp")]
-    path: String,
+    /// The path agents use on this gateway [default: the path of --resource, else /mcp]
+    #[arg(long, env = "AGENTGATE_PATH")]
+    path: Option<String>,
 
-    /// The route's name, in logs and errors [default: the path without its slash]
+    /// The route's name, in logs and errors [default: the path's last segment]
     #[arg(long, env = "AGENTGATE_ROUTE_NAME")]
     name: Option<String>,
 
     /// How long the upstream may take to begin an answer, in seconds.
-    #[arg(long, env = "AGENTGATE_UPSTREAM_TIMEOUT", default_value_t = 30.0)]
+    #[arg(long, env = "AGENTGATE_UPSTREAM_TIMEOUT", default_value_t = DEFAULT_TIMEOUT.as_secs_f64())]
     timeout: f64,
 
     /// The largest request body passed on, in bytes.
@@ -82,9 +81,8 @@ impl GatewayArgs {
         let idle_timeout = seconds("--idle-timeout", self.idle_timeout)?;
         ensure!(self.max_processes > 0, "--max-processes must be at least 1");
         let (listener, local) = serve::bind(self.listen).await?;
-        let resource = self.guard.resource.clone().unwrap_or_else(|| format!("http://{local}{}", self.path));
-        let name = self.name.clone().unwrap_or_else(|| self.path.trim_start_matches('/').to_owned());
-        let guard = self.guard.guard(&resource, &format!("{name} (agentgate gateway)"))?;
+        let path = self.path()?;
+        let resource = self.guard.resource.clone().unwrap_or_else(|| format!("http://{local}{path}"));
         let upstream = match (&self.upstream, &self.upstream_command) {
             (Some(url), _) => {
                 ensure!(
@@ -107,8 +105,11 @@ impl GatewayArgs {
             }
             (None, None) => bail!("name the MCP server: --upstream URL or --upstream-command 'PROGRAM ARGS'"),
         };
-        let mut route = Route::new(&self.path, upstream)?;
-        route.name = name.clone();
+        let mut route = Route::new(&path, upstream)?;
+        if let Some(name) = &self.name {
+            route.name = name.clone();
+        }
+        let guard = self.guard.guard(&resource, &format!("{} (agentgate gateway)", route.name))?;
         route.timeout = timeout;
         route.max_body_bytes = self.max_body_bytes;
         route.max_processes = self.max_processes;
@@ -116,13 +117,38 @@ impl GatewayArgs {
         route.shared = self.shared_process;
         let upstream = route.describe();
         let service = route.service(&guard);
-        let app = axum::Router::new().route(&self.path, service).merge(guard.metadata_router());
+        let app = axum::Router::new().route(&path, service).merge(guard.metadata_router());
         tracing::info!(
-            route = %name, upstream = %upstream, resource = %resource,
+            route = %route.name, upstream = %upstream, resource = %resource,
             metadata = %guard.metadata_url(), "gateway ready"
         );
-        println!("agentgate gateway: listening on http://{local}{}", self.path);
+        println!("agentgate gateway: listening on http://{local}{path}");
         serve::run(listener, app, CancellationToken::new()).await.context("serving the gateway")
+    }
+}
+
+impl GatewayArgs {
+    /// Where agents connect: --path, else the path of --resource (the URL
+    /// agents are given), else `/mcp`. The two must agree: the metadata is
+    /// published for the resource's path.
+    fn path(&self) -> anyhow::Result<String> {
+        let from_resource = match &self.guard.resource {
+            Some(resource) => {
+                let url = url::Url::parse(resource)
+                    .with_context(|| format!("--resource {resource:?} is not a URL"))?;
+                Some(url.path().to_owned()).filter(|p| p != "/")
+            }
+            None => None,
+        };
+        match (&self.path, from_resource) {
+            (Some(path), Some(theirs)) if *path != theirs => bail!(
+                "--path {path} and the path of --resource ({theirs}) differ: agents connect at the resource's \
+                 URL; drop --path, or make them the same"
+            ),
+            (Some(path), _) => Ok(path.clone()),
+            (None, Some(theirs)) => Ok(theirs),
+            (None, None) => Ok("/mcp".to_owned()),
+        }
     }
 }
 

@@ -349,3 +349,27 @@ fn dev_puts_a_stdio_server_behind_sign_in_and_consent_for_an_outside_agent() {
             .contains("/.well-known/oauth-protected-resource/memory")
     );
 }
+
+#[test]
+fn a_path_that_disagrees_with_the_resource_is_refused_with_the_fix() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentgate"))
+        .args(["gateway", "--issuer", "http://127.0.0.1:9", "--upstream", "http://127.0.0.1:9/mcp"])
+        .args(["--resource", "http://127.0.0.1:9/notes", "--path", "/mcp", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A gateway that started instead of refusing would run until killed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the gateway started with a --path its metadata does not describe");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{error}");
+    assert!(error.contains("--path /mcp and the path of --resource (/notes) differ"), "{error}");
+}

@@ -42,21 +42,17 @@ const DROPPED: [HeaderName; 12] = [
 
 /// The headers of a client's request that go on to the upstream.
 pub fn to_upstream(headers: &HeaderMap) -> HeaderMap {
-    let mut out = end_to_end(headers);
-    out.retain_names(|name| !name.as_str().starts_with(IDENTITY_PREFIX));
-    out
+    end_to_end(headers, |name| name.as_str().starts_with(IDENTITY_PREFIX))
 }
 
 /// The headers of an upstream's answer that go back to the client.
 pub fn to_client(headers: &HeaderMap) -> HeaderMap {
-    let mut out = end_to_end(headers);
-    out.remove(header::SET_COOKIE);
-    out
+    end_to_end(headers, |name| name == header::SET_COOKIE)
 }
 
-/// `headers` without the hop-by-hop ones, including those the `Connection`
-/// header names.
-fn end_to_end(headers: &HeaderMap) -> HeaderMap {
+/// `headers` without the hop-by-hop ones (including those the `Connection`
+/// header names), the gateway's own, and those `also_dropped` picks.
+fn end_to_end(headers: &HeaderMap, also_dropped: impl Fn(&HeaderName) -> bool) -> HeaderMap {
     let named: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -66,26 +62,12 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
         .collect();
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        if DROPPED.contains(name) || named.iter().any(|n| n == name.as_str()) {
+        if DROPPED.contains(name) || also_dropped(name) || named.iter().any(|n| n == name.as_str()) {
             continue;
         }
         out.append(name.clone(), value.clone());
     }
     out
-}
-
-/// Small extension: keep only the headers whose name passes `keep`.
-trait RetainNames {
-    fn retain_names(&mut self, keep: impl Fn(&HeaderName) -> bool);
-}
-
-impl RetainNames for HeaderMap {
-    fn retain_names(&mut self, keep: impl Fn(&HeaderName) -> bool) {
-        let gone: Vec<HeaderName> = self.keys().filter(|name| !keep(name)).cloned().collect();
-        for name in gone {
-            self.remove(name);
-        }
-    }
 }
 
 #[cfg(test)]

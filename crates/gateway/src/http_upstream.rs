@@ -53,7 +53,7 @@ pub struct HttpUpstream {
 
 #[derive(Debug)]
 struct Inner {
-    route: String,
+    route: Arc<str>,
     url: Url,
     client: reqwest::Client,
     timeout: Duration,
@@ -75,7 +75,8 @@ impl HttpUpstream {
             .tcp_nodelay(true)
             .build()
             .expect("a reqwest client with rustls builds");
-        Self { inner: Arc::new(Inner { route: route.into(), url, client, timeout, max_body_bytes }) }
+        let route = Arc::from(route.into());
+        Self { inner: Arc::new(Inner { route, url, client, timeout, max_body_bytes }) }
     }
 
     /// The upstream's URL.
@@ -109,7 +110,7 @@ impl Inner {
             outgoing = outgoing.body(reqwest::Body::wrap_stream(body));
         }
         let answer = match tokio::time::timeout(self.timeout, outgoing.send()).await {
-            Err(_) => return Err(Fault::Timeout { route: self.route.clone(), after: self.timeout }),
+            Err(_) => return Err(Fault::Timeout { route: self.route.to_string(), after: self.timeout }),
             Ok(Err(error)) => return Err(self.fault_of(&error)),
             Ok(Ok(answer)) => answer,
         };
@@ -124,7 +125,7 @@ impl Inner {
     }
 
     fn fault_of(&self, error: &reqwest::Error) -> Fault {
-        let route = self.route.clone();
+        let route = self.route.to_string();
         // The causes, not the error itself: its text names the upstream's
         // URL, which is the operator's to know, not the agent's.
         let detail = match std::error::Error::source(error) {

@@ -176,12 +176,20 @@ impl Inner {
     /// The session named in a request, if it is this person's and its process runs.
     fn session(&self, person: &str, id: &str) -> Option<Session> {
         let mut sessions = self.sessions.lock().unwrap();
-        let session = sessions.get(id)?;
-        if !session.process.is_alive() {
+        Self::open_session(&mut sessions, person, id).cloned()
+    }
+
+    /// The one rule for naming a session: it exists, its process runs (a
+    /// session of an ended process is forgotten), and it is this person's.
+    fn open_session<'a>(
+        sessions: &'a mut HashMap<String, Session>,
+        person: &str,
+        id: &str,
+    ) -> Option<&'a Session> {
+        if sessions.get(id).is_some_and(|s| !s.process.is_alive()) {
             sessions.remove(id);
-            return None;
         }
-        (session.person == person).then(|| session.clone())
+        sessions.get(id).filter(|s| s.person == person)
     }
 
     /// The person's process, started if none runs.
@@ -337,11 +345,11 @@ impl Inner {
         let Some(id) = session else {
             return rpc_error(StatusCode::BAD_REQUEST, -32600, "name the session to end in Mcp-Session-Id");
         };
-        if self.session(person, &id).is_none() {
+        let mut sessions = self.sessions.lock().unwrap();
+        if Self::open_session(&mut sessions, person, &id).is_none() {
             return no_session();
         }
-        let mut sessions = self.sessions.lock().unwrap();
-        let Some(ended) = sessions.remove(&id) else { return no_session() };
+        let ended = sessions.remove(&id).expect("the session was just found");
         ended.process.unlisten(&id);
         let others = sessions.values().any(|s| Arc::ptr_eq(&s.process, &ended.process));
         if !others && !self.options.shared {
