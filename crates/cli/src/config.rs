@@ -23,6 +23,14 @@
 //!
 //! [whoami]                                 # the tutorial's MCP server, in this process
 //! path = "/mcp"
+//!
+//! [[route]]                                # an MCP server behind sign-in and consent
+//! path = "/memory"                         # agents connect at the issuer's origin + path
+//! upstream = "npx -y @modelcontextprotocol/server-memory"  # a command (stdio) or an http(s) URL
+//! env = { MEMORY_FILE_PATH = "/var/lib/agentgate/memory/{person}.jsonl" }  # {person}: the person's id
+//! # name = "Memory"  scopes = { "memory" = "Use your memory" }  timeout = 30  max_body_bytes = 4194304
+//! # max_processes = 32  idle_timeout = 600  shared_process = false  cwd = "/srv/memory"
+//! # identity = "none"                      # or "headers" (loopback only), or "token" (+ audience)
 //! ```
 //!
 //! Relative paths are read from the configuration file's folder, so a file and
@@ -34,6 +42,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use agentgate_issuer::Settings;
+
+use crate::routes::{IdentityMode, Route, Upstream, seconds};
 use agentgate_issuer::registration::RegistrationPolicy;
 use anyhow::{Context, bail, ensure};
 use serde::Deserialize;
@@ -76,6 +86,94 @@ pub struct Config {
     pub resources: Vec<ResourceConfig>,
     /// The tutorial's `whoami` MCP server, served in this process when present.
     pub whoami: Option<WhoamiConfig>,
+    /// MCP servers behind this server's sign-in and consent (`[[route]]`).
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// One gateway route: a path here and the MCP server behind it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Its path on this server (its resource URL is the issuer's origin + path).
+    pub path: String,
+    /// An `http(s)://` URL (Streamable HTTP) or a command line (stdio, run by `sh -c`).
+    pub upstream: String,
+    /// Its name on the consent page and in logs [default: the path's last segment].
+    pub name: Option<String>,
+    /// The stdio program's environment beside the server's (`{person}` in values).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The stdio program's working directory (`{person}` allowed).
+    pub cwd: Option<PathBuf>,
+    /// The scopes a token needs here, and the words for each.
+    #[serde(default)]
+    pub scopes: BTreeMap<String, String>,
+    /// The name and scope words in other languages (`[route.translations.es]`).
+    #[serde(default)]
+    pub translations: agentgate_issuer::store::Translations,
+    /// Seconds the upstream may take to begin an answer.
+    pub timeout: Option<f64>,
+    /// The largest request body passed on, in bytes.
+    pub max_body_bytes: Option<usize>,
+    /// The most stdio processes at once (one per person).
+    pub max_processes: Option<usize>,
+    /// Seconds after which a stdio process nobody used is ended.
+    pub idle_timeout: Option<f64>,
+    /// One stdio process for everyone, for servers that keep no state.
+    #[serde(default)]
+    pub shared_process: bool,
+    /// What the upstream is told about the caller: none, headers or token.
+    #[serde(default)]
+    pub identity: IdentityMode,
+    /// The audience of the tokens minted for the upstream [default: its URL].
+    pub audience: Option<String>,
+}
+
+impl RouteConfig {
+    /// The route this section describes, checked.
+    pub fn route(&self) -> anyhow::Result<Route> {
+        let mut upstream = Upstream::parse(&self.upstream).with_context(|| format!("route {}", self.path))?;
+        match &mut upstream {
+            Upstream::Stdio { env, cwd, .. } => {
+                *env = self.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                cwd.clone_from(&self.cwd);
+            }
+            Upstream::Http(_) => ensure!(
+                self.env.is_empty()
+                    && self.cwd.is_none()
+                    && self.max_processes.is_none()
+                    && self.idle_timeout.is_none()
+                    && !self.shared_process,
+                "route {}: env, cwd, max_processes, idle_timeout and shared_process are for a program on \
+                 stdio, and this upstream is a URL",
+                self.path
+            ),
+        }
+        let mut route = Route::new(&self.path, upstream)?;
+        if let Some(name) = &self.name {
+            route.name.clone_from(name);
+        }
+        if let Some(timeout) = self.timeout {
+            route.timeout = seconds(&format!("route {}: timeout", self.path), timeout)?;
+        }
+        if let Some(idle) = self.idle_timeout {
+            route.idle_timeout = seconds(&format!("route {}: idle_timeout", self.path), idle)?;
+        }
+        for (name, value) in [("max_body_bytes", self.max_body_bytes), ("max_processes", self.max_processes)]
+        {
+            ensure!(value != Some(0), "route {}: {name} must be at least 1", self.path);
+        }
+        route.max_body_bytes = self.max_body_bytes.unwrap_or(route.max_body_bytes);
+        route.max_processes = self.max_processes.unwrap_or(route.max_processes);
+        route.shared = self.shared_process;
+        route.identity = self.identity;
+        route.audience.clone_from(&self.audience);
+        route.scopes.clone_from(&self.scopes);
+        route.translations.clone_from(&self.translations);
+        route.check(true)?;
+        Ok(route)
+    }
 }
 
 /// Lifetimes in seconds; each absent one keeps its default.
@@ -181,7 +279,10 @@ impl Config {
         let mut config: Config =
             toml::from_str(&text).with_context(|| format!("in the configuration file {}", path.display()))?;
         let folder = path.parent().unwrap_or(Path::new("."));
-        for file in [&mut config.data_dir, &mut config.key_encryption_key_file].into_iter().flatten() {
+        let cwds = config.routes.iter_mut().filter_map(|r| r.cwd.as_mut());
+        for file in
+            [&mut config.data_dir, &mut config.key_encryption_key_file].into_iter().flatten().chain(cwds)
+        {
             if file.is_relative() {
                 *file = folder.join(&*file);
             }
@@ -229,7 +330,41 @@ impl Config {
                 whoami.path
             );
         }
+        self.routes()?;
         Ok(())
+    }
+
+    /// The gateway routes, each checked, and checked against each other, the
+    /// issuer's own paths, the whoami server and the file's resources.
+    pub fn routes(&self) -> anyhow::Result<Vec<Route>> {
+        let origin = url::Url::parse(&self.issuer)?.origin().ascii_serialization();
+        let mut taken: Vec<&str> = self.whoami.iter().map(|w| w.path.as_str()).collect();
+        let mut own: Vec<String> = self.whoami_url().into_iter().collect();
+        let mut routes = Vec::new();
+        for section in &self.routes {
+            let route = section.route()?;
+            route.check_beside_issuer(&taken)?;
+            taken.push(&section.path);
+            let url = format!("{origin}{}", route.path);
+            ensure!(
+                !self.resources.iter().any(|r| r.url == url),
+                "route {}: its resource {url} is also a [[resource]]; the route declares it, so remove that section",
+                route.path
+            );
+            own.push(url);
+            routes.push(route);
+        }
+        for route in &routes {
+            if let Some(audience) = route.token_audience() {
+                ensure!(
+                    !own.contains(&audience),
+                    "route {}: the upstream's tokens would be for {audience}, which this server serves itself; \
+                     a token minted for the upstream must be good there only",
+                    route.path
+                );
+            }
+        }
+        Ok(routes)
     }
 
     /// The issuer's settings.
@@ -378,6 +513,67 @@ mod tests {
     }
 
     #[test]
+    fn routes_take_their_upstream_bounds_scopes_and_identity_from_the_file() {
+        let config = parse(
+            r#"
+            issuer = "https://auth.example.com/tenant"
+            [whoami]
+            [[route]]
+            path = "/memory"
+            upstream = "npx -y @modelcontextprotocol/server-memory"
+            env = { MEMORY_FILE_PATH = "/var/lib/memory/{person}.jsonl" }
+            max_processes = 4
+            idle_timeout = 60
+            [[route]]
+            path = "/notes"
+            name = "Notes"
+            upstream = "http://127.0.0.1:9000/mcp"
+            scopes = { "notes:read" = "Read your notes" }
+            timeout = 2.5
+            identity = "token"
+            [route.translations.es]
+            name = "Notas"
+            "#,
+        )
+        .unwrap();
+        let routes = config.routes().unwrap();
+        let (memory, notes) = (&routes[0], &routes[1]);
+        assert!(
+            matches!(&memory.upstream, Upstream::Stdio { env, .. } if env[0].1.ends_with("{person}.jsonl"))
+        );
+        assert_eq!((memory.max_processes, memory.idle_timeout.as_secs()), (4, 60));
+        assert_eq!(memory.scopes()["mcp:tools"], "Use the tools of memory");
+        assert_eq!((notes.name.as_str(), notes.timeout.as_millis()), ("Notes", 2500));
+        assert_eq!(notes.scopes().into_keys().collect::<Vec<_>>(), ["notes:read"]);
+        assert_eq!(
+            notes.token_audience().as_deref(),
+            Some("http://127.0.0.1:9000/mcp"),
+            "the upstream's URL"
+        );
+        assert_eq!(notes.translations["es"].name.as_deref(), Some("Notas"));
+        assert_eq!(memory.identity, IdentityMode::None);
+
+        for (text, reason) in [
+            ("[whoami]\n[[route]]\npath = \"/mcp\"\nupstream = \"npx x\"", "choose another path"),
+            ("[[route]]\npath = \"/token\"\nupstream = \"npx x\"", "choose another path"),
+            (
+                "[[route]]\npath = \"/a\"\nupstream = \"npx x\"\n[[route]]\npath = \"/a\"\nupstream = \"npx y\"",
+                "choose another path",
+            ),
+            (
+                "[[resource]]\nurl = \"https://a.example/a\"\nname = \"A\"\n[[route]]\npath = \"/a\"\nupstream = \"npx x\"",
+                "also a [[resource]]",
+            ),
+            ("[[route]]\npath = \"/a\"\nupstream = \"\"", "the upstream is empty"),
+            ("[[route]]\npath = \"/a\"\nupstream = \"npx x\"\nidentity = \"cookie\"", "unknown variant"),
+        ] {
+            let error =
+                format!("{:#}", parse(&format!("issuer = \"https://a.example\"\n{text}")).unwrap_err());
+            assert!(error.contains(reason), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
     fn loopback_http_is_allowed_for_local_trials() {
         parse("issuer = \"http://127.0.0.1:8080\"").unwrap();
         parse("issuer = \"http://localhost:8080\"").unwrap();
@@ -388,8 +584,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("agentgate-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("agentgate.toml");
-        std::fs::write(&file, "issuer = \"https://a.example\"\ndata_dir = \"data\"\n").unwrap();
+        let text = "issuer = \"https://a.example\"\ndata_dir = \"data\"\n\
+                    [[route]]\npath = \"/m\"\nupstream = \"npx x\"\ncwd = \"memory/{person}\"\n";
+        std::fs::write(&file, text).unwrap();
         let config = Config::load(&file).unwrap();
+        assert_eq!(config.routes[0].cwd.as_deref(), Some(dir.join("memory/{person}").as_path()));
         assert_eq!(config.data_dir.unwrap(), dir.join("data"));
         std::fs::remove_dir_all(&dir).unwrap();
     }

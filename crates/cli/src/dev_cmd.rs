@@ -56,6 +56,7 @@ impl DevArgs {
         for spec in &self.routes {
             let route = Route::parse(spec)?;
             route.check_beside_issuer(&["/mcp"])?;
+            route.check(true)?;
             routes.push(route);
         }
         let (listener, local) = serve::bind(self.listen).await?;
@@ -99,7 +100,7 @@ impl DevArgs {
         );
         let mut app = agentgate_issuer::http::router(issuer.clone()).merge(mcp);
         for route in &routes {
-            app = app.merge(gateway_route(&store, &issuer, &base, route).await?);
+            app = app.merge(route.mount(&issuer, &store, &base).await?);
         }
         // How the commands it suggests find this data directory.
         let data_flag = match &self.data.data_dir {
@@ -108,40 +109,16 @@ impl DevArgs {
         };
         print_welcome(&base, &mcp_url, &demo, &data_flag);
         for route in &routes {
-            println!("  gateway route:   {base}{}  ({}, scope: {MCP_SCOPE})", route.path, route.describe());
+            let scopes: Vec<String> = route.scopes().into_keys().collect();
+            println!(
+                "  gateway route:   {base}{}  ({}, scope: {})",
+                route.path,
+                route.describe(),
+                scopes.join(" ")
+            );
         }
         serve::run(listener, app, shutdown).await
     }
-}
-
-/// A gateway route of this server: its resource declared (the consent page
-/// names it), its guard against this issuer.
-async fn gateway_route(
-    store: &AnyStore,
-    issuer: &Issuer<AnyStore>,
-    base: &str,
-    route: &Route,
-) -> anyhow::Result<axum::Router> {
-    let url = format!("{base}{}", route.path);
-    let words = format!("Use the tools of {}", route.name);
-    let now = agentgate_issuer::now();
-    agentgate_issuer::scopes::declare_resource(
-        store,
-        &url,
-        &route.name,
-        &[(MCP_SCOPE, &words)],
-        &Default::default(),
-        now,
-    )
-    .await
-    .with_context(|| format!("the resource of route {}", route.path))?;
-    let guard = Guard::builder(base, &url)
-        .scopes([MCP_SCOPE])
-        .resource_name(&route.name)
-        .revocation_check(issuer.revocations())
-        .build()
-        .with_context(|| format!("configuring the guard of route {}", route.path))?;
-    Ok(route.router(&guard))
 }
 
 /// Alice's password, as far as this start knows it.

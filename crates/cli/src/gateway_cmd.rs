@@ -2,9 +2,8 @@
 //! nothing of OAuth, against an outside issuer.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use agentgate::routes::{Route, Upstream};
+use agentgate::routes::{IdentityMode, Route, Upstream, seconds};
 use agentgate::serve;
 use agentgate_gateway::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, StdioOptions};
 use anyhow::{Context, bail, ensure};
@@ -70,6 +69,13 @@ pub struct GatewayArgs {
     #[arg(long, env = "AGENTGATE_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
 
+    /// What the upstream is told about the caller: none, or headers
+    /// (X-Agentgate-Sub, -Client-Id, -Scope, -Issuer, -Username; loopback
+    /// upstreams only). A token minted for the upstream needs agentgate's own
+    /// issuer: see `identity` in agentgate.toml.
+    #[arg(long, env = "AGENTGATE_IDENTITY", default_value = "none")]
+    identity: IdentityMode,
+
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "AGENTGATE_LISTEN", default_value = "127.0.0.1:3002")]
     listen: SocketAddr,
@@ -115,8 +121,9 @@ impl GatewayArgs {
         route.max_processes = self.max_processes;
         route.idle_timeout = idle_timeout;
         route.shared = self.shared_process;
+        route.identity = self.identity;
         let upstream = route.describe();
-        let service = route.service(&guard);
+        let service = route.service(&guard, None)?;
         let app = axum::Router::new().route(&path, service).merge(guard.metadata_router());
         tracing::info!(
             route = %route.name, upstream = %upstream, resource = %resource,
@@ -150,10 +157,4 @@ impl GatewayArgs {
             (None, None) => Ok("/mcp".to_owned()),
         }
     }
-}
-
-/// A positive, finite number of seconds from a flag.
-fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
-    ensure!(value.is_finite() && value > 0.0, "{flag} must be a positive number of seconds, not {value}");
-    Ok(Duration::from_secs_f64(value))
 }

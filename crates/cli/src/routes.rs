@@ -1,17 +1,27 @@
 //! Gateway routes: a public MCP path on this server and the upstream MCP
 //! server behind it, as `agentgate gateway`, `dev --route` and the
-//! configuration file describe them.
+//! configuration file's `[[route]]` describe them.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentgate_gateway::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream, StdioCommand, StdioOptions, StdioUpstream,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream, Identity, Minter, StdioCommand, StdioOptions,
+    StdioUpstream, UpstreamTokens,
 };
-use agentgate_guard::Guard;
-use anyhow::{bail, ensure};
+use agentgate_guard::{AuthInfo, Guard};
+use agentgate_issuer::Issuer;
+use agentgate_issuer::store::{AnyStore, Translations};
+use agentgate_issuer::tokens::OnBehalf;
+use anyhow::{Context, bail, ensure};
 use axum::routing::{MethodRouter, any_service};
+use serde::Deserialize;
 use tower::Layer;
+
+/// The scope a route needs when its configuration names none.
+pub const DEFAULT_SCOPE: &str = "mcp:tools";
 
 /// Where a route's MCP server is.
 #[derive(Debug, Clone)]
@@ -44,6 +54,33 @@ impl Upstream {
     }
 }
 
+/// What a route tells its upstream about the caller (`identity` in the
+/// configuration); see [`agentgate_gateway::identity`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityMode {
+    /// Nothing.
+    #[default]
+    None,
+    /// `X-Agentgate-*` headers, to an upstream on loopback only.
+    Headers,
+    /// A short-lived token minted by this server's issuer for the upstream alone.
+    Token,
+}
+
+impl std::str::FromStr for IdentityMode {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> anyhow::Result<Self> {
+        match text {
+            "none" => Ok(IdentityMode::None),
+            "headers" => Ok(IdentityMode::Headers),
+            "token" => Ok(IdentityMode::Token),
+            other => bail!("identity {other:?}: expected none, headers or token"),
+        }
+    }
+}
+
 /// One route.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -63,6 +100,16 @@ pub struct Route {
     pub idle_timeout: Duration,
     /// One stdio process for everyone.
     pub shared: bool,
+    /// What the upstream is told about the caller.
+    pub identity: IdentityMode,
+    /// The audience of the tokens minted for the upstream (`identity =
+    /// "token"`) [default: the upstream's URL].
+    pub audience: Option<String>,
+    /// The scopes a token needs here, with the words the consent page shows
+    /// [default: `mcp:tools`, "Use the tools of NAME"].
+    pub scopes: BTreeMap<String, String>,
+    /// The name and scope words in other languages.
+    pub translations: Translations,
 }
 
 impl Route {
@@ -84,7 +131,76 @@ impl Route {
             max_processes: stdio.max_processes,
             idle_timeout: stdio.idle_timeout,
             shared: false,
+            identity: IdentityMode::None,
+            audience: None,
+            scopes: BTreeMap::new(),
+            translations: Translations::default(),
         })
+    }
+
+    /// The scopes a token needs here and their words: the configured ones,
+    /// else [`DEFAULT_SCOPE`].
+    pub fn scopes(&self) -> BTreeMap<String, String> {
+        if !self.scopes.is_empty() {
+            return self.scopes.clone();
+        }
+        BTreeMap::from([(DEFAULT_SCOPE.to_owned(), format!("Use the tools of {}", self.name))])
+    }
+
+    /// Checks what can be checked before anything starts: the scopes, and
+    /// that the identity setting fits the upstream. `own_issuer` says whether
+    /// this server's issuer is here to mint tokens.
+    pub fn check(&self, own_issuer: bool) -> anyhow::Result<()> {
+        for scope in self.scopes.keys() {
+            ensure!(
+                agentgate_guard::is_valid_scope(scope),
+                "route {}: {scope:?} is not a valid scope",
+                self.path
+            );
+        }
+        match (&self.upstream, self.identity) {
+            (_, IdentityMode::None) => {}
+            (Upstream::Stdio { .. }, _) => bail!(
+                "route {}: a program on stdio has no headers to carry the caller's identity; \
+                 drop `identity` and use {{person}} in its env or cwd (it runs once per person)",
+                self.path
+            ),
+            (Upstream::Http(url), IdentityMode::Headers) => ensure!(
+                agentgate_guard::is_loopback(url),
+                "route {}: identity = \"headers\" sends X-Agentgate-Sub to whoever is at {url}, and anyone \
+                 who reaches that address could send them too: only an upstream on loopback may trust them; \
+                 use identity = \"token\" for another host",
+                self.path
+            ),
+            (Upstream::Http(_), IdentityMode::Token) => ensure!(
+                own_issuer,
+                "route {}: identity = \"token\" needs agentgate's own issuer to sign the upstream's token \
+                 (agentgate serve or dev); in front of an outside issuer use --identity headers",
+                self.path
+            ),
+        }
+        if self.audience.is_some() {
+            ensure!(
+                self.identity == IdentityMode::Token,
+                "route {}: `audience` is for identity = \"token\"; drop it or set the identity",
+                self.path
+            );
+        }
+        if let Some(audience) = &self.audience {
+            url::Url::parse(audience)
+                .with_context(|| format!("route {}: audience {audience:?} is not a URL", self.path))?;
+        }
+        Ok(())
+    }
+
+    /// The audience of the tokens minted for the upstream.
+    pub fn token_audience(&self) -> Option<String> {
+        match (&self.upstream, self.identity) {
+            (Upstream::Http(url), IdentityMode::Token) => {
+                Some(self.audience.clone().unwrap_or_else(|| url.to_string()))
+            }
+            _ => None,
+        }
     }
 
     /// `PATH=UPSTREAM`, as `agentgate dev --route` takes it.
@@ -107,8 +223,9 @@ impl Route {
 
     /// The route and its metadata (at its own path only, beside other
     /// resources on the same host), behind `guard`.
-    pub fn router(&self, guard: &Guard) -> axum::Router {
-        axum::Router::new().route(&self.path, self.service(guard)).merge(guard.path_metadata_router())
+    pub fn router(&self, guard: &Guard, minter: Option<IssuerMinter>) -> anyhow::Result<axum::Router> {
+        let service = self.service(guard, minter)?;
+        Ok(axum::Router::new().route(&self.path, service).merge(guard.path_metadata_router()))
     }
 
     /// Refuses a path the issuer's own pages and endpoints use, or `taken`
@@ -124,12 +241,22 @@ impl Route {
         Ok(())
     }
 
-    /// The route's service, behind `guard`.
-    pub fn service(&self, guard: &Guard) -> MethodRouter {
-        match &self.upstream {
+    /// The route's service, behind `guard`; `minter` signs the upstream's
+    /// tokens when the route's identity is a token.
+    pub fn service(&self, guard: &Guard, minter: Option<IssuerMinter>) -> anyhow::Result<MethodRouter> {
+        self.check(minter.is_some())?;
+        Ok(match &self.upstream {
             Upstream::Http(url) => {
+                let identity = match (self.identity, self.token_audience(), minter) {
+                    (IdentityMode::Headers, _, _) => Identity::Headers,
+                    (IdentityMode::Token, Some(audience), Some(minter)) => {
+                        Identity::Token(Arc::new(UpstreamTokens::new(minter, audience)))
+                    }
+                    _ => Identity::None,
+                };
                 let upstream =
-                    HttpUpstream::with_limits(&self.name, url.clone(), self.timeout, self.max_body_bytes);
+                    HttpUpstream::with_limits(&self.name, url.clone(), self.timeout, self.max_body_bytes)
+                        .with_identity(identity);
                 any_service(guard.layer().layer(upstream))
             }
             Upstream::Stdio { command, env, cwd } => {
@@ -143,8 +270,62 @@ impl Route {
                 };
                 any_service(guard.layer().layer(StdioUpstream::new(&self.name, command, options)))
             }
-        }
+        })
     }
+
+    /// The route beside this server's own issuer: its resource declared at
+    /// `origin` + path (the consent page names it and its scopes), its guard
+    /// against `issuer` with revocations told in memory, and tokens for the
+    /// upstream minted by that issuer when the route says so.
+    pub async fn mount(
+        &self,
+        issuer: &Arc<Issuer<AnyStore>>,
+        store: &AnyStore,
+        origin: &str,
+    ) -> anyhow::Result<axum::Router> {
+        let url = format!("{origin}{}", self.path);
+        let scopes = self.scopes();
+        let words: Vec<(&str, &str)> = scopes.iter().map(|(s, w)| (s.as_str(), w.as_str())).collect();
+        let now = agentgate_issuer::now();
+        agentgate_issuer::scopes::declare_resource(store, &url, &self.name, &words, &self.translations, now)
+            .await
+            .with_context(|| format!("the resource of route {}", self.path))?;
+        let guard = Guard::builder(&issuer.settings().issuer, &url)
+            .scopes(scopes.keys())
+            .scopes_supported(scopes.keys())
+            .resource_name(&self.name)
+            .revocation_check(issuer.revocations())
+            .build()
+            .with_context(|| format!("configuring the guard of route {}", self.path))?;
+        self.router(&guard, Some(IssuerMinter(issuer.clone())))
+    }
+}
+
+/// This server's issuer, signing tokens for a route's upstream.
+#[derive(Clone)]
+pub struct IssuerMinter(pub Arc<Issuer<AnyStore>>);
+
+impl Minter for IssuerMinter {
+    fn mint(&self, caller: &AuthInfo, audience: &str, expires_at: i64) -> Result<String, String> {
+        // The guard accepts tokens without `client_id` from outside issuers;
+        // this issuer's always carry one.
+        let client_id = caller.client_id.as_deref().ok_or("the agent's token names no client")?;
+        Ok(self.0.mint_on_behalf(&OnBehalf {
+            subject: &caller.subject,
+            client_id,
+            scopes: &caller.scopes,
+            jti: caller.claims.get("jti").and_then(|v| v.as_str()),
+            claims: &caller.claims,
+            audience,
+            expires_at,
+        }))
+    }
+}
+
+/// A positive, finite number of seconds from a flag or a setting.
+pub fn seconds(what: &str, value: f64) -> anyhow::Result<Duration> {
+    ensure!(value.is_finite() && value > 0.0, "{what} must be a positive number of seconds, not {value}");
+    Ok(Duration::from_secs_f64(value))
 }
 
 #[cfg(test)]

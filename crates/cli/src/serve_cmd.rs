@@ -45,6 +45,7 @@ impl ServeArgs {
         let kek = configured_key_encryption_key(config.key_encryption_key_file.as_deref())?;
         let dir = self.data.open_with(Some(&config)).await?;
         declare_resources(&dir.store, &config).await?;
+        let routes = config.routes()?;
 
         let (listener, local) = serve::bind(config.listen).await?;
         let issuer = Arc::new(
@@ -58,6 +59,11 @@ impl ServeArgs {
             app =
                 app.merge(whoami_router(&config.issuer, whoami, &url, local, revocations, shutdown.clone())?);
             println!("agentgate serve: whoami MCP server at {url}");
+        }
+        let origin = url::Url::parse(&config.issuer)?.origin().ascii_serialization();
+        for route in &routes {
+            app = app.merge(route.mount(&issuer, &dir.store, &origin).await?);
+            println!("agentgate serve: route {origin}{} -> {}", route.path, route.describe());
         }
         println!("agentgate serve: issuer {} listening on http://{local}", config.issuer);
         serve::run(listener, app, shutdown).await

@@ -350,11 +350,11 @@ fn dev_puts_a_stdio_server_behind_sign_in_and_consent_for_an_outside_agent() {
     );
 }
 
-#[test]
-fn a_path_that_disagrees_with_the_resource_is_refused_with_the_fix() {
+/// What `agentgate gateway ARGS` says when it refuses to start (it must).
+fn refusal(args: &[&str]) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agentgate"))
-        .args(["gateway", "--issuer", "http://127.0.0.1:9", "--upstream", "http://127.0.0.1:9/mcp"])
-        .args(["--resource", "http://127.0.0.1:9/notes", "--path", "/mcp", "--listen", "127.0.0.1:0"])
+        .args(["gateway", "--issuer", "http://127.0.0.1:9", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -364,12 +364,48 @@ fn a_path_that_disagrees_with_the_resource_is_refused_with_the_fix() {
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("the gateway started with a --path its metadata does not describe");
+            panic!("the gateway started with {args:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = child.wait_with_output().unwrap();
-    let error = String::from_utf8_lossy(&out.stderr);
+    let error = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{error}");
+    error
+}
+
+#[test]
+fn setups_that_cannot_work_are_refused_with_the_fix() {
+    let upstream = ["--upstream", "http://127.0.0.1:9/mcp"];
+    let error =
+        refusal(&[&upstream[..], &["--resource", "http://127.0.0.1:9/notes", "--path", "/mcp"]].concat());
     assert!(error.contains("--path /mcp and the path of --resource (/notes) differ"), "{error}");
+    // An outside issuer's gateway has no key to sign the upstream's tokens with.
+    let error = refusal(&[&upstream[..], &["--identity", "token"]].concat());
+    assert!(error.contains("needs agentgate's own issuer"), "{error}");
+    let error = refusal(&["--upstream", "http://192.0.2.7/mcp", "--identity", "headers"]);
+    assert!(error.contains("only an upstream on loopback"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identity_headers_name_the_outside_issuers_person_and_cannot_be_forged() {
+    let idp = Idp::start(&[]);
+    let (upstream, seen) = recording_upstream().await;
+    let gateway = Gateway::start(&idp.issuer, &upstream, &["--identity", "headers"]);
+    let token = user_token(&idp, &gateway.url, "alice");
+    let message = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" });
+    let answer = post(&gateway.url, &token)
+        .header("x-agentgate-sub", "admin")
+        .header("X-Agentgate-Issuer", "https://evil.example")
+        .body(message.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let headers = seen.lock().unwrap().pop().expect("the upstream got the request");
+    assert_eq!(headers["x-agentgate-sub"], "alice", "oidc-provider's subject for alice: {headers:?}");
+    assert_eq!(headers["x-agentgate-issuer"], idp.issuer.as_str());
+    assert_eq!(headers["x-agentgate-scope"], "whoami");
+    assert_eq!(headers.get_all("x-agentgate-sub").iter().count(), 1);
+    assert!(headers.get("authorization").is_none());
 }

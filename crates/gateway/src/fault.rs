@@ -1,6 +1,7 @@
 //! What the agent gets when the upstream fails: an HTTP status that says
 //! whose fault it is (502 the upstream broke, 504 it was too slow, 413 the
-//! request was too big, 503 no room for another process), and a JSON-RPC
+//! request was too big, 503 no room for another process, 500 the route
+//! cannot say who is calling), and a JSON-RPC
 //! error in words that name the route and say what to do next.
 //!
 //! The body is a JSON-RPC error because that is what an MCP client reads: the
@@ -67,6 +68,16 @@ pub enum Fault {
         /// The bound on processes.
         limit: usize,
     },
+    /// The route is to tell its upstream who is calling, and cannot.
+    #[error(
+        "route {route} cannot tell its MCP server who is calling ({detail}); nothing was sent to it, and its operator should check the route's identity setting"
+    )]
+    Identity {
+        /// The route's name.
+        route: String,
+        /// What is missing or wrong.
+        detail: String,
+    },
 }
 
 impl Fault {
@@ -77,6 +88,7 @@ impl Fault {
             Fault::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Fault::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Fault::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Fault::Identity { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -88,6 +100,7 @@ impl Fault {
             Fault::Broken { .. } => "upstream_failed",
             Fault::TooLarge { .. } => "body_too_large",
             Fault::Busy { .. } => "process_limit",
+            Fault::Identity { .. } => "identity_unavailable",
         }
     }
 

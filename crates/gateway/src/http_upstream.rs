@@ -18,6 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use agentgate_guard::AuthInfo;
 use axum::body::Body;
 use futures_util::TryStreamExt;
 use http::{Method, Request, Response, header};
@@ -26,6 +27,7 @@ use url::Url;
 
 use crate::fault::Fault;
 use crate::headers;
+use crate::identity::Identity;
 
 /// The bound on a request body, unless the route sets its own.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -51,13 +53,14 @@ pub struct HttpUpstream {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Inner {
     route: Arc<str>,
     url: Url,
     client: reqwest::Client,
     timeout: Duration,
     max_body_bytes: usize,
+    identity: Identity,
 }
 
 impl HttpUpstream {
@@ -76,7 +79,22 @@ impl HttpUpstream {
             .build()
             .expect("a reqwest client with rustls builds");
         let route = Arc::from(route.into());
-        Self { inner: Arc::new(Inner { route, url, client, timeout, max_body_bytes }) }
+        let identity = Identity::None;
+        Self { inner: Arc::new(Inner { route, url, client, timeout, max_body_bytes, identity }) }
+    }
+
+    /// The same, telling the upstream who is calling as `identity` says.
+    ///
+    /// ```
+    /// use agentgate_gateway::{HttpUpstream, Identity};
+    ///
+    /// // An upstream on loopback that reads `X-Agentgate-Sub`.
+    /// let upstream = HttpUpstream::new("notes", "http://127.0.0.1:8000/mcp".parse().unwrap())
+    ///     .with_identity(Identity::Headers);
+    /// ```
+    pub fn with_identity(self, identity: Identity) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner::clone(&shared));
+        Self { inner: Arc::new(Inner { identity, ..inner }) }
     }
 
     /// The upstream's URL.
@@ -103,8 +121,9 @@ impl Inner {
         if let Some(query) = parts.uri.query() {
             url.set_query(Some(query));
         }
-        let mut outgoing =
-            self.client.request(parts.method.clone(), url).headers(headers::to_upstream(&parts.headers));
+        let mut to_upstream = headers::to_upstream(&parts.headers);
+        self.identity.add(&self.route, parts.extensions.get::<AuthInfo>(), &mut to_upstream)?;
+        let mut outgoing = self.client.request(parts.method.clone(), url).headers(to_upstream);
         if declared.is_some() || !matches!(parts.method, Method::GET | Method::DELETE | Method::HEAD) {
             let body = Limited::new(body, limit).into_data_stream();
             outgoing = outgoing.body(reqwest::Body::wrap_stream(body));

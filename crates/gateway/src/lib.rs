@@ -13,7 +13,8 @@
 //!
 //! The agent's access token never reaches the upstream: the guard takes it out
 //! of the request, and [`headers`] keeps cookies and forged identity headers
-//! out as well. When the upstream fails, the agent gets a [`Fault`]: a 502,
+//! out as well. What the upstream may learn instead — nothing, headers on
+//! loopback, or a token minted for it alone — is the route's [`Identity`]. When the upstream fails, the agent gets a [`Fault`]: a 502,
 //! 504 or 413 with a JSON-RPC error that says what happened and what to do.
 //!
 //! ## Example: a guarded route in front of a FastMCP server
@@ -42,10 +43,12 @@
 mod fault;
 pub mod headers;
 mod http_upstream;
+pub mod identity;
 mod process;
 mod stdio;
 
 pub use fault::Fault;
 pub use http_upstream::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream};
+pub use identity::{Identity, Minter, UpstreamTokens};
 pub use process::StdioCommand;
 pub use stdio::{StdioOptions, StdioUpstream};

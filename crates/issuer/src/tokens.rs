@@ -210,6 +210,30 @@ pub(crate) fn family_of_jti(jti: &str) -> Option<&str> {
     jti.split_once('.').map(|(family, _)| family)
 }
 
+/// The claims about the person an access token may carry, and a token minted
+/// on its behalf passes on.
+const PERSON_CLAIMS: [&str; 4] = ["preferred_username", "name", "email", "email_verified"];
+
+/// Whom [`Issuer::mint_on_behalf`] mints for: what the agent's verified token
+/// said, and the upstream it is for.
+#[derive(Debug, Clone, Copy)]
+pub struct OnBehalf<'a> {
+    /// The person (`sub`).
+    pub subject: &'a str,
+    /// The agent (`client_id`).
+    pub client_id: &'a str,
+    /// The scopes the person granted it.
+    pub scopes: &'a [String],
+    /// The agent token's `jti`, when it has one.
+    pub jti: Option<&'a str>,
+    /// The agent token's claims (the person's are passed on).
+    pub claims: &'a Claims,
+    /// The upstream's audience.
+    pub audience: &'a str,
+    /// When the minted token expires (seconds since the epoch).
+    pub expires_at: i64,
+}
+
 impl<S: Store> Issuer<S> {
     /// Authenticates the client of a back-channel request: `client_secret_basic`,
     /// `client_secret_post`, or `none` for a public client. Exactly one method;
@@ -658,6 +682,39 @@ impl<S: Store> Issuer<S> {
         claims
     }
 
+    /// A token for an MCP server behind this issuer's gateway, on behalf of
+    /// the person an agent's token names: the RFC 8693 §2.2 shape of a token
+    /// exchange, signed like every access token here, so that the server checks
+    /// it as it would any (the issuer's JWKS, `aud`, `scope`).
+    ///
+    /// `aud` is `audience` alone, so the token is refused anywhere else; `sub`,
+    /// `scope` and the person's claims are the agent's token's; the agent is
+    /// `client_id` and the actor (`act.sub`, §4.1). Its `jti` keeps the agent
+    /// token's family, so revoking that grant turns this token inactive too.
+    pub fn mint_on_behalf(&self, agent: &OnBehalf<'_>) -> String {
+        let now = now();
+        let jti = match agent.jti.and_then(family_of_jti) {
+            Some(family) => family_jti(family),
+            None => random_token(16),
+        };
+        let mut claims = self.access_claims(
+            agent.subject,
+            agent.client_id,
+            agent.audience,
+            agent.scopes,
+            &jti,
+            now,
+            agent.expires_at,
+        );
+        claims["act"] = json!({ "sub": agent.client_id });
+        let person: Claims = PERSON_CLAIMS
+            .iter()
+            .filter_map(|name| Some(((*name).to_owned(), agent.claims.get(*name)?.clone())))
+            .collect();
+        let auth_time = agent.claims.get("auth_time").and_then(Value::as_i64);
+        self.sign_access(claims, auth_time, Some(&person))
+    }
+
     async fn live_user(&self, id: &str) -> Result<User, OAuthError> {
         self.store.user(id).await?.ok_or_else(|| OAuthError::invalid_grant("the person no longer exists"))
     }
@@ -696,19 +753,48 @@ impl<S: Store> Issuer<S> {
         person: Option<&Claims>,
         now: i64,
     ) -> String {
+        let claims = self.access_claims(
+            sub,
+            client_id,
+            resource,
+            scopes,
+            jti,
+            now,
+            now + self.settings.access_token_ttl,
+        );
+        self.sign_access(claims, auth_time, person)
+    }
+
+    /// The claims every access token has (RFC 9068 §2.2).
+    #[allow(clippy::too_many_arguments)]
+    fn access_claims(
+        &self,
+        sub: &str,
+        client_id: &str,
+        resource: &str,
+        scopes: &[String],
+        jti: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Value {
         let mut claims = json!({
             "iss": self.settings.issuer,
             "sub": sub,
             "client_id": client_id,
             "scope": scopes.join(" "),
             "iat": now,
-            "exp": now + self.settings.access_token_ttl,
+            "exp": expires_at,
             "jti": jti,
         });
         // RFC 9068 §2.2 requires `aud`; a token for no resource is for userinfo.
         claims["aud"] =
             if resource.is_empty() { self.settings.endpoint("/userinfo") } else { resource.to_owned() }
                 .into();
+        claims
+    }
+
+    /// `claims` with the person's and `auth_time`, signed.
+    fn sign_access(&self, mut claims: Value, auth_time: Option<i64>, person: Option<&Claims>) -> String {
         if let Some(auth_time) = auth_time {
             claims["auth_time"] = auth_time.into();
         }

@@ -10,7 +10,7 @@ use agentgate_issuer::clients::{self, NewClient, Registered};
 use agentgate_issuer::scopes::add_resource;
 use agentgate_issuer::seal::KeyEncryptionKey;
 use agentgate_issuer::store::{Client, SqliteStore, Store};
-use agentgate_issuer::tokens::{ClientCredentials, CodeExchange, CodeRequest};
+use agentgate_issuer::tokens::{ClientCredentials, CodeExchange, CodeRequest, OnBehalf};
 use agentgate_issuer::users::{self, NewUser};
 use agentgate_issuer::{ErrorCode, Issuer, Settings};
 use common::{CHALLENGE, MCP, TempDb, VERIFIER};
@@ -505,6 +505,53 @@ async fn only_our_access_tokens_pass_validation() {
     assert!(i.validate_access_token(&parts.join(".")).await.is_err(), "payload swap");
     assert!(i.validate_access_token("garbage").await.is_err());
     assert_eq!(i.introspect("garbage").await.unwrap(), serde_json::json!({"active": false}));
+}
+
+#[tokio::test]
+async fn a_token_minted_on_behalf_of_a_person_lives_and_dies_with_the_agents_grant() {
+    let w = world().await;
+    let i = &w.issuer;
+    i.record_consent(
+        &w.alice,
+        &w.agent.client_id,
+        MCP,
+        &["openid".into(), "profile".into(), "mcp:tools".into()],
+    )
+    .await
+    .unwrap();
+    let tokens = w.exchange(&w.code("openid profile mcp:tools").await).await.unwrap();
+    let agent = claims(&tokens.access_token);
+    let person: serde_json::Map<String, Value> = agent.as_object().unwrap().clone();
+    let scopes: Vec<String> = vec!["mcp:tools".into()];
+    let expires_at = agent["exp"].as_i64().unwrap() - 10;
+    let minted = i.mint_on_behalf(&OnBehalf {
+        subject: agent["sub"].as_str().unwrap(),
+        client_id: &w.agent.client_id,
+        scopes: &scopes,
+        jti: agent["jti"].as_str(),
+        claims: &person,
+        audience: "http://127.0.0.1:9000/mcp",
+        expires_at,
+    });
+    let at = claims(&minted);
+    assert_eq!(at["aud"], "http://127.0.0.1:9000/mcp");
+    assert_eq!(
+        (at["sub"].clone(), at["act"]["sub"].clone()),
+        (agent["sub"].clone(), w.agent.client_id.clone().into())
+    );
+    assert_eq!((at["exp"].as_i64(), at["preferred_username"].as_str()), (Some(expires_at), Some("alice")));
+    assert_eq!(at["auth_time"], agent["auth_time"]);
+    assert!(at.get("nonce").is_none() && at.get("azp").is_none(), "nothing but the person's claims: {at}");
+    assert_ne!(at["jti"], agent["jti"], "a token of its own");
+    assert!(i.validate_access_token(&minted).await.is_ok());
+    assert!(w.active(&minted).await);
+
+    assert!(i.disconnect(&w.alice, &w.agent.client_id).await.unwrap());
+    assert!(
+        !w.active(&minted).await,
+        "the person took the agent's access back: the upstream's token goes too"
+    );
+    assert!(i.validate_access_token(&minted).await.is_err());
 }
 
 #[tokio::test]

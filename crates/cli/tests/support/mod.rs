@@ -153,9 +153,14 @@ pub struct TutorialServer {
 
 impl TutorialServer {
     pub fn start(issuer: &str, mode: &str) -> Self {
+        Self::start_on(issuer, mode, 0)
+    }
+
+    /// The same on `port` (0: a free one), for a URL known before it starts.
+    pub fn start_on(issuer: &str, mode: &str, port: u16) -> Self {
         let mut command = Command::new("node");
         command.arg("tutorial/whoami.mjs").current_dir(interop_dir());
-        command.env("MCP_AUTH_ISSUER", issuer).env("MCP_AUTH_MODE", mode);
+        command.env("MCP_AUTH_ISSUER", issuer).env("MCP_AUTH_MODE", mode).env("PORT", port.to_string());
         let (process, url) = spawn_until(command, "the tutorial's whoami server", "MCP=");
         TutorialServer { url, _process: process }
     }
