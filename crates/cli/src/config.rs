@@ -31,6 +31,9 @@
 //! # name = "Memory"  scopes = { "memory" = "Use your memory" }  timeout = 30  max_body_bytes = 4194304
 //! # max_processes = 32  idle_timeout = 600  shared_process = false  cwd = "/srv/memory"
 //! # identity = "none"                      # or "headers" (loopback only), or "token" (+ audience)
+//! # [route.tools.delete_entities]           # per-tool policy: scopes beyond the route's, and who may
+//! # scopes = ["memory:write"]              #   (needs `memory:write` in the route's `scopes`)
+//! # apps = ["first-party"]                 #   first-party, third-party, or client ids
 //! ```
 //!
 //! Relative paths are read from the configuration file's folder, so a file and
@@ -42,6 +45,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use agentgate_issuer::Settings;
+
+use agentgate_gateway::policy::{Apps, Kind, Rule};
 
 use crate::routes::{IdentityMode, Route, Upstream, seconds};
 use agentgate_issuer::registration::RegistrationPolicy;
@@ -128,6 +133,29 @@ pub struct RouteConfig {
     pub identity: IdentityMode,
     /// The audience of the tokens minted for the upstream [default: its URL].
     pub audience: Option<String>,
+    /// The scopes every request needs [default: the route's scopes no rule names].
+    pub require: Option<Vec<String>>,
+    /// What each tool needs (`[route.tools.NAME]`).
+    #[serde(default)]
+    pub tools: BTreeMap<String, RuleConfig>,
+    /// What each prompt needs (`[route.prompts.NAME]`).
+    #[serde(default)]
+    pub prompts: BTreeMap<String, RuleConfig>,
+    /// What each resource needs, by URI (`[route.resources."URI"]`).
+    #[serde(default)]
+    pub resources: BTreeMap<String, RuleConfig>,
+}
+
+/// What one tool, prompt or resource of a route needs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Scopes needed on top of the route's own.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Who may use it at all: `first-party`, `third-party` or client ids [default: every app].
+    #[serde(default)]
+    pub apps: Vec<String>,
 }
 
 impl RouteConfig {
@@ -171,6 +199,15 @@ impl RouteConfig {
         route.audience.clone_from(&self.audience);
         route.scopes.clone_from(&self.scopes);
         route.translations.clone_from(&self.translations);
+        route.require.clone_from(&self.require);
+        for (kind, rules) in
+            [(Kind::Tool, &self.tools), (Kind::Prompt, &self.prompts), (Kind::Resource, &self.resources)]
+        {
+            for (name, rule) in rules {
+                let apps = rule.apps.iter().map(|a| Apps::parse(a)).collect();
+                route.policy = route.policy.with(kind, name, Rule { scopes: rule.scopes.clone(), apps });
+            }
+        }
         route.check(true)?;
         Ok(route)
     }
@@ -566,6 +603,15 @@ mod tests {
             ),
             ("[[route]]\npath = \"/a\"\nupstream = \"\"", "the upstream is empty"),
             ("[[route]]\npath = \"/a\"\nupstream = \"npx x\"\nidentity = \"cookie\"", "unknown variant"),
+            (
+                "[[route]]\npath = \"/a\"\nupstream = \"npx x\"\n[route.tools.t]\nscopes = [\"w\"]",
+                "does not describe",
+            ),
+            ("[[route]]\npath = \"/a\"\nupstream = \"npx x\"\nrequire = [\"w\"]", "does not describe"),
+            (
+                "[[route]]\npath = \"/a\"\nupstream = \"npx x\"\n[route.tools.t]\nscope = [\"w\"]",
+                "unknown field",
+            ),
         ] {
             let error =
                 format!("{:#}", parse(&format!("issuer = \"https://a.example\"\n{text}")).unwrap_err());

@@ -7,13 +7,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agentgate_gateway::policy::Policy;
 use agentgate_gateway::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream, Identity, Minter, StdioCommand, StdioOptions,
-    StdioUpstream, UpstreamTokens,
+    AppDirectory, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream, Identity, Minter, Policed,
+    StdioCommand, StdioOptions, StdioUpstream, UpstreamTokens,
 };
 use agentgate_guard::{AuthInfo, Guard};
 use agentgate_issuer::Issuer;
-use agentgate_issuer::store::{AnyStore, Translations};
+use agentgate_issuer::store::{AnyStore, Store, Translations};
 use agentgate_issuer::tokens::OnBehalf;
 use anyhow::{Context, bail, ensure};
 use axum::routing::{MethodRouter, any_service};
@@ -110,6 +111,11 @@ pub struct Route {
     pub scopes: BTreeMap<String, String>,
     /// The name and scope words in other languages.
     pub translations: Translations,
+    /// What each tool, prompt and resource needs.
+    pub policy: Policy,
+    /// The scopes every request needs [default: the route's scopes that no
+    /// rule of the policy names].
+    pub require: Option<Vec<String>>,
 }
 
 impl Route {
@@ -135,7 +141,62 @@ impl Route {
             audience: None,
             scopes: BTreeMap::new(),
             translations: Translations::default(),
+            policy: Policy::new(),
+            require: None,
         })
+    }
+
+    /// The scopes every request needs: `require`, else the route's scopes
+    /// that no rule names (those are needed only for what the rule covers).
+    pub fn required_scopes(&self) -> Vec<String> {
+        if let Some(require) = &self.require {
+            return require.clone();
+        }
+        let ruled: Vec<&String> = self.policy.rules().flat_map(|(_, _, rule)| &rule.scopes).collect();
+        self.scopes().into_keys().filter(|scope| !ruled.contains(&scope)).collect()
+    }
+
+    /// The consent page's words for each scope, with the names of what it
+    /// opens when the policy says (`Change your memory (create_entities,
+    /// delete_entities)`): names, not words, so the same in every language.
+    fn consent_words(&self) -> (BTreeMap<String, String>, Translations) {
+        let opens = |scope: &str| {
+            let mut names: Vec<&str> = self
+                .policy
+                .rules()
+                .filter(|(_, _, rule)| rule.scopes.iter().any(|s| s == scope))
+                .map(|(_, name, _)| name)
+                .collect();
+            names.sort_unstable();
+            names
+        };
+        let with_names = |scope: &str, words: &str| -> String {
+            let names = opens(scope);
+            if names.is_empty() {
+                return words.to_owned();
+            }
+            // The issuer keeps a scope's words to 200 characters.
+            let mut text = format!("{words} (");
+            for (i, name) in names.iter().enumerate() {
+                let next = if i == 0 { name.to_string() } else { format!(", {name}") };
+                if text.chars().count() + next.chars().count() + 1 > 199 {
+                    text.push('…');
+                    break;
+                }
+                text.push_str(&next);
+            }
+            text.push(')');
+            text
+        };
+        let scopes =
+            self.scopes().iter().map(|(scope, words)| (scope.clone(), with_names(scope, words))).collect();
+        let mut translations = self.translations.clone();
+        for texts in translations.values_mut() {
+            for (scope, words) in texts.scopes.iter_mut() {
+                *words = with_names(scope, words);
+            }
+        }
+        (scopes, translations)
     }
 
     /// The scopes a token needs here and their words: the configured ones,
@@ -155,6 +216,24 @@ impl Route {
             ensure!(
                 agentgate_guard::is_valid_scope(scope),
                 "route {}: {scope:?} is not a valid scope",
+                self.path
+            );
+        }
+        let declared = self.scopes();
+        for (kind, name, rule) in self.policy.rules() {
+            for scope in &rule.scopes {
+                ensure!(
+                    declared.contains_key(scope),
+                    "route {}: the {kind} {name:?} needs the scope {scope:?}, which the route's `scopes` does not \
+                     describe; add it there with the words the consent page shows",
+                    self.path
+                );
+            }
+        }
+        for scope in self.require.iter().flatten() {
+            ensure!(
+                declared.contains_key(scope),
+                "route {}: `require` names {scope:?}, which the route's `scopes` does not describe",
                 self.path
             );
         }
@@ -223,8 +302,8 @@ impl Route {
 
     /// The route and its metadata (at its own path only, beside other
     /// resources on the same host), behind `guard`.
-    pub fn router(&self, guard: &Guard, minter: Option<IssuerMinter>) -> anyhow::Result<axum::Router> {
-        let service = self.service(guard, minter)?;
+    pub fn router(&self, guard: &Guard, own: Option<&Arc<Issuer<AnyStore>>>) -> anyhow::Result<axum::Router> {
+        let service = self.service(guard, own)?;
         Ok(axum::Router::new().route(&self.path, service).merge(guard.path_metadata_router()))
     }
 
@@ -241,23 +320,28 @@ impl Route {
         Ok(())
     }
 
-    /// The route's service, behind `guard`; `minter` signs the upstream's
-    /// tokens when the route's identity is a token.
-    pub fn service(&self, guard: &Guard, minter: Option<IssuerMinter>) -> anyhow::Result<MethodRouter> {
-        self.check(minter.is_some())?;
+    /// The route's service, behind `guard`; `own` is this server's issuer,
+    /// when it has one: it signs the upstream's tokens when the route's
+    /// identity is a token, and knows which apps are first-party.
+    pub fn service(
+        &self,
+        guard: &Guard,
+        own: Option<&Arc<Issuer<AnyStore>>>,
+    ) -> anyhow::Result<MethodRouter> {
+        self.check(own.is_some())?;
         Ok(match &self.upstream {
             Upstream::Http(url) => {
-                let identity = match (self.identity, self.token_audience(), minter) {
+                let identity = match (self.identity, self.token_audience(), own) {
                     (IdentityMode::Headers, _, _) => Identity::Headers,
-                    (IdentityMode::Token, Some(audience), Some(minter)) => {
-                        Identity::Token(Arc::new(UpstreamTokens::new(minter, audience)))
+                    (IdentityMode::Token, Some(audience), Some(issuer)) => {
+                        Identity::Token(Arc::new(UpstreamTokens::new(IssuerMinter(issuer.clone()), audience)))
                     }
                     _ => Identity::None,
                 };
                 let upstream =
                     HttpUpstream::with_limits(&self.name, url.clone(), self.timeout, self.max_body_bytes)
                         .with_identity(identity);
-                any_service(guard.layer().layer(upstream))
+                self.policed(guard, own, upstream)
             }
             Upstream::Stdio { command, env, cwd } => {
                 let command = StdioCommand { command: command.clone(), cwd: cwd.clone(), env: env.clone() };
@@ -268,9 +352,31 @@ impl Route {
                     timeout: self.timeout,
                     max_body_bytes: self.max_body_bytes,
                 };
-                any_service(guard.layer().layer(StdioUpstream::new(&self.name, command, options)))
+                self.policed(guard, own, StdioUpstream::new(&self.name, command, options))
             }
         })
+    }
+
+    /// `upstream` behind the policy (when there is one) and `guard`.
+    fn policed<S>(&self, guard: &Guard, own: Option<&Arc<Issuer<AnyStore>>>, upstream: S) -> MethodRouter
+    where
+        S: tower::Service<
+                http::Request<axum::body::Body>,
+                Response = http::Response<axum::body::Body>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send,
+    {
+        if self.policy.is_empty() {
+            return any_service(guard.layer().layer(upstream));
+        }
+        let apps = own.map(|issuer| Arc::new(IssuerApps(issuer.clone())) as Arc<dyn AppDirectory>);
+        let policed =
+            Policed::new(&self.name, self.policy.clone(), guard.clone(), apps, self.max_body_bytes, upstream);
+        any_service(guard.layer().layer(policed))
     }
 
     /// The route beside this server's own issuer: its resource declared at
@@ -284,26 +390,45 @@ impl Route {
         origin: &str,
     ) -> anyhow::Result<axum::Router> {
         let url = format!("{origin}{}", self.path);
-        let scopes = self.scopes();
+        let (scopes, translations) = self.consent_words();
         let words: Vec<(&str, &str)> = scopes.iter().map(|(s, w)| (s.as_str(), w.as_str())).collect();
         let now = agentgate_issuer::now();
-        agentgate_issuer::scopes::declare_resource(store, &url, &self.name, &words, &self.translations, now)
+        agentgate_issuer::scopes::declare_resource(store, &url, &self.name, &words, &translations, now)
             .await
             .with_context(|| format!("the resource of route {}", self.path))?;
         let guard = Guard::builder(&issuer.settings().issuer, &url)
-            .scopes(scopes.keys())
+            .scopes(self.required_scopes())
             .scopes_supported(scopes.keys())
             .resource_name(&self.name)
             .revocation_check(issuer.revocations())
             .build()
             .with_context(|| format!("configuring the guard of route {}", self.path))?;
-        self.router(&guard, Some(IssuerMinter(issuer.clone())))
+        self.router(&guard, Some(issuer))
+    }
+}
+
+/// This server's issuer, placing apps as first- or third-party for a policy.
+struct IssuerApps(Arc<Issuer<AnyStore>>);
+
+impl AppDirectory for IssuerApps {
+    fn is_third_party<'a>(
+        &'a self,
+        client_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<bool>> + Send + 'a>> {
+        Box::pin(async move {
+            match self.0.store().client(client_id).await {
+                Ok(client) => client.map(|c| c.third_party),
+                Err(error) => {
+                    tracing::warn!(error = %agentgate_guard::error_chain(&error), "looking up an app for a route's policy");
+                    None
+                }
+            }
+        })
     }
 }
 
 /// This server's issuer, signing tokens for a route's upstream.
-#[derive(Clone)]
-pub struct IssuerMinter(pub Arc<Issuer<AnyStore>>);
+struct IssuerMinter(Arc<Issuer<AnyStore>>);
 
 impl Minter for IssuerMinter {
     fn mint(&self, caller: &AuthInfo, audience: &str, expires_at: i64) -> Result<String, String> {
@@ -355,5 +480,38 @@ mod tests {
             assert!(error.contains("choose another path"), "{taken}: {error}");
         }
         Route::parse("/memory=x").unwrap().check_beside_issuer(&["/mcp"]).unwrap();
+    }
+
+    #[test]
+    fn a_scope_a_rule_names_is_needed_only_for_what_it_covers_and_its_words_name_it() {
+        use agentgate_gateway::policy::{Kind, Rule};
+        let mut route = Route::parse("/memory=npx x").unwrap();
+        route.scopes = BTreeMap::from([
+            ("mcp:tools".to_owned(), "Use your memory".to_owned()),
+            ("memory:write".to_owned(), "Change your memory".to_owned()),
+        ]);
+        let write = || Rule { scopes: vec!["memory:write".into()], apps: vec![] };
+        for tool in ["create_entities", "delete_entities"] {
+            route.policy = route.policy.clone().with(Kind::Tool, tool, write());
+        }
+        assert_eq!(route.required_scopes(), ["mcp:tools"]);
+        let (words, _) = route.consent_words();
+        assert_eq!(words["memory:write"], "Change your memory (create_entities, delete_entities)");
+        assert_eq!(words["mcp:tools"], "Use your memory");
+
+        // However many tools, the words stay within the issuer's 200 characters.
+        for n in 0..40 {
+            route.policy =
+                route.policy.clone().with(Kind::Tool, format!("a_rather_long_tool_name_{n}"), write());
+        }
+        let (words, _) = route.consent_words();
+        let text = &words["memory:write"];
+        assert!(
+            text.chars().count() <= 200 && text.ends_with("…)"),
+            "{} chars: {text}",
+            text.chars().count()
+        );
+        route.require = Some(vec![]);
+        assert!(route.required_scopes().is_empty(), "`require` says");
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use support::flow::jwt_claims;
 use support::setup::{PASSWORD, Setup};
-use support::{TutorialServer, node_tool, ts_agent};
+use support::{TutorialServer, ts_agent};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -19,53 +19,8 @@ fn free_port() -> u16 {
 
 /// alice, and a third-party app that may ask for `scopes`; its client id.
 fn alice_and_app(setup: &Setup, scopes: &str) -> String {
-    let out = setup.run(&["users", "add", "alice", "--password-stdin"], &[], PASSWORD);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let app = setup.json(&[
-        "apps",
-        "add",
-        "Outside agent",
-        "--third-party",
-        "--public",
-        "--native",
-        "--json",
-        "--redirect-uri",
-        "http://127.0.0.1/callback",
-        "--scopes",
-        scopes,
-    ]);
-    app["client_id"].as_str().unwrap().to_owned()
-}
-
-fn alice_id(setup: &Setup) -> String {
-    let people = setup.json(&["users", "list", "--json"]);
-    people[0]["id"].as_str().unwrap().to_owned()
-}
-
-/// An access token for `resource` from the serve instance, through its real
-/// sign-in and consent pages (get-token.mjs plays the browser).
-fn agent_token(setup: &Setup, app: &str, resource: &str, scope: &str) -> String {
-    let issuer = setup.issuer();
-    let answer = node_tool(
-        "tools/get-token.mjs",
-        &[
-            "--issuer",
-            &issuer,
-            "--kind",
-            "user",
-            "--client-id",
-            app,
-            "--password",
-            PASSWORD,
-            "--redirect-uri",
-            "http://127.0.0.1/callback",
-            "--resource",
-            resource,
-            "--scope",
-            scope,
-        ],
-    );
-    answer["access_token"].as_str().unwrap_or_else(|| panic!("no token: {answer}")).to_owned()
+    setup.add_person("alice");
+    setup.add_app("Outside agent", &["--third-party"], scopes)
 }
 
 #[test]
@@ -93,7 +48,7 @@ fn the_tutorials_server_accepts_the_token_minted_for_it_and_learns_the_person() 
     assert_eq!(out["consent"], "allow", "{out}");
     let text = out["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("{out}"));
     let claims: Value = serde_json::from_str(text).unwrap();
-    assert_eq!(claims["sub"], alice_id(&setup).as_str(), "the person, not the agent: {claims}");
+    assert_eq!(claims["sub"], setup.user_id("alice").as_str(), "the person, not the agent: {claims}");
     assert_eq!(claims["aud"], tutorial.as_str(), "for the upstream alone: {claims}");
     assert_eq!(claims["client_id"], app.as_str());
     assert_eq!(claims["act"], json!({ "sub": app }), "the agent acts for the person (RFC 8693): {claims}");
@@ -153,9 +108,9 @@ async fn a_minted_token_is_good_at_its_upstream_only_and_headers_cannot_be_forge
     let (_serve, _) = setup.serve(&[]);
     let issuer = setup.issuer();
     let (minted_route, told_route) = (format!("{issuer}/minted"), format!("{issuer}/told"));
-    let alice = alice_id(&setup);
+    let alice = setup.user_id("alice");
 
-    let token = agent_token(&setup, &app, &minted_route, "openid profile mcp:tools");
+    let token = setup.token(&app, &minted_route, "openid profile mcp:tools");
     let forged = [("x-agentgate-sub", "root"), ("x-agentgate-scope", "admin")];
     let answer = call(&minted_route, &token, &forged).await;
     assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
@@ -183,7 +138,7 @@ async fn a_minted_token_is_good_at_its_upstream_only_and_headers_cannot_be_forge
 
     // The headers route: the person and the agent in headers, the agent's
     // forged ones replaced, no Authorization at all.
-    let token = agent_token(&setup, &app, &told_route, "openid profile mcp:tools");
+    let token = setup.token(&app, &told_route, "openid profile mcp:tools");
     assert_eq!(call(&told_route, &token, &forged).await.status(), 200);
     let headers = headers_seen.lock().unwrap().pop().expect("the upstream got the call");
     assert_eq!(headers["x-agentgate-sub"], alice.as_str(), "{headers:?}");

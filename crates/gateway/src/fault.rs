@@ -112,15 +112,22 @@ impl Fault {
     /// The whole answer, a JSON-RPC error for the request `id` (null when the
     /// request's id is not known).
     pub fn response(&self, id: Option<&Value>) -> Response<Body> {
-        let body = json!({ "jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": self.error_object() });
-        let mut response = Response::new(Body::from(body.to_string()));
-        *response.status_mut() = self.status();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut response = jsonrpc_error(self.status(), id, self.error_object());
         if matches!(self, Fault::Busy { .. }) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
     }
+}
+
+/// An answer holding one JSON-RPC error object, for the request `id` (null
+/// when it is not known).
+pub(crate) fn jsonrpc_error(status: StatusCode, id: Option<&Value>, error: Value) -> Response<Body> {
+    let body = json!({ "jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": error });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// The future a route's service returns: its answer, never an error.

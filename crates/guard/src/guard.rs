@@ -181,6 +181,27 @@ impl Guard {
         &self.shared.resource
     }
 
+    /// The scopes every request needs.
+    pub fn required_scopes(&self) -> &[String] {
+        &self.shared.required_scopes
+    }
+
+    /// The answer this guard gives for `error`: status, `WWW-Authenticate`
+    /// challenge and JSON body, as its layer would. For a service behind the
+    /// guard that refuses on its own terms, e.g. a policy asking for more scopes.
+    ///
+    /// ```
+    /// use agentgate_guard::{AuthError, Guard};
+    ///
+    /// let guard = Guard::builder("https://as.example", "https://mcp.example/mcp").build().unwrap();
+    /// let refusal = guard.refusal(&AuthError::InsufficientScope { required: vec!["notes:write".into()] });
+    /// assert_eq!(refusal.status(), 403);
+    /// assert!(refusal.headers()["www-authenticate"].to_str().unwrap().contains(r#"scope="notes:write""#));
+    /// ```
+    pub fn refusal(&self, error: &AuthError) -> axum::response::Response {
+        self.shared.challenger.respond(error)
+    }
+
     /// Verifies a token and checks the scopes every request needs, without HTTP
     /// (the layer's first two steps).
     pub async fn authenticate(&self, token: &str) -> Result<AuthInfo, AuthError> {

@@ -13,7 +13,12 @@ pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// An authorization request URL; `extra` adds parameters or replaces defaults.
 pub fn authorize_url(dev: &Dev, client_id: &str, extra: &[(&str, &str)]) -> String {
-    let resource = format!("{}/mcp", dev.base);
+    authorize_url_on(&dev.base, client_id, extra)
+}
+
+/// The same at the issuer `base` (its `/mcp` the default resource).
+pub fn authorize_url_on(base: &str, client_id: &str, extra: &[(&str, &str)]) -> String {
+    let resource = format!("{base}/mcp");
     let defaults = [
         ("response_type", "code"),
         ("client_id", client_id),
@@ -24,7 +29,7 @@ pub fn authorize_url(dev: &Dev, client_id: &str, extra: &[(&str, &str)]) -> Stri
         ("code_challenge_method", "S256"),
         ("resource", resource.as_str()),
     ];
-    let mut url = url::Url::parse(&format!("{}/authorize", dev.base)).unwrap();
+    let mut url = url::Url::parse(&format!("{base}/authorize")).unwrap();
     {
         let mut q = url.query_pairs_mut();
         for (k, v) in defaults {

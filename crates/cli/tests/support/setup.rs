@@ -98,6 +98,56 @@ impl Setup {
     }
 }
 
+impl Setup {
+    /// `agentgate users add USERNAME` with [`PASSWORD`].
+    pub fn add_person(&self, username: &str) {
+        let out = self.run(&["users", "add", username, "--password-stdin"], &[], PASSWORD);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// `agentgate apps add NAME --public --native FLAGS` that may ask for
+    /// `scopes`, sent back to `http://127.0.0.1/callback`; its client id.
+    pub fn add_app(&self, name: &str, flags: &[&str], scopes: &str) -> String {
+        let mut args = vec!["apps", "add", name, "--public", "--native", "--json"];
+        args.extend(flags);
+        args.extend(["--redirect-uri", "http://127.0.0.1/callback", "--scopes", scopes]);
+        self.json(&args)["client_id"].as_str().unwrap().to_owned()
+    }
+
+    /// The id (`sub`) of `username`.
+    pub fn user_id(&self, username: &str) -> String {
+        let people = self.json(&["users", "list", "--json"]);
+        let person = people.as_array().unwrap().iter().find(|p| p["username"] == username).expect("added");
+        person["id"].as_str().unwrap().to_owned()
+    }
+
+    /// An access token of `app` for `resource`, through the running server's
+    /// real sign-in and consent pages as alice (get-token.mjs plays the browser).
+    pub fn token(&self, app: &str, resource: &str, scope: &str) -> String {
+        let issuer = self.issuer();
+        let answer = super::node_tool(
+            "tools/get-token.mjs",
+            &[
+                "--issuer",
+                &issuer,
+                "--kind",
+                "user",
+                "--client-id",
+                app,
+                "--password",
+                PASSWORD,
+                "--redirect-uri",
+                "http://127.0.0.1/callback",
+                "--resource",
+                resource,
+                "--scope",
+                scope,
+            ],
+        );
+        answer["access_token"].as_str().unwrap_or_else(|| panic!("no token: {answer}")).to_owned()
+    }
+}
+
 impl Drop for Setup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -1,0 +1,479 @@
+//! A route's [`Policy`] applied to its MCP messages, between the guard and the
+//! upstream.
+//!
+//! Only a POST carries requests, so only a POST is read: its body (within the
+//! route's bound) is parsed as a JSON-RPC message or batch, and each request
+//! that uses a tool, prompt or resource is decided. A body that is not
+//! JSON-RPC is refused rather than passed on unread — an upstream that read it
+//! differently would be a way around the policy. The bytes that go on are the
+//! bytes that came: nothing is re-encoded on the way up.
+//!
+//! A list request (`tools/list`…) goes on as it is, and its answer comes back
+//! with what the caller may not use taken out, in a JSON body or in the SSE
+//! event that carries it; every other event, and everything after, streams
+//! through untouched.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use agentgate_guard::{AuthError, AuthInfo, Guard};
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tower::{Service, ServiceExt};
+
+use crate::fault::{Fault, jsonrpc_error};
+use crate::policy::{Caller, Decision, Kind, Policy};
+
+/// JSON-RPC's "parse error".
+const PARSE_ERROR: i64 = -32700;
+/// The JSON-RPC error code of a use the policy refuses (in the range JSON-RPC
+/// leaves to servers).
+pub const POLICY_REFUSED: i64 = -32003;
+/// The largest list answer (or SSE event) read to be filtered; past it the
+/// answer is cut off rather than passed on unfiltered.
+pub const MAX_LIST_ANSWER: usize = 16 * 1024 * 1024;
+
+/// What decides whether an app is third-party, for rules about first- and
+/// third-party apps. agentgate's issuer knows its apps; for an outside issuer
+/// nothing does, and every app counts as third-party.
+pub trait AppDirectory: Send + Sync + 'static {
+    /// Whether the app `client_id` is third-party; `None` when it is unknown.
+    fn is_third_party<'a>(
+        &'a self,
+        client_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Option<bool>> + Send + 'a>>;
+}
+
+/// `inner` with `policy` applied, behind `guard` (whose challenge a step-up
+/// answer uses).
+///
+/// ```
+/// use agentgate_gateway::policy::{Kind, Policy, Rule};
+/// use agentgate_gateway::{HttpUpstream, Policed};
+/// use tower::Layer;
+///
+/// let guard = agentgate_guard::Guard::builder("https://as.example", "https://gw.example/notes")
+///     .scopes(["notes"])
+///     .build()
+///     .unwrap();
+/// let policy = Policy::new().with(Kind::Tool, "delete_note", Rule { scopes: vec!["notes:delete".into()], apps: vec![] });
+/// let upstream = HttpUpstream::new("notes", "http://127.0.0.1:9000/mcp".parse().unwrap());
+/// let service = guard.layer().layer(Policed::new("notes", policy, guard.clone(), None, 4 << 20, upstream));
+/// ```
+#[derive(Clone)]
+pub struct Policed<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    route: Arc<str>,
+    policy: Arc<Policy>,
+    guard: Guard,
+    apps: Option<Arc<dyn AppDirectory>>,
+    max_body_bytes: usize,
+}
+
+impl<S> Policed<S> {
+    /// `inner`, the route named `route`'s upstream, with `policy` applied;
+    /// `apps` places apps as first- or third-party; request bodies over
+    /// `max_body_bytes` are refused (413).
+    pub fn new(
+        route: &str,
+        policy: Policy,
+        guard: Guard,
+        apps: Option<Arc<dyn AppDirectory>>,
+        max_body_bytes: usize,
+        inner: S,
+    ) -> Self {
+        let shared =
+            Shared { route: Arc::from(route), policy: Arc::new(policy), guard, apps, max_body_bytes };
+        Self { inner, shared: Arc::new(shared) }
+    }
+}
+
+impl<S> Service<Request<Body>> for Policed<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let (inner, shared) = (self.inner.clone(), self.shared.clone());
+        Box::pin(async move { Ok(shared.enforce(request, inner).await) })
+    }
+}
+
+/// One JSON-RPC message, as far as the policy reads it.
+#[derive(Deserialize)]
+struct Message {
+    id: Option<Value>,
+    method: Option<String>,
+    params: Option<Value>,
+}
+
+impl Message {
+    /// The kind it uses or lists, and the name it uses (`None` for a list).
+    fn subject(&self) -> Option<(Kind, Option<&str>)> {
+        let (kind, lists) = Kind::of_method(self.method.as_deref()?)?;
+        if lists {
+            return Some((kind, None));
+        }
+        // A use without a name is the upstream's to refuse: there is nothing to decide.
+        let name = self.params.as_ref()?.get(kind.key())?.as_str()?;
+        Some((kind, Some(name)))
+    }
+}
+
+/// The caller, owned, so that an answer's filter can keep it.
+struct Asker {
+    scopes: Vec<String>,
+    client_id: Option<String>,
+    third_party: Option<bool>,
+}
+
+impl Asker {
+    fn caller(&self) -> Caller<'_> {
+        Caller { scopes: &self.scopes, client_id: self.client_id.as_deref(), third_party: self.third_party }
+    }
+}
+
+impl Shared {
+    async fn enforce<S>(&self, request: Request<Body>, inner: S) -> Response<Body>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    {
+        if request.method() != Method::POST || self.policy.is_empty() {
+            return forward(inner, request).await;
+        }
+        let (parts, body) = request.into_parts();
+        let bytes = match Limited::new(body, self.max_body_bytes).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+                return Fault::TooLarge { limit: self.max_body_bytes }.response(None);
+            }
+            Err(_) => {
+                return refusal(StatusCode::BAD_REQUEST, None, PARSE_ERROR, "the request body broke off");
+            }
+        };
+        let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+        let parsed = if batch {
+            serde_json::from_slice::<Vec<Message>>(&bytes)
+        } else {
+            serde_json::from_slice::<Message>(&bytes).map(|m| vec![m])
+        };
+        let Ok(messages) = parsed else {
+            let words = "the body is not a JSON-RPC message, so the route's policy cannot be applied";
+            return refusal(StatusCode::BAD_REQUEST, None, PARSE_ERROR, words);
+        };
+        let asks: Vec<(&Message, Kind, Option<&str>)> = messages
+            .iter()
+            .filter_map(|m| m.subject().map(|(kind, name)| (m, kind, name)))
+            .filter(|(_, kind, _)| self.policy.covers(*kind))
+            .collect();
+        let request = Request::from_parts(parts, Body::from(bytes.clone()));
+        if asks.is_empty() {
+            return forward(inner, request).await;
+        }
+        let asker = self.asker(request.extensions().get::<AuthInfo>()).await;
+        let mut needed: Vec<String> = self.guard.required_scopes().to_vec();
+        let mut step_up = false;
+        for (message, kind, name) in &asks {
+            let Some(name) = name else { continue };
+            match self.policy.decide(*kind, name, &asker.caller()) {
+                Decision::Allow => {}
+                Decision::StepUp(scopes) => {
+                    step_up = true;
+                    for scope in scopes {
+                        if !needed.contains(&scope) {
+                            needed.push(scope);
+                        }
+                    }
+                }
+                Decision::Refused(why) => {
+                    tracing::info!(route = %self.route, kind = %kind, name = %name, "refused by the route's policy");
+                    let words = format!("{why}, by the policy of route {}", self.route);
+                    let id = if batch { None } else { message.id.as_ref() };
+                    return refusal(StatusCode::OK, id, POLICY_REFUSED, &words);
+                }
+            }
+        }
+        if step_up {
+            return self.guard.refusal(&AuthError::InsufficientScope { required: needed });
+        }
+        // A list request alone gets its answer filtered; in a batch (gone
+        // from MCP since 2025-06-18) lists are refused rather than unfiltered.
+        let listing =
+            asks.iter().find(|(_, _, name)| name.is_none()).map(|(m, kind, _)| (*kind, m.id.clone()));
+        let Some((kind, id)) = listing else {
+            return forward(inner, request).await;
+        };
+        if batch {
+            let words = "list requests in a batch cannot be filtered by the route's policy; send them alone";
+            return refusal(StatusCode::OK, None, POLICY_REFUSED, words);
+        }
+        let answer = forward(inner, request).await;
+        let filter = ListFilter { policy: self.policy.clone(), kind, id: id.unwrap_or(Value::Null), asker };
+        filter.apply(answer).await
+    }
+
+    async fn asker(&self, caller: Option<&AuthInfo>) -> Asker {
+        let Some(caller) = caller else {
+            // No verified caller (a route built without the guard): no scopes,
+            // no app, so every rule refuses or asks.
+            return Asker { scopes: Vec::new(), client_id: None, third_party: None };
+        };
+        let third_party = match (&self.apps, &caller.client_id) {
+            (Some(apps), Some(id)) if self.policy.needs_app_kind() => apps.is_third_party(id).await,
+            _ => None,
+        };
+        Asker { scopes: caller.scopes.clone(), client_id: caller.client_id.clone(), third_party }
+    }
+}
+
+async fn forward<S>(inner: S, request: Request<Body>) -> Response<Body>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    match inner.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+fn refusal(status: StatusCode, id: Option<&Value>, code: i64, words: &str) -> Response<Body> {
+    jsonrpc_error(status, id, json!({ "code": code, "message": words, "data": { "reason": "policy" } }))
+}
+
+/// Takes what the caller may not use out of one list answer.
+struct ListFilter {
+    policy: Arc<Policy>,
+    kind: Kind,
+    id: Value,
+    asker: Asker,
+}
+
+impl ListFilter {
+    /// Filters `message` if it is the answer; says whether it was.
+    fn filter(&self, message: &mut Value) -> bool {
+        if message.get("id") != Some(&self.id) {
+            return false;
+        }
+        let Some(items) = message.pointer_mut(&format!("/result/{}", self.kind.list_field())) else {
+            return true;
+        };
+        if let Some(items) = items.as_array_mut() {
+            let caller = self.asker.caller();
+            // An item with no name cannot be decided: it is left out.
+            items.retain(|item| {
+                item.get(self.kind.key())
+                    .and_then(Value::as_str)
+                    .is_some_and(|name| self.policy.decide(self.kind, name, &caller) == Decision::Allow)
+            });
+        }
+        true
+    }
+
+    async fn apply(self, answer: Response<Body>) -> Response<Body> {
+        if answer.status() != StatusCode::OK {
+            return answer;
+        }
+        let content_type =
+            answer.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let (mut parts, body) = answer.into_parts();
+        match media.as_str() {
+            "application/json" => {
+                let Ok(collected) = Limited::new(body, MAX_LIST_ANSWER).collect().await else {
+                    return self.cut_off();
+                };
+                let Ok(mut message) = serde_json::from_slice::<Value>(&collected.to_bytes()) else {
+                    return self.cut_off();
+                };
+                self.filter(&mut message);
+                parts.headers.remove(header::CONTENT_LENGTH);
+                Response::from_parts(parts, Body::from(message.to_string()))
+            }
+            "text/event-stream" => {
+                let stream = TryStreamExt::map_err(body.into_data_stream(), std::io::Error::other);
+                let events =
+                    SseFilter { inner: stream.boxed(), filter: Some(self), pending: BytesMut::new() };
+                Response::from_parts(parts, Body::from_stream(events))
+            }
+            // Neither: not an MCP answer to filter, so nothing of it goes on.
+            _ => self.cut_off(),
+        }
+    }
+
+    fn cut_off(&self) -> Response<Body> {
+        let words = "the MCP server's list answer could not be read to apply the route's policy";
+        refusal(StatusCode::BAD_GATEWAY, Some(&self.id), POLICY_REFUSED, words)
+    }
+}
+
+/// An SSE stream whose event answering the list request is filtered; every
+/// other byte passes as it came.
+struct SseFilter {
+    inner: futures_util::stream::BoxStream<'static, Result<Bytes, std::io::Error>>,
+    /// Until the answer has passed.
+    filter: Option<ListFilter>,
+    /// Bytes of an event not yet complete.
+    pending: BytesMut,
+}
+
+/// Where the first event in `bytes` ends (after its blank line), if it does.
+fn event_end(bytes: &[u8]) -> Option<usize> {
+    let lf = bytes.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `event` with its data filtered when it is the answer; `None` when it is not.
+fn rewrite(event: &[u8], filter: &ListFilter) -> Option<Bytes> {
+    let text = std::str::from_utf8(event).ok()?;
+    let mut data = Vec::new();
+    let mut others = Vec::new();
+    for line in text.lines() {
+        match line.strip_prefix("data:") {
+            Some(value) => data.push(value.strip_prefix(' ').unwrap_or(value)),
+            None if line.is_empty() => {}
+            None => others.push(line),
+        }
+    }
+    let mut message: Value = serde_json::from_str(&data.join("\n")).ok()?;
+    if !filter.filter(&mut message) {
+        return None;
+    }
+    let mut out = String::new();
+    for line in others {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str("data: ");
+    out.push_str(&message.to_string());
+    out.push_str("\n\n");
+    Some(Bytes::from(out))
+}
+
+impl Stream for SseFilter {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            let Some(filter) = &this.filter else {
+                if !this.pending.is_empty() {
+                    return Poll::Ready(Some(Ok(this.pending.split().freeze())));
+                }
+                return this.inner.as_mut().poll_next(cx);
+            };
+            // Complete events first: the answer filtered, the others as they came.
+            if let Some(end) = event_end(&this.pending) {
+                let event = this.pending.split_to(end).freeze();
+                if let Some(filtered) = rewrite(&event, filter) {
+                    this.filter = None;
+                    return Poll::Ready(Some(Ok(filtered)));
+                }
+                return Poll::Ready(Some(Ok(event)));
+            }
+            if this.pending.len() > MAX_LIST_ANSWER {
+                this.filter = None;
+                this.pending.clear();
+                let error = std::io::Error::other("a list answer too large to filter was cut off");
+                return Poll::Ready(Some(Err(error)));
+            }
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => this.pending.extend_from_slice(&chunk),
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
+                // An unfinished last event: it cannot be the answer, pass it.
+                Poll::Ready(None) => {
+                    this.filter = None;
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Apps, Rule};
+
+    fn filter() -> ListFilter {
+        let policy = Policy::new()
+            .with(Kind::Tool, "write", Rule { scopes: vec!["w".into()], apps: vec![] })
+            .with(Kind::Tool, "admin", Rule { scopes: vec![], apps: vec![Apps::FirstParty] });
+        let asker =
+            Asker { scopes: vec!["r".into()], client_id: Some("agent".into()), third_party: Some(true) };
+        ListFilter { policy: Arc::new(policy), kind: Kind::Tool, id: json!(2), asker }
+    }
+
+    fn tools() -> Value {
+        json!({ "jsonrpc": "2.0", "id": 2, "result": { "tools": [
+            { "name": "read", "x": 1 }, { "name": "write" }, { "name": "admin" }, { "nameless": true }
+        ], "_meta": { "kept": true } } })
+    }
+
+    #[test]
+    fn a_list_answer_keeps_only_what_the_caller_may_use_and_everything_else() {
+        let mut answer = tools();
+        assert!(filter().filter(&mut answer));
+        assert_eq!(answer["result"]["tools"], json!([{ "name": "read", "x": 1 }]));
+        assert_eq!(answer["result"]["_meta"], json!({ "kept": true }));
+        let mut other = json!({ "jsonrpc": "2.0", "id": 3, "result": { "tools": [{ "name": "write" }] } });
+        assert!(!filter().filter(&mut other), "another request's answer");
+        assert_eq!(other["result"]["tools"][0]["name"], "write");
+    }
+
+    #[tokio::test]
+    async fn in_an_sse_stream_only_the_answer_is_rewritten_however_it_is_cut() {
+        let events = format!(
+            "id: 1\r\ndata: \r\n\r\nevent: message\nid: 2\ndata: {}\n\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"n\"}}\n\n",
+            tools()
+        );
+        for cut in [1, 7, 50, events.len()] {
+            let pieces: Vec<Result<Bytes, std::io::Error>> =
+                events.as_bytes().chunks(cut).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+            let stream = SseFilter {
+                inner: futures_util::stream::iter(pieces).boxed(),
+                filter: Some(filter()),
+                pending: BytesMut::new(),
+            };
+            let out: Vec<Bytes> = stream.try_collect().await.unwrap();
+            let text = String::from_utf8(out.concat()).unwrap();
+            assert!(
+                text.starts_with("id: 1\r\ndata: \r\n\r\nevent: message\nid: 2\ndata: {"),
+                "{cut}: {text}"
+            );
+            assert!(text.ends_with("\n\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"n\"}\n\n"), "{cut}: {text}");
+            let answer = text.lines().find(|l| l.contains("\"tools\"")).expect("the answer passed");
+            assert!(!answer.contains("write") && answer.contains("read"), "{cut}: {text}");
+        }
+    }
+
+    #[test]
+    fn events_end_at_the_first_blank_line_of_either_kind() {
+        assert_eq!(event_end(b"data: a\n\ndata: b\n\n"), Some(9));
+        assert_eq!(event_end(b"data: a\r\n\r\n"), Some(11));
+        assert_eq!(event_end(b"data: a\n"), None);
+    }
+}
