@@ -25,12 +25,14 @@ enum AppsCommand {
     List,
     /// Show one app.
     Show {
-        /// The client id.
+        /// The client id (one that starts with `-` is still an id, not an option).
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
     /// Remove an app.
     Remove {
         /// The client id.
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
 }

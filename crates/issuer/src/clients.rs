@@ -242,6 +242,17 @@ fn https_field(value: Option<String>, field: &'static str) -> Result<Option<Stri
     }
 }
 
+/// A new client id: 128 random bits in base64url, never starting with `-`,
+/// which command lines would take for an option (`agentgate apps show -7…`).
+fn new_client_id() -> String {
+    loop {
+        let id = crate::random_token(16);
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
 /// Registers an app; nothing is stored if any field is invalid.
 pub async fn register<S: Store>(store: &S, new: NewClient, now: i64) -> Result<Registered, ClientError> {
     let registered = prepare(new, now)?;
@@ -281,7 +292,7 @@ pub fn prepare(new: NewClient, now: i64) -> Result<Registered, ClientError> {
     }
     let secret = (!new.public).then(|| crate::random_token(32));
     let client = Client {
-        client_id: crate::random_token(16),
+        client_id: new_client_id(),
         name,
         third_party: new.third_party,
         application_type: new.application_type.as_str().to_owned(),
@@ -332,6 +343,14 @@ pub async fn remove<S: Store>(store: &S, client_id: &str) -> Result<(), ClientEr
 mod tests {
     use super::*;
     use ApplicationType::*;
+
+    #[test]
+    fn no_client_id_looks_like_an_option() {
+        // One random id in 64 would start with `-`: among 2,000, about 31.
+        let ids: Vec<String> = (0..2_000).map(|_| new_client_id()).collect();
+        assert!(ids.iter().all(|id| !id.starts_with('-') && id.len() == 22));
+        assert!(ids.iter().any(|id| id.contains('-')), "still base64url");
+    }
 
     #[test]
     fn redirect_uri_rules() {
