@@ -32,6 +32,9 @@ enum Command {
     /// Put the guard in front of an MCP server that knows nothing of OAuth: agents
     /// reach it only with a token from the issuer, which never reaches the server.
     Gateway(Box<crate::gateway_cmd::GatewayArgs>),
+    /// Read the audit log of the gateway's routes: who called what through which
+    /// app, and what was decided; filtered by person, app, route, tool, decision or time.
+    Audit(crate::audit_cmd::AuditArgs),
     /// Manage the people who can sign in: `add`, `list`, `remove`, `passwd`.
     Users(crate::users_cmd::UsersArgs),
     /// Manage the apps (OAuth clients): `add`, `list`, `show`, `remove`.
@@ -84,6 +87,7 @@ impl Cli {
             Command::Serve(args) => args.run().await,
             Command::Whoami(args) => args.run().await,
             Command::Gateway(args) => args.run().await,
+            Command::Audit(args) => args.run().await,
             Command::Users(args) => args.run().await,
             Command::Apps(args) => args.run().await,
             Command::Agent(args) => args.run().await,

@@ -24,6 +24,10 @@
 //! [whoami]                                 # the tutorial's MCP server, in this process
 //! path = "/mcp"
 //!
+//! [audit]                                  # one JSON line per MCP request on a route
+//! file = "/var/log/agentgate/audit.jsonl"  # or "-" for stdout; `agentgate audit` reads it
+//! # metrics_listen = "127.0.0.1:9464"      # (top level) /metrics, /healthz, /readyz
+//!
 //! [[route]]                                # an MCP server behind sign-in and consent
 //! path = "/memory"                         # agents connect at the issuer's origin + path
 //! upstream = "npx -y @modelcontextprotocol/server-memory"  # a command (stdio) or an http(s) URL
@@ -94,6 +98,29 @@ pub struct Config {
     /// MCP servers behind this server's sign-in and consent (`[[route]]`).
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
+    /// The audit log of the routes' requests.
+    pub audit: Option<AuditConfig>,
+    /// Where Prometheus metrics are served (`/metrics`, with `/healthz` and
+    /// `/readyz`), on a listener of their own.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The audit log: one JSON line per MCP request on a route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The file lines are appended to; `-` for stdout.
+    pub file: PathBuf,
+}
+
+impl Config {
+    /// The observer flags this file sets.
+    pub fn observe(&self) -> crate::observe::ObserveArgs {
+        crate::observe::ObserveArgs {
+            audit_log: self.audit.as_ref().map(|a| a.file.display().to_string()),
+            metrics_listen: self.metrics_listen,
+        }
+    }
 }
 
 /// One gateway route: a path here and the MCP server behind it.
@@ -135,6 +162,10 @@ pub struct RouteConfig {
     pub audience: Option<String>,
     /// The scopes every request needs [default: the route's scopes no rule names].
     pub require: Option<Vec<String>>,
+    /// Whether the audit log keeps the arguments of calls (off: they may hold
+    /// the person's data).
+    #[serde(default)]
+    pub audit_arguments: bool,
     /// What each tool needs (`[route.tools.NAME]`).
     #[serde(default)]
     pub tools: BTreeMap<String, RuleConfig>,
@@ -200,6 +231,7 @@ impl RouteConfig {
         route.scopes.clone_from(&self.scopes);
         route.translations.clone_from(&self.translations);
         route.require.clone_from(&self.require);
+        route.audit_arguments = self.audit_arguments;
         for (kind, rules) in
             [(Kind::Tool, &self.tools), (Kind::Prompt, &self.prompts), (Kind::Resource, &self.resources)]
         {
@@ -317,9 +349,9 @@ impl Config {
             toml::from_str(&text).with_context(|| format!("in the configuration file {}", path.display()))?;
         let folder = path.parent().unwrap_or(Path::new("."));
         let cwds = config.routes.iter_mut().filter_map(|r| r.cwd.as_mut());
-        for file in
-            [&mut config.data_dir, &mut config.key_encryption_key_file].into_iter().flatten().chain(cwds)
-        {
+        let audit = config.audit.as_mut().map(|a| &mut a.file).filter(|f| f.as_os_str() != "-");
+        let files = [&mut config.data_dir, &mut config.key_encryption_key_file].into_iter().flatten();
+        for file in files.chain(cwds).chain(audit) {
             if file.is_relative() {
                 *file = folder.join(&*file);
             }
@@ -366,6 +398,11 @@ impl Config {
                 "whoami.path must be a path such as \"/mcp\", not {:?}",
                 whoami.path
             );
+            ensure!(
+                !crate::observe::HEALTH_PATHS.contains(&whoami.path.as_str()),
+                "whoami.path {}: health checks answer there; choose another path",
+                whoami.path
+            );
         }
         self.routes()?;
         Ok(())
@@ -376,6 +413,7 @@ impl Config {
     pub fn routes(&self) -> anyhow::Result<Vec<Route>> {
         let origin = url::Url::parse(&self.issuer)?.origin().ascii_serialization();
         let mut taken: Vec<&str> = self.whoami.iter().map(|w| w.path.as_str()).collect();
+        taken.extend(crate::observe::HEALTH_PATHS);
         let mut own: Vec<String> = self.whoami_url().into_iter().collect();
         let mut routes = Vec::new();
         for section in &self.routes {

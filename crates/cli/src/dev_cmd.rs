@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use agentgate::data_dir::DataArgs;
-use agentgate::routes::Route;
+use agentgate::observe::{HEALTH_PATHS, ObserveArgs, Readiness, health_router};
+use agentgate::routes::{Mounting, Route};
 use agentgate::{serve, whoami};
 use agentgate_guard::Guard;
 use agentgate_issuer::clients::{self, ApplicationType, NewClient};
@@ -42,6 +43,8 @@ pub struct DevArgs {
     #[arg(long = "route", value_name = "PATH=UPSTREAM")]
     routes: Vec<String>,
     #[command(flatten)]
+    observe: ObserveArgs,
+    #[command(flatten)]
     data: DataArgs,
 }
 
@@ -55,7 +58,7 @@ impl DevArgs {
         let mut routes = Vec::new();
         for spec in &self.routes {
             let route = Route::parse(spec)?;
-            route.check_beside_issuer(&["/mcp"])?;
+            route.check_beside_issuer(&[&["/mcp"][..], &HEALTH_PATHS[..]].concat())?;
             route.check(true)?;
             routes.push(route);
         }
@@ -98,9 +101,14 @@ impl DevArgs {
                 shutdown: shutdown.clone(),
             },
         );
-        let mut app = agentgate_issuer::http::router(issuer.clone()).merge(mcp);
+        let ready = Readiness::store(store.clone());
+        let around = Mounting {
+            issuer: Some(issuer.clone()),
+            observer: self.observe.start(ready.clone(), &shutdown).await?,
+        };
+        let mut app = agentgate_issuer::http::router(issuer.clone()).merge(mcp).merge(health_router(ready));
         for route in &routes {
-            app = app.merge(route.mount(&issuer, &store, &base).await?);
+            app = app.merge(route.mount(&around, &base).await?);
         }
         // How the commands it suggests find this data directory.
         let data_flag = match &self.data.data_dir {

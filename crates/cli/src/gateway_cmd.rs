@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 
-use agentgate::routes::{IdentityMode, Route, Upstream, seconds};
+use agentgate::observe::{HEALTH_PATHS, ObserveArgs, Readiness, health_router};
+use agentgate::routes::{IdentityMode, Mounting, Route, Upstream, seconds};
 use agentgate::serve;
 use agentgate_gateway::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, StdioOptions};
 use anyhow::{Context, bail, ensure};
@@ -76,6 +77,9 @@ pub struct GatewayArgs {
     #[arg(long, env = "AGENTGATE_IDENTITY", default_value = "none")]
     identity: IdentityMode,
 
+    #[command(flatten)]
+    observe: ObserveArgs,
+
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "AGENTGATE_LISTEN", default_value = "127.0.0.1:3002")]
     listen: SocketAddr,
@@ -88,6 +92,10 @@ impl GatewayArgs {
         ensure!(self.max_processes > 0, "--max-processes must be at least 1");
         let (listener, local) = serve::bind(self.listen).await?;
         let path = self.path()?;
+        ensure!(
+            !HEALTH_PATHS.contains(&path.as_str()),
+            "--path {path}: the gateway answers health checks there; choose another path"
+        );
         let resource = self.guard.resource.clone().unwrap_or_else(|| format!("http://{local}{path}"));
         let upstream = match (&self.upstream, &self.upstream_command) {
             (Some(url), _) => {
@@ -123,14 +131,19 @@ impl GatewayArgs {
         route.shared = self.shared_process;
         route.identity = self.identity;
         let upstream = route.describe();
-        let service = route.service(&guard, None)?;
-        let app = axum::Router::new().route(&path, service).merge(guard.metadata_router());
+        let shutdown = CancellationToken::new();
+        let observer = self.observe.start(Readiness::default(), &shutdown).await?;
+        let service = route.service(&guard, &Mounting { issuer: None, observer })?;
+        let app = axum::Router::new()
+            .route(&path, service)
+            .merge(guard.metadata_router())
+            .merge(health_router(Readiness::default()));
         tracing::info!(
             route = %route.name, upstream = %upstream, resource = %resource,
             metadata = %guard.metadata_url(), "gateway ready"
         );
         println!("agentgate gateway: listening on http://{local}{path}");
-        serve::run(listener, app, CancellationToken::new()).await.context("serving the gateway")
+        serve::run(listener, app, shutdown).await.context("serving the gateway")
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod data_dir;
+pub mod observe;
 pub mod routes;
 pub mod serve;
 pub mod whoami;

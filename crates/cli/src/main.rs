@@ -3,6 +3,7 @@
 mod agent_cmd;
 mod allocator;
 mod apps_cmd;
+mod audit_cmd;
 mod cli;
 mod db_cmd;
 mod dev_cmd;

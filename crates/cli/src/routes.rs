@@ -2,14 +2,15 @@
 //! server behind it, as `agentgate gateway`, `dev --route` and the
 //! configuration file's `[[route]]` describe them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use agentgate_gateway::audit::AuditLayer;
 use agentgate_gateway::policy::Policy;
 use agentgate_gateway::{
-    AppDirectory, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream, Identity, Minter, Policed,
+    AppDirectory, AppInfo, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream, Identity, Minter, Policed,
     StdioCommand, StdioOptions, StdioUpstream, UpstreamTokens,
 };
 use agentgate_guard::{AuthInfo, Guard};
@@ -20,6 +21,8 @@ use anyhow::{Context, bail, ensure};
 use axum::routing::{MethodRouter, any_service};
 use serde::Deserialize;
 use tower::Layer;
+
+use crate::observe::Observer;
 
 /// The scope a route needs when its configuration names none.
 pub const DEFAULT_SCOPE: &str = "mcp:tools";
@@ -116,6 +119,8 @@ pub struct Route {
     /// The scopes every request needs [default: the route's scopes that no
     /// rule of the policy names].
     pub require: Option<Vec<String>>,
+    /// Whether the audit log keeps the arguments of calls.
+    pub audit_arguments: bool,
 }
 
 impl Route {
@@ -143,6 +148,7 @@ impl Route {
             translations: Translations::default(),
             policy: Policy::new(),
             require: None,
+            audit_arguments: false,
         })
     }
 
@@ -302,8 +308,8 @@ impl Route {
 
     /// The route and its metadata (at its own path only, beside other
     /// resources on the same host), behind `guard`.
-    pub fn router(&self, guard: &Guard, own: Option<&Arc<Issuer<AnyStore>>>) -> anyhow::Result<axum::Router> {
-        let service = self.service(guard, own)?;
+    pub fn router(&self, guard: &Guard, around: &Mounting) -> anyhow::Result<axum::Router> {
+        let service = self.service(guard, around)?;
         Ok(axum::Router::new().route(&self.path, service).merge(guard.path_metadata_router()))
     }
 
@@ -320,18 +326,12 @@ impl Route {
         Ok(())
     }
 
-    /// The route's service, behind `guard`; `own` is this server's issuer,
-    /// when it has one: it signs the upstream's tokens when the route's
-    /// identity is a token, and knows which apps are first-party.
-    pub fn service(
-        &self,
-        guard: &Guard,
-        own: Option<&Arc<Issuer<AnyStore>>>,
-    ) -> anyhow::Result<MethodRouter> {
-        self.check(own.is_some())?;
+    /// The route's service, behind `guard`, mounted as `around` says.
+    pub fn service(&self, guard: &Guard, around: &Mounting) -> anyhow::Result<MethodRouter> {
+        self.check(around.issuer.is_some())?;
         Ok(match &self.upstream {
             Upstream::Http(url) => {
-                let identity = match (self.identity, self.token_audience(), own) {
+                let identity = match (self.identity, self.token_audience(), &around.issuer) {
                     (IdentityMode::Headers, _, _) => Identity::Headers,
                     (IdentityMode::Token, Some(audience), Some(issuer)) => {
                         Identity::Token(Arc::new(UpstreamTokens::new(IssuerMinter(issuer.clone()), audience)))
@@ -341,7 +341,7 @@ impl Route {
                 let upstream =
                     HttpUpstream::with_limits(&self.name, url.clone(), self.timeout, self.max_body_bytes)
                         .with_identity(identity);
-                self.policed(guard, own, upstream)
+                self.layered(guard, around, upstream)
             }
             Upstream::Stdio { command, env, cwd } => {
                 let command = StdioCommand { command: command.clone(), cwd: cwd.clone(), env: env.clone() };
@@ -352,13 +352,16 @@ impl Route {
                     timeout: self.timeout,
                     max_body_bytes: self.max_body_bytes,
                 };
-                self.policed(guard, own, StdioUpstream::new(&self.name, command, options))
+                let upstream = StdioUpstream::new(&self.name, command, options);
+                around.observer.watch(&self.name, &upstream);
+                self.layered(guard, around, upstream)
             }
         })
     }
 
-    /// `upstream` behind the policy (when there is one) and `guard`.
-    fn policed<S>(&self, guard: &Guard, own: Option<&Arc<Issuer<AnyStore>>>, upstream: S) -> MethodRouter
+    /// `upstream` behind the policy, the guard and the audit: the audit
+    /// outermost, to see what the guard refuses too.
+    fn layered<S>(&self, guard: &Guard, around: &Mounting, upstream: S) -> MethodRouter
     where
         S: tower::Service<
                 http::Request<axum::body::Body>,
@@ -370,25 +373,23 @@ impl Route {
             + 'static,
         S::Future: Send,
     {
-        if self.policy.is_empty() {
-            return any_service(guard.layer().layer(upstream));
+        let mut policed = Policed::new(&self.name, self.policy.clone(), guard.clone(), upstream)
+            .max_body_bytes(self.max_body_bytes)
+            .record_arguments(self.audit_arguments);
+        if let Some(issuer) = &around.issuer {
+            policed = policed.apps(Arc::new(IssuerApps::new(issuer.clone())));
         }
-        let apps = own.map(|issuer| Arc::new(IssuerApps(issuer.clone())) as Arc<dyn AppDirectory>);
-        let policed =
-            Policed::new(&self.name, self.policy.clone(), guard.clone(), apps, self.max_body_bytes, upstream);
-        any_service(guard.layer().layer(policed))
+        let audit = AuditLayer::new(&self.name, around.observer.clone());
+        any_service(audit.layer(guard.layer().layer(policed)))
     }
 
     /// The route beside this server's own issuer: its resource declared at
     /// `origin` + path (the consent page names it and its scopes), its guard
     /// against `issuer` with revocations told in memory, and tokens for the
     /// upstream minted by that issuer when the route says so.
-    pub async fn mount(
-        &self,
-        issuer: &Arc<Issuer<AnyStore>>,
-        store: &AnyStore,
-        origin: &str,
-    ) -> anyhow::Result<axum::Router> {
+    pub async fn mount(&self, around: &Mounting, origin: &str) -> anyhow::Result<axum::Router> {
+        let issuer = around.issuer.as_ref().expect("a route beside an issuer");
+        let store = issuer.store();
         let url = format!("{origin}{}", self.path);
         let (scopes, translations) = self.consent_words();
         let words: Vec<(&str, &str)> = scopes.iter().map(|(s, w)| (s.as_str(), w.as_str())).collect();
@@ -403,27 +404,86 @@ impl Route {
             .revocation_check(issuer.revocations())
             .build()
             .with_context(|| format!("configuring the guard of route {}", self.path))?;
-        self.router(&guard, Some(issuer))
+        self.router(&guard, around)
     }
 }
 
-/// This server's issuer, placing apps as first- or third-party for a policy.
-struct IssuerApps(Arc<Issuer<AnyStore>>);
+/// What a route is mounted beside: this server's issuer, when it has one (it
+/// signs the upstream's tokens and knows which apps are first-party), and the
+/// observer its requests are reported to.
+#[derive(Clone)]
+pub struct Mounting {
+    /// The issuer of `serve` and `dev`; none for `agentgate gateway`.
+    pub issuer: Option<Arc<Issuer<AnyStore>>>,
+    /// Where audit entries go.
+    pub observer: Arc<Observer>,
+}
+
+/// This server's issuer, naming apps and people and placing apps as first-
+/// or third-party, for the policy and the audit log. Answers are kept a
+/// minute: names and kinds seldom change, and a removed app's or person's
+/// tokens are refused by the guard anyway.
+struct IssuerApps {
+    issuer: Arc<Issuer<AnyStore>>,
+    apps: Kept<AppInfo>,
+    people: Kept<String>,
+}
+
+/// Answers kept for [`KEPT_FOR`], [`MAX_KEPT`] at most (then all are dropped).
+type Kept<T> = Mutex<HashMap<String, (Option<T>, Instant)>>;
+const KEPT_FOR: Duration = Duration::from_secs(60);
+const MAX_KEPT: usize = 10_000;
+
+impl IssuerApps {
+    fn new(issuer: Arc<Issuer<AnyStore>>) -> Self {
+        Self { issuer, apps: Mutex::default(), people: Mutex::default() }
+    }
+}
+
+/// The kept answer for `key`, else `look_up`'s (kept; a failure is not).
+async fn kept<T, F>(kept: &Kept<T>, key: &str, look_up: F) -> Option<T>
+where
+    T: Clone,
+    F: std::future::Future<Output = Result<Option<T>, agentgate_issuer::store::StoreError>>,
+{
+    if let Some((answer, at)) = kept.lock().expect("never poisoned").get(key)
+        && at.elapsed() < KEPT_FOR
+    {
+        return answer.clone();
+    }
+    let answer = match look_up.await {
+        Ok(answer) => answer,
+        Err(error) => {
+            tracing::warn!(error = %agentgate_guard::error_chain(&error), "looking up an app or a person for a route");
+            return None;
+        }
+    };
+    let mut kept = kept.lock().expect("never poisoned");
+    if kept.len() >= MAX_KEPT {
+        kept.clear();
+    }
+    kept.insert(key.to_owned(), (answer.clone(), Instant::now()));
+    answer
+}
 
 impl AppDirectory for IssuerApps {
-    fn is_third_party<'a>(
+    fn app<'a>(
         &'a self,
         client_id: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<bool>> + Send + 'a>> {
-        Box::pin(async move {
-            match self.0.store().client(client_id).await {
-                Ok(client) => client.map(|c| c.third_party),
-                Err(error) => {
-                    tracing::warn!(error = %agentgate_guard::error_chain(&error), "looking up an app for a route's policy");
-                    None
-                }
-            }
-        })
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<AppInfo>> + Send + 'a>> {
+        Box::pin(kept(&self.apps, client_id, async move {
+            let client = self.issuer.store().client(client_id).await?;
+            Ok(client.map(|c| AppInfo { name: c.name, third_party: c.third_party }))
+        }))
+    }
+
+    fn username<'a>(
+        &'a self,
+        sub: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send + 'a>> {
+        Box::pin(kept(&self.people, sub, async move {
+            Ok(self.issuer.store().user(sub).await?.map(|user| user.username))
+        }))
     }
 }
 

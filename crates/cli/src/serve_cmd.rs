@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use agentgate::config::{Config, DEFAULT_FILE, WhoamiConfig};
 use agentgate::data_dir::{DataArgs, configured_key_encryption_key};
+use agentgate::observe::{Readiness, health_router};
+use agentgate::routes::Mounting;
 use agentgate::{serve, whoami};
 use agentgate_guard::Guard;
 use agentgate_issuer::Issuer;
@@ -60,9 +62,13 @@ impl ServeArgs {
                 app.merge(whoami_router(&config.issuer, whoami, &url, local, revocations, shutdown.clone())?);
             println!("agentgate serve: whoami MCP server at {url}");
         }
+        let ready = Readiness::store(dir.store.clone());
+        let observer = config.observe().start(ready.clone(), &shutdown).await?;
+        let around = Mounting { issuer: Some(issuer.clone()), observer };
+        app = app.merge(health_router(ready));
         let origin = url::Url::parse(&config.issuer)?.origin().ascii_serialization();
         for route in &routes {
-            app = app.merge(route.mount(&issuer, &dir.store, &origin).await?);
+            app = app.merge(route.mount(&around, &origin).await?);
             println!("agentgate serve: route {origin}{} -> {}", route.path, route.describe());
         }
         println!("agentgate serve: issuer {} listening on http://{local}", config.issuer);

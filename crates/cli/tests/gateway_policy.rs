@@ -3,7 +3,8 @@
 //! the agent: what a caller may not use is left out of `tools/list`, a call
 //! that more consent would allow is asked to step up (403), one that nothing
 //! would allow gets a JSON-RPC error naming the policy, and the consent page
-//! names the tools a scope opens.
+//! names the tools a scope opens. And what the operator sees of it all: the
+//! audit log, `agentgate audit`, `/metrics`, `/healthz` and `/readyz`.
 
 mod support;
 
@@ -16,6 +17,11 @@ use support::{interop_dir, node, ts_client};
 /// A route in front of server-memory whose `create_entities` needs
 /// `memory:write` and whose `delete_entities` only first-party apps may call.
 fn memory_setup(name: &str) -> Setup {
+    memory_setup_with(name, "")
+}
+
+/// The same, with `extra` before the route (top-level keys first, then tables).
+fn memory_setup_with(name: &str, extra: &str) -> Setup {
     let files = std::env::temp_dir().join(format!("agentgate-policy-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&files).unwrap();
     let memory = interop_dir().join("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
@@ -28,7 +34,7 @@ fn memory_setup(name: &str) -> Setup {
     Setup::new(
         name,
         &format!(
-            "[[route]]\npath = \"/memory\"\nname = \"Memory\"\nupstream = \"{command}\"\n\
+            "{extra}[[route]]\npath = \"/memory\"\nname = \"Memory\"\nupstream = \"{command}\"\n\
              scopes = {{ \"mcp:tools\" = \"Use your memory\", \"memory:write\" = \"Change your memory\" }}\n\
              [route.tools.create_entities]\nscopes = [\"memory:write\"]\n\
              [route.tools.delete_entities]\napps = [\"first-party\"]\n\
@@ -156,5 +162,144 @@ async fn a_body_the_policy_cannot_read_is_refused_and_the_consent_page_names_the
         let page = browser.sign_in(&base, &page, "alice", PASSWORD).await;
         assert!(page.body.contains(words), "{language}: {}", page.body);
         assert!(!page.body.contains("Use your memory"), "mcp:tools was granted already: {}", page.body);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn audit_lines(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_request_is_in_the_audit_log_and_the_metrics_without_its_token() {
+    let metrics_port = free_port();
+    // A second route on the same program records the calls' arguments.
+    let memory = interop_dir().join("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
+    let extra = format!(
+        "[[route]]\npath = \"/recorded\"\nupstream = \"MEMORY_FILE_PATH=/dev/null {} {}\"\naudit_arguments = true\n\
+         [audit]\nfile = \"audit.jsonl\"\n",
+        node().display(),
+        memory.display()
+    );
+    let setup =
+        memory_setup_with("audit", &format!("metrics_listen = \"127.0.0.1:{metrics_port}\"\n{extra}"));
+    setup.add_person("alice");
+    let outside = setup.add_app("Outside agent", &["--third-party"], "mcp:tools memory:write");
+    let (_serve, _) = setup.serve(&[]);
+    let base = setup.issuer();
+    let (route, recorded) = (format!("{base}/memory"), format!("{base}/recorded"));
+
+    let reader = setup.token(&outside, &route, "mcp:tools");
+    assert_eq!(ts_client(&route, Some(&reader), &["--tool", "read_graph"])["ok"], true);
+    ts_client(&route, Some(&reader), &["--tool", "create_entities", "--arguments", &entity()]);
+    let writer = setup.token(&outside, &route, "mcp:tools memory:write");
+    let delete = json!({ "entityNames": ["agentgate"] }).to_string();
+    ts_client(&route, Some(&writer), &["--tool", "delete_entities", "--arguments", &delete]);
+    assert_eq!(ts_client(&route, None, &[])["status"], 401);
+    assert_eq!(ts_client(&route, Some("not-a-token"), &[])["status"], 401);
+    let recorder = setup.token(&outside, &recorded, "mcp:tools");
+    assert_eq!(
+        ts_client(&recorded, Some(&recorder), &["--tool", "create_entities", "--arguments", &entity()])["ok"],
+        true
+    );
+
+    let log = setup.dir.join("audit.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let calls = |lines: &[Value]| lines.iter().filter(|l| l["method"] == "tools/call").count();
+    while calls(&audit_lines(&log)) < 4 {
+        let listing: Vec<_> =
+            std::fs::read_dir(&setup.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(std::time::Instant::now() < deadline, "{:?} in {listing:?}", audit_lines(&log));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let lines = audit_lines(&log);
+    let call = |name: &str, route: &str| {
+        lines
+            .iter()
+            .find(|l| l["method"] == "tools/call" && l["name"] == name && l["route"] == route)
+            .unwrap_or_else(|| panic!("no call of {name} on {route}: {lines:?}"))
+    };
+    let read = call("read_graph", "Memory");
+    assert_eq!((read["decision"].as_str(), read["status"].as_u64()), (Some("allowed"), Some(200)), "{read}");
+    assert_eq!(
+        (read["username"].as_str(), read["app"].as_str()),
+        (Some("alice"), Some("Outside agent")),
+        "{read}"
+    );
+    assert_eq!(
+        (read["sub"].as_str(), read["third_party"].as_bool()),
+        (Some(setup.user_id("alice").as_str()), Some(true))
+    );
+    assert_eq!(read["client_id"], outside.as_str());
+    assert!(
+        read["time"].as_str().unwrap().ends_with('Z') && read["latency_ms"].as_f64().unwrap() > 0.0,
+        "{read}"
+    );
+    let stepped = call("create_entities", "Memory");
+    assert_eq!(
+        (stepped["decision"].as_str(), stepped["reason"].as_str()),
+        (Some("refused"), Some("insufficient_scope"))
+    );
+    assert_eq!(stepped["status"], 403);
+    let refused = call("delete_entities", "Memory");
+    assert_eq!((refused["decision"].as_str(), refused["reason"].as_str()), (Some("refused"), Some("policy")));
+    assert!(refused["detail"].as_str().unwrap().contains("first-party apps only"), "{refused}");
+    let anonymous: Vec<&Value> =
+        lines.iter().filter(|l| l["decision"] == "refused" && l.get("sub").is_none()).collect();
+    let reasons: Vec<&str> = anonymous.iter().filter_map(|l| l["reason"].as_str()).collect();
+    assert!(reasons.contains(&"no_token") && reasons.contains(&"invalid_token"), "{reasons:?}");
+    // Arguments only where the route records them; a token never.
+    assert!(stepped.get("arguments").is_none() && read.get("arguments").is_none());
+    assert_eq!(call("create_entities", "recorded")["arguments"]["entities"][0]["name"], "agentgate");
+    let text = std::fs::read_to_string(&log).unwrap();
+    for secret in [&reader, &writer, &recorder] {
+        assert!(!text.contains(secret.as_str()), "a token in the audit log");
+    }
+
+    // `agentgate audit` filters it.
+    let out = setup.run(
+        &["audit", "--app", "Outside agent", "--decision", "refused", "--route", "Memory"],
+        &[],
+        "",
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(table.contains("tools/call delete_entities") && table.contains("refused (policy)"), "{table}");
+    assert!(!table.contains("read_graph"), "only refusals: {table}");
+    let out = setup.run(
+        &["audit", log.to_str().unwrap(), "--person", "alice", "--tool", "read_graph", "--json"],
+        &[],
+        "",
+    );
+    let matched: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!matched.is_empty() && matched.iter().all(|l| l["name"] == "read_graph"), "{matched:?}");
+    let out = setup.run(&["audit", "--decision", "maybe"], &[], "");
+    assert!(support::setup::stderr_of(&out).contains("expected allowed, refused or failed"));
+
+    // The counters, on their own listener; health on the main one.
+    let metrics =
+        reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics")).await.unwrap().text().await.unwrap();
+    for expected in [
+        r#"agentgate_gateway_requests_total{route="Memory",method="tools/call",decision="refused"} 2"#,
+        r#"agentgate_gateway_refusals_total{route="Memory",reason="policy"} 1"#,
+        r#"agentgate_gateway_refusals_total{route="Memory",reason="no_token"}"#,
+        r#"agentgate_gateway_upstream_seconds_count{route="Memory"}"#,
+        r#"agentgate_gateway_stdio_processes{route="Memory"} 1"#,
+    ] {
+        assert!(metrics.contains(expected), "missing {expected}:\n{metrics}");
+    }
+    assert_eq!(
+        reqwest::get(format!("{base}/metrics")).await.unwrap().status(),
+        404,
+        "not on the public listener"
+    );
+    for health in ["healthz", "readyz"] {
+        let answer = reqwest::get(format!("{base}/{health}")).await.unwrap();
+        assert_eq!(answer.status(), 200, "{health}");
     }
 }

@@ -29,6 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::{Service, ServiceExt};
 
+use crate::audit::Slot;
 use crate::fault::{Fault, jsonrpc_error};
 use crate::policy::{Caller, Decision, Kind, Policy};
 
@@ -41,19 +42,33 @@ pub const POLICY_REFUSED: i64 = -32003;
 /// answer is cut off rather than passed on unfiltered.
 pub const MAX_LIST_ANSWER: usize = 16 * 1024 * 1024;
 
-/// What decides whether an app is third-party, for rules about first- and
-/// third-party apps. agentgate's issuer knows its apps; for an outside issuer
-/// nothing does, and every app counts as third-party.
+/// What an issuer knows of an app, for rules about first- and third-party
+/// apps and for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppInfo {
+    /// Its name, as the consent page shows it.
+    pub name: String,
+    /// Whether it is third-party.
+    pub third_party: bool,
+}
+
+/// Where a route finds its apps and people. agentgate's issuer knows them;
+/// for an outside issuer nothing does, every app counts as third-party, and a
+/// person is named only as far as the token names them.
 pub trait AppDirectory: Send + Sync + 'static {
-    /// Whether the app `client_id` is third-party; `None` when it is unknown.
-    fn is_third_party<'a>(
-        &'a self,
-        client_id: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Option<bool>> + Send + 'a>>;
+    /// The app `client_id`; `None` when it is unknown.
+    fn app<'a>(&'a self, client_id: &'a str) -> Pin<Box<dyn Future<Output = Option<AppInfo>> + Send + 'a>>;
+
+    /// The username of the person `sub`, for the audit log when the token
+    /// carries none; `None` when unknown.
+    fn username<'a>(&'a self, sub: &'a str) -> Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>> {
+        let _ = sub;
+        Box::pin(async { None })
+    }
 }
 
 /// `inner` with `policy` applied, behind `guard` (whose challenge a step-up
-/// answer uses).
+/// answer uses), telling an audited route's entries who asked for what.
 ///
 /// ```
 /// use agentgate_gateway::policy::{Kind, Policy, Rule};
@@ -66,7 +81,7 @@ pub trait AppDirectory: Send + Sync + 'static {
 ///     .unwrap();
 /// let policy = Policy::new().with(Kind::Tool, "delete_note", Rule { scopes: vec!["notes:delete".into()], apps: vec![] });
 /// let upstream = HttpUpstream::new("notes", "http://127.0.0.1:9000/mcp".parse().unwrap());
-/// let service = guard.layer().layer(Policed::new("notes", policy, guard.clone(), None, 4 << 20, upstream));
+/// let service = guard.layer().layer(Policed::new("notes", policy, guard.clone(), upstream));
 /// ```
 #[derive(Clone)]
 pub struct Policed<S> {
@@ -80,23 +95,43 @@ struct Shared {
     guard: Guard,
     apps: Option<Arc<dyn AppDirectory>>,
     max_body_bytes: usize,
+    record_arguments: bool,
 }
 
 impl<S> Policed<S> {
-    /// `inner`, the route named `route`'s upstream, with `policy` applied;
-    /// `apps` places apps as first- or third-party; request bodies over
-    /// `max_body_bytes` are refused (413).
-    pub fn new(
-        route: &str,
-        policy: Policy,
-        guard: Guard,
-        apps: Option<Arc<dyn AppDirectory>>,
-        max_body_bytes: usize,
-        inner: S,
-    ) -> Self {
-        let shared =
-            Shared { route: Arc::from(route), policy: Arc::new(policy), guard, apps, max_body_bytes };
+    /// `inner`, the route named `route`'s upstream, with `policy` applied.
+    pub fn new(route: &str, policy: Policy, guard: Guard, inner: S) -> Self {
+        let shared = Shared {
+            route: Arc::from(route),
+            policy: Arc::new(policy),
+            guard,
+            apps: None,
+            max_body_bytes: crate::DEFAULT_MAX_BODY_BYTES,
+            record_arguments: false,
+        };
         Self { inner, shared: Arc::new(shared) }
+    }
+
+    fn shared_mut(&mut self) -> &mut Shared {
+        Arc::get_mut(&mut self.shared).expect("configured before it is cloned")
+    }
+
+    /// Where apps are placed as first- or third-party, and named in the audit log.
+    pub fn apps(mut self, apps: Arc<dyn AppDirectory>) -> Self {
+        self.shared_mut().apps = Some(apps);
+        self
+    }
+
+    /// The bound on a request body read for the policy (413 past it).
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.shared_mut().max_body_bytes = bytes;
+        self
+    }
+
+    /// Whether the audit log keeps the arguments of `tools/call` and `prompts/get`.
+    pub fn record_arguments(mut self, on: bool) -> Self {
+        self.shared_mut().record_arguments = on;
+        self
     }
 }
 
@@ -144,12 +179,24 @@ impl Message {
 struct Asker {
     scopes: Vec<String>,
     client_id: Option<String>,
-    third_party: Option<bool>,
+    app: Option<AppInfo>,
 }
 
 impl Asker {
     fn caller(&self) -> Caller<'_> {
-        Caller { scopes: &self.scopes, client_id: self.client_id.as_deref(), third_party: self.third_party }
+        let third_party = self.app.as_ref().map(|app| app.third_party);
+        Caller { scopes: &self.scopes, client_id: self.client_id.as_deref(), third_party }
+    }
+}
+
+/// Notes a refusal in the audit slot, if the route is audited.
+fn note_refusal(slot: Option<&Slot>, reason: &str, detail: &str) {
+    if let Some(slot) = slot {
+        slot.update(|entry| {
+            entry.decision = "refused";
+            entry.reason = Some(reason.to_owned());
+            entry.detail = Some(detail.to_owned());
+        });
     }
 }
 
@@ -158,16 +205,21 @@ impl Shared {
     where
         S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
     {
-        if request.method() != Method::POST || self.policy.is_empty() {
+        let slot = Slot::of(&request);
+        let asker = self.asker(request.extensions().get::<AuthInfo>(), slot.as_ref()).await;
+        if request.method() != Method::POST || (self.policy.is_empty() && slot.is_none()) {
             return forward(inner, request).await;
         }
         let (parts, body) = request.into_parts();
         let bytes = match Limited::new(body, self.max_body_bytes).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-                return Fault::TooLarge { limit: self.max_body_bytes }.response(None);
+                let fault = Fault::TooLarge { limit: self.max_body_bytes };
+                note_refusal(slot.as_ref(), fault.reason(), &fault.to_string());
+                return fault.response(None);
             }
             Err(_) => {
+                note_refusal(slot.as_ref(), "invalid_request", "the request body broke off");
                 return refusal(StatusCode::BAD_REQUEST, None, PARSE_ERROR, "the request body broke off");
             }
         };
@@ -179,8 +231,12 @@ impl Shared {
         };
         let Ok(messages) = parsed else {
             let words = "the body is not a JSON-RPC message, so the route's policy cannot be applied";
+            note_refusal(slot.as_ref(), "invalid_request", words);
             return refusal(StatusCode::BAD_REQUEST, None, PARSE_ERROR, words);
         };
+        if let Some(slot) = &slot {
+            self.note_messages(slot, &messages, batch);
+        }
         let asks: Vec<(&Message, Kind, Option<&str>)> = messages
             .iter()
             .filter_map(|m| m.subject().map(|(kind, name)| (m, kind, name)))
@@ -190,7 +246,6 @@ impl Shared {
         if asks.is_empty() {
             return forward(inner, request).await;
         }
-        let asker = self.asker(request.extensions().get::<AuthInfo>()).await;
         let mut needed: Vec<String> = self.guard.required_scopes().to_vec();
         let mut step_up = false;
         for (message, kind, name) in &asks {
@@ -208,12 +263,15 @@ impl Shared {
                 Decision::Refused(why) => {
                     tracing::info!(route = %self.route, kind = %kind, name = %name, "refused by the route's policy");
                     let words = format!("{why}, by the policy of route {}", self.route);
+                    note_refusal(slot.as_ref(), "policy", &words);
                     let id = if batch { None } else { message.id.as_ref() };
                     return refusal(StatusCode::OK, id, POLICY_REFUSED, &words);
                 }
             }
         }
         if step_up {
+            let words = format!("the call needs the scopes {}", needed.join(" "));
+            note_refusal(slot.as_ref(), "insufficient_scope", &words);
             return self.guard.refusal(&AuthError::InsufficientScope { required: needed });
         }
         // A list request alone gets its answer filtered; in a batch (gone
@@ -225,6 +283,7 @@ impl Shared {
         };
         if batch {
             let words = "list requests in a batch cannot be filtered by the route's policy; send them alone";
+            note_refusal(slot.as_ref(), "policy", words);
             return refusal(StatusCode::OK, None, POLICY_REFUSED, words);
         }
         let answer = forward(inner, request).await;
@@ -232,17 +291,51 @@ impl Shared {
         filter.apply(answer).await
     }
 
-    async fn asker(&self, caller: Option<&AuthInfo>) -> Asker {
+    /// The caller, with its app when a rule or the audit log needs it; the
+    /// audit slot told who it is.
+    async fn asker(&self, caller: Option<&AuthInfo>, slot: Option<&Slot>) -> Asker {
         let Some(caller) = caller else {
             // No verified caller (a route built without the guard): no scopes,
             // no app, so every rule refuses or asks.
-            return Asker { scopes: Vec::new(), client_id: None, third_party: None };
+            return Asker { scopes: Vec::new(), client_id: None, app: None };
         };
-        let third_party = match (&self.apps, &caller.client_id) {
-            (Some(apps), Some(id)) if self.policy.needs_app_kind() => apps.is_third_party(id).await,
+        let app = match (&self.apps, &caller.client_id) {
+            (Some(apps), Some(id)) if slot.is_some() || self.policy.needs_app_kind() => apps.app(id).await,
             _ => None,
         };
-        Asker { scopes: caller.scopes.clone(), client_id: caller.client_id.clone(), third_party }
+        if let Some(slot) = slot {
+            let mut username =
+                caller.claims.get("preferred_username").and_then(Value::as_str).map(str::to_owned);
+            if let (None, Some(directory)) = (&username, &self.apps) {
+                username = directory.username(&caller.subject).await;
+            }
+            slot.update(|entry| {
+                entry.sub = Some(caller.subject.clone());
+                entry.username = username;
+                entry.client_id.clone_from(&caller.client_id);
+                entry.app = app.as_ref().map(|a| a.name.clone());
+                entry.third_party = app.as_ref().map(|a| a.third_party);
+            });
+        }
+        Asker { scopes: caller.scopes.clone(), client_id: caller.client_id.clone(), app }
+    }
+
+    /// The method, the name and (when the route says) the arguments, for the audit log.
+    fn note_messages(&self, slot: &Slot, messages: &[Message], batch: bool) {
+        slot.update(|entry| {
+            if batch {
+                entry.method = Some("batch".to_owned());
+                return;
+            }
+            let Some(message) = messages.first() else { return };
+            entry.method.clone_from(&message.method);
+            if let Some((_, Some(name))) = message.subject() {
+                entry.name = Some(name.to_owned());
+            }
+            if self.record_arguments {
+                entry.arguments = message.params.as_ref().and_then(|p| p.get("arguments")).cloned();
+            }
+        });
     }
 }
 
@@ -422,8 +515,8 @@ mod tests {
         let policy = Policy::new()
             .with(Kind::Tool, "write", Rule { scopes: vec!["w".into()], apps: vec![] })
             .with(Kind::Tool, "admin", Rule { scopes: vec![], apps: vec![Apps::FirstParty] });
-        let asker =
-            Asker { scopes: vec!["r".into()], client_id: Some("agent".into()), third_party: Some(true) };
+        let app = AppInfo { name: "Agent".into(), third_party: true };
+        let asker = Asker { scopes: vec!["r".into()], client_id: Some("agent".into()), app: Some(app) };
         ListFilter { policy: Arc::new(policy), kind: Kind::Tool, id: json!(2), asker }
     }
 

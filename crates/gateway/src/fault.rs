@@ -133,14 +133,24 @@ pub(crate) fn jsonrpc_error(status: StatusCode, id: Option<&Value>, error: Value
 /// The future a route's service returns: its answer, never an error.
 pub(crate) type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
-/// Runs a route's `work`; a fault becomes its answer, and a line in the log.
-pub(crate) fn answer<F>(work: F) -> Answer
+/// Runs a route's `work`; a fault becomes its answer, a line in the log, and
+/// the reason in the request's audit entry (`slot`).
+pub(crate) fn answer<F>(slot: Option<crate::audit::Slot>, work: F) -> Answer
 where
     F: Future<Output = Result<Response<Body>, Fault>> + Send + 'static,
 {
     Box::pin(async move {
         Ok(work.await.unwrap_or_else(|fault| {
             tracing::warn!(reason = fault.reason(), "{fault}");
+            if let Some(slot) = slot {
+                slot.update(|entry| {
+                    // Too large is the request's fault; the others the upstream's.
+                    entry.decision =
+                        if matches!(fault, Fault::TooLarge { .. }) { "refused" } else { "failed" };
+                    entry.reason = Some(fault.reason().to_owned());
+                    entry.detail = Some(fault.to_string());
+                });
+            }
             fault.response(None)
         }))
     })
@@ -164,7 +174,8 @@ macro_rules! upstream_service {
 
             fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
                 let inner = self.inner.clone();
-                $crate::fault::answer(async move { inner.$method(request).await })
+                let slot = $crate::audit::Slot::of(&request);
+                $crate::fault::answer(slot, async move { inner.$method(request).await })
             }
         }
     };

@@ -40,16 +40,18 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 mod enforce;
 mod fault;
 pub mod headers;
 mod http_upstream;
 pub mod identity;
+pub mod metrics;
 pub mod policy;
 mod process;
 mod stdio;
 
-pub use enforce::{AppDirectory, MAX_LIST_ANSWER, POLICY_REFUSED, Policed};
+pub use enforce::{AppDirectory, AppInfo, MAX_LIST_ANSWER, POLICY_REFUSED, Policed};
 pub use fault::Fault;
 pub use http_upstream::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream};
 pub use identity::{Identity, Minter, UpstreamTokens};
