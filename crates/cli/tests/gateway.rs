@@ -409,3 +409,100 @@ async fn identity_headers_name_the_outside_issuers_person_and_cannot_be_forged()
     assert_eq!(headers.get_all("x-agentgate-sub").iter().count(), 1);
     assert!(headers.get("authorization").is_none());
 }
+
+/// The JSON-RPC message in an answer's body, JSON or the first SSE event with data.
+fn message_of(body: &str) -> Value {
+    let text = body.lines().filter_map(|l| l.strip_prefix("data: ")).find(|d| !d.is_empty()).unwrap_or(body);
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_protocol_version_passes_as_the_upstream_speaks_it() {
+    let idp = Idp::start(&[]);
+    let (_everything, upstream) = everything_over_http();
+    let gateway = Gateway::start(&idp.issuer, &upstream, &[]);
+    let token = user_token(&idp, &gateway.url, "alice");
+    for version in ["2025-06-18", "2025-11-25", "2026-07-28"] {
+        let hello = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": version, "capabilities": {}, "clientInfo": { "name": "matrix", "version": "0" } } });
+        let mut answers = Vec::new();
+        for url in [&upstream, &gateway.url] {
+            let (status, session, body) = mcp(url, &token, None, hello.clone()).await;
+            assert_eq!(status, 200, "{version} at {url}: {body}");
+            let session = session.unwrap_or_else(|| panic!("{version} at {url}: no session"));
+            let negotiated = message_of(&body)["result"]["protocolVersion"].clone();
+            // The next request in that session, with the version header the spec asks for.
+            let list = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" });
+            let request = post(url, &token)
+                .header("mcp-session-id", &session)
+                .header("mcp-protocol-version", negotiated.as_str().unwrap())
+                .body(list.to_string());
+            let listed = request.send().await.unwrap();
+            assert_eq!(listed.status(), 200, "{version} at {url}");
+            let tools =
+                message_of(&listed.text().await.unwrap())["result"]["tools"].as_array().unwrap().len();
+            answers.push((negotiated, tools));
+        }
+        assert_eq!(answers[0], answers[1], "{version}: direct, then through the gateway");
+    }
+
+    // A sessionless 2026-07-28 request: the gateway answers what the upstream answers.
+    let call = json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": { "name": "echo",
+        "arguments": { "message": "hi" },
+        "_meta": { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} } } });
+    let mut statuses = Vec::new();
+    for url in [&upstream, &gateway.url] {
+        let answer = post(url, &token)
+            .header("mcp-protocol-version", "2026-07-28")
+            .body(call.to_string())
+            .send()
+            .await;
+        statuses.push(answer.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses[0], statuses[1], "sessionless: direct, then through the gateway");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resumption_and_the_get_stream_reach_the_upstream_as_sent() {
+    let idp = Idp::start(&[]);
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    // An upstream whose GET stream says which event it resumes after.
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::get(move |headers: http::HeaderMap| {
+            log.lock().unwrap().push(headers.clone());
+            let after =
+                headers.get("last-event-id").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+            async move {
+                (
+                    [("content-type", "text/event-stream")],
+                    format!("id: 8\ndata: {{\"resumed_after\":\"{after}\"}}\n\n"),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let gateway = Gateway::start(&idp.issuer, &upstream, &[]);
+    let token = user_token(&idp, &gateway.url, "alice");
+    let answer = reqwest::Client::new()
+        .get(&gateway.url)
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .header("last-event-id", "7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "text/event-stream");
+    assert_eq!(
+        answer.text().await.unwrap(),
+        "id: 8\ndata: {\"resumed_after\":\"7\"}\n\n",
+        "streamed as it came"
+    );
+    let headers = seen.lock().unwrap().pop().expect("the upstream got the GET");
+    assert_eq!(headers["last-event-id"], "7");
+    assert!(headers.get("authorization").is_none());
+}

@@ -187,3 +187,32 @@ fn routes_that_would_leak_an_identity_are_refused_before_anything_starts() {
         assert!(!setup.dir.join("data").exists(), "{route:?}: a refused setup left data behind");
     }
 }
+
+#[test]
+fn a_python_mcp_server_behind_the_gateway_learns_the_person_from_headers() {
+    let port = free_port();
+    let setup = Setup::new(
+        "identity-python",
+        &format!(
+            "[registration]\npolicy = \"open\"\n\
+             [[route]]\npath = \"/notes\"\nupstream = \"http://127.0.0.1:{port}/mcp\"\nidentity = \"headers\"\n"
+        ),
+        0o600,
+    );
+    setup.add_person("alice");
+    let (_serve, _) = setup.serve(&[]);
+    // The Python SDK's MCPServer (FastMCP), no auth of its own.
+    let (_notes, _) = support::python_program("notes.py", &[("NOTES_PORT", &port.to_string())], "NOTES_URL=");
+    let route = format!("{}/notes", setup.issuer());
+
+    // The Python SDK as the agent: it registers itself, alice signs in and allows it.
+    let out = support::python_agent(&["--url", &route, "--password", PASSWORD, "--tool", "caller"]);
+    assert_eq!(out["ok"], true, "{out}");
+    assert_eq!(out["consent"], "allow", "{out}");
+    let told = &out["result"];
+    assert_eq!(told["x-agentgate-sub"], setup.user_id("alice").as_str(), "{out}");
+    assert_eq!(told["x-agentgate-client-id"], out["clientId"], "{out}");
+    assert_eq!(told["x-agentgate-issuer"], setup.issuer().as_str());
+    let tools: Vec<&str> = out["tools"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(tools.contains(&"add_note") && tools.contains(&"list_notes"), "{out}");
+}

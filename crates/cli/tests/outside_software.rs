@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::{Dev, interop_dir, node_tool, spawn_until, structured, ts_agent, ts_client};
+use support::{Dev, interop_dir, node_tool, python_agent, spawn_until, structured, ts_agent, ts_client};
 
 const PASSWORD: &str = "wonderland";
 const THIRD_PARTY_APP: &str = "SmartMail AI";
@@ -170,24 +170,6 @@ fn python_whoami(issuer: &str) -> (support::Process, String) {
         .env("WHOAMI_PORT", "0")
         .env("WHOAMI_EXIT_ON_STDIN_CLOSE", "1");
     spawn_until(command, "the tutorial's Python server", "WHOAMI_URL=")
-}
-
-/// Runs the Python SDK as an OAuth agent (interop/python/agent.py): 401,
-/// discovery, registration or a metadata document, the real sign-in and consent
-/// forms, the token, then `whoami`. Returns its JSON line.
-fn python_agent(args: &[&str]) -> Value {
-    let python = interop_dir().join("python/.venv/bin/python");
-    assert!(python.exists(), "interop/python/.venv is missing: scripts/test makes it (ensure_python_venv)");
-    let out = Command::new(python)
-        .arg("agent.py")
-        .args(args)
-        .current_dir(interop_dir().join("python"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
-        panic!("agent.py printed no JSON ({e}): {stdout} {}", String::from_utf8_lossy(&out.stderr))
-    })
 }
 
 #[test]

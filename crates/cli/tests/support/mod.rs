@@ -166,6 +166,36 @@ impl TutorialServer {
     }
 }
 
+/// Runs the Python SDK as an OAuth agent (interop/python/agent.py): 401,
+/// discovery, registration or a metadata document, the real sign-in and consent
+/// forms, the token, then `whoami`. Returns its JSON line.
+pub fn python_agent(args: &[&str]) -> Value {
+    let python = interop_dir().join("python/.venv/bin/python");
+    assert!(python.exists(), "interop/python/.venv is missing: scripts/test makes it (ensure_python_venv)");
+    let out = Command::new(python)
+        .arg("agent.py")
+        .args(args)
+        .current_dir(interop_dir().join("python"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
+        panic!("agent.py printed no JSON ({e}): {stdout} {}", String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+/// A program of interop/python's venv, `script` with `env`, once it prints `marker`.
+pub fn python_program(script: &str, env: &[(&str, &str)], marker: &'static str) -> (Process, String) {
+    let python = interop_dir().join("python/.venv/bin/python");
+    assert!(python.exists(), "interop/python/.venv is missing: scripts/test makes it (ensure_python_venv)");
+    let mut command = Command::new(python);
+    command.arg(script).current_dir(interop_dir().join("python"));
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    spawn_until(command, "a Python MCP server", marker)
+}
+
 /// Runs the TypeScript SDK client (tools/ts-client.mjs); returns its JSON line.
 pub fn ts_client(url: &str, token: Option<&str>, extra: &[&str]) -> Value {
     let mut args = vec!["--url", url];
