@@ -16,7 +16,7 @@ use support::{Idp, Process, interop_dir, node, spawn_until, ts_client};
 /// `agentgate gateway` on a free port in front of `upstream`.
 struct Gateway {
     url: String,
-    _process: Process,
+    process: Process,
 }
 
 impl Gateway {
@@ -28,7 +28,7 @@ impl Gateway {
         }
         command.args(args).env("AGENTGATE_LOG", "warn");
         let (process, url) = spawn_until(command, "agentgate gateway", "agentgate gateway: listening on ");
-        Gateway { url, _process: process }
+        Gateway { url, process }
     }
 }
 
@@ -505,4 +505,53 @@ async fn resumption_and_the_get_stream_reach_the_upstream_as_sent() {
     let headers = seen.lock().unwrap().pop().expect("the upstream got the GET");
     assert_eq!(headers["last-event-id"], "7");
     assert!(headers.get("authorization").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_reads_holds_the_upstream_back_not_the_gateways_memory() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::AsyncWriteExt;
+    let idp = Idp::start(&[]);
+    let produced = Arc::new(AtomicU64::new(0));
+    let counter = produced.clone();
+    // An upstream whose GET stream sends 64 KiB events as fast as it may.
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::get(move || {
+            let counter = counter.clone();
+            let event = bytes::Bytes::from(format!("data: \"{}\"\n\n", "x".repeat(64 * 1024)));
+            let stream = futures_util::stream::repeat_with(move || {
+                counter.fetch_add(event.len() as u64, Ordering::SeqCst);
+                Ok::<_, std::convert::Infallible>(event.clone())
+            });
+            async move { ([("content-type", "text/event-stream")], axum::body::Body::from_stream(stream)) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let gateway = Gateway::start(&idp.issuer, &upstream, &[]);
+    let token = user_token(&idp, &gateway.url, "alice");
+    let before = gateway.process.rss_kib();
+
+    // The client asks for the stream and then never reads a byte.
+    let address = gateway.url.trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    let mut client = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let request = format!(
+        "GET /mcp HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {token}\r\naccept: text/event-stream\r\n\r\n"
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    let settle = |millis| tokio::time::sleep(Duration::from_millis(millis));
+    settle(3000).await;
+    let first = produced.load(Ordering::SeqCst);
+    settle(1000).await;
+    let then = produced.load(Ordering::SeqCst);
+    let grown = gateway.process.rss_kib().saturating_sub(before);
+    assert!(first > 0, "the stream began");
+    // Socket buffers on both sides and hyper's own hold a few MiB; an
+    // unbounded gateway would have taken gigabytes by now.
+    assert!(then < 64 << 20, "the upstream wrote {} MiB into a stream nobody reads", then >> 20);
+    assert!(then - first < 1 << 20, "the upstream was held back: {first} then {then} bytes");
+    assert!(grown < 48 * 1024, "the gateway grew by {grown} KiB");
+    drop(client);
 }

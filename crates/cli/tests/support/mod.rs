@@ -47,6 +47,15 @@ pub struct Process {
     pub name: &'static str,
 }
 
+impl Process {
+    /// The resident memory of the process now, in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("Linux reports VmRSS");
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
