@@ -6,7 +6,7 @@
 //! issuer-load exchange     --issuer URL --client-id ID [...]   codes minted untimed, in batches; /token timed
 //! issuer-load flow         --issuer URL --client-id ID [...]   fresh browser each: authorize, sign in, consent, code, token
 //! issuer-load session-flow --issuer URL --client-id ID [...]   signed in and consented once per worker: authorize, code, token
-//! issuer-load mcp          --issuer URL --client-id ID --mcp URL [...]   one token, a session per worker: tools/call whoami
+//! issuer-load mcp          --issuer URL --client-id ID --mcp URL [--tool T --arguments JSON]   one token, a session per worker: tools/call (whoami)
 //! issuer-load ready --url URL --marker TEXT [--fresh-dir DIR] -- COMMAND...   time from spawn to ready
 //! ```
 //!
@@ -103,6 +103,13 @@ struct LoadArgs {
     /// mcp: the guarded MCP server's URL (the token is asked for it, as `resource`).
     #[arg(long)]
     mcp: Option<String>,
+    /// mcp: the tool called; `whoami` answers must carry a structured result,
+    /// any other tool's a result that is not an error.
+    #[arg(long, default_value = "whoami")]
+    tool: String,
+    /// mcp: the tool's arguments, as JSON.
+    #[arg(long, default_value = "{}")]
+    arguments: String,
     /// A name for the JSON line.
     #[arg(long, default_value = "")]
     label: String,
@@ -175,15 +182,20 @@ impl McpSession {
         Ok(mcp)
     }
 
-    /// `tools/call whoami`; the answer must be a structured result.
-    async fn call_whoami(&self, http: &reqwest::Client) -> anyhow::Result<()> {
-        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami"}});
-        let response = Self::post(http, &self.url, &self.token, Some(&self.session), &call).await?;
+    /// `tools/call` of `call` (a whole JSON-RPC request); the answer must be
+    /// a result, structured for `whoami`, and not an error.
+    async fn call_tool(&self, http: &reqwest::Client, call: &Value) -> anyhow::Result<()> {
+        let response = Self::post(http, &self.url, &self.token, Some(&self.session), call).await?;
         let status = response.status();
         let body = response.text().await?;
         ensure!(status == StatusCode::OK, "tools/call: {status}: {}", snippet(&body));
         ensure!(
-            body.contains("\"structuredContent\""),
+            body.contains("\"result\"") && !body.contains("\"isError\":true"),
+            "tools/call: no result: {}",
+            snippet(&body)
+        );
+        ensure!(
+            call["params"]["name"] != "whoami" || body.contains("\"structuredContent\""),
             "tools/call: no structured result: {}",
             snippet(&body)
         );
@@ -665,19 +677,25 @@ impl Load {
     }
 
     /// mcp: one token; per worker an MCP session (initialize, initialized),
-    /// then `tools/call whoami` back to back, each answer checked.
+    /// then `tools/call` of `--tool` back to back, each answer checked.
     async fn mcp_calls(self) -> anyhow::Result<Value> {
         let args = &self.setup.args;
         let url = args.mcp.clone().context("mcp needs --mcp URL")?;
+        let arguments: Value = serde_json::from_str(&args.arguments).context("--arguments is not JSON")?;
+        let call = Arc::new(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": args.tool, "arguments": arguments}}));
         let (_, token) = self.signed_in().await?;
         let mut sessions = Vec::new();
         for _ in 0..args.concurrency {
             let mcp = McpSession::open(&self.setup.http, &url, &token).await?;
             sessions.push(mcp);
         }
-        self.run_timed(sessions, |setup, mcp| async move {
-            let result = mcp.call_whoami(&setup.http).await;
-            (mcp, result)
+        self.run_timed(sessions, move |setup, mcp| {
+            let call = call.clone();
+            async move {
+                let result = mcp.call_tool(&setup.http, &call).await;
+                (mcp, result)
+            }
         })
         .await
     }
