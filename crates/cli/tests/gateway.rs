@@ -555,3 +555,55 @@ async fn a_client_that_never_reads_holds_the_upstream_back_not_the_gateways_memo
     assert!(grown < 48 * 1024, "the gateway grew by {grown} KiB");
     drop(client);
 }
+
+/// The conformance suite's server scenarios against `url`, each scenario's
+/// (passed, failed) checks; with `token`, every request carries it
+/// (interop/conformance/with-token.mjs).
+fn server_scenarios(url: &str, token: &str) -> std::collections::BTreeMap<String, String> {
+    let interop = interop_dir();
+    let origin = url.split('/').take(3).collect::<Vec<_>>().join("/");
+    let out = Command::new(node())
+        .arg("--import")
+        .arg(interop.join("conformance/with-token.mjs"))
+        .arg(interop.join("node_modules/@modelcontextprotocol/conformance/dist/index.js"))
+        .args(["server", "--url", url])
+        .env("CONFORMANCE_BEARER", token)
+        .env("CONFORMANCE_BEARER_ORIGIN", &origin)
+        .current_dir(&interop)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let summary = report.split("=== SUMMARY ===").nth(1).unwrap_or_else(|| panic!("no summary: {report}"));
+    summary
+        .lines()
+        .filter_map(|line| {
+            let (mark, rest) = line.split_once(' ')?;
+            let (name, counts) = rest.split_once(": ")?;
+            ["✓", "✗"].contains(&mark).then(|| (name.to_owned(), counts.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_conformance_suites_server_scenarios_give_the_same_results_through_the_gateway() {
+    let idp = Idp::start(&[]);
+    let (_everything, upstream) = everything_over_http();
+    let gateway = Gateway::start(&idp.issuer, &upstream, &[]);
+    let token = user_token(&idp, &gateway.url, "alice");
+    let direct = server_scenarios(&upstream, &token);
+    let through = server_scenarios(&gateway.url, &token);
+    assert!(direct.len() >= 25, "the suite ran its scenarios: {direct:?}");
+    for (scenario, counts) in &direct {
+        assert_eq!(
+            through.get(scenario),
+            Some(counts),
+            "{scenario}: direct {counts}, through the gateway {:?}",
+            through.get(scenario)
+        );
+    }
+    let passed = through.values().filter(|c| c.ends_with(" 0 failed")).count();
+    assert!(passed >= 10 && through["tools-call-simple-text"] == "1 passed, 0 failed", "{through:?}");
+    // Without the token, the same suite gets nowhere: the results above are the upstream's.
+    let anonymous = server_scenarios(&gateway.url, "not-a-token");
+    assert!(anonymous.get("server-initialize").is_none_or(|c| c.starts_with("0 passed")), "{anonymous:?}");
+}
