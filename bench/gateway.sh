@@ -8,6 +8,10 @@
 #          "supergateway") and through `agentgate dev --route /stdio=<command>`
 #          with sign-in, consent and tokens ("gateway-stdio").
 #
+#   memory: the RSS each idle MCP session costs the gateway (HTTP and stdio routes) and
+#          supergateway, and each stdio process (one per person) the gateway and
+#          the program cost; SESSIONS idle sessions, PEOPLE people.
+#
 #   bench/gateway.sh                  build (release), then ROUNDS rounds of each
 #   MODES=stdio ROUNDS=3 DURATION=5 bench/gateway.sh
 #
@@ -16,12 +20,12 @@
 # prints calls/s, the CPU µs per call of the process in front (gateway or
 # supergateway; 0 for direct, whose upstream's CPU is the whole figure; the stdio
 # programs' own CPU is in neither) and errors; then the medians and the ratios.
-# Knobs: MODES ("http stdio"), ROUNDS (5), DURATION (10 s), CONCURRENCY (16),
+# Knobs: MODES ("http stdio memory"), SESSIONS (200), PEOPLE (8), ROUNDS (5), DURATION (10 s), CONCURRENCY (16),
 # SERVER_CPU (0), LOAD_CPU (1), PORT (4311), UPSTREAM_PORT (4312), BRIDGE_PORT (4313).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/lib.sh"
-MODES="${MODES:-http stdio}" ROUNDS="${ROUNDS:-5}" DURATION="${DURATION:-10}" CONCURRENCY="${CONCURRENCY:-16}"
+MODES="${MODES:-http stdio memory}" SESSIONS="${SESSIONS:-200}" PEOPLE="${PEOPLE:-8}" ROUNDS="${ROUNDS:-5}" DURATION="${DURATION:-10}" CONCURRENCY="${CONCURRENCY:-16}"
 SERVER_CPU="${SERVER_CPU:-0}" LOAD_CPU="${LOAD_CPU:-1}" PORT="${PORT:-4311}" UPSTREAM_PORT="${UPSTREAM_PORT:-4312}"
 BRIDGE_PORT="${BRIDGE_PORT:-4313}"
 ensure_node
@@ -56,7 +60,8 @@ for mode in $MODES; do
   case "$mode" in
     http) labels+=(direct gateway) ;;
     stdio) labels+=(supergateway gateway-stdio) ;;
-    *) echo "MODES: http or stdio, not $mode" >&2; exit 2 ;;
+    memory) ;;
+    *) echo "MODES: http, stdio or memory, not $mode" >&2; exit 2 ;;
   esac
 done
 for round in $(seq "$ROUNDS"); do
@@ -75,6 +80,40 @@ for round in $(seq "$ROUNDS"); do
     tail -1 "$work/runs.jsonl" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["label"], round(d["per_s"]), "calls/s;", d["server_cpu_us_per_op"], "CPU µs/call in front; errors:", d["errors"], d.get("first_error", ""))'
   done
 done
+# The resident memory of a process and all its descendants, in KiB.
+tree_rss() {
+  local total=0 pid
+  for pid in $1 $(pgrep -P "$1" 2>/dev/null); do
+    [ "$pid" = "$1" ] || { total=$((total + $(tree_rss "$pid"))); continue; }
+    total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+if [[ " $MODES " == *" memory "* ]]; then
+  for target in gw stdio bridge; do
+    url="$base/$target" pid="$gateway_pid" resource="$base/$target"
+    [ "$target" = bridge ] && url="http://127.0.0.1:$BRIDGE_PORT/mcp" pid="$bridge_pid" resource="$base/stdio"
+    before=$(tree_rss "$pid")
+    count=$SESSIONS
+    # supergateway --stateful starts a program per session: fewer of them.
+    [ "$target" = bridge ] && count=$PEOPLE
+    "$bin/issuer-load" sessions --mcp "$url" --concurrency "$count" --label "idle-$target" --pid "$pid" \
+      --issuer "$base" --client-id "$client_id" --resource "$resource" 2>/dev/null >>"$work/memory.jsonl"
+    after=$(tree_rss "$pid")
+    tail -1 "$work/memory.jsonl" | python3 -c "import json,sys; d=json.load(sys.stdin); print(f'{d[\"label\"]}: {d[\"sessions\"]} idle sessions, {d[\"bytes_per_session\"]/1024:.1f} KiB each in the process in front; with its programs {($after - $before) / $count:.0f} KiB each')"
+  done
+  # One stdio process per person: PEOPLE people, one idle session each.
+  before_gateway=$(awk '/^VmRSS/ {print $2}' "/proc/$gateway_pid/status") before_tree=$(tree_rss "$gateway_pid")
+  for n in $(seq "$PEOPLE"); do
+    printf 'wonderland\n' | "$bin/agentgate" users add "person$n" --password-stdin --data-dir "$work/dev" >/dev/null
+    "$bin/issuer-load" sessions --mcp "$base/stdio" --concurrency 1 --login "person$n" --label "person$n" \
+      --pid "$gateway_pid" --issuer "$base" --client-id "$client_id" --resource "$base/stdio" 2>/dev/null >/dev/null
+  done
+  after_gateway=$(awk '/^VmRSS/ {print $2}' "/proc/$gateway_pid/status") after_tree=$(tree_rss "$gateway_pid")
+  echo "stdio processes: $PEOPLE people, $(( (after_gateway - before_gateway) / PEOPLE )) KiB each in the gateway," \
+    "$(( (after_tree - before_tree - after_gateway + before_gateway) / PEOPLE )) KiB each for the program"
+fi
+[ -s "$work/runs.jsonl" ] || exit 0
 python3 - "$work/runs.jsonl" <<'PY'
 import json, statistics, sys
 runs = [json.loads(line) for line in open(sys.argv[1])]

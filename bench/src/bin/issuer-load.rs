@@ -6,6 +6,7 @@
 //! issuer-load exchange     --issuer URL --client-id ID [...]   codes minted untimed, in batches; /token timed
 //! issuer-load flow         --issuer URL --client-id ID [...]   fresh browser each: authorize, sign in, consent, code, token
 //! issuer-load session-flow --issuer URL --client-id ID [...]   signed in and consented once per worker: authorize, code, token
+//! issuer-load sessions     --issuer URL --client-id ID --mcp URL --pid PID --concurrency N   RSS per idle session
 //! issuer-load mcp          --issuer URL --client-id ID --mcp URL [--tool T --arguments JSON]   one token, a session per worker: tools/call (whoami)
 //! issuer-load ready --url URL --marker TEXT [--fresh-dir DIR] -- COMMAND...   time from spawn to ready
 //! ```
@@ -54,6 +55,9 @@ enum Mode {
     /// MCP calls: one token (got by a signed-in browser), an MCP session per
     /// worker, `tools/call whoami` back to back on `--mcp`.
     Mcp(LoadArgs),
+    /// Memory per idle MCP session: `--concurrency` sessions opened on `--mcp`
+    /// with one token and left open; the RSS of `--pid` before and after.
+    Sessions(LoadArgs),
     /// Time from spawn to the readiness line and to the first 200 from `--url`.
     Ready(ReadyArgs),
 }
@@ -142,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::Flow(args) => Load::new(args, "flow").await?.timed(Kind::Flow).await?,
         Mode::SessionFlow(args) => Load::new(args, "session-flow").await?.timed(Kind::Session).await?,
         Mode::Mcp(args) => Load::new(args, "mcp").await?.mcp_calls().await?,
+        Mode::Sessions(args) => Load::new(args, "sessions").await?.idle_sessions().await?,
         Mode::Ready(args) => ready(args).await?,
     };
     println!("{line}");
@@ -698,6 +703,31 @@ impl Load {
             }
         })
         .await
+    }
+
+    /// sessions: opens `--concurrency` sessions one after another and keeps
+    /// them (they end when the server's idle rules say); the RSS of the first
+    /// `--pid` before and after, and per session.
+    async fn idle_sessions(self) -> anyhow::Result<Value> {
+        let args = &self.setup.args;
+        let url = args.mcp.clone().context("sessions needs --mcp URL")?;
+        let pid = *args.pid.first().context("sessions needs --pid")?;
+        let (_, token) = self.signed_in().await?;
+        // One session first, so that what a first request sets up is not counted.
+        let mut sessions = vec![McpSession::open(&self.setup.http, &url, &token).await?];
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss = || proc_status(pid).get("VmRSS").copied().unwrap_or(0);
+        let before = rss();
+        for _ in 0..args.concurrency {
+            sessions.push(McpSession::open(&self.setup.http, &url, &token).await?);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = rss();
+        let per = (after as f64 - before as f64) * 1024.0 / args.concurrency.max(1) as f64;
+        Ok(json!({
+            "label": args.label, "sessions": args.concurrency, "rss_before_kb": before, "rss_after_kb": after,
+            "bytes_per_session": per.round(),
+        }))
     }
 
     /// Runs one worker per state, each doing `op` back to back for the
