@@ -6,7 +6,10 @@
 #   stdio: `tools/call echo` against server-everything on stdio, through the npm
 #          `supergateway` bridge (stdio to Streamable HTTP, stateful, no auth:
 #          "supergateway") and through `agentgate dev --route /stdio=<command>`
-#          with sign-in, consent and tokens ("gateway-stdio").
+#          with sign-in, consent and tokens ("gateway-stdio");
+#          and in the http mode, FastMCP's proxy (fastmcp 4.1.6, pinned in
+#          bench/fastmcp) in front of the same upstream with its JWT check of the
+#          same token ("fastmcp-proxy").
 #
 #   memory: the RSS each idle MCP session costs the gateway (HTTP and stdio routes) and
 #          supergateway, and each stdio process (one per person) the gateway and
@@ -21,13 +24,14 @@
 # supergateway; 0 for direct, whose upstream's CPU is the whole figure; the stdio
 # programs' own CPU is in neither) and errors; then the medians and the ratios.
 # Knobs: MODES ("http stdio memory"), SESSIONS (200), PEOPLE (8), ROUNDS (5), DURATION (10 s), CONCURRENCY (16),
-# SERVER_CPU (0), LOAD_CPU (1), PORT (4311), UPSTREAM_PORT (4312), BRIDGE_PORT (4313).
+# SERVER_CPU (0), LOAD_CPU (1), PORT (4311), UPSTREAM_PORT (4312), BRIDGE_PORT (4313),
+# FASTMCP_PORT (4314).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/lib.sh"
 MODES="${MODES:-http stdio memory}" SESSIONS="${SESSIONS:-200}" PEOPLE="${PEOPLE:-8}" ROUNDS="${ROUNDS:-5}" DURATION="${DURATION:-10}" CONCURRENCY="${CONCURRENCY:-16}"
 SERVER_CPU="${SERVER_CPU:-0}" LOAD_CPU="${LOAD_CPU:-1}" PORT="${PORT:-4311}" UPSTREAM_PORT="${UPSTREAM_PORT:-4312}"
-BRIDGE_PORT="${BRIDGE_PORT:-4313}"
+BRIDGE_PORT="${BRIDGE_PORT:-4313}" FASTMCP_PORT="${FASTMCP_PORT:-4314}"
 ensure_node
 ensure_interop_packages
 (cd "$root" && cargo build --release --quiet -p agentgate -p agentgate-bench)
@@ -52,13 +56,28 @@ gateway_pid=$!
 pids+=($gateway_pid)
 for _ in $(seq 200); do grep -q "^  issuer:" "$work/dev.log" && break; sleep 0.05; done
 for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$BRIDGE_PORT") 2>/dev/null && break; sleep 0.05; done
+# FastMCP's proxy, from its own pinned venv, checking the dev issuer's tokens for /gw.
+if [[ " $MODES " == *" http "* ]]; then
+  fastmcp="$root/bench/fastmcp"
+  if [ ! -x "$fastmcp/.venv/bin/python" ] || [ "$fastmcp/requirements.txt" -nt "$fastmcp/.venv/.stamp" ]; then
+    rm -rf "$fastmcp/.venv" && python3 -m venv "$fastmcp/.venv"
+    "$fastmcp/.venv/bin/pip" install --quiet --no-deps --disable-pip-version-check -r "$fastmcp/requirements.txt"
+    "$fastmcp/.venv/bin/pip" check >/dev/null && touch "$fastmcp/.venv/.stamp"
+  fi
+  issuer="http://127.0.0.1:$PORT"
+  UPSTREAM="$upstream" ISSUER="$issuer" AUDIENCE="$issuer/gw" JWKS_URI="$issuer/jwks" PORT="$FASTMCP_PORT" taskset -c "$SERVER_CPU" "$fastmcp/.venv/bin/python" "$fastmcp/proxy.py" \
+    >"$work/fastmcp.log" 2>&1 &
+  fastmcp_pid=$!
+  pids+=($fastmcp_pid)
+  for _ in $(seq 400); do (exec 3<>"/dev/tcp/127.0.0.1/$FASTMCP_PORT") 2>/dev/null && break; sleep 0.05; done
+fi
 client_id="$("$bin/agentgate" apps list --json --data-dir "$work/dev" |
   python3 -c 'import json,sys; print(next(a["client_id"] for a in json.load(sys.stdin) if a["name"] == "SmartMail AI"))')"
 base="http://127.0.0.1:$PORT"
 labels=()
 for mode in $MODES; do
   case "$mode" in
-    http) labels+=(direct gateway) ;;
+    http) labels+=(direct gateway fastmcp-proxy) ;;
     stdio) labels+=(supergateway gateway-stdio) ;;
     memory) ;;
     *) echo "MODES: http, stdio or memory, not $mode" >&2; exit 2 ;;
@@ -70,13 +89,14 @@ for round in $(seq "$ROUNDS"); do
     case "$label" in
       direct) url="$upstream" pid="$gateway_pid" resource="$base/gw" tool=(--tool whoami) ;;
       gateway) url="$base/gw" pid="$gateway_pid" resource="$base/gw" tool=(--tool whoami) ;;
+      fastmcp-proxy) url="http://127.0.0.1:$FASTMCP_PORT/mcp" pid="$fastmcp_pid" resource="$base/gw" tool=(--tool whoami) ;;
       supergateway) url="http://127.0.0.1:$BRIDGE_PORT/mcp" pid="$bridge_pid" resource="$base/stdio" tool=(--tool echo) ;;
       gateway-stdio) url="$base/stdio" pid="$gateway_pid" resource="$base/stdio" tool=(--tool echo) ;;
     esac
     [ "${tool[1]}" = echo ] && tool+=(--arguments '{"message":"hi"}')
     taskset -c "$LOAD_CPU" "$bin/issuer-load" mcp --mcp "$url" "${tool[@]}" --concurrency "$CONCURRENCY" \
       --duration "$DURATION" --warmup 2 --label "$label" --pid "$pid" --issuer "$base" --client-id "$client_id" \
-      --resource "$resource" 2>/dev/null >>"$work/runs.jsonl"
+      --resource "$resource" 2>"$work/load.err" >>"$work/runs.jsonl" || { echo "$label failed:" >&2; grep -m3 -v "^ *[0-9]*:\\|^ *at " "$work/load.err" >&2; exit 1; }
     tail -1 "$work/runs.jsonl" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["label"], round(d["per_s"]), "calls/s;", d["server_cpu_us_per_op"], "CPU µs/call in front; errors:", d["errors"], d.get("first_error", ""))'
   done
 done
@@ -122,7 +142,7 @@ for label in dict.fromkeys(r["label"] for r in runs):
     mine = [r for r in runs if r["label"] == label]
     med[label] = (statistics.median(r["per_s"] for r in mine), statistics.median(r["server_cpu_us_per_op"] for r in mine))
     print(f"median {label}: {med[label][0]:.0f} calls/s, {med[label][1]:.1f} CPU µs per call in front")
-for a, b in (("gateway", "direct"), ("gateway-stdio", "supergateway")):
+for a, b in (("gateway", "direct"), ("gateway", "fastmcp-proxy"), ("gateway-stdio", "supergateway")):
     if a in med and b in med:
         print(f"{a} / {b}: {med[a][0] / med[b][0]:.3f} of the calls per second")
 PY
