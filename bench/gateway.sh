@@ -5,7 +5,8 @@
 #          through `agentgate dev --route /gw=<that server>` ("gateway");
 #   stdio: `tools/call echo` against server-everything on stdio, through the npm
 #          `supergateway` bridge (stdio to Streamable HTTP, stateful, no auth:
-#          "supergateway") and through `agentgate dev --route /stdio=<command>`
+#          "supergateway"), through the npm `mcp-proxy` bridge (likewise no auth:
+#          "mcp-proxy") and through `agentgate dev --route /stdio=<command>`
 #          with sign-in, consent and tokens ("gateway-stdio");
 #          and in the http mode, FastMCP's proxy (fastmcp 4.1.6, pinned in
 #          bench/fastmcp) in front of the same upstream with its JWT check of the
@@ -25,13 +26,13 @@
 # programs' own CPU is in neither) and errors; then the medians and the ratios.
 # Knobs: MODES ("http stdio memory"), SESSIONS (200), PEOPLE (8), ROUNDS (5), DURATION (10 s), CONCURRENCY (16),
 # SERVER_CPU (0), LOAD_CPU (1), PORT (4311), UPSTREAM_PORT (4312), BRIDGE_PORT (4313),
-# FASTMCP_PORT (4314).
+# FASTMCP_PORT (4314), MCP_PROXY_PORT (4315).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/lib.sh"
 MODES="${MODES:-http stdio memory}" SESSIONS="${SESSIONS:-200}" PEOPLE="${PEOPLE:-8}" ROUNDS="${ROUNDS:-5}" DURATION="${DURATION:-10}" CONCURRENCY="${CONCURRENCY:-16}"
 SERVER_CPU="${SERVER_CPU:-0}" LOAD_CPU="${LOAD_CPU:-1}" PORT="${PORT:-4311}" UPSTREAM_PORT="${UPSTREAM_PORT:-4312}"
-BRIDGE_PORT="${BRIDGE_PORT:-4313}" FASTMCP_PORT="${FASTMCP_PORT:-4314}"
+BRIDGE_PORT="${BRIDGE_PORT:-4313}" FASTMCP_PORT="${FASTMCP_PORT:-4314}" MCP_PROXY_PORT="${MCP_PROXY_PORT:-4315}"
 ensure_node
 ensure_interop_packages
 (cd "$root" && cargo build --release --quiet -p agentgate -p agentgate-bench)
@@ -50,12 +51,19 @@ taskset -c "$SERVER_CPU" node "$root/interop/node_modules/supergateway/dist/inde
   --outputTransport streamableHttp --stateful --port "$BRIDGE_PORT" --logLevel none >"$work/bridge.log" 2>&1 &
 bridge_pid=$!
 pids+=($bridge_pid)
+# shellcheck disable=SC2086 # the command's words, as mcp-proxy wants them after --
+taskset -c "$SERVER_CPU" node "$root/interop/node_modules/mcp-proxy/dist/bin/mcp-proxy.mjs" --port "$MCP_PROXY_PORT" \
+  --server stream -- $everything >"$work/mcp-proxy.log" 2>&1 &
+mcp_proxy_pid=$!
+pids+=($mcp_proxy_pid)
 taskset -c "$SERVER_CPU" "$bin/agentgate" dev --listen "127.0.0.1:$PORT" --data-dir "$work/dev" \
   --route "/gw=$upstream" --route "/stdio=$everything" >"$work/dev.log" 2>&1 &
 gateway_pid=$!
 pids+=($gateway_pid)
 for _ in $(seq 200); do grep -q "^  issuer:" "$work/dev.log" && break; sleep 0.05; done
-for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$BRIDGE_PORT") 2>/dev/null && break; sleep 0.05; done
+for port in "$BRIDGE_PORT" "$MCP_PROXY_PORT"; do
+  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+done
 # FastMCP's proxy, from its own pinned venv, checking the dev issuer's tokens for /gw.
 if [[ " $MODES " == *" http "* ]]; then
   fastmcp="$root/bench/fastmcp"
@@ -78,7 +86,7 @@ labels=()
 for mode in $MODES; do
   case "$mode" in
     http) labels+=(direct gateway fastmcp-proxy) ;;
-    stdio) labels+=(supergateway gateway-stdio) ;;
+    stdio) labels+=(supergateway mcp-proxy gateway-stdio) ;;
     memory) ;;
     *) echo "MODES: http, stdio or memory, not $mode" >&2; exit 2 ;;
   esac
@@ -91,6 +99,7 @@ for round in $(seq "$ROUNDS"); do
       gateway) url="$base/gw" pid="$gateway_pid" resource="$base/gw" tool=(--tool whoami) ;;
       fastmcp-proxy) url="http://127.0.0.1:$FASTMCP_PORT/mcp" pid="$fastmcp_pid" resource="$base/gw" tool=(--tool whoami) ;;
       supergateway) url="http://127.0.0.1:$BRIDGE_PORT/mcp" pid="$bridge_pid" resource="$base/stdio" tool=(--tool echo) ;;
+      mcp-proxy) url="http://127.0.0.1:$MCP_PROXY_PORT/mcp" pid="$mcp_proxy_pid" resource="$base/stdio" tool=(--tool echo) ;;
       gateway-stdio) url="$base/stdio" pid="$gateway_pid" resource="$base/stdio" tool=(--tool echo) ;;
     esac
     [ "${tool[1]}" = echo ] && tool+=(--arguments '{"message":"hi"}')
@@ -142,7 +151,7 @@ for label in dict.fromkeys(r["label"] for r in runs):
     mine = [r for r in runs if r["label"] == label]
     med[label] = (statistics.median(r["per_s"] for r in mine), statistics.median(r["server_cpu_us_per_op"] for r in mine))
     print(f"median {label}: {med[label][0]:.0f} calls/s, {med[label][1]:.1f} CPU µs per call in front")
-for a, b in (("gateway", "direct"), ("gateway", "fastmcp-proxy"), ("gateway-stdio", "supergateway")):
+for a, b in (("gateway", "direct"), ("gateway", "fastmcp-proxy"), ("gateway-stdio", "supergateway"), ("gateway-stdio", "mcp-proxy")):
     if a in med and b in med:
         print(f"{a} / {b}: {med[a][0] / med[b][0]:.3f} of the calls per second")
 PY
