@@ -7,10 +7,11 @@ mod support;
 
 use std::net::TcpListener as StdListener;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::upstream::{Seen, recording_upstream};
 use support::{Idp, Process, interop_dir, node, spawn_until, ts_client};
 
 /// `agentgate gateway` on a free port in front of `upstream`.
@@ -92,32 +93,6 @@ fn an_outside_client_reaches_server_everything_through_the_gateway_and_only_with
 }
 
 /// What a recording upstream saw of each request.
-type Seen = Arc<Mutex<Vec<http::HeaderMap>>>;
-
-/// A tiny upstream that records the headers it gets and answers every POST
-/// with a JSON-RPC result, a cookie and a header of its own.
-async fn recording_upstream() -> (String, Seen) {
-    let seen: Seen = Arc::default();
-    let log = seen.clone();
-    let app = axum::Router::new().route(
-        "/mcp",
-        axum::routing::post(move |headers: http::HeaderMap, body: String| {
-            log.lock().unwrap().push(headers);
-            let request: Value = serde_json::from_str(&body).unwrap();
-            async move {
-                (
-                    [("set-cookie", "agentgate_session=planted; Path=/"), ("x-upstream", "yes")],
-                    axum::Json(json!({ "jsonrpc": "2.0", "id": request["id"], "result": { "echo": request["params"] } })),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, seen)
-}
-
 fn post(url: &str, token: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new()
         .post(url)
@@ -129,7 +104,7 @@ fn post(url: &str, token: &str) -> reqwest::RequestBuilder {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_token_cookies_and_forged_identity_stop_at_the_gateway() {
     let idp = Idp::start(&[]);
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_upstream(0).await;
     let gateway = Gateway::start(&idp.issuer, &upstream, &[]);
     let token = user_token(&idp, &gateway.url, "alice");
 
@@ -194,7 +169,7 @@ async fn an_upstream_that_is_down_or_silent_gets_a_clear_error_in_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_over_the_bound_is_refused_before_it_reaches_the_upstream() {
     let idp = Idp::start(&[]);
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_upstream(0).await;
     let gateway = Gateway::start(&idp.issuer, &upstream, &["--max-body-bytes", "1000"]);
     let token = user_token(&idp, &gateway.url, "alice");
     let big = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "x", "arguments": { "a": "y".repeat(5000) } } });
@@ -390,7 +365,7 @@ fn setups_that_cannot_work_are_refused_with_the_fix() {
 #[tokio::test(flavor = "multi_thread")]
 async fn identity_headers_name_the_outside_issuers_person_and_cannot_be_forged() {
     let idp = Idp::start(&[]);
-    let (upstream, seen) = recording_upstream().await;
+    let (upstream, seen) = recording_upstream(0).await;
     let gateway = Gateway::start(&idp.issuer, &upstream, &["--identity", "headers"]);
     let token = user_token(&idp, &gateway.url, "alice");
     let message = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" });

@@ -6,11 +6,10 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use serde_json::{Value, json};
 use support::flow::jwt_claims;
 use support::setup::{PASSWORD, Setup};
+use support::upstream::recording_upstream;
 use support::{TutorialServer, ts_agent};
 
 fn free_port() -> u16 {
@@ -59,25 +58,6 @@ fn the_tutorials_server_accepts_the_token_minted_for_it_and_learns_the_person() 
     assert_eq!(out["token"]["aud"], route.as_str(), "the agent's own token was for the route: {out}");
 }
 
-type Seen = Arc<Mutex<Vec<http::HeaderMap>>>;
-
-/// An upstream that records the headers it gets and answers with a result.
-async fn recording_upstream(port: u16) -> Seen {
-    let seen: Seen = Arc::default();
-    let log = seen.clone();
-    let app = axum::Router::new().route(
-        "/mcp",
-        axum::routing::post(move |headers: http::HeaderMap, body: String| {
-            log.lock().unwrap().push(headers);
-            let request: Value = serde_json::from_str(&body).unwrap();
-            async move { axum::Json(json!({ "jsonrpc": "2.0", "id": request["id"], "result": {} })) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    seen
-}
-
 async fn call(url: &str, token: &str, forged: &[(&str, &str)]) -> reqwest::Response {
     let mut request = reqwest::Client::new()
         .post(url)
@@ -93,8 +73,8 @@ async fn call(url: &str, token: &str, forged: &[(&str, &str)]) -> reqwest::Respo
 #[tokio::test(flavor = "multi_thread")]
 async fn a_minted_token_is_good_at_its_upstream_only_and_headers_cannot_be_forged() {
     let (minted_port, headers_port) = (free_port(), free_port());
-    let minted_seen = recording_upstream(minted_port).await;
-    let headers_seen = recording_upstream(headers_port).await;
+    let (_, minted_seen) = recording_upstream(minted_port).await;
+    let (_, headers_seen) = recording_upstream(headers_port).await;
     let setup = Setup::new(
         "identity-both",
         &format!(

@@ -92,6 +92,16 @@ impl Slot {
         fill(&mut self.0.lock().expect("an audit slot is never poisoned"));
     }
 
+    /// Records what was decided inside: `refused` or `failed`, with the
+    /// reason's code and words.
+    pub(crate) fn decided(&self, decision: &'static str, reason: &str, detail: &str) {
+        self.update(|entry| {
+            entry.decision = decision;
+            entry.reason = Some(reason.to_owned());
+            entry.detail = Some(detail.to_owned());
+        });
+    }
+
     /// The entry, completed from the answer when nothing inside said more.
     fn finish(&self, status: StatusCode, challenge: Option<&str>, latency_ms: f64) -> AuditEntry {
         let mut entry = self.0.lock().expect("an audit slot is never poisoned").clone();
@@ -237,11 +247,8 @@ mod tests {
         let entry = passed.finish(StatusCode::NOT_FOUND, None, 2.0);
         assert_eq!((entry.decision, entry.reason), ("allowed", None), "the upstream's own 404");
         let refused = slot();
-        refused.update(|e| {
-            e.sub = Some("alice".into());
-            e.decision = "refused";
-            e.reason = Some("policy".into());
-        });
+        refused.update(|e| e.sub = Some("alice".into()));
+        refused.decided("refused", "policy", "the tool is for first-party apps");
         assert_eq!(refused.finish(StatusCode::OK, None, 1.0).decision, "refused");
         let json = serde_json::to_value(slot().finish(StatusCode::OK, None, 0.5)).unwrap();
         assert!(json.get("sub").is_none() && json.get("arguments").is_none(), "absent, not null: {json}");

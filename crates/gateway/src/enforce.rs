@@ -192,11 +192,7 @@ impl Asker {
 /// Notes a refusal in the audit slot, if the route is audited.
 fn note_refusal(slot: Option<&Slot>, reason: &str, detail: &str) {
     if let Some(slot) = slot {
-        slot.update(|entry| {
-            entry.decision = "refused";
-            entry.reason = Some(reason.to_owned());
-            entry.detail = Some(detail.to_owned());
-        });
+        slot.decided("refused", reason, detail);
     }
 }
 

@@ -143,13 +143,9 @@ where
         Ok(work.await.unwrap_or_else(|fault| {
             tracing::warn!(reason = fault.reason(), "{fault}");
             if let Some(slot) = slot {
-                slot.update(|entry| {
-                    // Too large is the request's fault; the others the upstream's.
-                    entry.decision =
-                        if matches!(fault, Fault::TooLarge { .. }) { "refused" } else { "failed" };
-                    entry.reason = Some(fault.reason().to_owned());
-                    entry.detail = Some(fault.to_string());
-                });
+                // Too large is the request's fault; the others the upstream's.
+                let decision = if matches!(fault, Fault::TooLarge { .. }) { "refused" } else { "failed" };
+                slot.decided(decision, fault.reason(), &fault.to_string());
             }
             fault.response(None)
         }))

@@ -13,6 +13,7 @@ pub mod flow;
 #[path = "../../../issuer/tests/common/pg_schema.rs"]
 pub mod pg_schema;
 pub mod setup;
+pub mod upstream;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
