@@ -21,12 +21,13 @@ use std::time::Duration;
 use agentgate_guard::AuthInfo;
 use axum::body::Body;
 use futures_util::TryStreamExt;
-use http::{Method, Request, Response, header};
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use url::Url;
 
 use crate::fault::Fault;
 use crate::headers;
+use crate::http_client::{Client, ClientError};
 use crate::identity::Identity;
 
 /// The bound on a request body, unless the route sets its own.
@@ -57,7 +58,7 @@ pub struct HttpUpstream {
 struct Inner {
     route: Arc<str>,
     url: Url,
-    client: reqwest::Client,
+    transport: Transport,
     timeout: Duration,
     max_body_bytes: usize,
     identity: Identity,
@@ -71,16 +72,10 @@ impl HttpUpstream {
 
     /// The same, with the route's own timeout and body bound.
     pub fn with_limits(route: impl Into<String>, url: Url, timeout: Duration, max_body_bytes: usize) -> Self {
-        let client = reqwest::Client::builder()
-            // The upstream's redirects are its own business: a proxy passes them on.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeout)
-            .tcp_nodelay(true)
-            .build()
-            .expect("a reqwest client with rustls builds");
+        let transport = Transport::for_url(&url, timeout);
         let route = Arc::from(route.into());
         let identity = Identity::None;
-        Self { inner: Arc::new(Inner { route, url, client, timeout, max_body_bytes, identity }) }
+        Self { inner: Arc::new(Inner { route, url, transport, timeout, max_body_bytes, identity }) }
     }
 
     /// The same, telling the upstream who is calling as `identity` says.
@@ -105,6 +100,36 @@ impl HttpUpstream {
 
 crate::fault::upstream_service!(HttpUpstream, forward);
 
+/// How requests reach the upstream: plain HTTP through the gateway's own
+/// HTTP/1.1 client (see `http_client`: fewer writes and wake-ups per call),
+/// HTTPS through reqwest and its certificate checks.
+#[derive(Debug, Clone)]
+enum Transport {
+    Plain(Arc<Client>),
+    Tls(reqwest::Client),
+}
+
+impl Transport {
+    fn for_url(url: &Url, connect_timeout: Duration) -> Self {
+        if url.scheme() == "http"
+            && let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default())
+        {
+            return Self::Plain(Arc::new(Client::new(host, port, connect_timeout)));
+        }
+        let client = reqwest::Client::builder()
+            // The upstream's redirects are its own business: a proxy passes them on.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(connect_timeout)
+            .tcp_nodelay(true)
+            .build()
+            .expect("a reqwest client with rustls builds");
+        Self::Tls(client)
+    }
+}
+
+/// The upstream's answer, before its headers are sorted for the client.
+type Upstream = (StatusCode, HeaderMap, Body);
+
 impl Inner {
     async fn forward(&self, request: Request<Body>) -> Result<Response<Body>, Fault> {
         let (parts, body) = request.into_parts();
@@ -123,24 +148,90 @@ impl Inner {
         }
         let mut to_upstream = headers::to_upstream(&parts.headers);
         self.identity.add(&self.route, parts.extensions.get::<AuthInfo>(), &mut to_upstream)?;
-        let mut outgoing = self.client.request(parts.method.clone(), url).headers(to_upstream);
-        if declared.is_some() || !matches!(parts.method, Method::GET | Method::DELETE | Method::HEAD) {
-            let body = Limited::new(body, limit).into_data_stream();
-            outgoing = outgoing.body(reqwest::Body::wrap_stream(body));
-        }
-        let answer = match tokio::time::timeout(self.timeout, outgoing.send()).await {
-            Err(_) => return Err(Fault::Timeout { route: self.route.to_string(), after: self.timeout }),
-            Ok(Err(error)) => return Err(self.fault_of(&error)),
-            Ok(Ok(answer)) => answer,
+        let with_body =
+            declared.is_some() || !matches!(parts.method, Method::GET | Method::DELETE | Method::HEAD);
+        let body = Limited::new(if with_body { body } else { Body::empty() }, limit);
+        let sent = async {
+            match &self.transport {
+                Transport::Plain(client) => {
+                    self.send_plain(client, parts.method, &url, to_upstream, body).await
+                }
+                Transport::Tls(client) => {
+                    self.send_tls(client, parts.method, url, to_upstream, body, with_body).await
+                }
+            }
         };
-        let mut response = Response::builder().status(answer.status());
-        *response.headers_mut().expect("a fresh builder") = headers::to_client(answer.headers());
+        let (status, from_upstream, body) = match tokio::time::timeout(self.timeout, sent).await {
+            Err(_) => return Err(Fault::Timeout { route: self.route.to_string(), after: self.timeout }),
+            Ok(answer) => answer?,
+        };
+        let mut response = Response::builder().status(status);
+        *response.headers_mut().expect("a fresh builder") = headers::to_client(&from_upstream);
+        Ok(response.body(body).expect("status and headers came from a valid answer"))
+    }
+
+    async fn send_plain(
+        &self,
+        client: &Arc<Client>,
+        method: Method,
+        url: &Url,
+        to_upstream: HeaderMap,
+        body: Limited<Body>,
+    ) -> Result<Upstream, Fault> {
+        // HTTP/1.1 wants the origin form on the request line: path and query.
+        let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
+        let mut request = Request::builder().method(method).uri(target);
+        *request.headers_mut().expect("a fresh builder") = to_upstream;
+        let request = request.body(body).map_err(|error| Fault::Broken {
+            route: self.route.to_string(),
+            detail: format!("the upstream's URL makes no request target ({error})"),
+        })?;
+        let answer = client.send(request).await.map_err(|error| self.fault_of_plain(&error))?;
+        let (parts, body) = answer.into_parts();
+        let route = self.route.clone();
+        let body = body.map_err(move |error| {
+            tracing::debug!(route = %route, error = %agentgate_guard::error_chain(&error), "the upstream's answer broke off");
+            error
+        });
+        Ok((parts.status, parts.headers, Body::new(body)))
+    }
+
+    async fn send_tls(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        url: Url,
+        to_upstream: HeaderMap,
+        body: Limited<Body>,
+        with_body: bool,
+    ) -> Result<Upstream, Fault> {
+        let mut outgoing = client.request(method, url).headers(to_upstream);
+        if with_body {
+            outgoing = outgoing.body(reqwest::Body::wrap_stream(body.into_data_stream()));
+        }
+        let answer = outgoing.send().await.map_err(|error| self.fault_of(&error))?;
+        let (status, from_upstream) = (answer.status(), answer.headers().clone());
         let route = self.route.clone();
         let stream = answer.bytes_stream().map_err(move |error| {
             tracing::debug!(route = %route, error = %agentgate_guard::error_chain(&error), "the upstream's answer broke off");
             error
         });
-        Ok(response.body(Body::from_stream(stream)).expect("status and headers came from a valid answer"))
+        Ok((status, from_upstream, Body::from_stream(stream)))
+    }
+
+    fn fault_of_plain(&self, error: &ClientError) -> Fault {
+        let route = self.route.to_string();
+        // The error names no URL (unlike reqwest's), so all of it is shown.
+        let detail = agentgate_guard::error_chain(error);
+        tracing::debug!(route = %route, error = %detail, "upstream request failed");
+        match error {
+            ClientError::Connect(_) => Fault::Unreachable { route, detail },
+            ClientError::ConnectTimeout(_) => Fault::Timeout { route, after: self.timeout },
+            ClientError::Http(_) if agentgate_guard::caused_by::<LengthLimitError>(error) => {
+                Fault::TooLarge { limit: self.max_body_bytes }
+            }
+            ClientError::Http(_) => Fault::Broken { route, detail },
+        }
     }
 
     fn fault_of(&self, error: &reqwest::Error) -> Fault {

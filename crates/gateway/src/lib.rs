@@ -44,6 +44,7 @@ pub mod audit;
 mod enforce;
 mod fault;
 pub mod headers;
+mod http_client;
 mod http_upstream;
 pub mod identity;
 pub mod metrics;
