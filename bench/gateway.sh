@@ -2,7 +2,11 @@
 # The gateway's own cost, side by side in one run:
 #   http:  authenticated `tools/call whoami` against a fast Rust MCP server
 #          (whoami-unguarded: rmcp, no auth of its own), directly ("direct") and
-#          through `agentgate dev --route /gw=<that server>` ("gateway");
+#          through `agentgate dev --route /gw=<that server>` ("gateway"), and
+#          through the gateway's forwarding alone, with no guard, policy or
+#          audit (bench/src/bin/proxy-unguarded.rs: "bare-proxy"), the floor
+#          that proxying itself costs, and through nginx (Debian's, one
+#          process, bench/nginx/proxy.conf.in: "nginx") as a reference proxy;
 #   stdio: `tools/call echo` against server-everything on stdio, through the npm
 #          `supergateway` bridge (stdio to Streamable HTTP, stateful, no auth:
 #          "supergateway"), through the npm `mcp-proxy` bridge (likewise no auth:
@@ -26,15 +30,17 @@
 # programs' own CPU is in neither) and errors; then the medians and the ratios.
 # Knobs: MODES ("http stdio memory"), SESSIONS (200), PEOPLE (8), ROUNDS (5), DURATION (10 s), CONCURRENCY (16),
 # SERVER_CPU (0), LOAD_CPU (1), PORT (4311), UPSTREAM_PORT (4312), BRIDGE_PORT (4313),
-# FASTMCP_PORT (4314), MCP_PROXY_PORT (4315).
+# FASTMCP_PORT (4314), MCP_PROXY_PORT (4315), BARE_PORT (4316), NGINX_PORT (4317).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/lib.sh"
 MODES="${MODES:-http stdio memory}" SESSIONS="${SESSIONS:-200}" PEOPLE="${PEOPLE:-8}" ROUNDS="${ROUNDS:-5}" DURATION="${DURATION:-10}" CONCURRENCY="${CONCURRENCY:-16}"
 SERVER_CPU="${SERVER_CPU:-0}" LOAD_CPU="${LOAD_CPU:-1}" PORT="${PORT:-4311}" UPSTREAM_PORT="${UPSTREAM_PORT:-4312}"
 BRIDGE_PORT="${BRIDGE_PORT:-4313}" FASTMCP_PORT="${FASTMCP_PORT:-4314}" MCP_PROXY_PORT="${MCP_PROXY_PORT:-4315}"
+BARE_PORT="${BARE_PORT:-4316}" NGINX_PORT="${NGINX_PORT:-4317}"
 ensure_node
 ensure_interop_packages
+if [[ " $MODES " == *" http "* ]] && ! command -v nginx >/dev/null; then apt_install nginx-light; fi
 (cd "$root" && cargo build --release --quiet -p agentgate -p agentgate-bench)
 bin="$root/target/release"
 work="$(mktemp -d /tmp/agentgate-gateway-bench.XXXXXX)"
@@ -61,7 +67,18 @@ taskset -c "$SERVER_CPU" "$bin/agentgate" dev --listen "127.0.0.1:$PORT" --data-
 gateway_pid=$!
 pids+=($gateway_pid)
 for _ in $(seq 200); do grep -q "^  issuer:" "$work/dev.log" && break; sleep 0.05; done
-for port in "$BRIDGE_PORT" "$MCP_PROXY_PORT"; do
+taskset -c "$SERVER_CPU" "$bin/proxy-unguarded" "127.0.0.1:$BARE_PORT" "$upstream" >"$work/bare.log" 2>&1 &
+bare_pid=$!
+pids+=($bare_pid)
+if [[ " $MODES " == *" http "* ]]; then
+  sed -e "s|@WORK@|$work|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
+    "$root/bench/nginx/proxy.conf.in" >"$work/nginx.conf"
+  taskset -c "$SERVER_CPU" nginx -c "$work/nginx.conf" -p "$work" >"$work/nginx.log" 2>&1 &
+  nginx_pid=$!
+  pids+=($nginx_pid)
+  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && break; sleep 0.05; done
+fi
+for port in "$BRIDGE_PORT" "$MCP_PROXY_PORT" "$BARE_PORT"; do
   for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
 done
 # FastMCP's proxy, from its own pinned venv, checking the dev issuer's tokens for /gw.
@@ -85,7 +102,7 @@ base="http://127.0.0.1:$PORT"
 labels=()
 for mode in $MODES; do
   case "$mode" in
-    http) labels+=(direct gateway fastmcp-proxy) ;;
+    http) labels+=(direct nginx bare-proxy gateway fastmcp-proxy) ;;
     stdio) labels+=(supergateway mcp-proxy gateway-stdio) ;;
     memory) ;;
     *) echo "MODES: http, stdio or memory, not $mode" >&2; exit 2 ;;
@@ -96,6 +113,8 @@ for round in $(seq "$ROUNDS"); do
     # The token is for the gateway's route; direct and supergateway check none.
     case "$label" in
       direct) url="$upstream" pid="$gateway_pid" resource="$base/gw" tool=(--tool whoami) ;;
+      nginx) url="http://127.0.0.1:$NGINX_PORT/mcp" pid="$nginx_pid" resource="$base/gw" tool=(--tool whoami) ;;
+      bare-proxy) url="http://127.0.0.1:$BARE_PORT/mcp" pid="$bare_pid" resource="$base/gw" tool=(--tool whoami) ;;
       gateway) url="$base/gw" pid="$gateway_pid" resource="$base/gw" tool=(--tool whoami) ;;
       fastmcp-proxy) url="http://127.0.0.1:$FASTMCP_PORT/mcp" pid="$fastmcp_pid" resource="$base/gw" tool=(--tool whoami) ;;
       supergateway) url="http://127.0.0.1:$BRIDGE_PORT/mcp" pid="$bridge_pid" resource="$base/stdio" tool=(--tool echo) ;;
@@ -151,7 +170,9 @@ for label in dict.fromkeys(r["label"] for r in runs):
     mine = [r for r in runs if r["label"] == label]
     med[label] = (statistics.median(r["per_s"] for r in mine), statistics.median(r["server_cpu_us_per_op"] for r in mine))
     print(f"median {label}: {med[label][0]:.0f} calls/s, {med[label][1]:.1f} CPU µs per call in front")
-for a, b in (("gateway", "direct"), ("gateway", "fastmcp-proxy"), ("gateway-stdio", "supergateway"), ("gateway-stdio", "mcp-proxy")):
+for a, b in (("gateway", "direct"), ("bare-proxy", "direct"), ("nginx", "direct"), ("gateway", "fastmcp-proxy"), ("gateway-stdio", "supergateway"), ("gateway-stdio", "mcp-proxy")):
     if a in med and b in med:
         print(f"{a} / {b}: {med[a][0] / med[b][0]:.3f} of the calls per second")
+if "gateway" in med and "bare-proxy" in med:
+    print(f"the checks (guard, policy, audit) add {med['gateway'][1] - med['bare-proxy'][1]:.1f} CPU µs per call to the forwarding's {med['bare-proxy'][1]:.1f}")
 PY
