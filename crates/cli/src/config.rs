@@ -144,7 +144,7 @@ pub struct RouteConfig {
     /// The name and scope words in other languages (`[route.translations.es]`).
     #[serde(default)]
     pub translations: agentgate_issuer::store::Translations,
-    /// Seconds the upstream may take to begin an answer.
+    /// Seconds the upstream may stay silent (before and within an answer).
     pub timeout: Option<f64>,
     /// The largest request body passed on, in bytes.
     pub max_body_bytes: Option<usize>,

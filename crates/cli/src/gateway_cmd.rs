@@ -62,7 +62,8 @@ pub struct GatewayArgs {
     #[arg(long, env = "AGENTGATE_ROUTE_NAME")]
     name: Option<String>,
 
-    /// How long the upstream may take to begin an answer, in seconds.
+    /// How long the upstream may stay silent, in seconds: before its answer
+    /// begins, and between the parts of an answer to a POST.
     #[arg(long, env = "AGENTGATE_UPSTREAM_TIMEOUT", default_value_t = DEFAULT_TIMEOUT.as_secs_f64())]
     timeout: f64,
 

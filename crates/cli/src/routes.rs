@@ -94,7 +94,7 @@ pub struct Route {
     pub name: String,
     /// The MCP server behind it.
     pub upstream: Upstream,
-    /// How long the upstream may take to begin an answer.
+    /// How long the upstream may stay silent (before and within an answer).
     pub timeout: Duration,
     /// The largest request body passed on.
     pub max_body_bytes: usize,

@@ -5,38 +5,14 @@
 
 mod support;
 
-use std::net::TcpListener as StdListener;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::gateway::{Gateway, mcp, message_of, post, user_token};
 use support::upstream::{Seen, recording_upstream};
-use support::{Idp, Process, interop_dir, node, spawn_until, ts_client};
-
-/// `agentgate gateway` on a free port in front of `upstream`.
-struct Gateway {
-    url: String,
-    process: Process,
-}
-
-impl Gateway {
-    fn start(issuer: &str, upstream: &str, args: &[&str]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_agentgate"));
-        command.args(["gateway", "--issuer", issuer, "--listen", "127.0.0.1:0"]);
-        if !upstream.is_empty() {
-            command.args(["--upstream", upstream]);
-        }
-        command.args(args).env("AGENTGATE_LOG", "warn");
-        let (process, url) = spawn_until(command, "agentgate gateway", "agentgate gateway: listening on ");
-        Gateway { url, process }
-    }
-}
-
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use support::{Idp, Process, free_port, interop_dir, node, spawn_until, ts_client};
 
 /// server-everything over Streamable HTTP, from interop/node_modules.
 fn everything_over_http() -> (Process, String) {
@@ -54,10 +30,6 @@ fn everything_over_http() -> (Process, String) {
         std::thread::sleep(Duration::from_millis(50));
     }
     (process, format!("http://127.0.0.1:{port}/mcp"))
-}
-
-fn user_token(idp: &Idp, resource: &str, user: &str) -> String {
-    idp.access_token(&["--kind", "user", "--user", user, "--resource", resource, "--scope", "whoami"])
 }
 
 #[test]
@@ -90,15 +62,6 @@ fn an_outside_client_reaches_server_everything_through_the_gateway_and_only_with
     let elsewhere = user_token(&idp, &upstream, "alice");
     let refused = ts_client(&gateway.url, Some(&elsewhere), &["--tool", "echo"]);
     assert_eq!(refused["status"], 401, "a token for another audience is refused: {refused}");
-}
-
-/// What a recording upstream saw of each request.
-fn post(url: &str, token: &str) -> reqwest::RequestBuilder {
-    reqwest::Client::new()
-        .post(url)
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -166,6 +129,78 @@ async fn an_upstream_that_is_down_or_silent_gets_a_clear_error_in_time() {
     assert_eq!(body["error"]["data"]["reason"], "upstream_timeout", "{body}");
 }
 
+/// An upstream that begins each SSE answer at once, then sends one progress
+/// notification every `every` for `parts` times before its result — or, for
+/// `parts` of 0, nothing more at all.
+async fn streaming_upstream(every: Duration, parts: u32) -> String {
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(move |body: String| async move {
+            let request: Value = serde_json::from_str(&body).unwrap();
+            let id = request["id"].clone();
+            let events = futures_util::stream::unfold(0, move |sent| {
+                let id = id.clone();
+                async move {
+                    if parts == 0 && sent == 1 {
+                        std::future::pending::<()>().await;
+                    }
+                    if sent > parts {
+                        return None;
+                    }
+                    if sent > 0 {
+                        tokio::time::sleep(every).await;
+                    }
+                    let message = if sent < parts || parts == 0 {
+                        json!({ "jsonrpc": "2.0", "method": "notifications/progress",
+                            "params": { "progressToken": 1, "progress": sent } })
+                    } else {
+                        json!({ "jsonrpc": "2.0", "id": id, "result": { "done": true } })
+                    };
+                    Some((Ok::<_, std::convert::Infallible>(format!("data: {message}\n\n")), sent + 1))
+                }
+            });
+            ([("content-type", "text/event-stream")], axum::body::Body::from_stream(events))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_that_goes_quiet_ends_in_an_error_but_a_long_one_that_talks_does_not() {
+    let idp = Idp::start(&[]);
+    let call = json!({ "jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": { "name": "slow" } });
+
+    // Begins its answer, says one thing, then nothing for ever.
+    let quiet =
+        Gateway::start(&idp.issuer, &streaming_upstream(Duration::ZERO, 0).await, &["--timeout", "1"]);
+    let token = user_token(&idp, &quiet.url, "alice");
+    let started = Instant::now();
+    let answer = post(&quiet.url, &token).body(call.to_string()).timeout(Duration::from_secs(20)).send();
+    let text = answer.await.unwrap().text().await.expect("the stream ends instead of hanging");
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "the progress, then the gateway's error: {text}");
+    assert_eq!(events[0]["method"], "notifications/progress", "what came passed on: {text}");
+    assert_eq!(events[1]["id"], 41, "the error answers the agent's own request: {text}");
+    assert_eq!(events[1]["error"]["data"]["reason"], "upstream_timeout", "{text}");
+    assert!(started.elapsed() < Duration::from_secs(10), "ended after {:?}", started.elapsed());
+
+    // Works for three times the timeout, and says so every half of it.
+    let talking = streaming_upstream(Duration::from_millis(500), 6).await;
+    let busy = Gateway::start(&idp.issuer, &talking, &["--timeout", "1"]);
+    let token = user_token(&idp, &busy.url, "alice");
+    let text = post(&busy.url, &token).body(call.to_string()).send().await.unwrap().text().await.unwrap();
+    let last = text.lines().filter_map(|line| line.strip_prefix("data: ")).next_back().unwrap();
+    let last: Value = serde_json::from_str(last).unwrap();
+    assert_eq!(last, json!({ "jsonrpc": "2.0", "id": 41, "result": { "done": true } }), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_over_the_bound_is_refused_before_it_reaches_the_upstream() {
     let idp = Idp::start(&[]);
@@ -183,146 +218,6 @@ async fn a_body_over_the_bound_is_refused_before_it_reaches_the_upstream() {
     let answer = post(&gateway.url, &token).body(body).send().await.unwrap();
     assert_eq!(answer.status(), 413, "{:?}", answer.text().await);
     assert!(seen.lock().unwrap().is_empty(), "the recording upstream never got a whole request");
-}
-
-/// A stdio upstream program from interop/node_modules, as a shell command line.
-fn node_program(script: &str) -> String {
-    format!("{} {}", node().display(), interop_dir().join("node_modules").join(script).display())
-}
-
-#[test]
-fn two_peoples_memories_stay_apart_behind_a_stdio_route() {
-    let idp = Idp::start(&[]);
-    let files = tempdir("memory");
-    let memory = node_program("@modelcontextprotocol/server-memory/dist/index.js");
-    let env = format!("MEMORY_FILE_PATH={}/{{person}}.jsonl", files.display());
-    let gateway = Gateway::start(&idp.issuer, "", &["--upstream-command", &memory, "--upstream-env", &env]);
-    let alice = user_token(&idp, &gateway.url, "alice");
-    let bob = user_token(&idp, &gateway.url, "bob");
-
-    let note =
-        r#"{"entities":[{"name":"alice-secret","entityType":"note","observations":["only for alice"]}]}"#;
-    let created = ts_client(&gateway.url, Some(&alice), &["--tool", "create_entities", "--arguments", note]);
-    assert_eq!(created["ok"], true, "{created}");
-    let graph = |token: &str| {
-        let out = ts_client(&gateway.url, Some(token), &["--tool", "read_graph", "--arguments", "{}"]);
-        assert_eq!(out["ok"], true, "{out}");
-        out["result"]["content"][0]["text"].as_str().unwrap().to_owned()
-    };
-    assert!(graph(&alice).contains("alice-secret"), "alice reads her own memory");
-    assert!(!graph(&bob).contains("alice-secret"), "bob's memory is his own");
-    assert_eq!(std::fs::read_dir(&files).unwrap().count(), 1, "only alice has written a file");
-}
-
-#[test]
-fn server_everything_on_stdio_answers_through_the_gateway() {
-    let idp = Idp::start(&[]);
-    let everything = node_program("@modelcontextprotocol/server-everything/dist/index.js") + " stdio";
-    let gateway = Gateway::start(&idp.issuer, "", &["--upstream-command", &everything]);
-    let alice = user_token(&idp, &gateway.url, "alice");
-    let bob = user_token(&idp, &gateway.url, "bob");
-    let out = ts_client(
-        &gateway.url,
-        Some(&alice),
-        &["--tool", "get-sum", "--arguments", r#"{"a":2,"b":40}"#, "--session-token", &bob],
-    );
-    assert_eq!(out["ok"], true, "{out}");
-    assert!(out["result"]["content"][0]["text"].as_str().unwrap().contains("42"), "{out}");
-    assert_eq!(out["second"]["status"], 404, "bob cannot use alice's session: {out}");
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("agentgate-gateway-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A raw MCP POST: status, session header and body text.
-async fn mcp(url: &str, token: &str, session: Option<&str>, message: Value) -> (u16, Option<String>, String) {
-    let mut request = post(url, token).body(message.to_string()).timeout(Duration::from_secs(20));
-    if let Some(session) = session {
-        request = request.header("mcp-session-id", session);
-    }
-    let answer = request.send().await.unwrap();
-    let status = answer.status().as_u16();
-    let session = answer.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
-    (status, session, answer.text().await.unwrap())
-}
-
-fn initialize() -> Value {
-    json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "test", "version": "0" } } })
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_crashed_process_ends_its_requests_and_the_next_one_starts_afresh() {
-    let idp = Idp::start(&[]);
-    let starts = tempdir("crash").join("starts");
-    // Counts its starts, reads one message, and dies.
-    let program = format!("sh -c 'echo started >> {}; read line; exit 3'", starts.display());
-    let gateway = Gateway::start(&idp.issuer, "", &["--upstream-command", &program]);
-    let token = user_token(&idp, &gateway.url, "alice");
-    for round in 1..=2 {
-        let (status, _, body) = mcp(&gateway.url, &token, None, initialize()).await;
-        assert_eq!(status, 200, "{body}");
-        assert!(body.contains("its process ended before answering"), "round {round}: {body}");
-        assert!(body.contains("\"id\":1"), "the error answers the client's own request id: {body}");
-    }
-    let started = std::fs::read_to_string(&starts).unwrap();
-    assert_eq!(started.lines().count(), 2, "each request after a crash started a fresh process");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn processes_are_bounded_and_idle_ones_end() {
-    let idp = Idp::start(&[]);
-    let everything = node_program("@modelcontextprotocol/server-everything/dist/index.js") + " stdio";
-    let args = ["--upstream-command", &everything, "--max-processes", "1", "--idle-timeout", "1"];
-    let gateway = Gateway::start(&idp.issuer, "", &args);
-    let alice = user_token(&idp, &gateway.url, "alice");
-    let bob = user_token(&idp, &gateway.url, "bob");
-
-    let (status, session, body) = mcp(&gateway.url, &alice, None, initialize()).await;
-    assert_eq!(status, 200, "{body}");
-    let session = session.expect("a session for alice");
-    let (status, _, body) = mcp(&gateway.url, &bob, None, initialize()).await;
-    assert_eq!(status, 503, "the one process is alice's: {body}");
-    assert!(body.contains("already runs its 1 processes"), "{body}");
-
-    // No request for longer than the idle timeout: alice's process ends,
-    // and with it her session; bob gets the room.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let list = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" });
-    let (status, _, body) = mcp(&gateway.url, &alice, Some(&session), list).await;
-    assert_eq!(status, 404, "the session ended with its process: {body}");
-    let (status, _, body) = mcp(&gateway.url, &bob, None, initialize()).await;
-    assert_eq!(status, 200, "{body}");
-}
-
-#[test]
-fn dev_puts_a_stdio_server_behind_sign_in_and_consent_for_an_outside_agent() {
-    let files = tempdir("dev-memory");
-    let memory = node_program("@modelcontextprotocol/server-memory/dist/index.js");
-    let route = format!("/memory=MEMORY_FILE_PATH={}/{{person}}.jsonl {memory}", files.display());
-    let dev = support::Dev::start_with("gateway-pass-1", &["--route", &route]);
-    let url = format!("{}/memory", dev.base);
-
-    // The TypeScript SDK registers itself, signs alice in, and is asked for consent.
-    let out = support::ts_agent(&url, None, "gateway-pass-1", &["--tool", "read_graph"]);
-    assert_eq!(out["ok"], true, "{out}");
-    assert_eq!(out["consent"], "allow", "a third-party agent is asked: {out}");
-    assert!(out["tools"].as_array().unwrap().iter().any(|t| t == "create_entities"), "{out}");
-    assert!(out["result"]["content"][0]["text"].as_str().unwrap().contains("entities"), "{out}");
-    assert_eq!(out["token"]["aud"], url.as_str(), "the token is for the route alone: {out}");
-
-    let anonymous = ts_client(&url, None, &[]);
-    assert_eq!(anonymous["status"], 401, "{anonymous}");
-    assert!(
-        anonymous["wwwAuthenticate"]
-            .as_str()
-            .unwrap()
-            .contains("/.well-known/oauth-protected-resource/memory")
-    );
 }
 
 /// What `agentgate gateway ARGS` says when it refuses to start (it must).
@@ -383,12 +278,6 @@ async fn identity_headers_name_the_outside_issuers_person_and_cannot_be_forged()
     assert_eq!(headers["x-agentgate-scope"], "whoami");
     assert_eq!(headers.get_all("x-agentgate-sub").iter().count(), 1);
     assert!(headers.get("authorization").is_none());
-}
-
-/// The JSON-RPC message in an answer's body, JSON or the first SSE event with data.
-fn message_of(body: &str) -> Value {
-    let text = body.lines().filter_map(|l| l.strip_prefix("data: ")).find(|d| !d.is_empty()).unwrap_or(body);
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

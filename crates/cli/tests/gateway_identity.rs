@@ -8,13 +8,10 @@ mod support;
 
 use serde_json::{Value, json};
 use support::flow::jwt_claims;
+use support::free_port;
 use support::setup::{PASSWORD, Setup};
 use support::upstream::recording_upstream;
 use support::{TutorialServer, ts_agent};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// alice, and a third-party app that may ask for `scopes`; its client id.
 fn alice_and_app(setup: &Setup, scopes: &str) -> String {

@@ -11,6 +11,7 @@ mod support;
 use serde_json::{Value, json};
 use support::browser::Browser;
 use support::flow::authorize_url_on;
+use support::free_port;
 use support::setup::{PASSWORD, Setup};
 use support::{interop_dir, node, ts_client};
 
@@ -163,10 +164,6 @@ async fn a_body_the_policy_cannot_read_is_refused_and_the_consent_page_names_the
         assert!(page.body.contains(words), "{language}: {}", page.body);
         assert!(!page.body.contains("Use your memory"), "mcp:tools was granted already: {}", page.body);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn audit_lines(path: &std::path::Path) -> Vec<Value> {

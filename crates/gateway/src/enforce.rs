@@ -24,13 +24,13 @@ use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::{Service, ServiceExt};
 
 use crate::audit::Slot;
-use crate::fault::{Fault, jsonrpc_error};
+use crate::fault::jsonrpc_error;
 use crate::policy::{Caller, Decision, Kind, Policy};
 
 /// JSON-RPC's "parse error".
@@ -207,16 +207,11 @@ impl Shared {
             return forward(inner, request).await;
         }
         let (parts, body) = request.into_parts();
-        let bytes = match Limited::new(body, self.max_body_bytes).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-                let fault = Fault::TooLarge { limit: self.max_body_bytes };
+        let bytes = match crate::fault::read_body(body, self.max_body_bytes).await {
+            Ok(bytes) => bytes,
+            Err(fault) => {
                 note_refusal(slot.as_ref(), fault.reason(), &fault.to_string());
                 return fault.response(None);
-            }
-            Err(_) => {
-                note_refusal(slot.as_ref(), "invalid_request", "the request body broke off");
-                return refusal(StatusCode::BAD_REQUEST, None, PARSE_ERROR, "the request body broke off");
             }
         };
         let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');

@@ -58,6 +58,9 @@ pub enum Fault {
         /// The bound, in bytes.
         limit: usize,
     },
+    /// The agent stopped sending the request body half-way.
+    #[error("the request body broke off before its end; send the request again")]
+    BodyBrokeOff,
     /// Every process the route may start is in use.
     #[error(
         "route {route} already runs its {limit} processes, one per person; try again when someone's session ends"
@@ -87,6 +90,7 @@ impl Fault {
             Fault::Unreachable { .. } | Fault::Broken { .. } => StatusCode::BAD_GATEWAY,
             Fault::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Fault::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Fault::BodyBrokeOff => StatusCode::BAD_REQUEST,
             Fault::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Fault::Identity { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,9 +103,15 @@ impl Fault {
             Fault::Timeout { .. } => "upstream_timeout",
             Fault::Broken { .. } => "upstream_failed",
             Fault::TooLarge { .. } => "body_too_large",
+            Fault::BodyBrokeOff => "body_broke_off",
             Fault::Busy { .. } => "process_limit",
             Fault::Identity { .. } => "identity_unavailable",
         }
+    }
+
+    /// Whether the request, not the upstream, is at fault.
+    pub fn is_the_requests(&self) -> bool {
+        matches!(self, Fault::TooLarge { .. } | Fault::BodyBrokeOff)
     }
 
     /// The JSON-RPC error object.
@@ -130,6 +140,17 @@ pub(crate) fn jsonrpc_error(status: StatusCode, id: Option<&Value>, error: Value
     response
 }
 
+/// A request body read whole, within `limit` bytes: the one rule for every
+/// route that reads bodies (413 past the bound, 400 when it breaks off).
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Fault> {
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => Err(Fault::TooLarge { limit }),
+        Err(_) => Err(Fault::BodyBrokeOff),
+    }
+}
+
 /// The future a route's service returns: its answer, never an error.
 pub(crate) type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
@@ -143,8 +164,7 @@ where
         Ok(work.await.unwrap_or_else(|fault| {
             tracing::warn!(reason = fault.reason(), "{fault}");
             if let Some(slot) = slot {
-                // Too large is the request's fault; the others the upstream's.
-                let decision = if matches!(fault, Fault::TooLarge { .. }) { "refused" } else { "failed" };
+                let decision = if fault.is_the_requests() { "refused" } else { "failed" };
                 slot.decided(decision, fault.reason(), &fault.to_string());
             }
             fault.response(None)

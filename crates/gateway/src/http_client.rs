@@ -31,15 +31,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Limited;
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-/// What a request carries to the upstream: the agent's body, within the
-/// route's bound.
-pub(crate) type Outgoing = Limited<axum::body::Body>;
+/// What a request carries to the upstream: the agent's body, read whole
+/// within the route's bound (so it goes with a `Content-Length`).
+pub(crate) type Outgoing = Full<Bytes>;
 
 /// Idle connections kept per upstream; more would only hold sockets.
 const MAX_IDLE: usize = 32;
@@ -330,7 +330,7 @@ mod tests {
                          2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n";
 
     fn get() -> Request<Outgoing> {
-        Request::get("/mcp").body(Limited::new(axum::body::Body::empty(), 1024)).unwrap()
+        Request::get("/mcp").body(Full::default()).unwrap()
     }
 
     async fn text(client: &Arc<Client>) -> Result<String, ClientError> {

@@ -2,27 +2,40 @@
 //! request as it came (method, body, MCP headers) and streams the answer back
 //! as it goes (JSON, or an SSE stream of any length).
 //!
-//! Nothing is buffered whole: bodies flow through in both directions, so an
-//! SSE stream that stays open for hours (the GET stream of server-initiated
-//! messages) costs a connection, not memory, and a client that stops reading
-//! stops the upstream's writes through TCP's own backpressure — the gateway's
-//! memory stays flat. The one bound on time is the wait for the upstream's
-//! answer to begin; once it streams, the stream is the client's and the
-//! upstream's business.
+//! A request body is read whole within the route's bound (an MCP message is
+//! small, and it then goes on with a `Content-Length`); answers are never
+//! buffered: they stream through, so an SSE stream that stays open for hours
+//! (the GET stream of server-initiated messages) costs a connection, not
+//! memory, and a client that stops reading stops the upstream's writes
+//! through TCP's own backpressure — the gateway's memory stays flat.
+//!
+//! The route's timeout bounds the upstream's silence: the wait for its answer
+//! to begin, then, within the answer to a POST, the wait for each next part
+//! of it. A tool that works for minutes and says so (progress notifications)
+//! is let be; one that went quiet ends with a 504-worded JSON-RPC error on
+//! its SSE stream, so the agent never hangs. A GET stream may be silent for
+//! as long as the server has nothing to say.
 //!
 //! Sessions and resumption need no state here: the upstream's
 //! `Mcp-Session-Id` goes back to the client sealed to the person by the guard
 //! in front (see `agentgate_guard`), and comes back opened; `Last-Event-ID`
 //! passes as it is, inside a session that only its person can name.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use agentgate_guard::AuthInfo;
 use axum::body::Body;
+use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+use tokio::time::{Instant, Sleep};
 use url::Url;
 
 use crate::fault::Fault;
@@ -32,7 +45,8 @@ use crate::identity::Identity;
 
 /// The bound on a request body, unless the route sets its own.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// How long the upstream may take to begin its answer, unless the route says.
+/// How long the upstream may stay silent (before its answer begins, and
+/// between the parts of an answer to a POST), unless the route says.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A Streamable HTTP upstream, as a tower service to put behind the guard.
@@ -150,20 +164,29 @@ impl Inner {
         self.identity.add(&self.route, parts.extensions.get::<AuthInfo>(), &mut to_upstream)?;
         let with_body =
             declared.is_some() || !matches!(parts.method, Method::GET | Method::DELETE | Method::HEAD);
-        let body = Limited::new(if with_body { body } else { Body::empty() }, limit);
-        let sent = async {
+        let sent = if with_body { crate::fault::read_body(body, limit).await? } else { Bytes::new() };
+        let is_post = parts.method == Method::POST;
+        let exchange = async {
             match &self.transport {
                 Transport::Plain(client) => {
-                    self.send_plain(client, parts.method, &url, to_upstream, body).await
+                    self.send_plain(client, parts.method, &url, to_upstream, sent.clone()).await
                 }
                 Transport::Tls(client) => {
-                    self.send_tls(client, parts.method, url, to_upstream, body, with_body).await
+                    self.send_tls(client, parts.method, url, to_upstream, sent.clone(), with_body).await
                 }
             }
         };
-        let (status, from_upstream, body) = match tokio::time::timeout(self.timeout, sent).await {
+        let (status, from_upstream, body) = match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => return Err(Fault::Timeout { route: self.route.to_string(), after: self.timeout }),
             Ok(answer) => answer?,
+        };
+        let body = if is_post {
+            let sse = from_upstream.get(header::CONTENT_TYPE).is_some_and(|v| {
+                v.as_bytes().get(..17).is_some_and(|media| media.eq_ignore_ascii_case(b"text/event-stream"))
+            });
+            Body::new(Quiet::new(body, self.route.clone(), self.timeout, sse.then_some(sent)))
+        } else {
+            body
         };
         let mut response = Response::builder().status(status);
         *response.headers_mut().expect("a fresh builder") = headers::to_client(&from_upstream);
@@ -176,13 +199,13 @@ impl Inner {
         method: Method,
         url: &Url,
         to_upstream: HeaderMap,
-        body: Limited<Body>,
+        body: Bytes,
     ) -> Result<Upstream, Fault> {
         // HTTP/1.1 wants the origin form on the request line: path and query.
         let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
         let mut request = Request::builder().method(method).uri(target);
         *request.headers_mut().expect("a fresh builder") = to_upstream;
-        let request = request.body(body).map_err(|error| Fault::Broken {
+        let request = request.body(Full::new(body)).map_err(|error| Fault::Broken {
             route: self.route.to_string(),
             detail: format!("the upstream's URL makes no request target ({error})"),
         })?;
@@ -202,12 +225,12 @@ impl Inner {
         method: Method,
         url: Url,
         to_upstream: HeaderMap,
-        body: Limited<Body>,
+        body: Bytes,
         with_body: bool,
     ) -> Result<Upstream, Fault> {
         let mut outgoing = client.request(method, url).headers(to_upstream);
         if with_body {
-            outgoing = outgoing.body(reqwest::Body::wrap_stream(body.into_data_stream()));
+            outgoing = outgoing.body(body);
         }
         let answer = outgoing.send().await.map_err(|error| self.fault_of(&error))?;
         let (status, from_upstream) = (answer.status(), answer.headers().clone());
@@ -227,9 +250,6 @@ impl Inner {
         match error {
             ClientError::Connect(_) => Fault::Unreachable { route, detail },
             ClientError::ConnectTimeout(_) => Fault::Timeout { route, after: self.timeout },
-            ClientError::Http(_) if agentgate_guard::caused_by::<LengthLimitError>(error) => {
-                Fault::TooLarge { limit: self.max_body_bytes }
-            }
             ClientError::Http(_) => Fault::Broken { route, detail },
         }
     }
@@ -245,12 +265,105 @@ impl Inner {
         tracing::debug!(route = %route, error = %agentgate_guard::error_chain(error), "upstream request failed");
         if error.is_timeout() {
             Fault::Timeout { route, after: self.timeout }
-        } else if agentgate_guard::caused_by::<LengthLimitError>(error) {
-            Fault::TooLarge { limit: self.max_body_bytes }
         } else if error.is_connect() {
             Fault::Unreachable { route, detail }
         } else {
             Fault::Broken { route, detail }
         }
+    }
+}
+
+/// The body of an answer to a POST, which may not stay silent longer than the
+/// route's timeout. An SSE answer that goes quiet ends with one more event: a
+/// JSON-RPC error for each request of the POST (`request`, the body sent),
+/// so the agent's call fails in words instead of waiting forever. Any other
+/// answer ends with an error, which breaks the connection off.
+struct Quiet {
+    inner: Body,
+    route: Arc<str>,
+    timeout: Duration,
+    /// Armed at the first wait; pushed back by every part that arrives.
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// The POST's body, when the answer is SSE; taken when the error is sent.
+    request: Option<Bytes>,
+    done: bool,
+}
+
+impl Quiet {
+    fn new(inner: Body, route: Arc<str>, timeout: Duration, request: Option<Bytes>) -> Self {
+        Self { inner, route, timeout, sleep: None, request, done: false }
+    }
+
+    fn fault(&self) -> Fault {
+        Fault::Timeout { route: self.route.to_string(), after: self.timeout }
+    }
+
+    /// The last event: the timeout's error for every request in `request`
+    /// (one message or a batch), as MCP's SSE answers carry them.
+    fn last_event(&self, request: &[u8]) -> Bytes {
+        let ids: Vec<Value> = match serde_json::from_slice::<Value>(request) {
+            Ok(Value::Array(batch)) => batch.iter().filter_map(request_id).collect(),
+            Ok(message) => request_id(&message).into_iter().collect(),
+            Err(_) => Vec::new(),
+        };
+        let mut event = String::new();
+        for id in ids {
+            let error =
+                serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": self.fault().error_object() });
+            event.push_str(&format!("event: message\ndata: {error}\n\n"));
+        }
+        Bytes::from(event)
+    }
+}
+
+/// The id of a request (a message with a method and an id), if it is one.
+fn request_id(message: &Value) -> Option<Value> {
+    message.get("method")?;
+    message.get("id").filter(|id| !id.is_null()).cloned()
+}
+
+impl http_body::Body for Quiet {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                if let Some(sleep) = &mut this.sleep {
+                    sleep.as_mut().reset(Instant::now() + this.timeout);
+                }
+                this.done = frame.is_none();
+                return Poll::Ready(frame);
+            }
+            Poll::Pending => {}
+        }
+        let timeout = this.timeout;
+        let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        this.done = true;
+        let fault = this.fault();
+        tracing::warn!(reason = fault.reason(), "{fault} (the answer had begun)");
+        match this.request.take() {
+            Some(request) => Poll::Ready(Some(Ok(Frame::data(this.last_event(&request))))),
+            None => Poll::Ready(Some(Err(axum::Error::new(fault)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        // An SSE answer may gain the last event; any other keeps its size.
+        if self.request.is_some() { http_body::SizeHint::default() } else { self.inner.size_hint() }
     }
 }

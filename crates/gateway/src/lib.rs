@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+mod delivery;
 mod enforce;
 mod fault;
 pub mod headers;

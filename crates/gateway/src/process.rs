@@ -7,13 +7,17 @@
 //! answer comes back under the client's id again. Nothing else in a message
 //! is touched.
 //!
-//! What the process sends of its own accord goes where it belongs:
+//! What the process sends goes where it belongs:
 //!
 //! - an answer, to the request that waits for it;
 //! - `notifications/progress`, to the request whose `progressToken` it names;
-//! - any other request or notification, to the GET streams of the process's
-//!   sessions, or, when none is open, to the requests in flight (a tool that
-//!   asks for sampling while it runs reaches the agent that called it).
+//! - any other request or notification, to the streams that [`crate::delivery`]
+//!   picks: those of one person through one app, or none.
+//!
+//! The ids that come back are mapped the other way with the same care: a
+//! `notifications/cancelled` reaches the process only for the sender's own
+//! request, under the gateway's id, and an answer to the process's request
+//! only from the owner it was asked of.
 //!
 //! Every queue is bounded. A stream whose client stops reading loses its place
 //! — its request ends — rather than grow the gateway's memory; stdin is a
@@ -33,6 +37,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::sync::CancellationToken;
+
+use crate::delivery::{self, Asked, Owner};
 
 /// The longest line a process may write: one JSON-RPC message.
 pub(crate) const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
@@ -62,6 +68,7 @@ pub(crate) type StreamSender = mpsc::Sender<Value>;
 struct Pending {
     /// The client's id, given back on the answer.
     id: Value,
+    owner: Owner,
     progress_token: Option<Value>,
     stream: StreamSender,
 }
@@ -72,7 +79,9 @@ pub(crate) struct Process {
     stdin: mpsc::Sender<Bytes>,
     pending: Mutex<HashMap<u64, Pending>>,
     /// The GET streams of the sessions on this process, by session id.
-    listeners: Mutex<HashMap<String, StreamSender>>,
+    listeners: Mutex<HashMap<String, (Owner, StreamSender)>>,
+    /// The process's own requests that went to an agent, and to whom.
+    asked: Mutex<Asked>,
     next_id: AtomicU64,
     /// Cancelled when the process has ended (or is being ended).
     pub ended: CancellationToken,
@@ -125,6 +134,7 @@ impl Process {
             stdin: stdin_tx,
             pending: Mutex::default(),
             listeners: Mutex::default(),
+            asked: Mutex::default(),
             next_id: AtomicU64::new(1),
             ended: CancellationToken::new(),
             last_used: Mutex::new(Instant::now()),
@@ -197,24 +207,55 @@ impl Process {
         self.last_used.lock().unwrap().elapsed()
     }
 
-    /// Writes a message that expects no answer (a notification, or a
-    /// client's answer to the process's own request).
-    pub async fn send(&self, message: &Value, timeout: Duration) -> Result<(), SendError> {
+    /// Writes `owner`'s notification. A cancellation names the request by
+    /// the client's id: it goes on under the gateway's id, and only for a
+    /// request of the sender's own that is still in flight (else it is
+    /// dropped: the request was answered already, or was never theirs).
+    pub async fn notify(
+        &self,
+        mut message: Value,
+        owner: &Owner,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        if message.get("method").and_then(Value::as_str) == Some("notifications/cancelled") {
+            let Some(theirs) = message.pointer("/params/requestId") else { return Ok(()) };
+            let ours = self
+                .pending
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(_, p)| p.owner == *owner && p.id == *theirs)
+                .map(|(ours, _)| *ours);
+            let Some(ours) = ours else { return Ok(()) };
+            message["params"]["requestId"] = Value::from(ours);
+        }
+        self.write(&message, timeout).await
+    }
+
+    /// Writes `owner`'s answer to a request of the process's; refused unless
+    /// that request went to `owner`.
+    pub async fn answer(&self, message: &Value, owner: &Owner, timeout: Duration) -> Result<(), SendError> {
+        let id = message.get("id").unwrap_or(&Value::Null);
+        if !self.asked.lock().unwrap().take(id, owner) {
+            return Err(SendError::NotAsked);
+        }
         self.write(message, timeout).await
     }
 
-    /// Writes a request; its answer (and its progress) will go to `stream`.
-    /// Returns the gateway's id for it, for [`Process::forget`].
+    /// Writes `owner`'s request; its answer (and its progress) will go to
+    /// `stream`. Returns the gateway's id for it, for [`Process::forget`].
     pub async fn request(
         &self,
         mut message: Value,
+        owner: &Owner,
         stream: StreamSender,
         timeout: Duration,
     ) -> Result<u64, SendError> {
         let ours = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id = std::mem::replace(&mut message["id"], Value::from(ours));
         let progress_token = message.pointer("/params/_meta/progressToken").cloned();
-        self.pending.lock().unwrap().insert(ours, Pending { id, progress_token, stream });
+        let pending = Pending { id, owner: owner.clone(), progress_token, stream };
+        self.pending.lock().unwrap().insert(ours, pending);
         if let Err(error) = self.write(&message, timeout).await {
             self.forget(ours);
             return Err(error);
@@ -227,9 +268,9 @@ impl Process {
         self.pending.lock().unwrap().remove(&ours);
     }
 
-    /// Opens the GET stream of `session`, replacing an earlier one.
-    pub fn listen(&self, session: &str, stream: StreamSender) {
-        self.listeners.lock().unwrap().insert(session.to_owned(), stream);
+    /// Opens the GET stream of `owner`'s `session`, replacing an earlier one.
+    pub fn listen(&self, session: &str, owner: &Owner, stream: StreamSender) {
+        self.listeners.lock().unwrap().insert(session.to_owned(), (owner.clone(), stream));
     }
 
     /// Closes the GET stream of `session`.
@@ -271,7 +312,8 @@ impl Process {
             }
             return;
         }
-        if message.get("method").and_then(Value::as_str) == Some("notifications/progress")
+        let method = message.get("method").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if method == "notifications/progress"
             && let Some(token) = message.pointer("/params/progressToken")
         {
             let pending = self.pending.lock().unwrap();
@@ -280,21 +322,37 @@ impl Process {
                 return;
             }
         }
-        let listeners: Vec<StreamSender> = self.listeners.lock().unwrap().values().cloned().collect();
-        let targets = if listeners.is_empty() {
-            self.pending.lock().unwrap().values().map(|p| p.stream.clone()).collect()
-        } else {
-            listeners
-        };
-        if targets.is_empty() {
-            tracing::debug!(
-                route,
-                pid = self.pid,
-                "a message from the process with no stream open for it; dropped"
-            );
-        }
-        for target in targets {
-            let _ = target.try_send(message.clone());
+        let in_flight =
+            self.pending.lock().unwrap().values().map(|p| (p.owner.clone(), p.stream.clone())).collect();
+        let listening = self.listeners.lock().unwrap().values().cloned().collect();
+        let id = message.get("id").filter(|id| !id.is_null()).cloned();
+        match delivery::audience(&method, in_flight, listening) {
+            Ok((owner, targets)) => {
+                if let (Some(id), Some(owner)) = (id, owner) {
+                    self.asked.lock().unwrap().note(id, owner);
+                }
+                for target in targets {
+                    let _ = target.try_send(message.clone());
+                }
+            }
+            Err(why) => {
+                tracing::debug!(
+                    route,
+                    pid = self.pid,
+                    method,
+                    "a message from the process for no one: {}",
+                    why.words()
+                );
+                // A request nobody may answer is answered here, so that the
+                // process does not wait for it.
+                if let Some(id) = id {
+                    let error = serde_json::json!({ "jsonrpc": "2.0", "id": id,
+                        "error": { "code": -32603, "message": why.words() } });
+                    let mut line = serde_json::to_vec(&error).expect("a JSON value serializes");
+                    line.push(b'\n');
+                    let _ = self.stdin.try_send(line.into());
+                }
+            }
         }
     }
 
@@ -321,6 +379,8 @@ pub(crate) enum SendError {
     Timeout,
     /// The process has ended.
     Ended,
+    /// An answer to a request the process did not send to this owner.
+    NotAsked,
 }
 
 #[cfg(test)]

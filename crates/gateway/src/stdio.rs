@@ -30,10 +30,10 @@ use agentgate_guard::AuthInfo;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::delivery::Owner;
 use crate::fault::Fault;
 use crate::process::{Process, STREAM_QUEUE, SendError, StdioCommand};
 
@@ -158,12 +158,13 @@ impl Inner {
             // Only behind the guard; anything else is a wiring mistake, refused.
             return Ok(rpc_error(StatusCode::UNAUTHORIZED, -32600, "this route needs a verified caller"));
         };
-        let person = format!("{}\n{}", who.issuer, who.subject);
+        let owner =
+            Owner { person: format!("{}\n{}", who.issuer, who.subject), client_id: who.client_id.clone() };
         let session = request.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         match *request.method() {
-            Method::POST => self.post(request, &who, person, session).await,
-            Method::GET => Ok(self.listen(&request, &person, session)),
-            Method::DELETE => Ok(self.delete(&person, session)),
+            Method::POST => self.post(request, &who, owner, session).await,
+            Method::GET => Ok(self.listen(&request, &owner, session)),
+            Method::DELETE => Ok(self.delete(&owner.person, session)),
             _ => {
                 let mut response =
                     rpc_error(StatusCode::METHOD_NOT_ALLOWED, -32600, "use POST, GET or DELETE");
@@ -219,18 +220,13 @@ impl Inner {
         self: &Arc<Self>,
         request: Request<Body>,
         who: &AuthInfo,
-        person: String,
+        owner: Owner,
         session: Option<String>,
     ) -> Result<Response<Body>, Fault> {
+        let person = &owner.person;
         let (parts, body) = request.into_parts();
         let limit = self.options.max_body_bytes;
-        let body: Bytes = match Limited::new(body, limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<LengthLimitError>() => return Err(Fault::TooLarge { limit }),
-            Err(_) => {
-                return Ok(rpc_error(StatusCode::BAD_REQUEST, -32700, "the request body could not be read"));
-            }
-        };
+        let body: Bytes = crate::fault::read_body(body, limit).await?;
         let messages = match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Array(batch)) if !batch.is_empty() => batch,
             Ok(message @ Value::Object(_)) => vec![message],
@@ -245,12 +241,12 @@ impl Inner {
         let initializes =
             messages.iter().any(|m| m.get("method").and_then(Value::as_str) == Some("initialize"));
         let (process, new_session) = match &session {
-            Some(id) => match self.session(&person, id) {
+            Some(id) => match self.session(person, id) {
                 Some(session) => (session.process, None),
                 None => return Ok(no_session()),
             },
             None => {
-                let process = self.process_for(&person, &who.subject)?;
+                let process = self.process_for(person, &who.subject)?;
                 let id = initializes.then(new_session_id);
                 if let Some(id) = &id {
                     let session = Session { person: person.clone(), process: process.clone() };
@@ -264,25 +260,32 @@ impl Inner {
         let (stream, answers) = mpsc::channel(STREAM_QUEUE);
         let mut waiting = Vec::new();
         for message in messages {
-            let is_request =
-                message.get("method").is_some() && message.get("id").is_some_and(|id| !id.is_null());
-            let sent = if is_request {
-                let id = message["id"].clone();
-                process.request(message, stream.clone(), timeout).await.map(|ours| waiting.push((ours, id)))
-            } else {
-                process.send(&message, timeout).await
+            let has_id = message.get("id").is_some_and(|id| !id.is_null());
+            let sent = match (message.get("method").is_some(), has_id) {
+                (true, true) => {
+                    let id = message["id"].clone();
+                    let sent = process.request(message, &owner, stream.clone(), timeout).await;
+                    sent.map(|ours| waiting.push((ours, id)))
+                }
+                (true, false) => process.notify(message, &owner, timeout).await,
+                (false, _) => process.answer(&message, &owner, timeout).await,
             };
             if let Err(error) = sent {
                 for (ours, _) in &waiting {
                     process.forget(*ours);
                 }
-                return Err(match error {
-                    SendError::Timeout => Fault::Timeout { route: self.route.clone(), after: timeout },
-                    SendError::Ended => Fault::Broken {
+                return match error {
+                    SendError::Timeout => Err(Fault::Timeout { route: self.route.clone(), after: timeout }),
+                    SendError::Ended => Err(Fault::Broken {
                         route: self.route.clone(),
                         detail: "its process has ended; send the request again to start a fresh one".into(),
-                    },
-                });
+                    }),
+                    SendError::NotAsked => Ok(rpc_error(
+                        StatusCode::BAD_REQUEST,
+                        -32600,
+                        "this answers no request that the MCP server sent to this agent; nothing was passed on",
+                    )),
+                };
             }
         }
         drop(stream);
@@ -307,7 +310,7 @@ impl Inner {
     }
 
     /// The GET stream: what the process sends of its own accord.
-    fn listen(&self, request: &Request<Body>, person: &str, session: Option<String>) -> Response<Body> {
+    fn listen(&self, request: &Request<Body>, owner: &Owner, session: Option<String>) -> Response<Body> {
         let Some(id) = session else {
             let mut response = rpc_error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -317,7 +320,7 @@ impl Inner {
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
             return response;
         };
-        let Some(session) = self.session(person, &id) else { return no_session() };
+        let Some(session) = self.session(&owner.person, &id) else { return no_session() };
         if !accepts(request.headers(), "text/event-stream") {
             return rpc_error(
                 StatusCode::NOT_ACCEPTABLE,
@@ -326,7 +329,7 @@ impl Inner {
             );
         }
         let (stream, messages) = mpsc::channel(STREAM_QUEUE);
-        session.process.listen(&id, stream);
+        session.process.listen(&id, owner, stream);
         let listening = Listening { process: session.process, session: id };
         let events = futures_util::stream::unfold(
             (messages, listening),

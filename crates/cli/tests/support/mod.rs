@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod browser;
 pub mod flow;
+pub mod gateway;
 #[path = "../../../issuer/tests/common/pg_schema.rs"]
 pub mod pg_schema;
 pub mod setup;
@@ -42,6 +43,11 @@ pub fn node() -> PathBuf {
     node
 }
 
+/// A port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// A child process killed when dropped.
 pub struct Process {
     child: Child,
@@ -67,8 +73,18 @@ impl Drop for Process {
 /// Spawns `command` and waits (at most 30 s) for a stdout line starting with
 /// `marker`; returns the process and the rest of that line. Later stdout is
 /// drained in the background so the child never blocks on a full pipe.
-pub fn spawn_until(mut command: Command, name: &'static str, marker: &'static str) -> (Process, String) {
-    command.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::piped());
+pub fn spawn_until(command: Command, name: &'static str, marker: &'static str) -> (Process, String) {
+    spawn_until_with(command, name, marker, Stdio::inherit())
+}
+
+/// [`spawn_until`], with the child's stderr going to `stderr`.
+pub fn spawn_until_with(
+    mut command: Command,
+    name: &'static str,
+    marker: &'static str,
+    stderr: Stdio,
+) -> (Process, String) {
+    command.stdout(Stdio::piped()).stderr(stderr).stdin(Stdio::piped());
     let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
