@@ -332,12 +332,23 @@ fn call_whoami_in_chromium(
     args: &[&str],
     person: &[(&str, &str)],
 ) -> (std::process::Output, serde_json::Value) {
+    call_in_chromium(mcp, "whoami", dir, args, person)
+}
+
+/// [`call_whoami_in_chromium`], for the tool `tool`.
+fn call_in_chromium(
+    mcp: &str,
+    tool: &str,
+    dir: &std::path::Path,
+    args: &[&str],
+    person: &[(&str, &str)],
+) -> (std::process::Output, serde_json::Value) {
     let (interop, node) = (support::interop_dir(), support::node());
     static N: AtomicUsize = AtomicUsize::new(0);
     let report = dir.with_extension(format!("person-{}.json", N.fetch_add(1, Ordering::SeqCst)));
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"));
     command
-        .args(["agent", "call", mcp, "whoami", "--timeout", "90", "--credentials-dir"])
+        .args(["agent", "call", mcp, tool, "--timeout", "90", "--credentials-dir"])
         .arg(dir)
         .args(args)
         .env("BROWSER", format!("{} {}", node.display(), interop.join("tools/person.mjs").display()))
@@ -673,4 +684,43 @@ async fn logout_revokes_only_where_the_issuer_says_and_keeps_what_it_could_not_r
     let (ok, _, said) = logout("unsupported", &[]);
     assert!(ok && said.contains("stay valid until they expire") && kept() == 0, "{said}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_agent_reaches_server_memory_behind_a_dev_route_through_sign_in_and_consent() {
+    // The README's first gateway command, with the installed package in place of npx.
+    let files = credentials_dir("memory-files");
+    std::fs::create_dir_all(&files).unwrap();
+    let memory =
+        support::interop_dir().join("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
+    let route = format!(
+        "/memory=MEMORY_FILE_PATH={}/{{person}}.jsonl {} {}",
+        files.display(),
+        support::node().display(),
+        memory.display()
+    );
+    let dev = Dev::start_with(PASSWORD, &["--route", &route]);
+    let url = format!("{}/memory", dev.base);
+    let dir = credentials_dir("memory");
+
+    let note =
+        r#"{"entities":[{"name":"alice-note","entityType":"note","observations":["through the gateway"]}]}"#;
+    let (out, saw) = call_in_chromium(&url, "create_entities", &dir, &["--json", note], &[]);
+    assert_eq!(saw["ok"], true, "{saw}");
+    assert_eq!(saw["consent"]["h1"], "Allow access?", "a third-party agent is asked: {saw}");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The token kept for the route does the next call alone, and reads alice's memory.
+    let (ok, out, error) =
+        agent_cli(&dir, &["call", &url, "read_graph", "--no-browser", "--timeout", "5", "--output", "json"]);
+    assert!(ok, "{error}");
+    assert!(out.contains("alice-note") && out.contains("through the gateway"), "{out}");
+    let alice = dev.user_id("alice");
+    assert!(
+        files.join(format!("{alice}.jsonl")).exists(),
+        "alice's own file: {:?}",
+        std::fs::read_dir(&files)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&files);
 }
