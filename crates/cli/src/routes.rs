@@ -167,7 +167,7 @@ impl Route {
     /// delete_entities)`): names, not words, so the same in every language.
     fn consent_words(&self) -> (BTreeMap<String, String>, Translations) {
         let opens = |scope: &str| {
-            let mut names: Vec<&str> = self
+            let mut names: Vec<String> = self
                 .policy
                 .rules()
                 .filter(|(_, _, rule)| rule.scopes.iter().any(|s| s == scope))

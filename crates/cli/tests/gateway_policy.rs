@@ -300,3 +300,88 @@ async fn every_request_is_in_the_audit_log_and_the_metrics_without_its_token() {
         assert_eq!(answer.status(), 200, "{health}");
     }
 }
+
+/// A route in front of server-everything on stdio whose prompts, static
+/// documents and blob resources the policy governs.
+fn everything_setup(name: &str) -> Setup {
+    let everything = interop_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let command = format!("{} {} stdio", node().display(), everything.display());
+    Setup::new(
+        name,
+        &format!(
+            "[[route]]\npath = \"/everything\"\nname = \"Everything\"\nupstream = \"{command}\"\n\
+             scopes = {{ \"mcp:tools\" = \"Use the demo\", \"docs\" = \"Read the documents\" }}\n\
+             [route.prompts.simple-prompt]\nscopes = [\"docs\"]\n\
+             [route.prompts.args-prompt]\napps = [\"first-party\"]\n\
+             [route.resources.\"demo://resource/static/document/*\"]\nscopes = [\"docs\"]\n\
+             [route.resources.\"demo://resource/dynamic/blob/*\"]\napps = [\"first-party\"]\n"
+        ),
+        0o600,
+    )
+}
+
+/// The result of `method` with `params` in a fresh session of `token`, or the
+/// HTTP status and body when it is refused.
+async fn ask(url: &str, token: &str, method: &str, params: Value) -> Result<Value, (u16, String)> {
+    use support::gateway::{initialize, mcp, message_of};
+    let (status, session, body) = mcp(url, token, None, initialize()).await;
+    assert_eq!(status, 200, "{body}");
+    let request = json!({ "jsonrpc": "2.0", "id": 2, "method": method, "params": params });
+    let (status, _, body) = mcp(url, token, session.as_deref(), request).await;
+    let message = (status == 200).then(|| message_of(&body));
+    match message {
+        Some(message) if message.get("result").is_some() => Ok(message["result"].clone()),
+        _ => Err((status, body)),
+    }
+}
+
+fn names(list: &Value, field: &str, key: &str) -> Vec<String> {
+    list[field].as_array().unwrap().iter().map(|item| item[key].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prompts_resources_and_templates_are_hidden_asked_for_or_refused_by_the_policy() {
+    let setup = everything_setup("prompts");
+    setup.add_person("alice");
+    let outside = setup.add_app("Outside agent", &["--third-party"], "openid mcp:tools docs");
+    let (_serve, _) = setup.serve(&[]);
+    let route = format!("{}/everything", setup.issuer());
+    let reader = setup.token(&outside, &route, "mcp:tools");
+
+    let prompts = names(&ask(&route, &reader, "prompts/list", json!({})).await.unwrap(), "prompts", "name");
+    assert!(prompts.contains(&"completable-prompt".to_owned()), "{prompts:?}");
+    for hidden in ["simple-prompt", "args-prompt"] {
+        assert!(!prompts.contains(&hidden.to_owned()), "{hidden} listed: {prompts:?}");
+    }
+    let (status, body) =
+        ask(&route, &reader, "prompts/get", json!({ "name": "simple-prompt" })).await.unwrap_err();
+    assert_eq!(status, 403, "more consent would allow it: {body}");
+    let refused = ask(
+        &route,
+        &reader,
+        "prompts/get",
+        json!({ "name": "args-prompt", "arguments": { "city": "Oslo" } }),
+    );
+    let (status, body) = refused.await.unwrap_err();
+    assert!(status == 200 && body.contains("open to first-party apps only"), "{status} {body}");
+
+    let resources = ask(&route, &reader, "resources/list", json!({})).await.unwrap();
+    let uris = names(&resources, "resources", "uri");
+    assert!(uris.iter().all(|u| !u.starts_with("demo://resource/static/document/")), "{uris:?}");
+    let templates = ask(&route, &reader, "resources/templates/list", json!({})).await.unwrap();
+    let templates = names(&templates, "resourceTemplates", "uriTemplate");
+    assert!(templates.contains(&"demo://resource/dynamic/text/{resourceId}".to_owned()), "{templates:?}");
+    assert!(!templates.iter().any(|t| t.contains("/blob/")), "a first-party template listed: {templates:?}");
+    let document = "demo://resource/static/document/features.md";
+    let (status, body) =
+        ask(&route, &reader, "resources/read", json!({ "uri": document })).await.unwrap_err();
+    assert_eq!(status, 403, "{body}");
+
+    // Given `docs`, the documents are listed and read, the prompt is got.
+    let reader = setup.token(&outside, &route, "mcp:tools docs");
+    let resources = ask(&route, &reader, "resources/list", json!({})).await.unwrap();
+    assert!(names(&resources, "resources", "uri").contains(&document.to_owned()), "{resources}");
+    let read = ask(&route, &reader, "resources/read", json!({ "uri": document })).await.unwrap();
+    assert_eq!(read["contents"][0]["uri"], document, "{read}");
+    assert!(ask(&route, &reader, "prompts/get", json!({ "name": "simple-prompt" })).await.is_ok());
+}

@@ -14,15 +14,25 @@
 //!   JSON-RPC error that names the policy.
 //!
 //! Whatever a caller may not use is also left out of what it lists
-//! (`tools/list`, `prompts/list`, `resources/list`), so an agent is not shown
-//! tools it would fail to call. Things no rule names are open to anyone the
-//! route lets in. This module decides; [`crate::enforce`] reads the messages
-//! and writes the answers.
+//! (`tools/list`, `prompts/list`, `resources/list`,
+//! `resources/templates/list`), so an agent is not shown tools it would fail
+//! to call. Things no rule names are open to anyone the route lets in. This
+//! module decides; [`crate::enforce`] reads the messages and writes the
+//! answers.
+//!
+//! Tools and prompts are named exactly. Resources are named by URI, and a
+//! rule's URI that ends in `*` covers every URI that begins with the rest
+//! (`file:///private/*`); an exact rule comes before such a prefix, and a
+//! longer prefix before a shorter one. A resource template is left out of a
+//! list only when every URI it can make falls under one rule the caller does
+//! not pass: its literal beginning (up to the first `{`) lies within that
+//! rule's prefix.
 
 use std::collections::HashMap;
 use std::fmt;
 
-/// What a rule is about: the three things an MCP server offers by name.
+/// What a rule is about: the three things an MCP server offers by name, and
+/// the resource templates that resource rules cover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// A tool, by name (`tools/call`, `tools/list`).
@@ -31,6 +41,9 @@ pub enum Kind {
     Prompt,
     /// A resource, by URI (`resources/read`, `resources/list`).
     Resource,
+    /// A resource template, by its URI template (`resources/templates/list`);
+    /// decided by the resource rules, never named by a rule of its own.
+    ResourceTemplate,
 }
 
 impl Kind {
@@ -44,6 +57,7 @@ impl Kind {
             "prompts/list" => (Kind::Prompt, true),
             "resources/read" | "resources/subscribe" => (Kind::Resource, false),
             "resources/list" => (Kind::Resource, true),
+            "resources/templates/list" => (Kind::ResourceTemplate, true),
             _ => return None,
         })
     }
@@ -53,6 +67,7 @@ impl Kind {
         match self {
             Kind::Tool | Kind::Prompt => "name",
             Kind::Resource => "uri",
+            Kind::ResourceTemplate => "uriTemplate",
         }
     }
 
@@ -62,6 +77,15 @@ impl Kind {
             Kind::Tool => "tools",
             Kind::Prompt => "prompts",
             Kind::Resource => "resources",
+            Kind::ResourceTemplate => "resourceTemplates",
+        }
+    }
+
+    /// The kind whose rules decide this one.
+    fn ruled_by(self) -> Kind {
+        match self {
+            Kind::ResourceTemplate => Kind::Resource,
+            kind => kind,
         }
     }
 }
@@ -72,6 +96,7 @@ impl fmt::Display for Kind {
             Kind::Tool => "tool",
             Kind::Prompt => "prompt",
             Kind::Resource => "resource",
+            Kind::ResourceTemplate => "resource template",
         })
     }
 }
@@ -145,7 +170,10 @@ pub enum Decision {
 /// The rules of one route.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
-    rules: HashMap<(Kind, String), Rule>,
+    /// By kind, then by exact name.
+    rules: HashMap<Kind, HashMap<String, Rule>>,
+    /// Resource rules whose URI ends in `*`: the rest, longest first.
+    prefixes: Vec<(String, Rule)>,
 }
 
 impl Policy {
@@ -154,7 +182,8 @@ impl Policy {
         Self::default()
     }
 
-    /// Adds (or replaces) the rule for the `kind` named `name`.
+    /// Adds (or replaces) the rule for the `kind` named `name` (for a
+    /// resource, a URI ending in `*` names every URI that begins with the rest).
     ///
     /// ```
     /// use agentgate_gateway::policy::{Apps, Caller, Decision, Kind, Policy, Rule};
@@ -166,35 +195,76 @@ impl Policy {
     /// assert_eq!(policy.decide(Kind::Tool, "read_graph", &agent), Decision::Allow);
     /// ```
     pub fn with(mut self, kind: Kind, name: impl Into<String>, rule: Rule) -> Self {
-        self.rules.insert((kind, name.into()), rule);
+        let name = name.into();
+        let kind = kind.ruled_by();
+        if kind == Kind::Resource
+            && let Some(prefix) = name.strip_suffix('*')
+        {
+            self.prefixes.retain(|(p, _)| p != prefix);
+            self.prefixes.push((prefix.to_owned(), rule));
+            self.prefixes.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()));
+        } else {
+            self.rules.entry(kind).or_default().insert(name, rule);
+        }
         self
     }
 
     /// Whether there are no rules.
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.rules.is_empty() && self.prefixes.is_empty()
     }
 
     /// Whether any rule is about `kind`.
     pub fn covers(&self, kind: Kind) -> bool {
-        self.rules.keys().any(|(k, _)| *k == kind)
+        let kind = kind.ruled_by();
+        self.rules.contains_key(&kind) || (kind == Kind::Resource && !self.prefixes.is_empty())
     }
 
     /// Whether a decision may need to know if the app is third-party.
     pub fn needs_app_kind(&self) -> bool {
-        self.rules.values().flat_map(|r| &r.apps).any(|a| matches!(a, Apps::FirstParty | Apps::ThirdParty))
+        self.rules()
+            .flat_map(|(_, _, rule)| &rule.apps)
+            .any(|a| matches!(a, Apps::FirstParty | Apps::ThirdParty))
     }
 
-    /// Every rule, for the consent page's list of what each scope opens.
-    pub fn rules(&self) -> impl Iterator<Item = (Kind, &str, &Rule)> {
-        self.rules.iter().map(|((kind, name), rule)| (*kind, name.as_str(), rule))
+    /// Every rule, for the consent page's list of what each scope opens
+    /// (a resource prefix with its `*`).
+    pub fn rules(&self) -> impl Iterator<Item = (Kind, String, &Rule)> {
+        let exact = self
+            .rules
+            .iter()
+            .flat_map(|(kind, named)| named.iter().map(|(name, rule)| (*kind, name.clone(), rule)));
+        let prefixes =
+            self.prefixes.iter().map(|(prefix, rule)| (Kind::Resource, format!("{prefix}*"), rule));
+        exact.chain(prefixes)
+    }
+
+    /// The rule that governs the `kind` named `name`, if any.
+    fn rule_for(&self, kind: Kind, name: &str) -> Option<&Rule> {
+        match kind {
+            Kind::ResourceTemplate => {
+                let literal = &name[..name.find('{').unwrap_or(name.len())];
+                let exact = self.rules.get(&Kind::Resource).and_then(|named| named.get(name));
+                // A template all of whose URIs one prefix covers; one that
+                // reaches past it is decided URI by URI, when read.
+                exact.or_else(|| self.prefix_rule(literal))
+            }
+            kind => {
+                let exact = self.rules.get(&kind).and_then(|named| named.get(name));
+                exact.or_else(|| if kind == Kind::Resource { self.prefix_rule(name) } else { None })
+            }
+        }
+    }
+
+    fn prefix_rule(&self, uri: &str) -> Option<&Rule> {
+        self.prefixes.iter().find(|(prefix, _)| uri.starts_with(prefix.as_str())).map(|(_, rule)| rule)
     }
 
     /// May `caller` use the `kind` named `name`? The apps first: when no
     /// consent could let the caller in, asking for more would only waste the
     /// person's time.
     pub fn decide(&self, kind: Kind, name: &str, caller: &Caller<'_>) -> Decision {
-        let Some(rule) = self.rules.get(&(kind, name.to_owned())) else {
+        let Some(rule) = self.rule_for(kind, name) else {
             return Decision::Allow;
         };
         if !rule.apps.is_empty() && !rule.apps.iter().any(|apps| admits(apps, caller)) {
@@ -295,9 +365,46 @@ mod tests {
     fn methods_map_to_what_they_use_or_list() {
         assert_eq!(Kind::of_method("tools/call"), Some((Kind::Tool, false)));
         assert_eq!(Kind::of_method("resources/list"), Some((Kind::Resource, true)));
-        assert_eq!(Kind::of_method("resources/templates/list"), None);
+        assert_eq!(Kind::of_method("resources/templates/list"), Some((Kind::ResourceTemplate, true)));
+        assert_eq!(Kind::of_method("resources/unsubscribe"), None);
         assert!(policy().needs_app_kind());
         assert!(!Policy::new().with(Kind::Tool, "x", Rule::default()).needs_app_kind());
         assert!(policy().covers(Kind::Prompt) && !Policy::new().covers(Kind::Tool));
+    }
+
+    #[test]
+    fn a_resource_prefix_covers_the_uris_and_templates_within_it() {
+        let private = || Rule { scopes: vec!["private".into()], apps: vec![] };
+        let open = || Rule { scopes: vec![], apps: vec![] };
+        let policy = Policy::new()
+            .with(Kind::Resource, "file:///private/*", private())
+            .with(Kind::Resource, "file:///private/shared/*", open())
+            .with(Kind::Resource, "file:///private/readme", open());
+        let none: [String; 0] = [];
+        let agent = caller(&none, "agent", Some(true));
+        let ask = Decision::StepUp(vec!["private".into()]);
+        assert_eq!(policy.decide(Kind::Resource, "file:///private/diary", &agent), ask);
+        assert_eq!(
+            policy.decide(Kind::Resource, "file:///private/readme", &agent),
+            Decision::Allow,
+            "exact first"
+        );
+        assert_eq!(
+            policy.decide(Kind::Resource, "file:///private/shared/x", &agent),
+            Decision::Allow,
+            "longest"
+        );
+        assert_eq!(policy.decide(Kind::Resource, "file:///public/x", &agent), Decision::Allow);
+        assert_eq!(policy.decide(Kind::Resource, "file:///private", &agent), Decision::Allow, "not within");
+        // Templates: hidden only when all they make is within one refused prefix.
+        assert_eq!(policy.decide(Kind::ResourceTemplate, "file:///private/{name}", &agent), ask);
+        assert_eq!(policy.decide(Kind::ResourceTemplate, "file:///{path}", &agent), Decision::Allow);
+        assert_eq!(
+            policy.decide(Kind::ResourceTemplate, "file:///private/shared/{n}", &agent),
+            Decision::Allow
+        );
+        assert!(policy.covers(Kind::ResourceTemplate) && !policy.covers(Kind::Tool));
+        let names: Vec<String> = policy.rules().map(|(_, name, _)| name).collect();
+        assert!(names.contains(&"file:///private/*".to_owned()), "{names:?}");
     }
 }
