@@ -202,7 +202,7 @@ impl Policy {
         {
             self.prefixes.retain(|(p, _)| p != prefix);
             self.prefixes.push((prefix.to_owned(), rule));
-            self.prefixes.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()));
+            self.prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         } else {
             self.rules.entry(kind).or_default().insert(name, rule);
         }
