@@ -25,6 +25,7 @@ SERVER="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
 # shellcheck source=../scripts/lib.sh
 source "$root/scripts/lib.sh"
+ensure_dev_null
 [ -n "${BENCH_DATABASE_URL:-}" ] || ensure_postgres
 
 step "building (release)"

@@ -36,6 +36,7 @@ PASSWORD=wonderland
 
 # shellcheck source=../scripts/lib.sh
 source "$root/scripts/lib.sh"
+ensure_dev_null
 ensure_node
 ensure_interop_packages
 

@@ -10,6 +10,18 @@ as_root() {
     echo "need root to run: $*" >&2; return 1; fi
 }
 
+# /dev/null must be the null device. A program that saves by renaming a file
+# over its path, run as root with that path set to /dev/null, leaves a plain
+# file there; everything that reads /dev/null then reads what others wrote
+# to it (cargo's probe of rustc, for one, compiles it). Put the device back.
+ensure_dev_null() {
+  if [ ! -c /dev/null ]; then
+    echo "/dev/null is not the null device (a plain file?): making it again" >&2
+    as_root rm -f /dev/null
+    as_root mknod -m 666 /dev/null c 1 3
+  fi
+}
+
 # Debian packages, installed only when a command is missing.
 apt_install() {
   step "installing Debian packages: $*"

@@ -176,9 +176,14 @@ async fn every_request_is_in_the_audit_log_and_the_metrics_without_its_token() {
     let metrics_port = free_port();
     // A second route on the same program records the calls' arguments.
     let memory = interop_dir().join("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
+    // Never /dev/null: server-memory saves by renaming a file over its path,
+    // which (as root) would put a plain file in /dev/null's place.
+    let files = std::env::temp_dir().join(format!("agentgate-policy-recorded-{}", std::process::id()));
+    std::fs::create_dir_all(&files).unwrap();
     let extra = format!(
-        "[[route]]\npath = \"/recorded\"\nupstream = \"MEMORY_FILE_PATH=/dev/null {} {}\"\naudit_arguments = true\n\
-         [audit]\nfile = \"audit.jsonl\"\n",
+        "[[route]]\npath = \"/recorded\"\nupstream = \"MEMORY_FILE_PATH={}/{{person}}.jsonl {} {}\"\n\
+         audit_arguments = true\n[audit]\nfile = \"audit.jsonl\"\n",
+        files.display(),
         node().display(),
         memory.display()
     );
@@ -299,6 +304,7 @@ async fn every_request_is_in_the_audit_log_and_the_metrics_without_its_token() {
         let answer = reqwest::get(format!("{base}/{health}")).await.unwrap();
         assert_eq!(answer.status(), 200, "{health}");
     }
+    let _ = std::fs::remove_dir_all(&files);
 }
 
 /// A route in front of server-everything on stdio whose prompts, static
