@@ -34,7 +34,7 @@
 //! env = { MEMORY_FILE_PATH = "/var/lib/agentgate/memory/{person}.jsonl" }  # {person}: the person's id
 //! # name = "Memory"  scopes = { "memory" = "Use your memory" }  timeout = 30  max_body_bytes = 4194304
 //! # max_processes = 32  idle_timeout = 600  shared_process = false  cwd = "/srv/memory"
-//! # identity = "none"                      # or "headers" (loopback only), or "token" (+ audience)
+//! # identity = "none"                      # or "headers" (loopback or Unix socket only), or "token" (+ audience)
 //! # [route.tools.delete_entities]           # per-tool policy: scopes beyond the route's, and who may
 //! # scopes = ["memory:write"]              #   (needs `memory:write` in the route's `scopes`)
 //! # apps = ["first-party"]                 #   first-party, third-party, or client ids

@@ -19,7 +19,8 @@ pub struct GatewayArgs {
     guard: GuardArgs,
 
     /// The MCP server to put behind the gateway, by its Streamable HTTP URL
-    /// (e.g. http://127.0.0.1:9000/mcp).
+    /// (e.g. http://127.0.0.1:9000/mcp, or http+unix://%2Frun%2Fnotes.sock/mcp
+    /// for one on a Unix socket).
     #[arg(
         long,
         env = "AGENTGATE_UPSTREAM",
@@ -72,8 +73,8 @@ pub struct GatewayArgs {
     max_body_bytes: usize,
 
     /// What the upstream is told about the caller: none, or headers
-    /// (X-Agentgate-Sub, -Client-Id, -Scope, -Issuer, -Username; loopback
-    /// upstreams only). A token minted for the upstream needs agentgate's own
+    /// (X-Agentgate-Sub, -Client-Id, -Scope, -Issuer, -Username; upstreams on
+    /// loopback or a Unix socket only). A token minted for the upstream needs agentgate's own
     /// issuer: see `identity` in agentgate.toml.
     #[arg(long, env = "AGENTGATE_IDENTITY", default_value = "none")]
     identity: IdentityMode,
@@ -100,11 +101,13 @@ impl GatewayArgs {
         let resource = self.guard.resource.clone().unwrap_or_else(|| format!("http://{local}{path}"));
         let upstream = match (&self.upstream, &self.upstream_command) {
             (Some(url), _) => {
+                let upstream = Upstream::parse(url.as_str()).context("--upstream")?;
                 ensure!(
-                    matches!(url.scheme(), "http" | "https"),
-                    "--upstream must be an http or https URL, not {url}"
+                    matches!(upstream, Upstream::Http(_)),
+                    "--upstream must be an http, https or http+unix URL (http+unix://%2Frun%2Fnotes.sock/mcp), \
+                     not {url}"
                 );
-                Upstream::Http(url.clone())
+                upstream
             }
             (None, Some(command)) => {
                 ensure!(!command.trim().is_empty(), "--upstream-command is empty: name the program to run");

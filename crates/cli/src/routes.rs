@@ -49,9 +49,14 @@ impl Upstream {
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         let text = text.trim();
         ensure!(!text.is_empty(), "the upstream is empty: give its URL or the program to run");
-        if text.starts_with("http://") || text.starts_with("https://") {
+        if ["http://", "https://", "http+unix://"].iter().any(|scheme| text.starts_with(scheme)) {
             let url =
                 url::Url::parse(text).map_err(|e| anyhow::anyhow!("upstream {text:?} is not a URL: {e}"))?;
+            ensure!(
+                url.scheme() != "http+unix" || agentgate_gateway::unix_socket(&url).is_some(),
+                "upstream {text:?}: name the socket as the host, its slashes written %2F, \
+                 e.g. http+unix://%2Frun%2Fnotes.sock/mcp"
+            );
             return Ok(Upstream::Http(url));
         }
         Ok(Upstream::Stdio { command: text.to_owned(), env: Vec::new(), cwd: None })
@@ -66,7 +71,7 @@ pub enum IdentityMode {
     /// Nothing.
     #[default]
     None,
-    /// `X-Agentgate-*` headers, to an upstream on loopback only.
+    /// `X-Agentgate-*` headers, to an upstream on loopback or a Unix socket only.
     Headers,
     /// A short-lived token minted by this server's issuer for the upstream alone.
     Token,
@@ -251,10 +256,10 @@ impl Route {
                 self.path
             ),
             (Upstream::Http(url), IdentityMode::Headers) => ensure!(
-                agentgate_guard::is_loopback(url),
+                agentgate_guard::is_loopback(url) || agentgate_gateway::unix_socket(url).is_some(),
                 "route {}: identity = \"headers\" sends X-Agentgate-Sub to whoever is at {url}, and anyone \
-                 who reaches that address could send them too: only an upstream on loopback may trust them; \
-                 use identity = \"token\" for another host",
+                 who reaches that address could send them too: only an upstream on loopback or a Unix socket \
+                 may trust them; use identity = \"token\" for another host",
                 self.path
             ),
             (Upstream::Http(_), IdentityMode::Token) => ensure!(

@@ -420,6 +420,39 @@ async fn a_client_that_never_reads_holds_the_upstream_back_not_the_gateways_memo
     drop(client);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_on_a_unix_socket_is_told_who_calls_and_nobody_else_can_say() {
+    let idp = Idp::start(&[]);
+    let socket = support::gateway::tempdir("unix").join("notes.sock");
+    let (upstream, seen) = support::upstream::recording_upstream_on_socket(&socket).await;
+    let gateway = Gateway::start(&idp.issuer, &upstream, &["--identity", "headers"]);
+    let token = user_token(&idp, &gateway.url, "alice");
+    let message = json!({ "jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": { "name": "x" } });
+    let answer = post(&gateway.url, &token).header("x-agentgate-sub", "admin").body(message.to_string());
+    let answer = answer.send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["result"]["echo"], message["params"], "the upstream's answer, through the socket");
+    let headers = seen.lock().unwrap().pop().expect("the upstream got the request");
+    assert_eq!(headers["x-agentgate-sub"], "alice", "{headers:?}");
+    assert_eq!(headers.get_all("x-agentgate-sub").iter().count(), 1);
+    assert_eq!(headers["host"], "localhost");
+    assert!(headers.get("authorization").is_none());
+
+    // No socket there: a 502 in words, without the path.
+    let gone =
+        format!("http+unix://{}/mcp", socket.with_extension("gone").to_str().unwrap().replace('/', "%2F"));
+    let down = Gateway::start(&idp.issuer, &gone, &[]);
+    let token = user_token(&idp, &down.url, "alice");
+    let answer = post(&down.url, &token).body(message.to_string()).send().await.unwrap();
+    assert_eq!(answer.status(), 502);
+    let words = answer.text().await.unwrap();
+    assert!(words.contains("cannot be reached") && !words.contains("notes"), "{words}");
+    // A socket path written with its slashes: the fix is named.
+    let error = refusal(&["--upstream", "http+unix:///run/notes.sock/mcp"]);
+    assert!(error.contains("written %2F"), "{error}");
+}
+
 /// The conformance suite's server scenarios against `url`, each scenario's
 /// (passed, failed) checks; with `token`, every request carries it
 /// (interop/conformance/with-token.mjs).

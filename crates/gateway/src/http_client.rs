@@ -19,6 +19,10 @@
 //! byte is written; a request the connection never took is sent again on a
 //! new one, so an upstream's idle timeout never turns into an agent's error.
 //!
+//! The upstream may listen on TCP or on a Unix socket (`http+unix://`): a
+//! socket file is reached only by who may open it, and costs less per call
+//! than loopback TCP.
+//!
 //! HTTPS upstreams go through reqwest instead (see `http_upstream`), where
 //! certificate checking is reqwest's well-tested business.
 
@@ -35,11 +39,24 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
+use tokio_util::either::Either;
 
 /// What a request carries to the upstream: the agent's body, read whole
 /// within the route's bound (so it goes with a `Content-Length`).
 pub(crate) type Outgoing = Full<Bytes>;
+
+/// A connection to the upstream, over TCP or a Unix socket.
+type Stream = Either<TcpStream, UnixStream>;
+
+/// Where the upstream listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Address {
+    /// `host:port`, as dialled.
+    Tcp(String),
+    /// A Unix socket's path.
+    Unix(std::path::PathBuf),
+}
 
 /// Idle connections kept per upstream; more would only hold sockets.
 const MAX_IDLE: usize = 32;
@@ -65,8 +82,7 @@ pub(crate) enum ClientError {
 /// A pool of HTTP/1.1 connections to one upstream address.
 #[derive(Debug)]
 pub(crate) struct Client {
-    /// `host:port`, as dialled.
-    address: String,
+    address: Address,
     /// The `Host` header every request carries (HTTP/1.1 requires it).
     host: HeaderValue,
     connect_timeout: Duration,
@@ -77,7 +93,7 @@ pub(crate) struct Client {
 /// reading and writing when polled.
 struct Link {
     sender: SendRequest<Outgoing>,
-    connection: Connection<TokioIo<TcpStream>, Outgoing>,
+    connection: Connection<TokioIo<Stream>, Outgoing>,
 }
 
 struct Idle {
@@ -101,7 +117,13 @@ impl Client {
             format!("{host}:{port}")
         };
         let host = HeaderValue::from_str(&address).expect("a URL's host and port make a valid header value");
-        Self { address, host, connect_timeout, idle: Mutex::new(Vec::new()) }
+        Self { address: Address::Tcp(address), host, connect_timeout, idle: Mutex::new(Vec::new()) }
+    }
+
+    /// A client for the upstream on the Unix socket at `path` (`Host: localhost`).
+    pub(crate) fn unix(path: std::path::PathBuf, connect_timeout: Duration) -> Self {
+        let host = HeaderValue::from_static("localhost");
+        Self { address: Address::Unix(path), host, connect_timeout, idle: Mutex::new(Vec::new()) }
     }
 
     /// Sends `request` (origin-form URI, no `Host`: both are set here) and
@@ -149,12 +171,21 @@ impl Client {
     }
 
     async fn dial(&self) -> Result<Link, ClientError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address))
+        let connect = async {
+            match &self.address {
+                Address::Tcp(address) => {
+                    let stream = TcpStream::connect(address).await?;
+                    // Answers are small and latency is the point; Nagle only delays them.
+                    stream.set_nodelay(true)?;
+                    Ok(Either::Left(stream))
+                }
+                Address::Unix(path) => UnixStream::connect(path).await.map(Either::Right),
+            }
+        };
+        let stream: Stream = tokio::time::timeout(self.connect_timeout, connect)
             .await
             .map_err(|_| ClientError::ConnectTimeout(self.connect_timeout))?
             .map_err(ClientError::Connect)?;
-        // Answers are small and latency is the point; Nagle only delays them.
-        stream.set_nodelay(true).map_err(ClientError::Connect)?;
         let (sender, connection) = http1::Builder::new().handshake(TokioIo::new(stream)).await?;
         Ok(Link { sender, connection })
     }
@@ -399,7 +430,10 @@ mod tests {
 
     #[test]
     fn an_ipv6_host_keeps_its_brackets() {
-        assert_eq!(Client::new("::1", 8080, Duration::from_secs(1)).address, "[::1]:8080");
+        assert_eq!(
+            Client::new("::1", 8080, Duration::from_secs(1)).address,
+            Address::Tcp("[::1]:8080".into())
+        );
         assert_eq!(Client::new("[::1]", 8080, Duration::from_secs(1)).host, "[::1]:8080");
     }
 }

@@ -114,9 +114,10 @@ impl HttpUpstream {
 
 crate::fault::upstream_service!(HttpUpstream, forward);
 
-/// How requests reach the upstream: plain HTTP through the gateway's own
-/// HTTP/1.1 client (see `http_client`: fewer writes and wake-ups per call),
-/// HTTPS through reqwest and its certificate checks.
+/// How requests reach the upstream: plain HTTP, over TCP or a Unix socket
+/// (`http+unix://`), through the gateway's own HTTP/1.1 client (see
+/// `http_client`: fewer writes and wake-ups per call), HTTPS through reqwest
+/// and its certificate checks.
 #[derive(Debug, Clone)]
 enum Transport {
     Plain(Arc<Client>),
@@ -125,6 +126,9 @@ enum Transport {
 
 impl Transport {
     fn for_url(url: &Url, connect_timeout: Duration) -> Self {
+        if let Some(socket) = unix_socket(url) {
+            return Self::Plain(Arc::new(Client::unix(socket, connect_timeout)));
+        }
         if url.scheme() == "http"
             && let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default())
         {
@@ -139,6 +143,26 @@ impl Transport {
             .expect("a reqwest client with rustls builds");
         Self::Tls(client)
     }
+}
+
+/// The socket of an `http+unix://` URL: its host, percent-decoded
+/// (`http+unix://%2Frun%2Fnotes.sock/mcp` is `/run/notes.sock`, path `/mcp`);
+/// `None` for any other URL.
+///
+/// ```
+/// use agentgate_gateway::unix_socket;
+///
+/// let url = "http+unix://%2Frun%2Fnotes.sock/mcp".parse().unwrap();
+/// assert_eq!(unix_socket(&url), Some("/run/notes.sock".into()));
+/// assert_eq!(unix_socket(&"http://127.0.0.1:8000/mcp".parse().unwrap()), None);
+/// ```
+pub fn unix_socket(url: &Url) -> Option<std::path::PathBuf> {
+    if url.scheme() != "http+unix" {
+        return None;
+    }
+    let host = url.host_str().filter(|host| !host.is_empty())?;
+    let path = percent_encoding::percent_decode_str(host).decode_utf8().ok()?;
+    Some(std::path::PathBuf::from(path.as_ref()))
 }
 
 /// The upstream's answer, before its headers are sorted for the client.

@@ -8,7 +8,7 @@
 //!   process per person and knows the person by its `{person}` environment);
 //! - [headers](Identity::Headers): `X-Agentgate-Sub`, `X-Agentgate-Client-Id`,
 //!   `X-Agentgate-Scope`, `X-Agentgate-Issuer` and `X-Agentgate-Username`,
-//!   for an upstream on loopback that trusts whatever reaches it (anyone who
+//!   for an upstream on loopback or a Unix socket that trusts whatever reaches it (anyone who
 //!   can reach it could send them, so the configuration refuses them for any
 //!   other address; headers by those names from the agent are always dropped);
 //! - [a token](Identity::Token) minted for that upstream alone: its own
@@ -57,7 +57,7 @@ pub enum Identity {
     /// Not at all.
     #[default]
     None,
-    /// In `X-Agentgate-*` headers (loopback upstreams only).
+    /// In `X-Agentgate-*` headers (upstreams on loopback or a Unix socket only).
     Headers,
     /// In a token minted for the upstream, as `Authorization: Bearer`.
     Token(Arc<UpstreamTokens>),

@@ -55,7 +55,7 @@ mod stdio;
 
 pub use enforce::{AppDirectory, AppInfo, MAX_LIST_ANSWER, POLICY_REFUSED, Policed};
 pub use fault::Fault;
-pub use http_upstream::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream};
+pub use http_upstream::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream, unix_socket};
 pub use identity::{Identity, Minter, UpstreamTokens};
 pub use process::StdioCommand;
 pub use stdio::{StdioOptions, StdioUpstream};

@@ -11,6 +11,23 @@ pub type Seen = Arc<Mutex<Vec<http::HeaderMap>>>;
 
 /// The upstream on `port` (0: a free one): its `/mcp` URL and what it saw.
 pub async fn recording_upstream(port: u16) -> (String, Seen) {
+    let (app, seen) = recorder();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+/// The same on the Unix socket `socket`: its `http+unix://` URL and what it saw.
+pub async fn recording_upstream_on_socket(socket: &std::path::Path) -> (String, Seen) {
+    let (app, seen) = recorder();
+    let listener = tokio::net::UnixListener::bind(socket).unwrap();
+    let host = socket.to_str().unwrap().replace('/', "%2F");
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http+unix://{host}/mcp"), seen)
+}
+
+fn recorder() -> (axum::Router, Seen) {
     let seen: Seen = Arc::default();
     let log = seen.clone();
     let app = axum::Router::new().route(
@@ -26,8 +43,5 @@ pub async fn recording_upstream(port: u16) -> (String, Seen) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, seen)
+    (app, seen)
 }
