@@ -7,6 +7,8 @@
 #          audit (bench/src/bin/proxy-unguarded.rs: "bare-proxy"), the floor
 #          that proxying itself costs, and through nginx (Debian's, one
 #          process, bench/nginx/proxy.conf.in: "nginx") as a reference proxy;
+#          and through a route to the same server on a Unix socket
+#          ("gateway-unix": whoami-unguarded unix:PATH, http+unix:// upstream);
 #   stdio: `tools/call echo` against server-everything on stdio, through the npm
 #          `supergateway` bridge (stdio to Streamable HTTP, stateful, no auth:
 #          "supergateway"), through the npm `mcp-proxy` bridge (likewise no auth:
@@ -23,20 +25,22 @@
 #   bench/gateway.sh                  build (release), then ROUNDS rounds of each
 #   MODES=stdio ROUNDS=3 DURATION=5 bench/gateway.sh
 #
-# The upstreams and the gateways share SERVER_CPU; the load driver (issuer-load,
+# The upstreams and the gateways share SERVER_CPU (UPSTREAM_CPU moves the fast
+# HTTP upstream: UPSTREAM_CPU=0 SERVER_CPU=1 gives it a core of its own, the
+# gateway sharing the load's); the load driver (issuer-load,
 # one MCP session per worker, every answer checked) runs on LOAD_CPU. Per run it
 # prints calls/s, the CPU µs per call of the process in front (gateway or
 # supergateway; 0 for direct, whose upstream's CPU is the whole figure; the stdio
 # programs' own CPU is in neither) and errors; then the medians and the ratios.
 # Knobs: MODES ("http stdio memory"), SESSIONS (200), PEOPLE (8), ROUNDS (5), DURATION (10 s), CONCURRENCY (16),
-# SERVER_CPU (0), LOAD_CPU (1), PORT (4311), UPSTREAM_PORT (4312), BRIDGE_PORT (4313),
+# SERVER_CPU (0), LOAD_CPU (1), UPSTREAM_CPU (SERVER_CPU), PORT (4311), UPSTREAM_PORT (4312), BRIDGE_PORT (4313),
 # FASTMCP_PORT (4314), MCP_PROXY_PORT (4315), BARE_PORT (4316), NGINX_PORT (4317).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/lib.sh"
 ensure_dev_null
 MODES="${MODES:-http stdio memory}" SESSIONS="${SESSIONS:-200}" PEOPLE="${PEOPLE:-8}" ROUNDS="${ROUNDS:-5}" DURATION="${DURATION:-10}" CONCURRENCY="${CONCURRENCY:-16}"
-SERVER_CPU="${SERVER_CPU:-0}" LOAD_CPU="${LOAD_CPU:-1}" PORT="${PORT:-4311}" UPSTREAM_PORT="${UPSTREAM_PORT:-4312}"
+SERVER_CPU="${SERVER_CPU:-0}" LOAD_CPU="${LOAD_CPU:-1}" UPSTREAM_CPU="${UPSTREAM_CPU:-${SERVER_CPU:-0}}" PORT="${PORT:-4311}" UPSTREAM_PORT="${UPSTREAM_PORT:-4312}"
 BRIDGE_PORT="${BRIDGE_PORT:-4313}" FASTMCP_PORT="${FASTMCP_PORT:-4314}" MCP_PROXY_PORT="${MCP_PROXY_PORT:-4315}"
 BARE_PORT="${BARE_PORT:-4316}" NGINX_PORT="${NGINX_PORT:-4317}"
 ensure_node
@@ -52,8 +56,12 @@ unset AGENTGATE_KEY_ENCRYPTION_KEY
 
 upstream="http://127.0.0.1:$UPSTREAM_PORT/mcp"
 everything="$(command -v node) $root/interop/node_modules/@modelcontextprotocol/server-everything/dist/index.js stdio"
-taskset -c "$SERVER_CPU" "$bin/whoami-unguarded" "127.0.0.1:$UPSTREAM_PORT" >"$work/upstream.log" 2>&1 &
+taskset -c "$UPSTREAM_CPU" "$bin/whoami-unguarded" "127.0.0.1:$UPSTREAM_PORT" >"$work/upstream.log" 2>&1 &
 pids+=($!)
+socket="$work/upstream.sock"
+taskset -c "$UPSTREAM_CPU" "$bin/whoami-unguarded" "unix:$socket" >"$work/upstream-unix.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do [ -S "$socket" ] && break; sleep 0.05; done
 taskset -c "$SERVER_CPU" node "$root/interop/node_modules/supergateway/dist/index.js" --stdio "$everything" \
   --outputTransport streamableHttp --stateful --port "$BRIDGE_PORT" --logLevel none >"$work/bridge.log" 2>&1 &
 bridge_pid=$!
@@ -64,7 +72,7 @@ taskset -c "$SERVER_CPU" node "$root/interop/node_modules/mcp-proxy/dist/bin/mcp
 mcp_proxy_pid=$!
 pids+=($mcp_proxy_pid)
 taskset -c "$SERVER_CPU" "$bin/agentgate" dev --listen "127.0.0.1:$PORT" --data-dir "$work/dev" \
-  --route "/gw=$upstream" --route "/stdio=$everything" >"$work/dev.log" 2>&1 &
+  --route "/gw=$upstream" --route "/gwu=http+unix://${socket//\//%2F}/mcp" --route "/stdio=$everything" >"$work/dev.log" 2>&1 &
 gateway_pid=$!
 pids+=($gateway_pid)
 for _ in $(seq 200); do grep -q "^  issuer:" "$work/dev.log" && break; sleep 0.05; done
@@ -103,7 +111,7 @@ base="http://127.0.0.1:$PORT"
 labels=()
 for mode in $MODES; do
   case "$mode" in
-    http) labels+=(direct nginx bare-proxy gateway fastmcp-proxy) ;;
+    http) labels+=(direct nginx bare-proxy gateway gateway-unix fastmcp-proxy) ;;
     stdio) labels+=(supergateway mcp-proxy gateway-stdio) ;;
     memory) ;;
     *) echo "MODES: http, stdio or memory, not $mode" >&2; exit 2 ;;
@@ -117,6 +125,7 @@ for round in $(seq "$ROUNDS"); do
       nginx) url="http://127.0.0.1:$NGINX_PORT/mcp" pid="$nginx_pid" resource="$base/gw" tool=(--tool whoami) ;;
       bare-proxy) url="http://127.0.0.1:$BARE_PORT/mcp" pid="$bare_pid" resource="$base/gw" tool=(--tool whoami) ;;
       gateway) url="$base/gw" pid="$gateway_pid" resource="$base/gw" tool=(--tool whoami) ;;
+      gateway-unix) url="$base/gwu" pid="$gateway_pid" resource="$base/gwu" tool=(--tool whoami) ;;
       fastmcp-proxy) url="http://127.0.0.1:$FASTMCP_PORT/mcp" pid="$fastmcp_pid" resource="$base/gw" tool=(--tool whoami) ;;
       supergateway) url="http://127.0.0.1:$BRIDGE_PORT/mcp" pid="$bridge_pid" resource="$base/stdio" tool=(--tool echo) ;;
       mcp-proxy) url="http://127.0.0.1:$MCP_PROXY_PORT/mcp" pid="$mcp_proxy_pid" resource="$base/stdio" tool=(--tool echo) ;;

@@ -3,7 +3,8 @@
 //! one. It exists only to measure what the guard itself costs; it is never built
 //! into the `agentgate` binary.
 //!
-//! Usage: `whoami-unguarded [LISTEN]` (default 127.0.0.1:3007).
+//! Usage: `whoami-unguarded [LISTEN]` (default 127.0.0.1:3007); `unix:PATH`
+//! listens on a Unix socket instead.
 
 use std::time::{Duration, SystemTime};
 
@@ -19,8 +20,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let listen = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:3007".into()).parse()?;
-    let (listener, local) = serve::bind(listen).await?;
+    let listen = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:3007".into());
+    if let Some(path) = listen.strip_prefix("unix:") {
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path)?;
+        println!("whoami-unguarded: listening on unix:{path}");
+        axum::serve(listener, app("localhost", CancellationToken::new())).await?;
+        return Ok(());
+    }
+    let (listener, local) = serve::bind(listen.parse()?).await?;
+    let shutdown = CancellationToken::new();
+    let app = app(&local.to_string(), shutdown.clone());
+    println!("whoami-unguarded: listening on http://{local}/mcp");
+    serve::run(listener, app, shutdown).await
+}
+
+/// The whoami service with alice put in every request, for the host `local`.
+fn app(local: &str, shutdown: CancellationToken) -> Router {
     let claims = json!({"sub": "alice", "username": "alice", "name": "Alice Liddell", "email": "alice@example.com",
                         "scope": "whoami", "client_id": "mcp-inspector", "aud": format!("http://{local}")});
     let alice = AuthInfo {
@@ -32,14 +48,11 @@ async fn main() -> anyhow::Result<()> {
         expires_at: Some(SystemTime::now() + Duration::from_secs(3600)),
         claims: claims.as_object().unwrap().clone().into(),
     };
-    let shutdown = CancellationToken::new();
     let options = whoami::McpOptions {
         stateless: false,
         json_response: false,
         allowed_hosts: vec!["127.0.0.1".into(), "localhost".into()],
-        shutdown: shutdown.clone(),
+        shutdown,
     };
-    let app = Router::new().route_service("/mcp", whoami::service(options)).layer(Extension(alice));
-    println!("whoami-unguarded: listening on http://{local}/mcp");
-    serve::run(listener, app, shutdown).await
+    Router::new().route_service("/mcp", whoami::service(options)).layer(Extension(alice))
 }

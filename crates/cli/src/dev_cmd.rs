@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use agentgate::config::Config;
 use agentgate::data_dir::DataArgs;
 use agentgate::observe::{HEALTH_PATHS, ObserveArgs, Readiness, health_router};
 use agentgate::routes::{Mounting, Route};
@@ -42,6 +43,11 @@ pub struct DevArgs {
     /// Repeat per server.
     #[arg(long = "route", value_name = "PATH=UPSTREAM")]
     routes: Vec<String>,
+    /// Also the `[[route]]` tables of an agentgate.toml, with their policy and
+    /// identity, and its `[audit]` and `metrics_listen` (flags win): its
+    /// routes tried behind dev's demo issuer, which stands in for the rest of it.
+    #[arg(long, value_name = "FILE")]
+    routes_from: Option<std::path::PathBuf>,
     #[command(flatten)]
     observe: ObserveArgs,
     #[command(flatten)]
@@ -52,16 +58,28 @@ impl DevArgs {
     pub async fn run(self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.data.config.is_none(),
-            "agentgate dev makes its own demo setup and reads no configuration file: use \
-             `agentgate serve --config FILE` (or unset AGENTGATE_CONFIG)"
+            "agentgate dev makes its own demo setup and takes no configuration file: use \
+             `agentgate serve --config FILE`, or `agentgate dev --routes-from FILE` to try its routes \
+             (or unset AGENTGATE_CONFIG)"
         );
+        let file = self.routes_from.as_deref().map(Config::load).transpose()?;
         let mut routes = Vec::new();
-        for spec in &self.routes {
-            let route = Route::parse(spec)?;
-            route.check_beside_issuer(&[&["/mcp"][..], &HEALTH_PATHS[..]].concat())?;
-            route.check(true)?;
-            routes.push(route);
+        for section in file.iter().flat_map(|config| &config.routes) {
+            routes.push(section.route()?);
         }
+        for spec in &self.routes {
+            routes.push(Route::parse(spec)?);
+        }
+        let mut taken: Vec<&str> = [&["/mcp"][..], &HEALTH_PATHS[..]].concat();
+        for route in &routes {
+            route.check_beside_issuer(&taken)?;
+            route.check(true)?;
+            taken.push(&route.path);
+        }
+        let observe = match &file {
+            Some(config) => self.observe.or(config.observe()),
+            None => self.observe.clone(),
+        };
         let (listener, local) = serve::bind(self.listen).await?;
         let base = format!("http://{local}");
         let mcp_url = format!("{base}/mcp");
@@ -104,7 +122,7 @@ impl DevArgs {
         let ready = Readiness::store(store.clone());
         let around = Mounting {
             issuer: Some(issuer.clone()),
-            observer: self.observe.start(ready.clone(), &shutdown).await?,
+            observer: observe.start(ready.clone(), &shutdown).await?,
         };
         let mut app = agentgate_issuer::http::router(issuer.clone()).merge(mcp).merge(health_router(ready));
         for route in &routes {

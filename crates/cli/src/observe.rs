@@ -230,6 +230,14 @@ pub struct ObserveArgs {
 }
 
 impl ObserveArgs {
+    /// These flags, each one unset taken from `other`.
+    pub fn or(&self, other: ObserveArgs) -> ObserveArgs {
+        ObserveArgs {
+            audit_log: self.audit_log.clone().or(other.audit_log),
+            metrics_listen: self.metrics_listen.or(other.metrics_listen),
+        }
+    }
+
     /// The observer, its audit log open and its metrics listener bound.
     pub async fn start(
         &self,

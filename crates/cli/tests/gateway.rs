@@ -324,6 +324,22 @@ async fn every_protocol_version_passes_as_the_upstream_speaks_it() {
         statuses.push(answer.unwrap().status().as_u16());
     }
     assert_eq!(statuses[0], statuses[1], "sessionless: direct, then through the gateway");
+
+    // An upstream that answers sessionless calls: the call reaches it as sent,
+    // with its version header and no session, and its answer comes back.
+    let (recording, seen) = recording_upstream(0).await;
+    let sessionless = Gateway::start(&idp.issuer, &recording, &[]);
+    let token = user_token(&idp, &sessionless.url, "alice");
+    let answer =
+        post(&sessionless.url, &token).header("mcp-protocol-version", "2026-07-28").body(call.to_string());
+    let answer = answer.send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.headers().get("mcp-session-id").is_none(), "the gateway adds no session");
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["result"]["echo"], call["params"], "params and _meta as sent: {body}");
+    let headers = seen.lock().unwrap().pop().unwrap();
+    assert_eq!(headers["mcp-protocol-version"], "2026-07-28");
+    assert!(headers.get("mcp-session-id").is_none(), "{headers:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -391,3 +391,59 @@ async fn prompts_resources_and_templates_are_hidden_asked_for_or_refused_by_the_
     assert_eq!(read["contents"][0]["uri"], document, "{read}");
     assert!(ask(&route, &reader, "prompts/get", json!({ "name": "simple-prompt" })).await.is_ok());
 }
+
+#[test]
+fn dev_tries_the_routes_of_a_file_with_their_policy_and_audit_log() {
+    let folder = std::env::temp_dir().join(format!("agentgate-routes-from-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder).unwrap();
+    let memory = interop_dir().join("node_modules/@modelcontextprotocol/server-memory/dist/index.js");
+    let file = folder.join("agentgate.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "issuer = \"https://auth.example.com\"\n[audit]\nfile = \"audit.jsonl\"\n\
+             [[route]]\npath = \"/memory\"\nupstream = \"MEMORY_FILE_PATH={}/{{person}}.jsonl {} {}\"\n\
+             scopes = {{ \"mcp:tools\" = \"Use your memory\", \"memory:write\" = \"Change your memory\" }}\n\
+             [route.tools.create_entities]\nscopes = [\"memory:write\"]\n",
+            folder.display(),
+            node().display(),
+            memory.display()
+        ),
+    )
+    .unwrap();
+    let from = file.to_str().unwrap();
+    let dev = support::Dev::start_with("routes-from-1", &["--routes-from", from]);
+    let url = format!("{}/memory", dev.base);
+
+    // An agent that registers itself is asked for the route's own scope, and
+    // the policy keeps what needs more out of its list.
+    let out = support::ts_agent(&url, None, "routes-from-1", &["--tool", "read_graph"]);
+    assert_eq!(out["ok"], true, "{out}");
+    let tools = tools_of(&out);
+    assert!(
+        tools.contains(&"read_graph".to_owned()) && !tools.contains(&"create_entities".to_owned()),
+        "{out}"
+    );
+    let audit = audit_lines(&folder.join("audit.jsonl"));
+    assert!(audit.iter().any(|line| line["route"] == "memory" && line["name"] == "read_graph"), "{audit:?}");
+
+    // The same path from the file and from --route: refused with the reason.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"))
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--routes-from",
+            from,
+            "--route",
+            "/memory=http://127.0.0.1:9/mcp",
+        ])
+        .arg("--data-dir")
+        .arg(folder.join("data"))
+        .output()
+        .unwrap();
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && error.contains("already serves /memory"), "{error}");
+    let _ = std::fs::remove_dir_all(&folder);
+}

@@ -144,8 +144,23 @@ fn config_with(extra: &str) -> String {
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+use support::free_port;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_says_when_the_database_stops_answering_and_healthz_does_not() {
+    let schema = PgSchema::new().await;
+    let setup = Setup::new("readyz", &config_with(&format!("database_url = \"{}\"\n", schema.url())), 0o600);
+    let (_serve, _) = setup.serve(&[]);
+    let get = |path: &str| reqwest::get(format!("{}/{path}", setup.issuer()));
+    assert_eq!(get("readyz").await.unwrap().status(), 200);
+    // The database loses everything agentgate keeps there.
+    schema.wipe().await;
+    let answer = get("readyz").await.unwrap();
+    assert_eq!(answer.status(), 503);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["status"], "not ready", "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("see the server's log"), "{body}");
+    assert_eq!(get("healthz").await.unwrap().status(), 200, "the process itself still answers");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

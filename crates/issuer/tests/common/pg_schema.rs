@@ -35,6 +35,17 @@ impl PgSchema {
     }
 }
 
+impl PgSchema {
+    /// Drops everything in the schema (as a lost or wiped database would),
+    /// leaving it empty.
+    pub async fn wipe(&self) {
+        let mut conn = connect(&self.server).await;
+        let name = &self.name;
+        let sql = format!("DROP SCHEMA {name} CASCADE; CREATE SCHEMA {name}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+    }
+}
+
 async fn connect(server: &str) -> sqlx::PgConnection {
     use sqlx::Connection;
     sqlx::PgConnection::connect(server).await.unwrap_or_else(|e| {
