@@ -8,6 +8,9 @@
 //                            request arrived under (the gateway's own)
 //   tools/call cancelled  -> the requestIds of every notifications/cancelled seen
 //   tools/call tell       -> sends notifications/resources/updated, then answers
+//   tools/call flood      -> sends `count` notifications/message of `size` bytes
+//                            each (as fast as stdout takes them), then answers
+//   tools/call exit       -> the process exits at once (a crash, to the gateway)
 //
 // At start it writes "stdio-asker started pid=<pid>" to stderr (the gateway logs
 // a program's stderr under its route's name).
@@ -21,7 +24,7 @@ const cancelled = [];
 const waitingForAnswers = new Map();
 let asked = 0;
 
-const tools = ["pid", "ask", "wait", "cancelled", "tell"].map((name) => ({
+const tools = ["pid", "ask", "wait", "cancelled", "tell", "flood", "exit"].map((name) => ({
   name,
   inputSchema: { type: "object" },
 }));
@@ -61,7 +64,21 @@ createInterface({ input: process.stdin }).on("line", (line) => {
     if (name === "pid") text(id, process.pid);
     else if (name === "cancelled") text(id, JSON.stringify(cancelled));
     else if (name === "wait") setTimeout(() => text(id, JSON.stringify(id)), params?.arguments?.ms ?? 1000);
-    else if (name === "tell") {
+    else if (name === "exit") process.exit(3);
+    else if (name === "flood") {
+      const { count = 1000, size = 65536 } = params?.arguments ?? {};
+      const data = "x".repeat(size);
+      let sent = 0;
+      const more = () => {
+        while (sent < count) {
+          sent += 1;
+          const line = JSON.stringify({ jsonrpc: "2.0", method: "notifications/message", params: { level: "info", data } });
+          if (!process.stdout.write(line + "\n")) return process.stdout.once("drain", more);
+        }
+        text(id, `flooded ${count}`);
+      };
+      more();
+    } else if (name === "tell") {
       send({ jsonrpc: "2.0", method: "notifications/resources/updated", params: { uri: "memo://private" } });
       text(id, "told");
     } else if (name === "ask") {

@@ -265,3 +265,65 @@ async fn a_persons_process_ends_with_their_last_session_and_its_stderr_is_logged
     assert!(line.contains("route=asker"), "logged under the route's name: {line}");
     assert!(!text.contains(&alice), "the token is not in the log");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_ends_the_sessions_on_its_process_and_a_silent_one_answers_in_time() {
+    let idp = Idp::start(&[]);
+    let gateway = Gateway::start(&idp.issuer, "", &["--upstream-command", &stdio_asker(), "--timeout", "1"]);
+    let url = gateway.url.as_str();
+    let alice = user_token(&idp, url, "alice");
+
+    // A tool that outlasts the route's timeout: the agent gets the timeout's
+    // error for its own request, in time.
+    let session = session_of(url, &alice).await;
+    let started = std::time::Instant::now();
+    let (status, _, body) =
+        mcp(url, &alice, Some(&session), tool_call(21, "wait", json!({ "ms": 5000 }))).await;
+    let message = support::gateway::message_of(&body);
+    assert_eq!((status, &message["id"]), (200, &json!(21)), "{body}");
+    assert_eq!(message["error"]["data"]["reason"], "upstream_timeout", "{body}");
+    assert!(started.elapsed() < Duration::from_secs(4), "answered after {:?}", started.elapsed());
+
+    // The process dies: both of alice's sessions on it end (404, the MCP
+    // signal to start again), and a new one gets a fresh process.
+    let other = session_of(url, &alice).await;
+    let before = call(url, &alice, &other, "pid").await;
+    let (_, _, body) = mcp(url, &alice, Some(&session), tool_call(22, "exit", json!({}))).await;
+    assert!(body.contains("its process ended before answering"), "{body}");
+    for ended in [&session, &other] {
+        let (status, _, body) = mcp(url, &alice, Some(ended), tool_call(23, "pid", json!({}))).await;
+        assert_eq!(status, 404, "{body}");
+    }
+    let fresh = session_of(url, &alice).await;
+    assert_ne!(call(url, &alice, &fresh, "pid").await, before, "a fresh process");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_reads_a_stdio_answer_costs_the_gateway_a_bounded_queue() {
+    use tokio::io::AsyncWriteExt;
+    let idp = Idp::start(&[]);
+    let gateway = Gateway::start(&idp.issuer, "", &["--upstream-command", &stdio_asker(), "--timeout", "5"]);
+    let url = gateway.url.as_str();
+    let alice = user_token(&idp, url, "alice");
+    let session = session_of(url, &alice).await;
+    let before = gateway.process.rss_kib();
+
+    // 128 MiB of notifications for a POST whose answer is never read.
+    let flood = tool_call(31, "flood", json!({ "count": 2048, "size": 65536 })).to_string();
+    let address = url.trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    let mut client = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {alice}\r\nmcp-session-id: {session}\r\n\
+         content-type: application/json\r\naccept: text/event-stream\r\ncontent-length: {}\r\n\r\n{flood}",
+        flood.len()
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let grown = gateway.process.rss_kib().saturating_sub(before);
+    // The stream's queue holds 256 messages (16 MiB of these); what does not
+    // fit is dropped, not kept.
+    assert!(grown < 48 * 1024, "the gateway grew by {grown} KiB");
+    drop(client);
+    // The process and its other sessions carry on.
+    assert!(call(url, &alice, &session, "pid").await.parse::<u32>().is_ok());
+}
