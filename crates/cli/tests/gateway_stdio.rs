@@ -125,6 +125,25 @@ fn dev_puts_a_stdio_server_behind_sign_in_and_consent_for_an_outside_agent() {
     );
 }
 
+/// oidc-provider, a gateway in front of interop/tools/stdio-asker.mjs with
+/// `args`, and tokens for alice and bob there.
+struct AskerRoute {
+    _idp: Idp,
+    gateway: Gateway,
+    alice: String,
+    bob: String,
+}
+
+impl AskerRoute {
+    fn start(args: &[&str]) -> Self {
+        let idp = Idp::start(&[]);
+        let asker = stdio_asker();
+        let gateway = Gateway::start(&idp.issuer, "", &[&["--upstream-command", &asker][..], args].concat());
+        let (alice, bob) = (user_token(&idp, &gateway.url, "alice"), user_token(&idp, &gateway.url, "bob"));
+        AskerRoute { _idp: idp, gateway, alice, bob }
+    }
+}
+
 /// A session of `token`'s person on the route at `url`.
 async fn session_of(url: &str, token: &str) -> String {
     let (status, session, body) = mcp(url, token, None, initialize()).await;
@@ -147,34 +166,31 @@ fn answer(id: &Value, who: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shared_process_shows_each_question_to_the_one_it_is_for_and_takes_only_their_answer() {
-    let idp = Idp::start(&[]);
-    let gateway =
-        Gateway::start(&idp.issuer, "", &["--upstream-command", &stdio_asker(), "--shared-process"]);
-    let url = gateway.url.as_str();
-    let (alice, bob) = (user_token(&idp, url, "alice"), user_token(&idp, url, "bob"));
-    let (alices, bobs) = (session_of(url, &alice).await, session_of(url, &bob).await);
-    assert_eq!(call(url, &alice, &alices, "pid").await, call(url, &bob, &bobs, "pid").await, "one process");
+    let route = AskerRoute::start(&["--shared-process"]);
+    let (url, alice, bob) = (route.gateway.url.as_str(), &route.alice, &route.bob);
+    let (alices, bobs) = (session_of(url, alice).await, session_of(url, bob).await);
+    assert_eq!(call(url, alice, &alices, "pid").await, call(url, bob, &bobs, "pid").await, "one process");
 
     // Bob listens for whatever the process sends; alice calls a tool that
     // asks her agent a question while it runs.
-    let mut bobs_stream = Events::get(url, &bob, &bobs).await;
-    let mut alices_call = Events::post(url, &alice, &alices, &tool_call(5, "ask", json!({}))).await;
+    let mut bobs_stream = Events::get(url, bob, &bobs).await;
+    let mut alices_call = Events::post(url, alice, &alices, &tool_call(5, "ask", json!({}))).await;
     let question = alices_call.next(Duration::from_secs(10)).await.expect("the question reaches alice");
     assert_eq!(question["method"], "sampling/createMessage", "{question}");
     assert!(bobs_stream.next(Duration::from_secs(1)).await.is_none(), "bob saw alice's question");
 
     // Bob answers it in her name: refused, and nothing reaches the process.
-    let (status, _, body) = mcp(url, &bob, Some(&bobs), answer(&question["id"], "bob")).await;
+    let (status, _, body) = mcp(url, bob, Some(&bobs), answer(&question["id"], "bob")).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("answers no request that the MCP server sent to this agent"), "{body}");
-    let (status, _, body) = mcp(url, &alice, Some(&alices), answer(&question["id"], "alice")).await;
+    let (status, _, body) = mcp(url, alice, Some(&alices), answer(&question["id"], "alice")).await;
     assert_eq!(status, 202, "{body}");
     let result = alices_call.next(Duration::from_secs(10)).await.expect("the tool's answer");
     assert_eq!(result["id"], 5, "{result}");
     assert!(result_text(&result).contains("answered by alice"), "{result}");
 
     // A change the process announces during alice's call is hers alone.
-    let told = mcp(url, &alice, Some(&alices), tool_call(6, "tell", json!({}))).await;
+    let told = mcp(url, alice, Some(&alices), tool_call(6, "tell", json!({}))).await;
     assert!(told.2.contains("memo://private") && told.2.contains("told"), "{told:?}");
     assert!(bobs_stream.next(Duration::from_secs(1)).await.is_none(), "bob heard of alice's resource");
 
@@ -185,19 +201,16 @@ async fn a_shared_process_shows_each_question_to_the_one_it_is_for_and_takes_onl
         async move { mcp(&url, &alice, Some(&alices), tool_call(7, "wait", json!({ "ms": 3000 }))).await }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let asked = call(url, &bob, &bobs, "ask").await;
+    let asked = call(url, bob, &bobs, "ask").await;
     assert!(asked.contains("cannot tell which one this request is for"), "{asked}");
     assert_eq!(waiting.await.unwrap().0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancellation_reaches_the_process_only_for_the_senders_own_request() {
-    let idp = Idp::start(&[]);
-    let gateway =
-        Gateway::start(&idp.issuer, "", &["--upstream-command", &stdio_asker(), "--shared-process"]);
-    let url = gateway.url.as_str();
-    let (alice, bob) = (user_token(&idp, url, "alice"), user_token(&idp, url, "bob"));
-    let (alices, bobs) = (session_of(url, &alice).await, session_of(url, &bob).await);
+    let route = AskerRoute::start(&["--shared-process"]);
+    let (url, alice, bob) = (route.gateway.url.as_str(), &route.alice, &route.bob);
+    let (alices, bobs) = (session_of(url, alice).await, session_of(url, bob).await);
 
     let waiting = tokio::spawn({
         let (url, alice, alices) = (url.to_owned(), alice.clone(), alices.clone());
@@ -207,15 +220,15 @@ async fn a_cancellation_reaches_the_process_only_for_the_senders_own_request() {
     let cancel = |id: u64| json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": { "requestId": id } });
     // Bob cancels by alice's id, and by ids the gateway may have used.
     for id in [77, 1, 2, 3] {
-        assert_eq!(mcp(url, &bob, Some(&bobs), cancel(id)).await.0, 202);
+        assert_eq!(mcp(url, bob, Some(&bobs), cancel(id)).await.0, 202);
     }
-    assert_eq!(mcp(url, &alice, Some(&alices), cancel(77)).await.0, 202);
+    assert_eq!(mcp(url, alice, Some(&alices), cancel(77)).await.0, 202);
     let (status, _, body) = waiting.await.unwrap();
     assert_eq!(status, 200, "{body}");
     let message = support::gateway::message_of(&body);
     assert_eq!(message["id"], 77, "alice gets her own id back: {body}");
     let seen_as = result_text(&message);
-    let cancelled = call(url, &alice, &alices, "cancelled").await;
+    let cancelled = call(url, alice, &alices, "cancelled").await;
     assert_eq!(
         cancelled,
         format!("[{seen_as}]"),
@@ -268,17 +281,15 @@ async fn a_persons_process_ends_with_their_last_session_and_its_stderr_is_logged
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_ends_the_sessions_on_its_process_and_a_silent_one_answers_in_time() {
-    let idp = Idp::start(&[]);
-    let gateway = Gateway::start(&idp.issuer, "", &["--upstream-command", &stdio_asker(), "--timeout", "1"]);
-    let url = gateway.url.as_str();
-    let alice = user_token(&idp, url, "alice");
+    let route = AskerRoute::start(&["--timeout", "1"]);
+    let (url, alice) = (route.gateway.url.as_str(), &route.alice);
 
     // A tool that outlasts the route's timeout: the agent gets the timeout's
     // error for its own request, in time.
-    let session = session_of(url, &alice).await;
+    let session = session_of(url, alice).await;
     let started = std::time::Instant::now();
     let (status, _, body) =
-        mcp(url, &alice, Some(&session), tool_call(21, "wait", json!({ "ms": 5000 }))).await;
+        mcp(url, alice, Some(&session), tool_call(21, "wait", json!({ "ms": 5000 }))).await;
     let message = support::gateway::message_of(&body);
     assert_eq!((status, &message["id"]), (200, &json!(21)), "{body}");
     assert_eq!(message["error"]["data"]["reason"], "upstream_timeout", "{body}");
@@ -286,27 +297,25 @@ async fn a_crash_ends_the_sessions_on_its_process_and_a_silent_one_answers_in_ti
 
     // The process dies: both of alice's sessions on it end (404, the MCP
     // signal to start again), and a new one gets a fresh process.
-    let other = session_of(url, &alice).await;
-    let before = call(url, &alice, &other, "pid").await;
-    let (_, _, body) = mcp(url, &alice, Some(&session), tool_call(22, "exit", json!({}))).await;
+    let other = session_of(url, alice).await;
+    let before = call(url, alice, &other, "pid").await;
+    let (_, _, body) = mcp(url, alice, Some(&session), tool_call(22, "exit", json!({}))).await;
     assert!(body.contains("its process ended before answering"), "{body}");
     for ended in [&session, &other] {
-        let (status, _, body) = mcp(url, &alice, Some(ended), tool_call(23, "pid", json!({}))).await;
+        let (status, _, body) = mcp(url, alice, Some(ended), tool_call(23, "pid", json!({}))).await;
         assert_eq!(status, 404, "{body}");
     }
-    let fresh = session_of(url, &alice).await;
-    assert_ne!(call(url, &alice, &fresh, "pid").await, before, "a fresh process");
+    let fresh = session_of(url, alice).await;
+    assert_ne!(call(url, alice, &fresh, "pid").await, before, "a fresh process");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_never_reads_a_stdio_answer_costs_the_gateway_a_bounded_queue() {
     use tokio::io::AsyncWriteExt;
-    let idp = Idp::start(&[]);
-    let gateway = Gateway::start(&idp.issuer, "", &["--upstream-command", &stdio_asker(), "--timeout", "5"]);
-    let url = gateway.url.as_str();
-    let alice = user_token(&idp, url, "alice");
-    let session = session_of(url, &alice).await;
-    let before = gateway.process.rss_kib();
+    let route = AskerRoute::start(&["--timeout", "5"]);
+    let (url, alice) = (route.gateway.url.as_str(), &route.alice);
+    let session = session_of(url, alice).await;
+    let before = route.gateway.process.rss_kib();
 
     // 128 MiB of notifications for a POST whose answer is never read.
     let flood = tool_call(31, "flood", json!({ "count": 2048, "size": 65536 })).to_string();
@@ -319,11 +328,11 @@ async fn a_client_that_never_reads_a_stdio_answer_costs_the_gateway_a_bounded_qu
     );
     client.write_all(request.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let grown = gateway.process.rss_kib().saturating_sub(before);
+    let grown = route.gateway.process.rss_kib().saturating_sub(before);
     // The stream's queue holds 256 messages (16 MiB of these); what does not
     // fit is dropped, not kept.
     assert!(grown < 48 * 1024, "the gateway grew by {grown} KiB");
     drop(client);
     // The process and its other sessions carry on.
-    assert!(call(url, &alice, &session, "pid").await.parse::<u32>().is_ok());
+    assert!(call(url, alice, &session, "pid").await.parse::<u32>().is_ok());
 }
