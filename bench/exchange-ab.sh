@@ -8,16 +8,21 @@
 #
 #   bench/exchange-ab.sh OLD_BINARY NEW_BINARY            (build both with --release first)
 #   MODE=mcp bench/exchange-ab.sh OLD_BINARY NEW_BINARY   tools/call whoami on /mcp instead
+#   OLD_FLAGS="--durability crash" NEW_FLAGS="--durability power" \
+#     bench/exchange-ab.sh target/release/agentgate target/release/agentgate
+#                                           one binary, two settings (flags for `dev`)
 #
 # Prints one line per run: label, operations/s, server CPU µs per operation,
 # context switches per operation, server CPU %; then the medians.
 # Knobs: MODE (exchange; or mcp), ROUNDS (8), DURATION (10 s), CONCURRENCY (16),
-# BATCH (500), SERVER_CPU (0), LOAD_CPU (1), PORT (4301).
+# BATCH (500), SERVER_CPU (0), LOAD_CPU (1), PORT (4301), OLD_FLAGS and NEW_FLAGS (none).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 [ $# -eq 2 ] || { echo "usage: $0 OLD_BINARY NEW_BINARY" >&2; exit 2; }
 ROUNDS="${ROUNDS:-8}" DURATION="${DURATION:-10}" CONCURRENCY="${CONCURRENCY:-16}" BATCH="${BATCH:-500}"
 SERVER_CPU="${SERVER_CPU:-0}" LOAD_CPU="${LOAD_CPU:-1}" PORT="${PORT:-4301}" MODE="${MODE:-exchange}"
+read -r -a old_flags <<<"${OLD_FLAGS:-}"
+read -r -a new_flags <<<"${NEW_FLAGS:-}"
 (cd "$root" && cargo build --release --quiet -p agentgate-bench)
 load="$root/target/release/issuer-load"
 work="$(mktemp -d /tmp/agentgate-exchange-ab.XXXXXX)"
@@ -27,9 +32,10 @@ export AGENTGATE_DEMO_PASSWORD=wonderland AGENTGATE_LOG=warn
 unset AGENTGATE_KEY_ENCRYPTION_KEY
 for round in $(seq "$ROUNDS"); do
   for label in old new; do
-    bin="$1"; [ "$label" = new ] && bin="$2"
+    bin="$1" flags=("${old_flags[@]}")
+    [ "$label" = new ] && bin="$2" flags=("${new_flags[@]}")
     dir="$work/$label-$round"
-    taskset -c "$SERVER_CPU" "$bin" dev --listen "127.0.0.1:$PORT" --data-dir "$dir" >"$dir.log" 2>&1 &
+    taskset -c "$SERVER_CPU" "$bin" dev --listen "127.0.0.1:$PORT" --data-dir "$dir" "${flags[@]}" >"$dir.log" 2>&1 &
     pid=$!
     for _ in $(seq 200); do grep -q "^  issuer:" "$dir.log" && break; sleep 0.05; done
     client_id="$("$bin" apps list --json --data-dir "$dir" |

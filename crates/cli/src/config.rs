@@ -6,6 +6,7 @@
 //! listen = "127.0.0.1:8080"                # behind a TLS-terminating proxy
 //! data_dir = "/var/lib/agentgate"
 //! # database_url = "postgres://agentgate@db.internal/agentgate"  # several instances
+//! # durability = "crash"                   # SQLite: "power" syncs each commit (see the README)
 //! key_encryption_key_file = "/etc/agentgate/kek"   # or AGENTGATE_KEY_ENCRYPTION_KEY
 //! trusted_proxies = ["127.0.0.1"]
 //!
@@ -49,6 +50,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use agentgate_issuer::Settings;
+use agentgate_issuer::store::Durability;
 
 use agentgate_gateway::policy::{Apps, Kind, Rule};
 
@@ -74,6 +76,9 @@ pub struct Config {
     /// The database, instead of the data directory's SQLite file:
     /// `postgres://…` for several instances on one database.
     pub database_url: Option<String>,
+    /// What a commit on SQLite survives: `crash` (the default) or `power`
+    /// (see [`Durability`]); PostgreSQL's is the server's own setting.
+    pub durability: Option<Durability>,
     /// A file holding the base64 key-encryption key (32 bytes); readable by its owner only.
     pub key_encryption_key_file: Option<PathBuf>,
     /// Reverse proxies whose `X-Forwarded-For` names the client (for sign-in limits).
@@ -252,6 +257,9 @@ pub struct Lifetimes {
     pub access_token: Option<i64>,
     pub id_token: Option<i64>,
     pub refresh_token: Option<i64>,
+    /// Seconds a rotated refresh token is still taken from its own app as a
+    /// retry (0: never).
+    pub refresh_overlap: Option<i64>,
     pub authorization_code: Option<i64>,
     pub session: Option<i64>,
 }
@@ -381,6 +389,11 @@ impl Config {
                 ensure!(value > 0, "{name} must be a positive number, not {value}");
             }
         }
+        ensure!(
+            l.refresh_overlap.is_none_or(|o| (0..=300).contains(&o)),
+            "lifetimes.refresh_overlap must be from 0 (off) to 300 seconds, not {}",
+            l.refresh_overlap.unwrap_or_default()
+        );
         // Rate-limit windows are purged after a day.
         ensure!(
             self.registration.window.is_none_or(|w| w <= 86_400),
@@ -455,6 +468,7 @@ impl Config {
         set(&mut settings.access_token_ttl, l.access_token);
         set(&mut settings.id_token_ttl, l.id_token);
         set(&mut settings.refresh_token_ttl, l.refresh_token);
+        set(&mut settings.refresh_overlap, l.refresh_overlap);
         set(&mut settings.code_ttl, l.authorization_code);
         set(&mut settings.session_ttl, l.session);
         set(&mut settings.sign_in_failures_per_account, s.failures_per_account);
@@ -575,6 +589,8 @@ mod tests {
             ("issuer = \"https://a.example\"\nlisten = \"nowhere\"", "socket address"),
             ("issuer = \"https://a.example\"\nisuer = \"typo\"", "unknown field"),
             ("issuer = \"https://a.example\"\n[lifetimes]\naccess_token = 0", "positive"),
+            ("issuer = \"https://a.example\"\n[lifetimes]\nrefresh_overlap = -1", "from 0 (off) to 300"),
+            ("issuer = \"https://a.example\"\n[lifetimes]\nrefresh_overlap = 301", "from 0 (off) to 300"),
             ("issuer = \"https://a.example\"\n[whoami]\npath = \"mcp\"", "whoami.path"),
             ("issuer = \"https://a.example\"\n[registration]\npolicy = \"anyone\"", "unknown variant"),
             ("issuer = \"https://a.example\"\n[registration]\nper_address = 0", "positive"),

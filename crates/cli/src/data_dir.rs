@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use agentgate_issuer::seal::{DEV_KEK_FILE, KEK_ENV, KeyEncryptionKey};
-use agentgate_issuer::store::{AnyStore, Store};
+use agentgate_issuer::store::{AnyStore, Durability, Store};
 use anyhow::{Context, bail};
 
 use crate::config::Config;
@@ -25,6 +25,11 @@ pub struct DataArgs {
     /// `sqlite://PATH` [default: the configuration's `database_url`]
     #[arg(long, env = "AGENTGATE_DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
+    /// What a commit on SQLite survives: crash (the process may die; the
+    /// default) or power (a power cut too: each commit synced)
+    /// [default: the configuration's `durability`, else crash]
+    #[arg(long, env = "AGENTGATE_DURABILITY", global = true, value_parser = parse_durability)]
+    pub durability: Option<Durability>,
     /// Print JSON instead of text, for scripts.
     #[arg(long, global = true)]
     pub json: bool,
@@ -56,7 +61,17 @@ impl DataArgs {
         };
         let database_url =
             self.database_url.as_deref().or_else(|| config.and_then(|c| c.database_url.as_deref()));
-        DataDir::open(&path, kek, database_url).await
+        let durability = self.durability.or_else(|| config.and_then(|c| c.durability)).unwrap_or_default();
+        DataDir::open(&path, kek, database_url, durability).await
+    }
+}
+
+/// `crash` or `power`.
+fn parse_durability(text: &str) -> Result<Durability, String> {
+    match text {
+        "crash" => Ok(Durability::Crash),
+        "power" => Ok(Durability::Power),
+        other => Err(format!("{other:?}: expected crash or power")),
     }
 }
 
@@ -95,7 +110,12 @@ impl DataDir {
     /// Opens the database at `database_url`, else the one in `path`. The
     /// directory is made (private to this user) only when something is kept
     /// in it: the SQLite file, or the development key-encryption key.
-    pub async fn open(path: &Path, kek: KekSource, database_url: Option<&str>) -> anyhow::Result<Self> {
+    pub async fn open(
+        path: &Path,
+        kek: KekSource,
+        database_url: Option<&str>,
+        durability: Durability,
+    ) -> anyhow::Result<Self> {
         if database_url.is_none() || matches!(kek, KekSource::Development) {
             create_private_dir(path)?;
         }
@@ -103,8 +123,9 @@ impl DataDir {
             Some(url) => url.to_owned(),
             None => format!("sqlite://{}", path.join(DATABASE_FILE).display()),
         };
-        let store =
-            AnyStore::open(&url).await.with_context(|| format!("opening {}", without_password(&url)))?;
+        let store = AnyStore::open_durable(&url, durability)
+            .await
+            .with_context(|| format!("opening {}", without_password(&url)))?;
         Ok(Self { path: path.to_owned(), kek, store })
     }
 

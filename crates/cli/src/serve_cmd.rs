@@ -15,7 +15,7 @@ use agentgate_guard::Guard;
 use agentgate_issuer::Issuer;
 use agentgate_issuer::revocations::Revocations;
 use agentgate_issuer::scopes::declare_resource;
-use agentgate_issuer::store::AnyStore;
+use agentgate_issuer::store::{AnyStore, Durability};
 use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -70,6 +70,17 @@ impl ServeArgs {
         for route in &routes {
             app = app.merge(route.mount(&around, &origin).await?);
             println!("agentgate serve: route {origin}{} -> {}", route.path, route.describe());
+        }
+        if let AnyStore::Sqlite(sqlite) = &dir.store {
+            // Read back from SQLite, so that what is said is what is in effect.
+            let durability = match sqlite.durability().await? {
+                Some(Durability::Crash) => {
+                    "crash (synchronous=NORMAL: a power cut may take the last commits)"
+                }
+                Some(Durability::Power) => "power (synchronous=FULL: each commit synced)",
+                None => "mixed (the connections disagree; restart the server)",
+            };
+            println!("agentgate serve: SQLite durability {durability}");
         }
         println!("agentgate serve: issuer {} listening on http://{local}", config.issuer);
         serve::run(listener, app, shutdown).await

@@ -163,3 +163,39 @@ fn registration_turned_off_answers_404_before_reading_anything() {
         assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND, "off comes before any parsing");
     });
 }
+
+/// What `agentgate serve` says of SQLite's durability before it listens,
+/// with `env`; the server is stopped after.
+fn durability_said(setup: &Setup, env: &[(&str, &str)]) -> String {
+    use std::io::BufRead;
+    let mut command = agentgate(&["serve"], env);
+    command.arg("--config").arg(setup.config()).stdout(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut said = String::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("agentgate serve: SQLite durability ") {
+            said = rest.to_owned();
+        }
+        if line.starts_with("agentgate serve: issuer ") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    said
+}
+
+#[test]
+fn the_durability_setting_reaches_sqlite_as_read_back_from_it() {
+    let default = Setup::new("durability-default", "", 0o600);
+    assert!(durability_said(&default, &[]).starts_with("crash (synchronous=NORMAL"));
+    let power = Setup::new("durability-power", "durability = \"power\"\n", 0o600);
+    assert!(durability_said(&power, &[]).starts_with("power (synchronous=FULL"));
+    // The environment wins over the file, as for every setting.
+    assert!(durability_said(&power, &[("AGENTGATE_DURABILITY", "crash")]).starts_with("crash ("));
+
+    let typo = Setup::new("durability-typo", "durability = \"disk\"\n", 0o600);
+    let error = stderr_of(&typo.run(&["serve"], &[], ""));
+    assert!(error.contains("unknown variant `disk`") && error.contains("crash"), "{error}");
+}

@@ -39,6 +39,8 @@ pub struct Issuer<S> {
     pub(crate) form_key: aws_lc_rs::hmac::Key,
     /// Signs known-browser cookies.
     pub(crate) known_key: aws_lc_rs::hmac::Key,
+    /// Derives each refresh token's successor from it (see `tokens`).
+    pub(crate) successor_key: aws_lc_rs::hmac::Key,
     /// Fetched client metadata documents.
     pub(crate) documents: crate::client_documents::ClientDocuments,
     /// The codes this instance issued lately, for one-trip exchanges.
@@ -60,6 +62,7 @@ impl<S: Store> Issuer<S> {
         crate::management::declare_api(&store, &settings).await?;
         let form_key = kek.derive("agentgate form token v1");
         let known_key = kek.derive("agentgate known browser v1");
+        let successor_key = kek.derive("agentgate refresh successor v1");
         let documents =
             crate::client_documents::ClientDocuments::new(settings.client_documents_allow_loopback);
         // As long as a token issued just before a revocation can be accepted:
@@ -76,6 +79,7 @@ impl<S: Store> Issuer<S> {
             key_creation: tokio::sync::Mutex::new(()),
             form_key,
             known_key,
+            successor_key,
             recent_codes: Default::default(),
         };
         issuer.read_revocations().await?;

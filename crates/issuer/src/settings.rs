@@ -11,6 +11,10 @@ pub struct Settings {
     pub id_token_ttl: i64,
     /// Refresh-token lifetime in seconds, renewed on every rotation (14 days).
     pub refresh_token_ttl: i64,
+    /// Seconds a rotated refresh token is still taken from its own app, as a
+    /// retry whose answer was lost (5): it gets the successor given the first
+    /// time, and the family lives on. 0: never; any reuse revokes the family.
+    pub refresh_overlap: i64,
     /// Authorization-code lifetime in seconds (1 minute).
     pub code_ttl: i64,
     /// Browser-session lifetime in seconds (12 hours).
@@ -57,6 +61,7 @@ impl Settings {
             access_token_ttl: 600,
             id_token_ttl: 600,
             refresh_token_ttl: 14 * 24 * 3600,
+            refresh_overlap: 5,
             code_ttl: 60,
             session_ttl: 12 * 3600,
             default_resource: None,

@@ -10,8 +10,17 @@
 //!   code replay, refresh-token reuse, the person disconnecting the app — turns
 //!   every token of it inactive at introspection and userinfo at once, without
 //!   a row per access token.
-//! - **Refresh tokens** are 256 random bits, stored hashed, rotated on every use;
-//!   presenting one that was already rotated out revokes the whole family.
+//! - **Refresh tokens** are 256 bits, stored hashed, rotated on every use;
+//!   presenting one that was already rotated out revokes the whole family —
+//!   unless it is a retry: the same app, within `refresh_overlap` seconds of
+//!   the rotation, while the successor is still unused. An answer lost on the
+//!   network (or in a crash after the commit), or two processes of one app
+//!   refreshing at once, then cost nothing: the retry gets the very successor
+//!   the first request got, so the family keeps exactly one live refresh
+//!   token and never forks. That successor needs no secret kept at rest: it
+//!   is the HMAC of the token it succeeds, under a key derived from the
+//!   key-encryption key, so any instance can give it again. The first token
+//!   of a family is random.
 //! - **Access tokens** are RFC 9068 JWTs (`typ: at+jwt`), signed ES256.
 
 use std::borrow::Cow;
@@ -470,22 +479,87 @@ impl<S: Store> Issuer<S> {
         let found = self.store.refresh_token(&token_hash).await?;
         let (stored, family) = found.ok_or_else(|| OAuthError::invalid_grant("unknown refresh token"))?;
         let now = now();
-        if family.client_id != client.client_id {
-            return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
-        }
         if family.revoked_at.is_some() {
             return Err(OAuthError::invalid_grant("refresh token revoked"));
         }
         if stored.rotated_at.is_some() {
-            tracing::warn!("rotated-out refresh token presented; revoking its family");
-            self.revoke_family(&family.id, now).await?;
-            return Err(OAuthError::invalid_grant("refresh token already used; its family is revoked"));
+            return self.rotated_again(client, token, &stored, &family, scope, resource, now).await;
+        }
+        if family.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
         }
         if stored.expires_at <= now {
             return Err(OAuthError::invalid_grant("refresh token expired"));
         }
-        // What was granted, within what the app may have today: an app whose
-        // registration was narrowed since keeps only what it may still have.
+        let scopes = self.refreshed_scopes(client, &family, scope, resource)?;
+        let user = self.live_user(&family.user_id).await?;
+        let keys = self.keys_with(id_token_alg(client)).await?;
+        let successor = self.successor_of(token);
+        let row = self.refresh_row(&successor, &family.id, now);
+        if !self.store.rotate_refresh_token(&token_hash, now, &row).await? {
+            // Another request rotated it meanwhile: this one is its retry.
+            let (stored, family) = self
+                .store
+                .refresh_token(&token_hash)
+                .await?
+                .ok_or_else(|| OAuthError::invalid_grant("unknown refresh token"))?;
+            return self.rotated_again(client, token, &stored, &family, scope, resource, now).await;
+        }
+        Ok(self.respond(&keys, client, &user, &family, &scopes, None, Some(successor), now))
+    }
+
+    /// A refresh token presented again after its rotation: a retry when it is
+    /// the same app, within the overlap, and its successor is unused — it gets
+    /// that successor again, with a fresh access token. Anything else is a
+    /// stolen token's reuse (or a copy that lived too long): the family is
+    /// revoked.
+    #[allow(clippy::too_many_arguments)]
+    async fn rotated_again(
+        &self,
+        client: &Client,
+        token: &str,
+        stored: &RefreshToken,
+        family: &TokenFamily,
+        scope: Option<&str>,
+        resource: Option<&str>,
+        now: i64,
+    ) -> Result<TokenResponse, OAuthError> {
+        let overlap = self.settings.refresh_overlap;
+        let in_time = overlap > 0 && stored.rotated_at.is_some_and(|at| now - at <= overlap);
+        let successor = self.successor_of(token);
+        let mut unused = false;
+        if in_time && family.client_id == client.client_id {
+            let next = self.store.refresh_token(&hash_secret(&successor)).await?;
+            unused = next.is_some_and(|(next, next_family)| {
+                next.family_id == family.id
+                    && next.rotated_at.is_none()
+                    && next.expires_at > now
+                    && next_family.revoked_at.is_none()
+            });
+        }
+        if !unused {
+            tracing::warn!("rotated-out refresh token presented; revoking its family");
+            self.revoke_family(&family.id, now).await?;
+            return Err(OAuthError::invalid_grant("refresh token already used; its family is revoked"));
+        }
+        tracing::info!("a refresh retried within the overlap; the same successor is given again");
+        let scopes = self.refreshed_scopes(client, family, scope, resource)?;
+        let user = self.live_user(&family.user_id).await?;
+        let keys = self.keys_with(id_token_alg(client)).await?;
+        Ok(self.respond(&keys, client, &user, family, &scopes, None, Some(successor), now))
+    }
+
+    /// The scopes of a refreshed access token: what was granted, within what
+    /// the app may have today (an app whose registration was narrowed since
+    /// keeps only what it may still have), narrowed to `scope` when asked;
+    /// `resource`, when given, must be the family's.
+    fn refreshed_scopes(
+        &self,
+        client: &Client,
+        family: &TokenFamily,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<Vec<String>, OAuthError> {
         let scopes = match scope {
             None => family.scopes.iter().filter(|s| has(&client.scopes, s)).cloned().collect(),
             Some(scope) => {
@@ -508,14 +582,7 @@ impl<S: Store> Issuer<S> {
         if let Some(asked) = resource {
             check_same_resource(asked, &family.resource)?;
         }
-        let user = self.live_user(&family.user_id).await?;
-        let keys = self.keys_with(id_token_alg(client)).await?;
-        let (new_token, new_row) = self.new_refresh(&family.id, now);
-        if !self.store.rotate_refresh_token(&token_hash, now, &new_row).await? {
-            self.revoke_family(&family.id, now).await?;
-            return Err(OAuthError::invalid_grant("refresh token already used; its family is revoked"));
-        }
-        Ok(self.respond(&keys, client, &user, &family, &scopes, None, Some(new_token), now))
+        Ok(scopes)
     }
 
     /// The `client_credentials` grant, for confidential first-party machine apps.
@@ -726,16 +793,30 @@ impl<S: Store> Issuer<S> {
             && (has(scopes, "offline_access") || !has(scopes, "openid"))
     }
 
+    /// A family's first refresh token: random.
     fn new_refresh(&self, family: &str, now: i64) -> (String, RefreshToken) {
         let token = random_token(32);
-        let row = RefreshToken {
-            token_hash: hash_secret(&token),
+        let row = self.refresh_row(&token, family, now);
+        (token, row)
+    }
+
+    /// The row that keeps `token` (hashed) for `family`.
+    fn refresh_row(&self, token: &str, family: &str, now: i64) -> RefreshToken {
+        RefreshToken {
+            token_hash: hash_secret(token),
             family_id: family.to_owned(),
             created_at: now,
             expires_at: now + self.settings.refresh_token_ttl,
             rotated_at: None,
-        };
-        (token, row)
+        }
+    }
+
+    /// The refresh token that succeeds `token`: 256 bits nobody can tell from
+    /// random without the key, and the same on every instance and every try.
+    fn successor_of(&self, token: &str) -> String {
+        use base64::Engine;
+        let tag = aws_lc_rs::hmac::sign(&self.successor_key, token.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
     }
 
     /// An access token. `person` holds the claims about the person the

@@ -328,6 +328,84 @@ async fn refresh_rotates_narrows_and_reuse_revokes_the_family() {
 }
 
 #[tokio::test]
+async fn a_refresh_whose_answer_was_lost_is_retried_and_the_family_lives_on() {
+    let w = world().await;
+    let i = &w.issuer;
+    let first = w.exchange(&w.code("openid offline_access mcp:tools").await).await.unwrap();
+    let r1 = first.refresh_token.unwrap();
+
+    // The rotation commits, and its answer never reaches the app: it tries again.
+    let lost = i.refresh(&w.agent, Some(&r1), None, None).await.unwrap();
+    let retried = i.refresh(&w.agent, Some(&r1), Some("mcp:tools"), None).await.unwrap();
+    assert_eq!(retried.refresh_token, lost.refresh_token, "the successor given the first time");
+    assert_ne!(retried.access_token, lost.access_token, "with an access token of its own");
+    assert_eq!(retried.scope, "mcp:tools", "a retry may narrow like any refresh");
+    let r2 = retried.refresh_token.unwrap();
+    assert_ne!(r2, r1);
+    assert!(w.active(&r2).await && w.active(&retried.access_token).await, "the family lives on");
+
+    // The successor in use, the old token is no retry any more: reuse.
+    let next = i.refresh(&w.agent, Some(&r2), None, None).await.unwrap();
+    let reuse = i.refresh(&w.agent, Some(&r1), None, None).await.unwrap_err();
+    assert_eq!(reuse.code, ErrorCode::InvalidGrant);
+    assert!(!w.active(next.refresh_token.as_deref().unwrap()).await, "reuse revoked the family");
+}
+
+#[tokio::test]
+async fn a_retry_by_another_app_after_the_overlap_or_with_none_revokes_the_family() {
+    // Another app holding the token (a thief) within the overlap.
+    let w = world().await;
+    let other = clients::register(w.issuer.store(), app("Other agent", true), 1).await.unwrap().client;
+    let r1 = w.exchange(&w.code("offline_access mcp:tools").await).await.unwrap().refresh_token.unwrap();
+    let r2 = w.issuer.refresh(&w.agent, Some(&r1), None, None).await.unwrap().refresh_token.unwrap();
+    let stolen = w.issuer.refresh(&other, Some(&r1), None, None).await.unwrap_err();
+    assert_eq!(stolen.code, ErrorCode::InvalidGrant);
+    assert!(!w.active(&r2).await, "the family is revoked");
+
+    // The app itself, once the overlap is over.
+    let w = world_with(Settings { refresh_overlap: 1, ..Settings::new("http://127.0.0.1:8080") }).await;
+    let r1 = w.exchange(&w.code("offline_access mcp:tools").await).await.unwrap().refresh_token.unwrap();
+    let r2 = w.issuer.refresh(&w.agent, Some(&r1), None, None).await.unwrap().refresh_token.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        w.issuer.refresh(&w.agent, Some(&r1), None, None).await.unwrap_err().code,
+        ErrorCode::InvalidGrant
+    );
+    assert!(!w.active(&r2).await);
+
+    // No overlap at all: the first retry is reuse.
+    let w = world_with(Settings { refresh_overlap: 0, ..Settings::new("http://127.0.0.1:8080") }).await;
+    let r1 = w.exchange(&w.code("offline_access mcp:tools").await).await.unwrap().refresh_token.unwrap();
+    let r2 = w.issuer.refresh(&w.agent, Some(&r1), None, None).await.unwrap().refresh_token.unwrap();
+    assert_eq!(
+        w.issuer.refresh(&w.agent, Some(&r1), None, None).await.unwrap_err().code,
+        ErrorCode::InvalidGrant
+    );
+    assert!(!w.active(&r2).await);
+}
+
+#[tokio::test]
+async fn racing_refreshes_of_one_token_leave_exactly_one_live_successor() {
+    let w = world().await;
+    let r1 = w.exchange(&w.code("offline_access mcp:tools").await).await.unwrap().refresh_token.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (issuer, agent, r1) = (w.issuer.clone(), w.agent.clone(), r1.clone());
+            tokio::spawn(async move { issuer.refresh(&agent, Some(&r1), None, None).await })
+        })
+        .collect();
+    let mut successors = std::collections::BTreeSet::new();
+    for task in tasks {
+        let answer = task.await.unwrap().expect("every racer gets an answer");
+        successors.insert(answer.refresh_token.unwrap());
+    }
+    assert_eq!(successors.len(), 1, "one successor for all: {successors:?}");
+    let r2 = successors.pop_first().unwrap();
+    assert!(w.active(&r2).await);
+    assert!(w.issuer.refresh(&w.agent, Some(&r2), None, None).await.is_ok(), "and it works");
+}
+
+#[tokio::test]
 async fn openid_requests_get_refresh_tokens_only_with_offline_access() {
     let w = world().await;
     let tokens = w.exchange(&w.code("openid mcp:tools").await).await.unwrap();

@@ -798,3 +798,16 @@ async fn the_copy_names_every_table_of_the_schema() {
     tables.sort_unstable();
     assert_eq!(tables, copied);
 }
+
+#[tokio::test]
+async fn each_durability_reaches_both_sqlite_connections_that_write() {
+    use agentgate_issuer::store::Durability;
+    for durability in [Durability::Crash, Durability::Power] {
+        let db = common::TempDb::new();
+        let store = SqliteStore::open_durable(&db.url(), durability).await.unwrap();
+        assert_eq!(store.durability().await.unwrap(), Some(durability));
+    }
+    let db = common::TempDb::new();
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    assert_eq!(store.durability().await.unwrap(), Some(Durability::Crash), "the default");
+}

@@ -163,6 +163,7 @@ pub fn agentgate(args: &[&str], env: &[(&str, &str)]) -> Command {
         "AGENTGATE_LISTEN",
         "AGENTGATE_DATA_DIR",
         "AGENTGATE_DATABASE_URL",
+        "AGENTGATE_DURABILITY",
     ] {
         command.env_remove(name);
     }

@@ -1,8 +1,8 @@
 //! A store chosen at run time by its URL.
 
 use super::{
-    AuthCode, Client, ClientAndCode, CodeRedemption, Grant, PgStore, Redemption, RefreshToken, Resource,
-    Session, SqliteStore, Store, StoreError, StoredKey, TokenFamily, User,
+    AuthCode, Client, ClientAndCode, CodeRedemption, Durability, Grant, PgStore, Redemption, RefreshToken,
+    Resource, Session, SqliteStore, Store, StoreError, StoredKey, TokenFamily, User,
 };
 
 /// Whichever store a database URL names: `sqlite://PATH` or `postgres://…`.
@@ -30,8 +30,14 @@ impl AnyStore {
     /// Opens the database at `url`: `sqlite://PATH` (created if missing) or
     /// `postgres://…` / `postgresql://…`, its schema brought up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_durable(url, Durability::default()).await
+    }
+
+    /// [`AnyStore::open`], SQLite's commits as durable as `durability` says
+    /// (PostgreSQL's are the server's business).
+    pub async fn open_durable(url: &str, durability: Durability) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(SqliteStore::open(url).await?))
+            Ok(Self::Sqlite(SqliteStore::open_durable(url, durability).await?))
         } else {
             Ok(Self::Postgres(PgStore::open(url).await?))
         }

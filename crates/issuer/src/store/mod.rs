@@ -23,6 +23,47 @@ pub use any::AnyStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
+/// What a commit on SQLite survives once the issuer has answered. PostgreSQL
+/// decides this itself (its `synchronous_commit`), so the setting is SQLite's
+/// only.
+///
+/// ```
+/// use agentgate_issuer::store::Durability;
+///
+/// assert_eq!(Durability::default(), Durability::Crash);
+/// assert_eq!(Durability::Power.sqlite_synchronous(), 2); // FULL
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// The process may crash, be killed or restarted: every commit it
+    /// answered survives. A power cut or an operating-system crash may take
+    /// the last commits (SQLite's `synchronous=NORMAL` in WAL mode syncs the
+    /// log at checkpoints, not at each commit): a refresh token a client
+    /// already holds may then be unknown after the reboot. Fastest; the
+    /// default.
+    #[default]
+    Crash,
+    /// A power cut too: each commit is synced to disk before it is answered
+    /// (`synchronous=FULL`), at the cost of one sync per write.
+    Power,
+}
+
+impl Durability {
+    /// The value of SQLite's `PRAGMA synchronous` that gives it (1 NORMAL, 2 FULL).
+    pub fn sqlite_synchronous(self) -> i64 {
+        match self {
+            Durability::Crash => 1,
+            Durability::Power => 2,
+        }
+    }
+
+    /// The durability a `PRAGMA synchronous` value gives, if it is one of these.
+    pub fn of_sqlite_synchronous(level: i64) -> Option<Self> {
+        [Durability::Crash, Durability::Power].into_iter().find(|d| d.sqlite_synchronous() == level)
+    }
+}
+
 /// A signing key as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredKey {

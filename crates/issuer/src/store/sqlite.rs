@@ -20,7 +20,7 @@ use super::portable::{
 use super::sqlite_checkpoint::LogCopier;
 use super::sqlite_direct::DirectConnection;
 use super::{
-    AuthCode, Client, ClientAndCode, CodeRedemption, Grant, Redemption, RefreshToken, Resource,
+    AuthCode, Client, ClientAndCode, CodeRedemption, Durability, Grant, Redemption, RefreshToken, Resource,
     ResourceScope, Session, Store, StoreError, StoredKey, TokenFamily, User, migrate,
 };
 
@@ -116,24 +116,43 @@ impl SqliteStore {
     store_helpers!(sqlx::Sqlite);
 
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH`) and
-    /// brings its schema up to date.
+    /// brings its schema up to date, with the default [`Durability`].
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_durable(url, Durability::default()).await
+    }
+
+    /// [`SqliteStore::open`], with commits as durable as `durability` says.
+    pub async fn open_durable(url: &str, durability: Durability) -> Result<Self, StoreError> {
         if !url.starts_with("sqlite:") {
             return Err(StoreError::unsupported(url));
         }
+        let synchronous = match durability {
+            Durability::Crash => SqliteSynchronous::Normal,
+            Durability::Power => SqliteSynchronous::Full,
+        };
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(synchronous)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             .pragma("wal_autocheckpoint", CHECKPOINT_PAGES.to_string());
         let mut sqlx = SqliteConnection::connect_with(&options).await?;
         migrate::sqlite(&mut sqlx).await?;
         let path = Self::file_of(&mut sqlx).await?;
-        let direct = DirectConnection::open(&path)?;
-        let copier = LogCopier::start(&path)?;
+        let direct = DirectConnection::open(&path, durability)?;
+        let copier = LogCopier::start(&path, durability)?;
         Ok(Self { connections: Arc::new(Mutex::new(Connections { sqlx, direct, copier })) })
+    }
+
+    /// The durability in effect, read back from SQLite (`PRAGMA synchronous`)
+    /// on both connections that write; `None` if they disagree or the value
+    /// is neither of [`Durability`]'s.
+    pub async fn durability(&self) -> Result<Option<Durability>, StoreError> {
+        let mut turn = self.connections.lock().await;
+        let sqlx_level: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut turn.sqlx).await?;
+        let direct_level = turn.direct.synchronous()?;
+        Ok(Durability::of_sqlite_synchronous(sqlx_level).filter(|_| sqlx_level == direct_level))
     }
 
     /// The file `conn` has open, as SQLite resolved it. An in-memory database

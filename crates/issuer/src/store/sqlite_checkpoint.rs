@@ -47,8 +47,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::StoreError;
 use super::sqlite_direct::open_beside;
+use super::{Durability, StoreError};
 
 /// The rest between two copies. Shorter copies the hottest pages (the ends of
 /// the tables being appended to) more often; longer leaves more for the commit
@@ -81,11 +81,11 @@ struct Files {
 impl LogCopier {
     /// Starts the thread, with its own connection to `path`, an existing
     /// database in WAL mode that the store has open.
-    pub(super) fn start(path: &Path) -> Result<Self, StoreError> {
-        // A checkpoint syncs as its own connection says: the store's NORMAL
-        // syncs the log before copying, and the database file once the log is
+    pub(super) fn start(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        // A checkpoint syncs as its own connection says: NORMAL and FULL both
+        // sync the log before copying, and the database file once the log is
         // all copied.
-        let conn = open_beside(path)?;
+        let conn = open_beside(path, durability)?;
         let mut log = path.as_os_str().to_owned();
         log.push("-wal");
         let log = File::open(&log)

@@ -5,7 +5,8 @@
 //! context switches, the largest single cost of a token exchange once its
 //! statements were down to one trip. SQLite itself is a library, and its
 //! statements here take microseconds without waiting on the disk (in WAL mode
-//! with `synchronous=NORMAL` a commit writes the log and syncs nothing), so the
+//! with `synchronous=NORMAL`, the default durability, a commit writes the log
+//! and syncs nothing; `FULL` adds one sync), so the
 //! two statements of the token endpoint run on a second connection to the same
 //! file, called directly, through rusqlite.
 //!
@@ -32,7 +33,7 @@ use super::portable::{
     user_columns, user_from_row,
 };
 use super::sqlite::{BUSY_TIMEOUT, CHECKPOINT_PAGES};
-use super::{ClientAndCode, CodeRedemption, Redemption};
+use super::{ClientAndCode, CodeRedemption, Durability, Redemption};
 
 /// Reads a rusqlite row by column name, as the shared row readers expect.
 impl super::portable::Columns for rusqlite::Row<'_> {
@@ -57,11 +58,12 @@ impl super::portable::Columns for rusqlite::Row<'_> {
 /// schema the sqlx connection has migrated, with the sqlx connection's
 /// settings. Each is used by one thread at a time (the store's turns, or the
 /// log-copying thread alone), hence SQLite's own mutex left out.
-pub(super) fn open_beside(path: &Path) -> rusqlite::Result<Connection> {
+pub(super) fn open_beside(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    conn.pragma_update(None, "synchronous", durability.sqlite_synchronous())?;
+    conn.execute_batch("PRAGMA foreign_keys = ON;")?;
     conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
     Ok(conn)
 }
@@ -74,8 +76,13 @@ pub(super) struct DirectConnection {
 
 impl DirectConnection {
     /// Opens `path` ([`open_beside`]).
-    pub(super) fn open(path: &Path) -> rusqlite::Result<Self> {
-        Ok(Self { conn: open_beside(path)? })
+    pub(super) fn open(path: &Path, durability: Durability) -> rusqlite::Result<Self> {
+        Ok(Self { conn: open_beside(path, durability)? })
+    }
+
+    /// `PRAGMA synchronous` on this connection.
+    pub(super) fn synchronous(&self) -> rusqlite::Result<i64> {
+        self.conn.pragma_query_value(None, "synchronous", |row| row.get(0))
     }
 
     /// [`super::Store::client_and_code`].
