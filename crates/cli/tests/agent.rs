@@ -715,12 +715,17 @@ fn the_agent_reaches_server_memory_behind_a_dev_route_through_sign_in_and_consen
         agent_cli(&dir, &["call", &url, "read_graph", "--no-browser", "--timeout", "5", "--output", "json"]);
     assert!(ok, "{error}");
     assert!(out.contains("alice-note") && out.contains("through the gateway"), "{out}");
-    let alice = dev.user_id("alice");
-    assert!(
-        files.join(format!("{alice}.jsonl")).exists(),
-        "alice's own file: {:?}",
-        std::fs::read_dir(&files)
-    );
+    // {person} is her id in its file-name-safe form (README): letters, digits
+    // and `-` as they are, every other byte `_` and two hex digits.
+    let alice: String = dev
+        .user_id("alice")
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' { (b as char).to_string() } else { format!("_{b:02x}") }
+        })
+        .collect();
+    let made: Vec<_> = std::fs::read_dir(&files).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(made, [std::ffi::OsString::from(format!("{alice}.jsonl"))], "alice's own file");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&files);
 }
