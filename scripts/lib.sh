@@ -17,8 +17,11 @@ as_root() {
 ensure_dev_null() {
   if [ ! -c /dev/null ]; then
     echo "/dev/null is not the null device (a plain file?): making it again" >&2
-    as_root rm -f /dev/null
-    as_root mknod -m 666 /dev/null c 1 3
+    # Made beside it and moved over it in one step: a write to /dev/null
+    # meanwhile cannot make a plain file there again.
+    as_root rm -f /dev/null.agentgate
+    as_root mknod -m 666 /dev/null.agentgate c 1 3
+    as_root mv -f /dev/null.agentgate /dev/null
   fi
 }
 

@@ -5,7 +5,9 @@
 //   tools/call ask        -> sends sampling/createMessage to the client, waits
 //                            for its answer, and returns that answer as text
 //   tools/call wait       -> answers after `ms` (default 1000), with the id the
-//                            request arrived under (the gateway's own)
+//                            request arrived under (the gateway's own); with a
+//                            progressToken, first a progress notification whose
+//                            message is the `tag` argument
 //   tools/call cancelled  -> the requestIds of every notifications/cancelled seen
 //   tools/call tell       -> sends notifications/resources/updated, then answers
 //   tools/call flood      -> sends `count` notifications/message of `size` bytes
@@ -63,7 +65,14 @@ createInterface({ input: process.stdin }).on("line", (line) => {
     const name = params?.name;
     if (name === "pid") text(id, process.pid);
     else if (name === "cancelled") text(id, JSON.stringify(cancelled));
-    else if (name === "wait") setTimeout(() => text(id, JSON.stringify(id)), params?.arguments?.ms ?? 1000);
+    else if (name === "wait") {
+      const token = params?._meta?.progressToken;
+      if (token !== undefined) {
+        const message = String(params?.arguments?.tag ?? "");
+        send({ jsonrpc: "2.0", method: "notifications/progress", params: { progressToken: token, progress: 1, message } });
+      }
+      setTimeout(() => text(id, JSON.stringify(id)), params?.arguments?.ms ?? 1000);
+    }
     else if (name === "exit") process.exit(3);
     else if (name === "flood") {
       const { count = 1000, size = 65536 } = params?.arguments ?? {};

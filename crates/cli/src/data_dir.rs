@@ -61,7 +61,13 @@ impl DataArgs {
         };
         let database_url =
             self.database_url.as_deref().or_else(|| config.and_then(|c| c.database_url.as_deref()));
-        let durability = self.durability.or_else(|| config.and_then(|c| c.durability)).unwrap_or_default();
+        let chosen = self.durability.or_else(|| config.and_then(|c| c.durability));
+        if chosen.is_some() && database_url.is_some_and(|url| !url.starts_with("sqlite:")) {
+            tracing::warn!(
+                "durability is SQLite's setting; on PostgreSQL the server's own synchronous_commit decides"
+            );
+        }
+        let durability = chosen.unwrap_or_default();
         DataDir::open(&path, kek, database_url, durability).await
     }
 }

@@ -54,7 +54,7 @@ impl Upstream {
                 url::Url::parse(text).map_err(|e| anyhow::anyhow!("upstream {text:?} is not a URL: {e}"))?;
             ensure!(
                 url.scheme() != "http+unix" || agentgate_gateway::unix_socket(&url).is_some(),
-                "upstream {text:?}: name the socket as the host, its slashes written %2F, \
+                "upstream {text:?}: name the socket by its absolute path as the host, its slashes written %2F, \
                  e.g. http+unix://%2Frun%2Fnotes.sock/mcp"
             );
             return Ok(Upstream::Http(url));
@@ -380,6 +380,7 @@ impl Route {
     {
         let mut policed = Policed::new(&self.name, self.policy.clone(), guard.clone(), upstream)
             .max_body_bytes(self.max_body_bytes)
+            .timeout(self.timeout)
             .record_arguments(self.audit_arguments);
         if let Some(issuer) = &around.issuer {
             policed = policed.apps(Arc::new(IssuerApps::new(issuer.clone())));

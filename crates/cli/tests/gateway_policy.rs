@@ -370,6 +370,21 @@ async fn prompts_resources_and_templates_are_hidden_asked_for_or_refused_by_the_
     );
     let (status, body) = refused.await.unwrap_err();
     assert!(status == 200 && body.contains("open to first-party apps only"), "{status} {body}");
+    // What it may not use, it may not probe for completions either.
+    for reference in [
+        json!({ "type": "ref/prompt", "name": "args-prompt" }),
+        json!({ "type": "ref/resource", "uri": "demo://resource/dynamic/blob/{resourceId}" }),
+    ] {
+        let probe = json!({ "ref": reference, "argument": { "name": "city", "value": "O" } });
+        let (status, body) = ask(&route, &reader, "completion/complete", probe).await.unwrap_err();
+        assert!(
+            status == 200 && body.contains("open to first-party apps only"),
+            "{reference}: {status} {body}"
+        );
+    }
+    let open = json!({ "ref": { "type": "ref/prompt", "name": "completable-prompt" },
+        "argument": { "name": "department", "value": "E" } });
+    assert!(ask(&route, &reader, "completion/complete", open).await.is_ok(), "an open prompt completes");
 
     let resources = ask(&route, &reader, "resources/list", json!({})).await.unwrap();
     let uris = names(&resources, "resources", "uri");

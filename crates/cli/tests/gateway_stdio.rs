@@ -189,10 +189,11 @@ async fn a_shared_process_shows_each_question_to_the_one_it_is_for_and_takes_onl
     assert_eq!(result["id"], 5, "{result}");
     assert!(result_text(&result).contains("answered by alice"), "{result}");
 
-    // A change the process announces during alice's call is hers alone.
+    // A change the process announces during alice's call may be about bob's
+    // subscription as well as hers: with bob listening, nobody hears of it.
     let told = mcp(url, alice, Some(&alices), tool_call(6, "tell", json!({}))).await;
-    assert!(told.2.contains("memo://private") && told.2.contains("told"), "{told:?}");
-    assert!(bobs_stream.next(Duration::from_secs(1)).await.is_none(), "bob heard of alice's resource");
+    assert!(told.2.contains("told") && !told.2.contains("memo://private"), "{told:?}");
+    assert!(bobs_stream.next(Duration::from_secs(1)).await.is_none(), "bob heard of the resource");
 
     // With both people's calls in flight, nobody can be told whose a question
     // is: the process gets an error instead of an answer, and nobody sees it.
@@ -335,4 +336,57 @@ async fn a_client_that_never_reads_a_stdio_answer_costs_the_gateway_a_bounded_qu
     drop(client);
     // The process and its other sessions carry on.
     assert!(call(url, alice, &session, "pid").await.parse::<u32>().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_reaches_only_the_call_it_belongs_to_though_two_sessions_chose_one_token() {
+    let route = AskerRoute::start(&["--shared-process"]);
+    let (url, alice, bob) = (route.gateway.url.as_str(), &route.alice, &route.bob);
+    let (alices, bobs) = (session_of(url, alice).await, session_of(url, bob).await);
+    // The TypeScript SDK numbers progress tokens per session: both pick 1.
+    let call = |tag: &str| {
+        json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": { "name": "wait",
+            "arguments": { "ms": 800, "tag": tag }, "_meta": { "progressToken": 1 } } })
+    };
+    let (alices_message, bobs_message) = (call("alice's"), call("bob's"));
+    let (mut alices_call, mut bobs_call) = tokio::join!(
+        Events::post(url, alice, &alices, &alices_message),
+        Events::post(url, bob, &bobs, &bobs_message)
+    );
+    for (events, mine) in [(&mut alices_call, "alice's"), (&mut bobs_call, "bob's")] {
+        let progress = events.next(Duration::from_secs(10)).await.expect("its progress");
+        assert_eq!(progress["method"], "notifications/progress", "{progress}");
+        assert_eq!(progress["params"]["progressToken"], 1, "the client's own token back: {progress}");
+        assert_eq!(progress["params"]["message"], mine, "{mine} call got {progress}");
+        let answer = events.next(Duration::from_secs(10)).await.expect("its answer");
+        assert_eq!(answer["id"], 3, "{answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_get_stream_opened_again_replaces_the_first_and_keeps_listening() {
+    let route = AskerRoute::start(&[]);
+    let (url, alice) = (route.gateway.url.as_str(), &route.alice);
+    let session = session_of(url, alice).await;
+    let mut first = Events::get(url, alice, &session).await;
+    let mut second = Events::get(url, alice, &session).await;
+    assert!(first.next(Duration::from_secs(5)).await.is_none(), "the first stream ended");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A call answered with plain JSON carries nothing else: what the process
+    // tells meanwhile goes to her GET stream, the second one.
+    let answer = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(alice)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .header("mcp-session-id", &session)
+        .body(tool_call(4, "tell", json!({})).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(result_text(&body), "told", "{body}");
+    let told = second.next(Duration::from_secs(5)).await.expect("the second stream hears it");
+    assert_eq!(told["params"]["uri"], "memo://private", "{told}");
 }

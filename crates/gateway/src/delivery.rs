@@ -8,18 +8,24 @@
 //! the gateway must pick the streams that may see it — and a wrong pick shows
 //! one agent what was meant for another, or lets it answer in the other's name.
 //!
-//! The rule, refusing by default:
+//! The rule, refusing by default, decides first whose a message may be:
 //!
-//! - a process that works on requests is talking about them: its message goes
-//!   to the streams of the requests in flight (MCP asks servers to send what
-//!   belongs to a request on that request's stream);
-//! - with nothing in flight, it goes to the sessions' GET streams;
-//! - either way, only when every one of those streams has the same
-//!   [`Owner`] — one person through one app. When they belong to several,
-//!   the gateway cannot tell whose it is, and nobody gets it; a request is
-//!   then answered with an error, so that the process does not wait forever.
-//!   `notifications/…/list_changed` is the exception: it names nobody's data,
-//!   so every stream gets it.
+//! - a request of the process's (`sampling/createMessage`…) while requests
+//!   are in flight is about them (a tool that asks while it runs): it may be
+//!   the owner's of the requests in flight;
+//! - anything else — a request while nothing is in flight, a notification
+//!   (a resource changed, a log line) — may be about anyone with a stream
+//!   open: the owners of the requests in flight and of the GET streams;
+//! - only when all of those are one [`Owner`] — one person through one app —
+//!   is it theirs. When they are several, the gateway cannot tell whose it
+//!   is, and nobody gets it; a request is then answered with an error, so
+//!   that the process does not wait forever. `notifications/…/list_changed`
+//!   is the exception: it names nobody's data, so every stream gets it.
+//!
+//! Then where it goes: to that owner's requests in flight that answer with an
+//! SSE stream (MCP asks servers to send what belongs to a request on that
+//! request's stream), else to that owner's GET streams. A request answered
+//! with plain JSON carries nothing else.
 //!
 //! Who a request went to is remembered, and only that owner's answer reaches
 //! the process (see [`Asked`]).
@@ -58,28 +64,41 @@ impl Undeliverable {
     }
 }
 
-/// The streams a message of `method` goes to, from the requests `in_flight`
-/// and the GET streams `listening` (each with its owner), and the one owner
-/// they all share (`None` for a message that everyone may see).
+/// The streams a message goes to — a request of the process's when
+/// `is_request`, else a notification of `method` — from the requests
+/// `in_flight` (each with its owner, and its SSE stream if it answers with
+/// one) and the GET streams `listening`; and the one owner whose it is
+/// (`None` for a message that everyone may see).
 pub(crate) fn audience<T>(
     method: &str,
-    in_flight: Vec<(Owner, T)>,
+    is_request: bool,
+    in_flight: Vec<(Owner, Option<T>)>,
     listening: Vec<(Owner, T)>,
 ) -> Result<(Option<Owner>, Vec<T>), Undeliverable> {
-    let candidates = if in_flight.is_empty() { listening } else { in_flight };
-    let Some((first, _)) = candidates.first() else {
+    if !is_request && method.starts_with("notifications/") && method.ends_with("/list_changed") {
+        let streams: Vec<T> = in_flight
+            .into_iter()
+            .filter_map(|(_, s)| s)
+            .chain(listening.into_iter().map(|(_, s)| s))
+            .collect();
+        return if streams.is_empty() { Err(Undeliverable::NoStream) } else { Ok((None, streams)) };
+    }
+    let mut deciding = in_flight.iter().map(|(owner, _)| owner);
+    let first = deciding.next().or_else(|| listening.first().map(|(owner, _)| owner));
+    let Some(owner) = first.cloned() else {
         return Err(Undeliverable::NoStream);
     };
-    let first = first.clone();
-    let one_owner = candidates.iter().all(|(owner, _)| *owner == first);
-    let streams = candidates.into_iter().map(|(_, stream)| stream).collect();
-    if one_owner {
-        Ok((Some(first), streams))
-    } else if method.starts_with("notifications/") && method.ends_with("/list_changed") {
-        Ok((None, streams))
-    } else {
-        Err(Undeliverable::Ambiguous)
+    let about_the_calls = is_request && !in_flight.is_empty();
+    let others = deciding.chain(listening.iter().filter(|_| !about_the_calls).map(|(owner, _)| owner));
+    if others.into_iter().any(|other| *other != owner) {
+        return Err(Undeliverable::Ambiguous);
     }
+    let mut streams: Vec<T> =
+        in_flight.into_iter().filter(|(o, _)| *o == owner).filter_map(|(_, stream)| stream).collect();
+    if streams.is_empty() {
+        streams = listening.into_iter().filter(|(o, _)| *o == owner).map(|(_, stream)| stream).collect();
+    }
+    if streams.is_empty() { Err(Undeliverable::NoStream) } else { Ok((Some(owner), streams)) }
 }
 
 /// The process's requests that went to an agent, and whose each was: the
@@ -100,6 +119,11 @@ impl Asked {
             self.open.pop_front();
         }
         self.open.push_back((id, owner));
+    }
+
+    /// Whether `owner` may answer the request `id` (nothing changes).
+    pub fn may_answer(&self, id: &Value, owner: &Owner) -> bool {
+        self.open.iter().any(|(open, asked)| open == id && asked == owner)
     }
 
     /// Whether `owner` may answer the request `id`; the request is then closed.
@@ -125,44 +149,63 @@ mod tests {
     }
 
     #[test]
-    fn a_message_goes_to_the_requests_in_flight_before_the_get_streams() {
+    fn a_message_goes_to_its_owners_calls_in_flight_before_their_get_streams() {
         let alice = owner("alice", "mail");
-        let (whose, streams) = audience(
-            "sampling/createMessage",
-            vec![(alice.clone(), "alice's call")],
-            vec![(alice.clone(), "alice's get stream")],
-        )
-        .unwrap();
+        let ask = |in_flight, listening| audience("sampling/createMessage", true, in_flight, listening);
+        let (whose, streams) =
+            ask(vec![(alice.clone(), Some("alice's call"))], vec![(alice.clone(), "alice's get stream")])
+                .unwrap();
         assert_eq!((whose, streams), (Some(alice.clone()), vec!["alice's call"]));
-        let (_, streams) = audience("notifications/message", vec![], vec![(alice, "get")]).unwrap();
+        // Her call answers with JSON, which carries nothing else: her GET stream.
+        let (_, streams) = ask(vec![(alice.clone(), None)], vec![(alice.clone(), "get")]).unwrap();
+        assert_eq!(streams, vec!["get"]);
+        assert_eq!(ask(vec![(alice.clone(), None)], vec![]), Err(Undeliverable::NoStream));
+        let (_, streams) = audience("notifications/message", false, vec![], vec![(alice, "get")]).unwrap();
         assert_eq!(streams, vec!["get"]);
     }
 
     #[test]
     fn nobody_gets_what_could_be_someone_elses() {
-        let streams = vec![(owner("alice", "mail"), 1), (owner("bob", "mail"), 2)];
+        let (alice, bob) = (owner("alice", "mail"), owner("bob", "mail"));
+        let both = vec![(alice.clone(), Some(1)), (bob.clone(), Some(2))];
+        let ambiguous = Err(Undeliverable::Ambiguous);
+        assert_eq!(audience("sampling/createMessage", true, both.clone(), vec![]), ambiguous);
         assert_eq!(
-            audience("sampling/createMessage", streams.clone(), vec![]),
-            Err(Undeliverable::Ambiguous)
+            audience(
+                "notifications/resources/updated",
+                false,
+                vec![],
+                vec![(alice.clone(), 1), (bob.clone(), 2)]
+            ),
+            ambiguous
         );
-        let listening = streams.clone();
+        // A notification during alice's call may be about bob's subscription:
+        // with bob listening, it is nobody's.
+        let during = vec![(alice.clone(), Some(1))];
         assert_eq!(
-            audience("notifications/resources/updated", vec![], listening),
-            Err(Undeliverable::Ambiguous)
+            audience("notifications/resources/updated", false, during.clone(), vec![(bob.clone(), 2)]),
+            ambiguous
+        );
+        // A request during alice's call is about her call: bob's stream is no reason to hold it.
+        assert_eq!(
+            audience("elicitation/create", true, during, vec![(bob, 2)]),
+            Ok((Some(alice.clone()), vec![1]))
         );
         // One person, two apps: the apps are kept apart too.
-        let two_apps = vec![(owner("alice", "mail"), 1), (owner("alice", "notes"), 2)];
-        assert_eq!(audience("roots/list", two_apps, vec![]), Err(Undeliverable::Ambiguous));
-        assert_eq!(audience::<u8>("roots/list", vec![], vec![]), Err(Undeliverable::NoStream));
+        let two_apps = vec![(alice.clone(), Some(1)), (owner("alice", "notes"), Some(2))];
+        assert_eq!(audience("roots/list", true, two_apps, vec![]), ambiguous);
+        assert_eq!(audience::<u8>("roots/list", true, vec![], vec![]), Err(Undeliverable::NoStream));
         // A list change names nobody's data: everyone hears of it.
-        let (whose, all) = audience("notifications/tools/list_changed", vec![], streams).unwrap();
-        assert_eq!((whose, all), (None, vec![1, 2]));
+        let (whose, all) =
+            audience("notifications/tools/list_changed", false, both, vec![(alice, 3)]).unwrap();
+        assert_eq!((whose, all), (None, vec![1, 2, 3]));
     }
 
     #[test]
     fn only_the_asked_owner_answers_and_only_once() {
         let mut asked = Asked::default();
         asked.note(json!(7), owner("alice", "mail"));
+        assert!(asked.may_answer(&json!(7), &owner("alice", "mail")));
         assert!(!asked.take(&json!(7), &owner("bob", "mail")), "bob answers alice's request");
         assert!(!asked.take(&json!(7), &owner("alice", "notes")), "another app of alice's answers");
         assert!(asked.take(&json!(7), &owner("alice", "mail")));

@@ -95,6 +95,7 @@ struct Shared {
     guard: Guard,
     apps: Option<Arc<dyn AppDirectory>>,
     max_body_bytes: usize,
+    timeout: std::time::Duration,
     record_arguments: bool,
 }
 
@@ -107,6 +108,7 @@ impl<S> Policed<S> {
             guard,
             apps: None,
             max_body_bytes: crate::DEFAULT_MAX_BODY_BYTES,
+            timeout: crate::DEFAULT_TIMEOUT,
             record_arguments: false,
         };
         Self { inner, shared: Arc::new(shared) }
@@ -125,6 +127,12 @@ impl<S> Policed<S> {
     /// The bound on a request body read for the policy (413 past it).
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.shared_mut().max_body_bytes = bytes;
+        self
+    }
+
+    /// How long a request body may take to arrive whole (408 past it).
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.shared_mut().timeout = timeout;
         self
     }
 
@@ -164,7 +172,17 @@ struct Message {
 
 impl Message {
     /// The kind it uses or lists, and the name it uses (`None` for a list).
+    /// Asking for completions of a prompt's or a template's arguments uses
+    /// that prompt or template: what a caller may not use, it may not probe.
     fn subject(&self) -> Option<(Kind, Option<&str>)> {
+        if self.method.as_deref() == Some("completion/complete") {
+            let reference = self.params.as_ref()?.get("ref")?;
+            return match reference.get("type")?.as_str()? {
+                "ref/prompt" => Some((Kind::Prompt, Some(reference.get("name")?.as_str()?))),
+                "ref/resource" => Some((Kind::ResourceTemplate, Some(reference.get("uri")?.as_str()?))),
+                _ => None,
+            };
+        }
         let (kind, lists) = Kind::of_method(self.method.as_deref()?)?;
         if lists {
             return Some((kind, None));
@@ -207,7 +225,7 @@ impl Shared {
             return forward(inner, request).await;
         }
         let (parts, body) = request.into_parts();
-        let bytes = match crate::fault::read_body(body, self.max_body_bytes).await {
+        let bytes = match crate::fault::read_body(body, self.max_body_bytes, self.timeout).await {
             Ok(bytes) => bytes,
             Err(fault) => {
                 note_refusal(slot.as_ref(), fault.reason(), &fault.to_string());

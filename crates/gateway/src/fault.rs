@@ -61,6 +61,12 @@ pub enum Fault {
     /// The agent stopped sending the request body half-way.
     #[error("the request body broke off before its end; send the request again")]
     BodyBrokeOff,
+    /// The request body did not arrive whole within the route's timeout.
+    #[error("the request body did not arrive whole within {} s; send it again, at once", .after.as_secs_f64())]
+    BodyTooSlow {
+        /// The timeout.
+        after: Duration,
+    },
     /// Every process the route may start is in use.
     #[error(
         "route {route} already runs its {limit} processes, one per person; try again when someone's session ends"
@@ -91,6 +97,7 @@ impl Fault {
             Fault::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Fault::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Fault::BodyBrokeOff => StatusCode::BAD_REQUEST,
+            Fault::BodyTooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
             Fault::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Fault::Identity { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -104,6 +111,7 @@ impl Fault {
             Fault::Broken { .. } => "upstream_failed",
             Fault::TooLarge { .. } => "body_too_large",
             Fault::BodyBrokeOff => "body_broke_off",
+            Fault::BodyTooSlow { .. } => "body_too_slow",
             Fault::Busy { .. } => "process_limit",
             Fault::Identity { .. } => "identity_unavailable",
         }
@@ -111,7 +119,7 @@ impl Fault {
 
     /// Whether the request, not the upstream, is at fault.
     pub fn is_the_requests(&self) -> bool {
-        matches!(self, Fault::TooLarge { .. } | Fault::BodyBrokeOff)
+        matches!(self, Fault::TooLarge { .. } | Fault::BodyBrokeOff | Fault::BodyTooSlow { .. })
     }
 
     /// The JSON-RPC error object.
@@ -140,14 +148,16 @@ pub(crate) fn jsonrpc_error(status: StatusCode, id: Option<&Value>, error: Value
     response
 }
 
-/// A request body read whole, within `limit` bytes: the one rule for every
-/// route that reads bodies (413 past the bound, 400 when it breaks off).
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Fault> {
+/// A request body read whole, within `limit` bytes and `timeout`: the one
+/// rule for every route that reads bodies (413 past the bound, 400 when it
+/// breaks off, 408 when it trickles in too slowly to be read in time).
+pub(crate) async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<bytes::Bytes, Fault> {
     use http_body_util::{BodyExt, LengthLimitError, Limited};
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(Fault::TooLarge { limit }),
-        Err(_) => Err(Fault::BodyBrokeOff),
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(Fault::BodyTooSlow { after: timeout }),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => Err(Fault::TooLarge { limit }),
+        Ok(Err(_)) => Err(Fault::BodyBrokeOff),
     }
 }
 

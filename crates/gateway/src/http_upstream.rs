@@ -147,7 +147,8 @@ impl Transport {
 
 /// The socket of an `http+unix://` URL: its host, percent-decoded
 /// (`http+unix://%2Frun%2Fnotes.sock/mcp` is `/run/notes.sock`, path `/mcp`);
-/// `None` for any other URL.
+/// `None` for any other URL, and for a path that is not absolute (it would
+/// depend on the directory the gateway started in).
 ///
 /// ```
 /// use agentgate_gateway::unix_socket;
@@ -155,6 +156,7 @@ impl Transport {
 /// let url = "http+unix://%2Frun%2Fnotes.sock/mcp".parse().unwrap();
 /// assert_eq!(unix_socket(&url), Some("/run/notes.sock".into()));
 /// assert_eq!(unix_socket(&"http://127.0.0.1:8000/mcp".parse().unwrap()), None);
+/// assert_eq!(unix_socket(&"http+unix://notes.sock/mcp".parse().unwrap()), None);
 /// ```
 pub fn unix_socket(url: &Url) -> Option<std::path::PathBuf> {
     if url.scheme() != "http+unix" {
@@ -162,7 +164,8 @@ pub fn unix_socket(url: &Url) -> Option<std::path::PathBuf> {
     }
     let host = url.host_str().filter(|host| !host.is_empty())?;
     let path = percent_encoding::percent_decode_str(host).decode_utf8().ok()?;
-    Some(std::path::PathBuf::from(path.as_ref()))
+    let path = std::path::PathBuf::from(path.as_ref());
+    path.is_absolute().then_some(path)
 }
 
 /// The upstream's answer, before its headers are sorted for the client.
@@ -188,7 +191,8 @@ impl Inner {
         self.identity.add(&self.route, parts.extensions.get::<AuthInfo>(), &mut to_upstream)?;
         let with_body =
             declared.is_some() || !matches!(parts.method, Method::GET | Method::DELETE | Method::HEAD);
-        let sent = if with_body { crate::fault::read_body(body, limit).await? } else { Bytes::new() };
+        let sent =
+            if with_body { crate::fault::read_body(body, limit, self.timeout).await? } else { Bytes::new() };
         let is_post = parts.method == Method::POST;
         let exchange = async {
             match &self.transport {
@@ -310,12 +314,14 @@ struct Quiet {
     sleep: Option<Pin<Box<Sleep>>>,
     /// The POST's body, when the answer is SSE; taken when the error is sent.
     request: Option<Bytes>,
+    /// Whether what went out so far ends between two SSE events.
+    at_boundary: bool,
     done: bool,
 }
 
 impl Quiet {
     fn new(inner: Body, route: Arc<str>, timeout: Duration, request: Option<Bytes>) -> Self {
-        Self { inner, route, timeout, sleep: None, request, done: false }
+        Self { inner, route, timeout, sleep: None, request, at_boundary: true, done: false }
     }
 
     fn fault(&self) -> Fault {
@@ -330,7 +336,9 @@ impl Quiet {
             Ok(message) => request_id(&message).into_iter().collect(),
             Err(_) => Vec::new(),
         };
-        let mut event = String::new();
+        // An event the upstream left half-written is ended first, so that the
+        // error is an event of its own.
+        let mut event = if self.at_boundary { String::new() } else { "\n\n".to_owned() };
         for id in ids {
             let error =
                 serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": self.fault().error_object() });
@@ -362,6 +370,11 @@ impl http_body::Body for Quiet {
             Poll::Ready(frame) => {
                 if let Some(sleep) = &mut this.sleep {
                     sleep.as_mut().reset(Instant::now() + this.timeout);
+                }
+                if let Some(data) = frame.as_ref().and_then(|f| f.as_ref().ok()).and_then(Frame::data_ref)
+                    && !data.is_empty()
+                {
+                    this.at_boundary = data.ends_with(b"\n\n") || data.ends_with(b"\r\n\r\n");
                 }
                 this.done = frame.is_none();
                 return Poll::Ready(frame);

@@ -23,10 +23,12 @@
 //! Tools and prompts are named exactly. Resources are named by URI, and a
 //! rule's URI that ends in `*` covers every URI that begins with the rest
 //! (`file:///private/*`); an exact rule comes before such a prefix, and a
-//! longer prefix before a shorter one. A resource template is left out of a
-//! list only when every URI it can make falls under one rule the caller does
-//! not pass: its literal beginning (up to the first `{`) lies within that
-//! rule's prefix.
+//! longer prefix before a shorter one. URIs are compared as an upstream would
+//! read them ([`canonical_uri`]), so `file:///public/../private/x`,
+//! `file:///%70rivate/x` or `FILE:////private/x` are no way around a rule. A
+//! resource template is decided by the rule its literal beginning (up to the
+//! first `{`) falls under: left out of a list when that rule keeps it from the
+//! caller, kept when no rule covers it (its reads are then decided one by one).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -197,14 +199,15 @@ impl Policy {
     pub fn with(mut self, kind: Kind, name: impl Into<String>, rule: Rule) -> Self {
         let name = name.into();
         let kind = kind.ruled_by();
-        if kind == Kind::Resource
-            && let Some(prefix) = name.strip_suffix('*')
-        {
-            self.prefixes.retain(|(p, _)| p != prefix);
-            self.prefixes.push((prefix.to_owned(), rule));
+        if kind != Kind::Resource {
+            self.rules.entry(kind).or_default().insert(name, rule);
+        } else if let Some(prefix) = name.strip_suffix('*') {
+            let prefix = canonical_uri(prefix);
+            self.prefixes.retain(|(p, _)| *p != prefix);
+            self.prefixes.push((prefix, rule));
             self.prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         } else {
-            self.rules.entry(kind).or_default().insert(name, rule);
+            self.rules.entry(kind).or_default().insert(canonical_uri(&name), rule);
         }
         self
     }
@@ -241,17 +244,16 @@ impl Policy {
 
     /// The rule that governs the `kind` named `name`, if any.
     fn rule_for(&self, kind: Kind, name: &str) -> Option<&Rule> {
+        let exact = |kind: Kind, name: &str| self.rules.get(&kind).and_then(|named| named.get(name));
         match kind {
-            Kind::ResourceTemplate => {
-                let literal = &name[..name.find('{').unwrap_or(name.len())];
-                let exact = self.rules.get(&Kind::Resource).and_then(|named| named.get(name));
-                // A template all of whose URIs one prefix covers; one that
-                // reaches past it is decided URI by URI, when read.
-                exact.or_else(|| self.prefix_rule(literal))
+            Kind::Tool | Kind::Prompt => exact(kind, name),
+            Kind::Resource => {
+                let uri = canonical_uri(name);
+                exact(Kind::Resource, &uri).or_else(|| self.prefix_rule(&uri))
             }
-            kind => {
-                let exact = self.rules.get(&kind).and_then(|named| named.get(name));
-                exact.or_else(|| if kind == Kind::Resource { self.prefix_rule(name) } else { None })
+            Kind::ResourceTemplate => {
+                let literal = canonical_uri(&name[..name.find('{').unwrap_or(name.len())]);
+                exact(Kind::Resource, &canonical_uri(name)).or_else(|| self.prefix_rule(&literal))
             }
         }
     }
@@ -277,6 +279,42 @@ impl Policy {
             Decision::StepUp(rule.scopes.clone())
         }
     }
+}
+
+/// A resource URI as an upstream would read it: `\\` as `/`, scheme and host
+/// lower-case, `.` and `..` segments resolved, percent-escapes decoded, runs of
+/// `/` in the path made one — repeated until nothing changes, since decoding
+/// can make new segments (`%2e%2e%2f`). Text that is no URL stays as it is.
+///
+/// ```
+/// use agentgate_gateway::policy::canonical_uri;
+///
+/// assert_eq!(canonical_uri("FILE:////public/../%70rivate//diary"), "file:///private/diary");
+/// assert_eq!(canonical_uri("memo://notes/a%2f..%2fb"), "memo://notes/b");
+/// ```
+pub fn canonical_uri(uri: &str) -> String {
+    let mut current = uri.replace('\\', "/");
+    for _ in 0..4 {
+        let Ok(url) = url::Url::parse(&current) else { return current };
+        let mut path = String::with_capacity(url.path().len());
+        for part in url.path().split('/') {
+            if !(part.is_empty() && path.ends_with('/')) {
+                path.push_str(part);
+                path.push('/');
+            }
+        }
+        if !url.path().ends_with('/') {
+            path.pop();
+        }
+        let rebuilt =
+            format!("{}{path}{}", &url[..url::Position::BeforePath], &url[url::Position::AfterPath..]);
+        let next = percent_encoding::percent_decode_str(&rebuilt).decode_utf8_lossy().replace('\\', "/");
+        if next == current {
+            break;
+        }
+        current = next;
+    }
+    current
 }
 
 fn admits(apps: &Apps, caller: &Caller<'_>) -> bool {
@@ -404,6 +442,23 @@ mod tests {
             Decision::Allow
         );
         assert!(policy.covers(Kind::ResourceTemplate) && !policy.covers(Kind::Tool));
+        // The same URI, written another way, meets the same rule.
+        for disguised in [
+            "file:///public/../private/diary",
+            "file:///public/%2e%2e/private/diary",
+            "file:///%70rivate/diary",
+            "FILE:///private/diary",
+            "file:////private//diary",
+            "file:///public/..%2fprivate/diary",
+            "file:\\\\\\private\\diary",
+        ] {
+            assert_eq!(policy.decide(Kind::Resource, disguised, &agent), ask, "{disguised}");
+        }
+        assert_eq!(
+            policy.decide(Kind::Resource, "file:///private/./readme", &agent),
+            Decision::Allow,
+            "exact"
+        );
         let names: Vec<String> = policy.rules().map(|(_, name, _)| name).collect();
         assert!(names.contains(&"file:///private/*".to_owned()), "{names:?}");
     }

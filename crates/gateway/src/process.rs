@@ -10,14 +10,16 @@
 //! What the process sends goes where it belongs:
 //!
 //! - an answer, to the request that waits for it;
-//! - `notifications/progress`, to the request whose `progressToken` it names;
+//! - `notifications/progress`, to the request whose `progressToken` it names
+//!   (each request's token, too, goes in as one of the gateway's own and comes
+//!   back as the client's: two sessions' tokens may collide as their ids do);
 //! - any other request or notification, to the streams that [`crate::delivery`]
 //!   picks: those of one person through one app, or none.
 //!
 //! The ids that come back are mapped the other way with the same care: a
-//! `notifications/cancelled` reaches the process only for the sender's own
-//! request, under the gateway's id, and an answer to the process's request
-//! only from the owner it was asked of.
+//! `notifications/cancelled` reaches the process only for a request of the
+//! sender's own session, under the gateway's id, and an answer to the
+//! process's request only from the owner it was asked of.
 //!
 //! Every queue is bounded. A stream whose client stops reading loses its place
 //! — its request ends — rather than grow the gateway's memory; stdin is a
@@ -69,9 +71,27 @@ struct Pending {
     /// The client's id, given back on the answer.
     id: Value,
     owner: Owner,
-    progress_token: Option<Value>,
+    /// The session it came in (none: sessionless).
+    session: Option<String>,
+    /// The progress token the process knows (the gateway's), and the client's.
+    progress: Option<(Value, Value)>,
     stream: StreamSender,
+    /// Whether the answer is an SSE stream, which can carry the process's own
+    /// messages too (a JSON answer carries the answers only).
+    sse: bool,
 }
+
+/// Where a request goes in, and how its answer goes out.
+pub(crate) struct Asker<'a> {
+    /// Whose it is.
+    pub owner: &'a Owner,
+    /// The session it came in.
+    pub session: Option<&'a str>,
+}
+
+/// A GET stream: whose it is, where its messages go, and which opening of the
+/// session's stream it is (a later one replaces it).
+type Listener = (Owner, StreamSender, u64);
 
 /// A running process.
 pub(crate) struct Process {
@@ -79,7 +99,7 @@ pub(crate) struct Process {
     stdin: mpsc::Sender<Bytes>,
     pending: Mutex<HashMap<u64, Pending>>,
     /// The GET streams of the sessions on this process, by session id.
-    listeners: Mutex<HashMap<String, (Owner, StreamSender)>>,
+    listeners: Mutex<HashMap<String, Listener>>,
     /// The process's own requests that went to an agent, and to whom.
     asked: Mutex<Asked>,
     next_id: AtomicU64,
@@ -214,7 +234,7 @@ impl Process {
     pub async fn notify(
         &self,
         mut message: Value,
-        owner: &Owner,
+        from: &Asker<'_>,
         timeout: Duration,
     ) -> Result<(), SendError> {
         if message.get("method").and_then(Value::as_str) == Some("notifications/cancelled") {
@@ -224,7 +244,9 @@ impl Process {
                 .lock()
                 .unwrap()
                 .iter()
-                .find(|(_, p)| p.owner == *owner && p.id == *theirs)
+                .find(|(_, p)| {
+                    p.owner == *from.owner && p.session.as_deref() == from.session && p.id == *theirs
+                })
                 .map(|(ours, _)| *ours);
             let Some(ours) = ours else { return Ok(()) };
             message["params"]["requestId"] = Value::from(ours);
@@ -232,8 +254,14 @@ impl Process {
         self.write(&message, timeout).await
     }
 
+    /// Whether `owner` may answer the process's request `message` answers
+    /// (nothing changes: to check a batch before any of it is written).
+    pub fn may_answer(&self, message: &Value, owner: &Owner) -> bool {
+        self.asked.lock().unwrap().may_answer(message.get("id").unwrap_or(&Value::Null), owner)
+    }
+
     /// Writes `owner`'s answer to a request of the process's; refused unless
-    /// that request went to `owner`.
+    /// that request went to `owner`, once.
     pub async fn answer(&self, message: &Value, owner: &Owner, timeout: Duration) -> Result<(), SendError> {
         let id = message.get("id").unwrap_or(&Value::Null);
         if !self.asked.lock().unwrap().take(id, owner) {
@@ -242,19 +270,25 @@ impl Process {
         self.write(message, timeout).await
     }
 
-    /// Writes `owner`'s request; its answer (and its progress) will go to
-    /// `stream`. Returns the gateway's id for it, for [`Process::forget`].
+    /// Writes a request; its answer (and its progress, and when `sse` the
+    /// process's messages for its owner) will go to `stream`. Returns the
+    /// gateway's id for it, for [`Process::forget`].
     pub async fn request(
         &self,
         mut message: Value,
-        owner: &Owner,
+        from: &Asker<'_>,
         stream: StreamSender,
+        sse: bool,
         timeout: Duration,
     ) -> Result<u64, SendError> {
         let ours = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id = std::mem::replace(&mut message["id"], Value::from(ours));
-        let progress_token = message.pointer("/params/_meta/progressToken").cloned();
-        let pending = Pending { id, owner: owner.clone(), progress_token, stream };
+        let progress = message.pointer_mut("/params/_meta/progressToken").map(|token| {
+            let theirs = std::mem::replace(token, Value::from(format!("agentgate-{ours}")));
+            (token.clone(), theirs)
+        });
+        let session = from.session.map(str::to_owned);
+        let pending = Pending { id, owner: from.owner.clone(), session, progress, stream, sse };
         self.pending.lock().unwrap().insert(ours, pending);
         if let Err(error) = self.write(&message, timeout).await {
             self.forget(ours);
@@ -268,14 +302,22 @@ impl Process {
         self.pending.lock().unwrap().remove(&ours);
     }
 
-    /// Opens the GET stream of `owner`'s `session`, replacing an earlier one.
-    pub fn listen(&self, session: &str, owner: &Owner, stream: StreamSender) {
-        self.listeners.lock().unwrap().insert(session.to_owned(), (owner.clone(), stream));
+    /// Opens the GET stream of `owner`'s `session`, replacing an earlier one
+    /// (whose stream then ends). Returns which opening it is, for
+    /// [`Process::unlisten`].
+    pub fn listen(&self, session: &str, owner: &Owner, stream: StreamSender) -> u64 {
+        let opening = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.listeners.lock().unwrap().insert(session.to_owned(), (owner.clone(), stream, opening));
+        opening
     }
 
-    /// Closes the GET stream of `session`.
-    pub fn unlisten(&self, session: &str) {
-        self.listeners.lock().unwrap().remove(session);
+    /// Closes the GET stream of `session` (`opening`: only that one, not one
+    /// that replaced it since; `None`: whichever is open).
+    pub fn unlisten(&self, session: &str, opening: Option<u64>) {
+        let mut listeners = self.listeners.lock().unwrap();
+        if listeners.get(session).is_some_and(|(_, _, open)| opening.is_none_or(|o| o == *open)) {
+            listeners.remove(session);
+        }
     }
 
     async fn write(&self, message: &Value, timeout: Duration) -> Result<(), SendError> {
@@ -313,20 +355,36 @@ impl Process {
             return;
         }
         let method = message.get("method").and_then(Value::as_str).unwrap_or_default().to_owned();
-        if method == "notifications/progress"
-            && let Some(token) = message.pointer("/params/progressToken")
-        {
+        if method == "notifications/progress" {
+            // Only the gateway's tokens are known to the process: a token
+            // that matches no request is nobody's, and is dropped.
             let pending = self.pending.lock().unwrap();
-            if let Some(p) = pending.values().find(|p| p.progress_token.as_ref() == Some(token)) {
+            let token = message.pointer("/params/progressToken");
+            let found = pending.values().find_map(|p| {
+                p.progress.as_ref().filter(|(ours, _)| Some(ours) == token).map(|(_, theirs)| (theirs, p))
+            });
+            if let Some((theirs, p)) = found {
+                message["params"]["progressToken"] = theirs.clone();
                 let _ = p.stream.try_send(message);
-                return;
             }
+            return;
         }
-        let in_flight =
-            self.pending.lock().unwrap().values().map(|p| (p.owner.clone(), p.stream.clone())).collect();
-        let listening = self.listeners.lock().unwrap().values().cloned().collect();
+        let in_flight = self
+            .pending
+            .lock()
+            .unwrap()
+            .values()
+            .map(|p| (p.owner.clone(), p.sse.then(|| p.stream.clone())))
+            .collect();
+        let listening = self
+            .listeners
+            .lock()
+            .unwrap()
+            .values()
+            .map(|(owner, stream, _)| (owner.clone(), stream.clone()))
+            .collect();
         let id = message.get("id").filter(|id| !id.is_null()).cloned();
-        match delivery::audience(&method, in_flight, listening) {
+        match delivery::audience(&method, id.is_some(), in_flight, listening) {
             Ok((owner, targets)) => {
                 if let (Some(id), Some(owner)) = (id, owner) {
                     self.asked.lock().unwrap().note(id, owner);

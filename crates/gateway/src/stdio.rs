@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 
 use crate::delivery::Owner;
 use crate::fault::Fault;
-use crate::process::{Process, STREAM_QUEUE, SendError, StdioCommand};
+use crate::process::{Asker, Process, STREAM_QUEUE, SendError, StdioCommand};
 
 /// The header MCP's Streamable HTTP transport uses for sessions.
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -226,7 +226,7 @@ impl Inner {
         let person = &owner.person;
         let (parts, body) = request.into_parts();
         let limit = self.options.max_body_bytes;
-        let body: Bytes = crate::fault::read_body(body, limit).await?;
+        let body: Bytes = crate::fault::read_body(body, limit, self.options.timeout).await?;
         let messages = match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Array(batch)) if !batch.is_empty() => batch,
             Ok(message @ Value::Object(_)) => vec![message],
@@ -245,18 +245,27 @@ impl Inner {
                 Some(session) => (session.process, None),
                 None => return Ok(no_session()),
             },
-            None => {
-                let process = self.process_for(person, &who.subject)?;
-                let id = initializes.then(new_session_id);
-                if let Some(id) = &id {
-                    let session = Session { person: person.clone(), process: process.clone() };
-                    self.sessions.lock().unwrap().insert(id.clone(), session);
-                }
-                (process, id)
-            }
+            None => (self.process_for(person, &who.subject)?, initializes.then(new_session_id)),
         };
+        // An answer to a request the process did not send this agent refuses
+        // the whole body, before any of it is written.
+        let answers = messages.iter().filter(|m| m.get("method").is_none());
+        if answers.clone().any(|answer| !process.may_answer(answer, &owner)) {
+            return Ok(rpc_error(
+                StatusCode::BAD_REQUEST,
+                -32600,
+                "this answers no request that the MCP server sent to this agent; nothing was passed on",
+            ));
+        }
+        if let Some(id) = &new_session {
+            let session = Session { person: person.clone(), process: process.clone() };
+            self.sessions.lock().unwrap().insert(id.clone(), session);
+        }
 
         let timeout = self.options.timeout;
+        let sse =
+            accepts(&parts.headers, "text/event-stream") || !accepts(&parts.headers, "application/json");
+        let from = Asker { owner: &owner, session: session.as_deref().or(new_session.as_deref()) };
         let (stream, answers) = mpsc::channel(STREAM_QUEUE);
         let mut waiting = Vec::new();
         for message in messages {
@@ -264,10 +273,10 @@ impl Inner {
             let sent = match (message.get("method").is_some(), has_id) {
                 (true, true) => {
                     let id = message["id"].clone();
-                    let sent = process.request(message, &owner, stream.clone(), timeout).await;
+                    let sent = process.request(message, &from, stream.clone(), sse, timeout).await;
                     sent.map(|ours| waiting.push((ours, id)))
                 }
-                (true, false) => process.notify(message, &owner, timeout).await,
+                (true, false) => process.notify(message, &from, timeout).await,
                 (false, _) => process.answer(&message, &owner, timeout).await,
             };
             if let Err(error) = sent {
@@ -295,11 +304,7 @@ impl Inner {
             accepted
         } else {
             let answers = Answers { process, waiting, answers, route: self.route.clone(), timeout };
-            if accepts(&parts.headers, "text/event-stream") || !accepts(&parts.headers, "application/json") {
-                answers.into_sse()
-            } else {
-                answers.into_json().await?
-            }
+            if sse { answers.into_sse() } else { answers.into_json().await? }
         };
         if let Some(id) = new_session {
             response
@@ -329,8 +334,8 @@ impl Inner {
             );
         }
         let (stream, messages) = mpsc::channel(STREAM_QUEUE);
-        session.process.listen(&id, owner, stream);
-        let listening = Listening { process: session.process, session: id };
+        let opening = session.process.listen(&id, owner, stream);
+        let listening = Listening { process: session.process, session: id, opening };
         let events = futures_util::stream::unfold(
             (messages, listening),
             |(mut messages, listening)| async move {
@@ -353,7 +358,7 @@ impl Inner {
             return no_session();
         }
         let ended = sessions.remove(&id).expect("the session was just found");
-        ended.process.unlisten(&id);
+        ended.process.unlisten(&id, None);
         let others = sessions.values().any(|s| Arc::ptr_eq(&s.process, &ended.process));
         if !others && !self.options.shared {
             ended.process.end();
@@ -399,11 +404,14 @@ fn new_session_id() -> String {
 struct Listening {
     process: Arc<Process>,
     session: String,
+    /// Which opening of the session's stream (a later GET replaces it, and
+    /// must not be closed by this one's end).
+    opening: u64,
 }
 
 impl Drop for Listening {
     fn drop(&mut self) {
-        self.process.unlisten(&self.session);
+        self.process.unlisten(&self.session, Some(self.opening));
     }
 }
 

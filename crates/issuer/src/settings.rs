@@ -14,6 +14,8 @@ pub struct Settings {
     /// Seconds a rotated refresh token is still taken from its own app, as a
     /// retry whose answer was lost (5): it gets the successor given the first
     /// time, and the family lives on. 0: never; any reuse revokes the family.
+    /// Counted in whole seconds of the store's clock: a retry is taken up to
+    /// one second past it.
     pub refresh_overlap: i64,
     /// Authorization-code lifetime in seconds (1 minute).
     pub code_ttl: i64,

@@ -669,9 +669,24 @@ impl<S: Store> Issuer<S> {
         Ok(claims)
     }
 
-    /// RFC 7662: what the issuer knows of `token`, an access or refresh token.
-    /// Anything not valid now is `{"active": false}` and nothing more.
+    /// RFC 7662: what the issuer knows of `token`, an access or refresh token,
+    /// as its operator may see it. Anything not valid now is
+    /// `{"active": false}` and nothing more. The endpoint answers apps with
+    /// [`Issuer::introspect_for`].
     pub async fn introspect(&self, token: &str) -> Result<Value, OAuthError> {
+        self.introspect_as(None, token).await
+    }
+
+    /// RFC 7662 for `asker`: as [`Issuer::introspect`], except that a refresh
+    /// token is described only to its own app or a first-party one (a
+    /// resource server of the operator's). To any other app it is inactive:
+    /// a stranger that could watch a stolen token rotate could retry it within
+    /// the rotation overlap every time.
+    pub async fn introspect_for(&self, asker: &Client, token: &str) -> Result<Value, OAuthError> {
+        self.introspect_as(Some(asker), token).await
+    }
+
+    async fn introspect_as(&self, asker: Option<&Client>, token: &str) -> Result<Value, OAuthError> {
         let inactive = json!({ "active": false });
         if token.contains('.') {
             return Ok(match self.validate_access_token(token).await {
@@ -689,6 +704,9 @@ impl<S: Store> Issuer<S> {
             return Ok(inactive);
         };
         if stored.rotated_at.is_some() || family.revoked_at.is_some() || stored.expires_at <= now() {
+            return Ok(inactive);
+        }
+        if asker.is_some_and(|asker| asker.third_party && asker.client_id != family.client_id) {
             return Ok(inactive);
         }
         let mut answer = json!({

@@ -385,10 +385,25 @@ async fn a_retry_by_another_app_after_the_overlap_or_with_none_revokes_the_famil
 }
 
 #[tokio::test]
+async fn a_third_party_app_cannot_watch_another_apps_refresh_token() {
+    let w = world().await;
+    let r1 = w.exchange(&w.code("offline_access mcp:tools").await).await.unwrap().refresh_token.unwrap();
+    let spy = clients::register(w.issuer.store(), NewClient { public: false, ..app("Spy", true) }, 1)
+        .await
+        .unwrap();
+    let seen = w.issuer.introspect_for(&spy.client, &r1).await.unwrap();
+    assert_eq!(seen, serde_json::json!({ "active": false }), "a stranger learns nothing of it");
+    let own = w.issuer.introspect_for(&w.agent, &r1).await.unwrap();
+    assert_eq!(own["active"], true, "its own app sees it");
+    let operator = w.issuer.introspect_for(&w.machine.client, &r1).await.unwrap();
+    assert_eq!(operator["active"], true, "a first-party app (a resource server of the operator's) sees it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_refreshes_of_one_token_leave_exactly_one_live_successor() {
     let w = world().await;
     let r1 = w.exchange(&w.code("offline_access mcp:tools").await).await.unwrap().refresh_token.unwrap();
-    let tasks: Vec<_> = (0..8)
+    let tasks: Vec<_> = (0..16)
         .map(|_| {
             let (issuer, agent, r1) = (w.issuer.clone(), w.agent.clone(), r1.clone());
             tokio::spawn(async move { issuer.refresh(&agent, Some(&r1), None, None).await })

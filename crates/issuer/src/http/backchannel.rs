@@ -171,7 +171,7 @@ pub(super) async fn introspect<S: Store>(
             ));
         }
         let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-        issuer.introspect(token).await
+        issuer.introspect_for(&client, token).await
     }
     .await;
     answer(result, &headers)
