@@ -168,6 +168,19 @@ function buildConfiguration() {
         scope: RESOURCE_SCOPE,
       },
       {
+        // agentgate's issuer, signing people in here (its [[provider]] "outside"
+        // or "other"): a confidential web app whose callback is on loopback,
+        // any port (native rules, RFC 8252 section 7.3).
+        client_id: 'agentgate-upstream',
+        client_secret: 'agentgate-upstream-secret',
+        client_name: 'agentgate (upstream sign-in)',
+        application_type: 'native',
+        token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1/sign-in/outside/callback', 'http://127.0.0.1/sign-in/other/callback'],
+      },
+      {
         client_id: INTROSPECTOR,
         client_secret: 'agentgate-test-introspector-secret',
         client_name: 'agentgate test introspection client',

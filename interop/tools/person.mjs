@@ -15,6 +15,11 @@
 //   AGENTGATE_PERSON_PAGES    whose pages: agentgate (default, in English) or
 //                             oidc-provider (its development sign-in and consent
 //                             pages, which have no Deny)
+//   AGENTGATE_PERSON_PROVIDER on agentgate's sign-in page, press "Continue with
+//                             <this>" instead of typing a password: sign in and
+//                             consent on oidc-provider's pages, then decide on
+//                             agentgate's consent page
+//   AGENTGATE_PERSON_SCREENSHOT a PNG file: the sign-in page, as the person saw it
 //   AGENTGATE_PERSON_REPORT   where to write what the person saw, once done, as JSON:
 //     {"ok":bool,"failures":[...],"consent":{"h1","text"},
 //      "landing":{"origin","path","params":[names],"text"}}
@@ -84,9 +89,20 @@ try {
   context.setDefaultTimeout(20000);
   const page = await context.newPage();
   await page.goto(url);
-  await pages.login(page).fill(username);
-  await pages.password(page).fill(env.AGENTGATE_DEMO_PASSWORD);
-  await pages.signIn(page).click();
+  if (env.AGENTGATE_PERSON_SCREENSHOT) await page.screenshot({ path: env.AGENTGATE_PERSON_SCREENSHOT, fullPage: true });
+  if (env.AGENTGATE_PERSON_PROVIDER) {
+    // Through the identity provider: its pages, then back to agentgate's.
+    await page.getByRole('button', { name: `Continue with ${env.AGENTGATE_PERSON_PROVIDER}` }).click();
+    const provider = PAGES['oidc-provider'];
+    await provider.login(page).fill(username);
+    await provider.password(page).fill('any password: devInteractions');
+    await provider.signIn(page).click();
+    await provider.allow(page).click();
+  } else {
+    await pages.login(page).fill(username);
+    await pages.password(page).fill(env.AGENTGATE_DEMO_PASSWORD);
+    await pages.signIn(page).click();
+  }
 
   const button = pages[decision](page);
   await button.waitFor();

@@ -56,6 +56,7 @@ use agentgate_gateway::policy::{Apps, Kind, Rule};
 
 use crate::routes::{IdentityMode, Route, Upstream, seconds};
 use agentgate_issuer::registration::RegistrationPolicy;
+use agentgate_issuer::upstream::{Admission, ClientSecret, ProviderConfig};
 use anyhow::{Context, bail, ensure};
 use serde::Deserialize;
 
@@ -108,6 +109,95 @@ pub struct Config {
     /// Where Prometheus metrics are served (`/metrics`, with `/healthz` and
     /// `/readyz`), on a listener of their own.
     pub metrics_listen: Option<SocketAddr>,
+    /// Identity providers people may sign in with (`[[provider]]`).
+    #[serde(default, rename = "provider")]
+    pub providers: Vec<ProviderSection>,
+}
+
+/// One identity provider (`[[provider]]`): an OpenID Connect provider people
+/// sign in at, found by its issuer URL.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSection {
+    /// In URLs and links (`/sign-in/ID/callback`): lowercase letters, digits, `-`.
+    pub id: String,
+    /// On the sign-in page: "Continue with NAME" [default: the id].
+    pub name: Option<String>,
+    /// The provider's issuer identifier.
+    pub issuer: String,
+    /// This server's client id there.
+    pub client_id: String,
+    /// Its secret, written here (prefer the next two)…
+    pub client_secret: Option<String>,
+    /// …or in this environment variable…
+    pub client_secret_env: Option<String>,
+    /// …or in this file (readable by its owner only).
+    pub client_secret_file: Option<PathBuf>,
+    /// The scopes asked for [default: openid profile email].
+    pub scopes: Option<Vec<String>>,
+    /// Who may come in as a new person: "anyone", "existing" (only people
+    /// linked beforehand) or "email-domains" (with `email_domains`).
+    pub people: PeopleRule,
+    /// With `people = "email-domains"`: the domains whose verified addresses
+    /// come in.
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+}
+
+/// `people` of a `[[provider]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeopleRule {
+    /// Anyone the provider signs in.
+    Anyone,
+    /// Only people linked beforehand.
+    Existing,
+    /// People with a verified address at `email_domains`.
+    EmailDomains,
+}
+
+impl ProviderSection {
+    /// The issuer's view of it: its secret read, its rules checked.
+    pub fn provider(&self) -> anyhow::Result<ProviderConfig> {
+        let id = &self.id;
+        let secret = match (&self.client_secret, &self.client_secret_env, &self.client_secret_file) {
+            (Some(secret), None, None) => secret.clone(),
+            (None, Some(name), None) => std::env::var(name).with_context(|| {
+                format!("provider {id}: client_secret_env names {name}, which is not set")
+            })?,
+            (None, None, Some(path)) => agentgate_issuer::seal::read_private_file(path)
+                .with_context(|| format!("provider {id}: client_secret_file"))?
+                .trim()
+                .to_owned(),
+            _ => bail!(
+                "provider {id}: give its secret once: client_secret, client_secret_env or client_secret_file"
+            ),
+        };
+        let admit = match (self.people, self.email_domains.is_empty()) {
+            (PeopleRule::Anyone, true) => Admission::Anyone,
+            (PeopleRule::Existing, true) => Admission::Existing,
+            (PeopleRule::EmailDomains, false) => {
+                Admission::EmailDomains(self.email_domains.iter().map(|d| d.trim().to_lowercase()).collect())
+            }
+            (PeopleRule::EmailDomains, true) => {
+                bail!("provider {id}: people = \"email-domains\" needs email_domains = [\"example.com\", …]")
+            }
+            (_, false) => bail!("provider {id}: email_domains goes with people = \"email-domains\""),
+        };
+        let scopes =
+            self.scopes.clone().unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
+        let config = ProviderConfig {
+            id: id.clone(),
+            name: self.name.clone().unwrap_or_else(|| id.clone()),
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: ClientSecret::new(secret),
+            scopes,
+            admit,
+        };
+        config.check().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
 }
 
 /// The audit log: one JSON line per MCP request on a route.
@@ -272,6 +362,9 @@ pub struct SignInLimits {
     pub failures_per_address: Option<i64>,
     /// The window, in seconds.
     pub window: Option<i64>,
+    /// Whether people may sign in with a password kept here [default: true];
+    /// false leaves only the identity providers.
+    pub passwords: Option<bool>,
 }
 
 fn token_policy() -> RegistrationPolicy {
@@ -358,7 +451,9 @@ impl Config {
         let folder = path.parent().unwrap_or(Path::new("."));
         let cwds = config.routes.iter_mut().filter_map(|r| r.cwd.as_mut());
         let audit = config.audit.as_mut().map(|a| &mut a.file).filter(|f| f.as_os_str() != "-");
-        let files = [&mut config.data_dir, &mut config.key_encryption_key_file].into_iter().flatten();
+        let secrets = config.providers.iter_mut().filter_map(|p| p.client_secret_file.as_mut());
+        let files =
+            [&mut config.data_dir, &mut config.key_encryption_key_file].into_iter().flatten().chain(secrets);
         for file in files.chain(cwds).chain(audit) {
             if file.is_relative() {
                 *file = folder.join(&*file);
@@ -418,6 +513,7 @@ impl Config {
             );
         }
         self.routes()?;
+        self.providers()?;
         Ok(())
     }
 
@@ -455,8 +551,28 @@ impl Config {
         Ok(routes)
     }
 
-    /// The issuer's settings.
-    pub fn settings(&self) -> Settings {
+    /// The identity providers, their secrets read.
+    pub fn providers(&self) -> anyhow::Result<Vec<ProviderConfig>> {
+        let mut seen = Vec::new();
+        let mut providers = Vec::new();
+        for section in &self.providers {
+            ensure!(
+                !seen.contains(&&section.id),
+                "provider {}: two [[provider]] sections have this id",
+                section.id
+            );
+            seen.push(&section.id);
+            providers.push(section.provider()?);
+        }
+        ensure!(
+            self.sign_in.passwords != Some(false) || !providers.is_empty(),
+            "sign_in.passwords = false needs at least one [[provider]]: nobody could sign in"
+        );
+        Ok(providers)
+    }
+
+    /// The issuer's settings (with the providers' secrets read).
+    pub fn settings(&self) -> anyhow::Result<Settings> {
         let mut settings = Settings::new(&self.issuer);
         let l = &self.lifetimes;
         let s = &self.sign_in;
@@ -482,7 +598,9 @@ impl Config {
         settings.client_documents = r.client_documents;
         settings.default_resource = self.default_resource.clone();
         settings.trusted_proxies = self.trusted_proxies.clone();
-        settings
+        settings.identity_providers = self.providers()?;
+        settings.passwords = s.passwords.unwrap_or(true);
+        Ok(settings)
     }
 
     /// The whoami server's resource URL: the issuer's origin and the configured path.
@@ -526,6 +644,62 @@ mod tests {
     }
 
     #[test]
+    fn identity_providers_take_their_secret_once_and_say_who_comes_in() {
+        let with = |extra: &str| {
+            let text = format!(
+                "issuer = \"https://auth.example.com\"\n[[provider]]\nid = \"logto\"\n\
+                 issuer = \"https://tenant.logto.app/oidc\"\nclient_id = \"c\"\n{extra}"
+            );
+            parse(&text)
+        };
+        let config =
+            with("client_secret = \"s\"\npeople = \"email-domains\"\nemail_domains = [\"Example.com\"]\n")
+                .unwrap();
+        let settings = config.settings().unwrap();
+        let logto = &settings.identity_providers[0];
+        assert_eq!((logto.id.as_str(), logto.name.as_str()), ("logto", "logto"));
+        assert_eq!(logto.admit, Admission::EmailDomains(vec!["example.com".into()]));
+        assert_eq!(logto.scopes, ["openid", "profile", "email"]);
+        assert!(settings.passwords, "passwords stay unless turned off");
+        assert!(!format!("{logto:?}").contains("\"s\""), "the secret is not in Debug: {logto:?}");
+        // Any variable that is set will do: PATH always is.
+        assert!(with("client_secret_env = \"PATH\"\npeople = \"anyone\"\n").is_ok());
+
+        for (extra, words) in [
+            ("people = \"anyone\"\n", "give its secret once"),
+            (
+                "client_secret = \"s\"\nclient_secret_env = \"X\"\npeople = \"anyone\"\n",
+                "give its secret once",
+            ),
+            (
+                "client_secret_env = \"AGENTGATE_TEST_UNSET_SECRET\"\npeople = \"anyone\"\n",
+                "which is not set",
+            ),
+            ("client_secret = \"s\"\n", "missing field `people`"),
+            ("client_secret = \"s\"\npeople = \"everyone\"\n", "unknown variant"),
+            ("client_secret = \"s\"\npeople = \"email-domains\"\n", "needs email_domains"),
+            (
+                "client_secret = \"s\"\npeople = \"anyone\"\nemail_domains = [\"a.example\"]\n",
+                "goes with people",
+            ),
+            ("client_secret = \"s\"\npeople = \"anyone\"\nscopes = [\"profile\"]\n", "must include openid"),
+            (
+                "client_secret = \"s\"\npeople = \"anyone\"\n[sign_in]\npasswords = false\n[[provider]]\nid = \"logto\"\nissuer = \"https://b.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\npeople = \"anyone\"\n",
+                "two [[provider]] sections",
+            ),
+        ] {
+            let error = format!("{:#}", with(extra).unwrap_err());
+            assert!(error.contains(words), "{extra}: {error}");
+        }
+        let bad_id = parse(
+            "issuer = \"https://a.example\"\n[[provider]]\nid = \"Log To\"\nissuer = \"https://b.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\npeople = \"anyone\"\n",
+        );
+        assert!(format!("{:#}", bad_id.unwrap_err()).contains("lowercase letters"));
+        let nobody = parse("issuer = \"https://a.example\"\n[sign_in]\npasswords = false\n");
+        assert!(format!("{:#}", nobody.unwrap_err()).contains("nobody could sign in"));
+    }
+
+    #[test]
     fn a_full_file_sets_everything() {
         let config = parse(
             r#"
@@ -553,7 +727,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let settings = config.settings();
+        let settings = config.settings().unwrap();
         assert_eq!(settings.issuer, "https://auth.example.com/tenant");
         assert_eq!(settings.access_token_ttl, 300);
         assert_eq!(settings.id_token_ttl, 600, "absent lifetimes keep their default");
@@ -561,7 +735,7 @@ mod tests {
         assert_eq!(settings.registration, RegistrationPolicy::Open);
         assert_eq!((settings.registrations_per_address, settings.registration_window), (5, 3600));
         assert_eq!(settings.registration_scopes, Some(vec!["openid".into(), "mail:read".into()]));
-        let defaults = parse("issuer = \"https://a.example\"").unwrap().settings();
+        let defaults = parse("issuer = \"https://a.example\"").unwrap().settings().unwrap();
         assert_eq!(
             defaults.registration,
             RegistrationPolicy::Token,

@@ -51,7 +51,7 @@ impl ServeArgs {
 
         let (listener, local) = serve::bind(config.listen).await?;
         let issuer = Arc::new(
-            Issuer::open(dir.store.clone(), kek, config.settings()).await.context("opening the issuer")?,
+            Issuer::open(dir.store.clone(), kek, config.settings()?).await.context("opening the issuer")?,
         );
         tokio::spawn(issuer.clone().maintain());
         let shutdown = CancellationToken::new();

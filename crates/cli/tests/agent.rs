@@ -729,3 +729,46 @@ fn the_agent_reaches_server_memory_behind_a_dev_route_through_sign_in_and_consen
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&files);
 }
+
+#[test]
+fn alice_signs_in_at_her_own_provider_in_chromium_and_whoami_names_her() {
+    let idp = Idp::start(&[]);
+    let setup = support::setup::Setup::new(
+        "agent-provider",
+        &format!(
+            "[whoami]\n[registration]\npolicy = \"open\"\n[[provider]]\nid = \"outside\"\nname = \"Outside ID\"\n\
+             issuer = \"{}\"\nclient_id = \"agentgate-upstream\"\nclient_secret_env = \"AGENTGATE_TEST_PROVIDER_SECRET\"\n\
+             people = \"anyone\"\n",
+            idp.issuer
+        ),
+        0o600,
+    );
+    let (_serve, _) = setup.serve(&[("AGENTGATE_TEST_PROVIDER_SECRET", "agentgate-upstream-secret")]);
+    let dir = credentials_dir("provider");
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("sign-in-with-provider-en.png");
+    let person = [
+        ("AGENTGATE_PERSON_PROVIDER", "Outside ID"),
+        ("AGENTGATE_PERSON_SCREENSHOT", shot.to_str().unwrap()),
+    ];
+    let (out, saw) = call_whoami_in_chromium(&format!("{}/mcp", setup.issuer()), &dir, &[], &person);
+    assert_eq!(saw["ok"], true, "{saw}");
+    assert_eq!(
+        saw["consent"]["h1"], "Allow access?",
+        "agentgate asks, after the provider signed her in: {saw}"
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let claims: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // whoami names her as her provider does, with agentgate's token.
+    let person = &claims["person"];
+    assert_eq!(
+        (person["username"].as_str(), person["name"].as_str(), person["email"].as_str()),
+        (Some("alice"), Some("Alice Liddell"), Some("alice@example.com")),
+        "{claims}"
+    );
+    assert_eq!(person["email_verified"], true, "{claims}");
+    assert_eq!(claims["token"]["issuer"], setup.issuer().as_str(), "{claims}");
+    assert!(std::fs::metadata(&shot).unwrap().len() > 1000, "the sign-in page was seen");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -189,7 +189,7 @@ fn only(aud: &Value, audience: &str) -> bool {
     }
 }
 
-fn algorithm_name(alg: Algorithm) -> Option<&'static str> {
+pub(crate) fn algorithm_name(alg: Algorithm) -> Option<&'static str> {
     Some(match alg {
         Algorithm::ES256 => "ES256",
         Algorithm::ES384 => "ES384",

@@ -38,6 +38,13 @@ pub enum FormPage<'a> {
         /// The request it continues, as carried in the form.
         request: &'a str,
     },
+    /// A sign-in page's button that begins a sign-in at an identity provider.
+    SignInWith {
+        /// The request it continues, as carried in the form.
+        request: &'a str,
+        /// The provider's id.
+        provider: &'a str,
+    },
     /// The consent page of an authorization request.
     Consent {
         /// The request it decides, as carried in the form.
@@ -52,7 +59,7 @@ pub enum FormPage<'a> {
 impl FormPage<'_> {
     fn lifetime(&self) -> i64 {
         match self {
-            Self::SignIn { .. } => SIGN_IN_FORM_SECS,
+            Self::SignIn { .. } | Self::SignInWith { .. } => SIGN_IN_FORM_SECS,
             Self::Consent { .. } => CONSENT_FORM_SECS,
         }
     }
@@ -61,6 +68,8 @@ impl FormPage<'_> {
     fn signed_text(&self, browser_id: &str, shown_at: i64, nonce: &str) -> Vec<u8> {
         let (kind, request, session, asked) = match *self {
             Self::SignIn { request } => ("sign-in", request, "", ""),
+            // The provider's id in the session slot: no page has both.
+            Self::SignInWith { request, provider } => ("sign-in-with", request, provider, ""),
             Self::Consent { request, session, asked } => ("consent", request, session, asked),
         };
         let shown_at = shown_at.to_string();

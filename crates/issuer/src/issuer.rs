@@ -41,6 +41,10 @@ pub struct Issuer<S> {
     pub(crate) known_key: aws_lc_rs::hmac::Key,
     /// Derives each refresh token's successor from it (see `tokens`).
     pub(crate) successor_key: aws_lc_rs::hmac::Key,
+    /// Derives a sign-in's nonce and PKCE verifier from its state (see `upstream`).
+    pub(crate) upstream_key: aws_lc_rs::hmac::Key,
+    /// The identity providers people may sign in with.
+    pub(crate) upstream: crate::upstream::Providers,
     /// Fetched client metadata documents.
     pub(crate) documents: crate::client_documents::ClientDocuments,
     /// The codes this instance issued lately, for one-trip exchanges.
@@ -63,6 +67,8 @@ impl<S: Store> Issuer<S> {
         let form_key = kek.derive("agentgate form token v1");
         let known_key = kek.derive("agentgate known browser v1");
         let successor_key = kek.derive("agentgate refresh successor v1");
+        let upstream_key = kek.derive("agentgate upstream sign-in v1");
+        let upstream = crate::upstream::Providers::new(&settings.identity_providers);
         let documents =
             crate::client_documents::ClientDocuments::new(settings.client_documents_allow_loopback);
         // As long as a token issued just before a revocation can be accepted:
@@ -80,6 +86,8 @@ impl<S: Store> Issuer<S> {
             form_key,
             known_key,
             successor_key,
+            upstream_key,
+            upstream,
             recent_codes: Default::default(),
         };
         issuer.read_revocations().await?;

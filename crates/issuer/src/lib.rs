@@ -38,6 +38,7 @@ mod settings;
 pub mod store;
 pub mod tokens;
 pub mod ui;
+pub mod upstream;
 pub mod users;
 
 pub use error::{ErrorCode, OAuthError};

@@ -47,6 +47,12 @@ pub fn check_challenge(challenge: Option<&str>, method: Option<&str>) -> Result<
     Ok(challenge.to_owned())
 }
 
+/// The S256 challenge of `verifier` (for requests this issuer makes itself,
+/// at an identity provider).
+pub fn challenge_of(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
+}
+
 /// Whether `verifier` is well-formed and hashes to `challenge`.
 pub fn verify(verifier: &str, challenge: &str) -> Result<(), PkceError> {
     let well_formed = (43..=128).contains(&verifier.len())
@@ -54,7 +60,7 @@ pub fn verify(verifier: &str, challenge: &str) -> Result<(), PkceError> {
     if !well_formed {
         return Err(PkceError::MalformedVerifier);
     }
-    let computed = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
+    let computed = challenge_of(verifier);
     constant_time::verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes())
         .map_err(|_| PkceError::Mismatch)
 }

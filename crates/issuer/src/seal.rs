@@ -40,7 +40,7 @@ pub enum SealError {
         source: std::io::Error,
     },
     /// The key file can be read by others than its owner.
-    #[error("key-encryption key file {0}: readable by others than its owner; run `chmod 600` on it")]
+    #[error("{0}: readable by others than its owner; run `chmod 600` on it")]
     FileTooOpen(String),
 }
 
@@ -56,6 +56,23 @@ impl std::fmt::Debug for KeyEncryptionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("KeyEncryptionKey(<secret>)")
     }
+}
+
+/// The text of a file that holds a secret (a key, a client secret), which
+/// must be private to its owner: a secret every local account can read
+/// protects nothing.
+pub fn read_private_file(path: &Path) -> Result<String, SealError> {
+    let file_error = |source| SealError::File { path: path.display().to_string(), source };
+    let file = std::fs::File::open(path).map_err(file_error)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata().map_err(file_error)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(SealError::FileTooOpen(path.display().to_string()));
+        }
+    }
+    std::io::read_to_string(file).map_err(file_error)
 }
 
 impl KeyEncryptionKey {
@@ -100,17 +117,10 @@ impl KeyEncryptionKey {
     /// The file must be private to its owner: a key that every local account can
     /// read protects nothing.
     pub fn from_file(path: &Path) -> Result<Self, SealError> {
-        let file_error = |source| SealError::File { path: path.display().to_string(), source };
-        let file = std::fs::File::open(path).map_err(file_error)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = file.metadata().map_err(file_error)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                return Err(SealError::FileTooOpen(path.display().to_string()));
-            }
-        }
-        let text = std::io::read_to_string(file).map_err(file_error)?;
+        let text = read_private_file(path).map_err(|error| match error {
+            SealError::FileTooOpen(path) => SealError::FileTooOpen(format!("key-encryption key file {path}")),
+            other => other,
+        })?;
         Self::from_base64(&text)
     }
 

@@ -47,6 +47,12 @@ pub struct Settings {
     /// Development only: documents may also come from loopback, over plain
     /// http (no).
     pub client_documents_allow_loopback: bool,
+    /// Identity providers people may sign in with, beside or instead of
+    /// passwords (none).
+    pub identity_providers: Vec<crate::upstream::ProviderConfig>,
+    /// Whether people may sign in with a password kept here (yes); with no,
+    /// only through the identity providers.
+    pub passwords: bool,
 }
 
 impl Settings {
@@ -77,6 +83,8 @@ impl Settings {
             registration_scopes: None,
             client_documents: false,
             client_documents_allow_loopback: false,
+            identity_providers: Vec::new(),
+            passwords: true,
         }
     }
 

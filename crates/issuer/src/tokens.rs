@@ -221,7 +221,7 @@ pub(crate) fn family_of_jti(jti: &str) -> Option<&str> {
 
 /// The claims about the person an access token may carry, and a token minted
 /// on its behalf passes on.
-const PERSON_CLAIMS: [&str; 4] = ["preferred_username", "name", "email", "email_verified"];
+const PERSON_CLAIMS: [&str; 5] = ["preferred_username", "name", "picture", "email", "email_verified"];
 
 /// Whom [`Issuer::mint_on_behalf`] mints for: what the agent's verified token
 /// said, and the upstream it is for.
@@ -757,12 +757,16 @@ impl<S: Store> Issuer<S> {
             if let Some(name) = &user.name {
                 claims.insert("name".into(), name.clone().into());
             }
+            if let Some(picture) = &user.picture {
+                claims.insert("picture".into(), picture.clone().into());
+            }
         }
         if has(scopes, "email")
             && let Some(email) = &user.email
         {
             claims.insert("email".into(), email.clone().into());
-            claims.insert("email_verified".into(), false.into());
+            // Verified only when an identity provider said so.
+            claims.insert("email_verified".into(), user.email_verified.into());
         }
         claims
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use agentgate_issuer::store::{
     AuthCode, Client, CodeRedemption, Grant, PgStore, Redemption, RefreshToken, Resource, ResourceScope,
-    Session, SqliteStore, Store, StoreError, StoredKey, TokenFamily, User, taken,
+    Session, SqliteStore, Store, StoreError, StoredKey, TokenFamily, UpstreamSignIn, User, UserLink, taken,
 };
 use common::TempDb;
 use common::pg_schema::PgSchema;
@@ -55,6 +55,7 @@ on_both_backends!(
     single_use_ids_sessions_and_revoked_tokens,
     purging_removes_only_what_expired,
     every_revocation_is_recorded_with_what_it_revokes,
+    accounts_at_providers_tie_to_one_person_and_sign_ins_in_progress_are_taken_once,
     last_used_is_when_a_person_s_newest_token_for_an_app_was_issued,
 );
 
@@ -66,6 +67,7 @@ fn person(username: &str, email: Option<&str>) -> User {
         name: Some(format!("{username} liddell")),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         created_at: 100,
+        ..User::default()
     }
 }
 
@@ -742,6 +744,23 @@ async fn filled<S: Store>(store: &S) -> User {
     store.count_attempt("account:alice", 1_000, 60).await.unwrap();
     store.revoke_access_token("jti", 700, 100).await.unwrap();
     assert!(store.first_use("assertion", 700).await.unwrap());
+    let link = UserLink {
+        provider: "logto".into(),
+        subject: "s-1".into(),
+        user_id: alice.id.clone(),
+        created_at: 5,
+        signed_in_at: Some(6),
+    };
+    store.insert_user_link(&link).await.unwrap();
+    let begun = UpstreamSignIn {
+        state_hash: "state".into(),
+        provider: "logto".into(),
+        browser_hash: "browser".into(),
+        request: String::new(),
+        link_user: Some(alice.id.clone()),
+        expires_at: 700,
+    };
+    store.insert_upstream_sign_in(&begun).await.unwrap();
     alice
 }
 
@@ -810,4 +829,65 @@ async fn each_durability_reaches_both_sqlite_connections_that_write() {
     let db = common::TempDb::new();
     let store = SqliteStore::open(&db.url()).await.unwrap();
     assert_eq!(store.durability().await.unwrap(), Some(Durability::Crash), "the default");
+}
+
+async fn accounts_at_providers_tie_to_one_person_and_sign_ins_in_progress_are_taken_once<S: Store>(store: S) {
+    let alice = person("alice", Some("alice@example.com"));
+    let bob = person("bob", Some("bob@example.com"));
+    store.insert_user(&alice).await.unwrap();
+    store.insert_user(&bob).await.unwrap();
+    let link = |user: &User, subject: &str| UserLink {
+        provider: "logto".into(),
+        subject: subject.into(),
+        user_id: user.id.clone(),
+        created_at: 10,
+        signed_in_at: None,
+    };
+    store.insert_user_link(&link(&alice, "s-1")).await.unwrap();
+    assert!(
+        matches!(store.insert_user_link(&link(&bob, "s-1")).await, Err(StoreError::Conflict(_))),
+        "one person"
+    );
+    assert_eq!(store.user_by_link("logto", "s-1").await.unwrap().map(|u| u.id), Some(alice.id.clone()));
+    assert_eq!(store.user_by_link("github", "s-1").await.unwrap(), None, "another provider's s-1 is no one");
+
+    // A sign-in refreshes the profile; an address another person has is refused whole.
+    let refreshed = User {
+        name: Some("Alice L".into()),
+        email_verified: true,
+        picture: Some("https://p/a.png".into()),
+        ..alice.clone()
+    };
+    store.refresh_profile(&refreshed, "logto", "s-1", 20).await.unwrap();
+    assert_eq!(store.user(&alice.id).await.unwrap().unwrap(), refreshed);
+    assert_eq!(store.user_links(&alice.id).await.unwrap()[0].signed_in_at, Some(20));
+    let taking = User { email: Some("bob@example.com".into()), ..refreshed.clone() };
+    assert!(matches!(store.refresh_profile(&taking, "logto", "s-1", 30).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.user(&alice.id).await.unwrap().unwrap(), refreshed, "nothing changed");
+    assert_eq!(store.user_links(&alice.id).await.unwrap()[0].signed_in_at, Some(20));
+
+    assert!(!store.delete_user_link(&bob.id, "logto", "s-1").await.unwrap(), "not bob's to remove");
+    assert!(store.user_links(&bob.id).await.unwrap().is_empty());
+    store.delete_user(&alice.id, 40).await.unwrap();
+    assert_eq!(store.user_by_link("logto", "s-1").await.unwrap(), None, "gone with the person");
+
+    let begun = UpstreamSignIn {
+        state_hash: "h-1".into(),
+        provider: "logto".into(),
+        browser_hash: "b".into(),
+        request: "client_id=x".into(),
+        link_user: None,
+        expires_at: 100,
+    };
+    store.insert_upstream_sign_in(&begun).await.unwrap();
+    store
+        .insert_upstream_sign_in(&UpstreamSignIn { state_hash: "h-2".into(), ..begun.clone() })
+        .await
+        .unwrap();
+    let (first, second) =
+        tokio::join!(store.take_upstream_sign_in("h-1", 50), store.take_upstream_sign_in("h-1", 50));
+    let taken: Vec<_> = [first.unwrap(), second.unwrap()].into_iter().flatten().collect();
+    assert_eq!(taken, vec![begun.clone()], "taken once, raced or not");
+    assert_eq!(store.take_upstream_sign_in("h-2", 100).await.unwrap(), None, "expired");
+    assert_eq!(store.take_upstream_sign_in("h-2", 50).await.unwrap(), None, "and gone");
 }

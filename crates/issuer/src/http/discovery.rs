@@ -63,7 +63,7 @@ pub fn document<S: Store>(issuer: &Issuer<S>, resource_scopes: Vec<String>) -> V
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": crate::keys::Alg::ALL.map(crate::keys::Alg::as_str),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp",
-                             "name", "preferred_username", "email", "email_verified"],
+                             "name", "preferred_username", "picture", "email", "email_verified"],
         "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": ["en", "es", "ja"],
         "claims_parameter_supported": false,

@@ -22,6 +22,7 @@ mod discovery;
 mod form;
 mod pages;
 mod registration;
+mod upstream_pages;
 
 pub use client_address::client_address;
 
@@ -92,6 +93,8 @@ pub fn router<S: Store>(issuer: Arc<Issuer<S>>) -> Router {
         .route(&at("/revoke"), post(backchannel::revoke::<S>).options(discovery::preflight))
         .route(&at("/authorize"), get(pages::authorize::<S>))
         .route(&at("/sign-in"), get(pages::sign_in_page::<S>).post(pages::sign_in::<S>))
+        .route(&at("/sign-in/{provider}"), post(upstream_pages::begin::<S>))
+        .route(&at("/sign-in/{provider}/callback"), get(upstream_pages::callback::<S>))
         .route(&at("/consent"), post(pages::consent::<S>))
         .route(&at("/account"), get(pages::account::<S>))
         .route(&at("/account/disconnect"), post(pages::disconnect::<S>))

@@ -20,8 +20,8 @@ use crate::logout::LogoutRequest;
 use crate::sessions::{BROWSER_COOKIE, KNOWN_BROWSER_SECS, KNOWN_COOKIE, SESSION_COOKIE, SignInOutcome};
 use crate::store::{Client, Session, Store};
 use crate::ui::{
-    self, AccountApp, AccountPage, ConsentPage, HomePage, Link, MessagePage, SignInPage, SignOutPage, Text,
-    describe_scope,
+    self, AccountApp, AccountPage, ConsentPage, HomePage, Link, MessagePage, ProviderButton, SignInPage,
+    SignOutPage, Text, describe_scope,
 };
 use crate::{Issuer, now, random_token};
 
@@ -32,16 +32,16 @@ impl RequestParams for Params {
 }
 
 /// What a browser sent: its cookies and language.
-struct Browser {
-    session_cookie: Option<String>,
-    browser_id: Option<String>,
+pub(super) struct Browser {
+    pub(super) session_cookie: Option<String>,
+    pub(super) browser_id: Option<String>,
     /// Who signed in with this browser before (the known-browser cookie).
-    known: Option<String>,
+    pub(super) known: Option<String>,
     accept_language: Option<String>,
 }
 
 impl Browser {
-    fn from_headers(headers: &HeaderMap) -> Self {
+    pub(super) fn from_headers(headers: &HeaderMap) -> Self {
         let mut browser = Self {
             session_cookie: None,
             browser_id: None,
@@ -64,21 +64,21 @@ impl Browser {
         browser
     }
 
-    fn text(&self, ui_locales: Option<&str>) -> &'static Text {
+    pub(super) fn text(&self, ui_locales: Option<&str>) -> &'static Text {
         ui::i18n::pick(ui_locales, self.accept_language.as_deref())
     }
 }
 
 /// Builds page responses with the right cookies and headers.
-struct Reply<'a, S> {
-    issuer: &'a Issuer<S>,
+pub(super) struct Reply<'a, S> {
+    pub(super) issuer: &'a Issuer<S>,
     cookies: Vec<String>,
     browser_id: String,
 }
 
 impl<'a, S: Store> Reply<'a, S> {
     /// Starts a reply; a browser without the form-token cookie gets one.
-    fn new(issuer: &'a Issuer<S>, browser: &Browser) -> Self {
+    pub(super) fn new(issuer: &'a Issuer<S>, browser: &Browser) -> Self {
         let mut reply = Self { issuer, cookies: Vec::new(), browser_id: String::new() };
         reply.browser_id = match &browser.browser_id {
             Some(id) => id.clone(),
@@ -103,7 +103,7 @@ impl<'a, S: Store> Reply<'a, S> {
 
     /// `Set-Cookie`: HttpOnly, SameSite=Lax, Secure on https, scoped to the
     /// issuer's path. `max_age` `Some(0)` deletes; `None` is a browser-session cookie.
-    fn cookie(&mut self, name: &str, value: &str, max_age: Option<i64>) {
+    pub(super) fn cookie(&mut self, name: &str, value: &str, max_age: Option<i64>) {
         let path = super::base_path(&self.issuer.settings.issuer);
         let path = if path.is_empty() { "/".to_owned() } else { path };
         let mut cookie = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
@@ -140,7 +140,7 @@ impl<'a, S: Store> Reply<'a, S> {
         self.finish(response)
     }
 
-    fn redirect(self, location: &str) -> Response {
+    pub(super) fn redirect(self, location: &str) -> Response {
         let mut response = StatusCode::SEE_OTHER.into_response();
         if let Ok(value) = HeaderValue::from_str(location) {
             response.headers_mut().insert(header::LOCATION, value);
@@ -149,14 +149,20 @@ impl<'a, S: Store> Reply<'a, S> {
     }
 
     /// A message page; an error's links to the home page.
-    fn message(self, t: &'static Text, status: StatusCode, title: &str, message: &str) -> Response {
+    pub(super) fn message(
+        self,
+        t: &'static Text,
+        status: StatusCode,
+        title: &str,
+        message: &str,
+    ) -> Response {
         let home = (status.is_client_error() || status.is_server_error())
             .then(|| Link { href: home_url(&self.issuer.settings), label: t.home.to_owned() });
         self.message_then(t, status, title, message, home)
     }
 
     /// A message page with a link to what to do next.
-    fn message_then(
+    pub(super) fn message_then(
         self,
         t: &'static Text,
         status: StatusCode,
@@ -175,11 +181,11 @@ impl<'a, S: Store> Reply<'a, S> {
     }
 
     /// The store failed: say so, and that trying again may work.
-    fn unavailable(self, t: &'static Text, error: &OAuthError) -> Response {
+    pub(super) fn unavailable(self, t: &'static Text, error: &OAuthError) -> Response {
         self.message(t, StatusCode::SERVICE_UNAVAILABLE, t.error_title, &error.description)
     }
 
-    fn sign_in_page(
+    pub(super) fn sign_in_page(
         self,
         t: &'static Text,
         request: &str,
@@ -188,6 +194,15 @@ impl<'a, S: Store> Reply<'a, S> {
         login: &str,
         status: StatusCode,
     ) -> Response {
+        let providers = self
+            .issuer
+            .identity_providers()
+            .map(|(id, name)| ProviderButton {
+                action: self.issuer.settings.endpoint(&format!("/sign-in/{id}")),
+                csrf: self.page_token(FormPage::SignInWith { request, provider: id }),
+                label: t.continue_with.replace("{provider}", name),
+            })
+            .collect();
         let page = SignInPage {
             t,
             action: self.issuer.settings.endpoint("/sign-in"),
@@ -197,6 +212,8 @@ impl<'a, S: Store> Reply<'a, S> {
             unverified: app.is_some_and(crate::clients::self_registered),
             error,
             login: login.to_owned(),
+            providers,
+            passwords: self.issuer.settings.passwords,
         };
         self.html(status, ui::render(&page))
     }
@@ -305,7 +322,7 @@ async fn proceed<S: Store>(
 }
 
 /// Validates the carried request; an error is rendered as it must be.
-async fn check<S: Store>(
+pub(super) async fn check<S: Store>(
     issuer: &Issuer<S>,
     query: &str,
 ) -> Result<AuthorizationRequest, (StatusCode, String, Option<String>)> {
@@ -317,7 +334,7 @@ async fn check<S: Store>(
     })
 }
 
-fn check_failed<S: Store>(
+pub(super) fn check_failed<S: Store>(
     reply: Reply<'_, S>,
     t: &'static Text,
     failure: (StatusCode, String, Option<String>),
@@ -368,11 +385,11 @@ pub(super) async fn authorize<S: Store>(
 }
 
 /// A posted form, after its form token was checked.
-struct PostedForm<'a, S> {
-    params: Params,
-    browser: Browser,
-    reply: Reply<'a, S>,
-    t: &'static Text,
+pub(super) struct PostedForm<'a, S> {
+    pub(super) params: Params,
+    pub(super) browser: Browser,
+    pub(super) reply: Reply<'a, S>,
+    pub(super) t: &'static Text,
 }
 
 /// Parses a posted form of the account page and checks its browser token;
@@ -393,7 +410,11 @@ fn posted_form<'a, S: Store>(
 }
 
 /// Parses a posted form, its token not checked yet.
-fn posted<'a, S: Store>(issuer: &'a Issuer<S>, headers: &HeaderMap, body: &[u8]) -> PostedForm<'a, S> {
+pub(super) fn posted<'a, S: Store>(
+    issuer: &'a Issuer<S>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> PostedForm<'a, S> {
     let browser = Browser::from_headers(headers);
     let params = Params::parse(body).unwrap_or_default();
     let ui_locales = params
@@ -519,6 +540,10 @@ pub(super) async fn sign_in<S: Store>(
             return reply.sign_in_page(t, &query, app, Some(message.to_owned()), login, status);
         }
     }
+    if !issuer.settings.passwords {
+        let message = passwords_off(&issuer, t);
+        return reply.sign_in_page(t, &query, app, Some(message), login, StatusCode::FORBIDDEN);
+    }
     let password = params.get("password").unwrap_or("");
     let outcome = issuer.sign_in(login, password, address, browser.known.as_deref(), now()).await;
     match outcome {
@@ -549,10 +574,16 @@ pub(super) async fn sign_in<S: Store>(
     }
 }
 
+/// That this server takes no passwords, and what it takes instead.
+fn passwords_off<S: Store>(issuer: &Issuer<S>, t: &Text) -> String {
+    let names: Vec<&str> = issuer.identity_providers().map(|(_, name)| name).collect();
+    t.passwords_off.replace("{providers}", &names.join(", "))
+}
+
 /// Where a browser goes once signed in: POST/redirect/GET back to the
 /// authorization endpoint (which now finds the session; reloading the next
 /// page never offers to post the password again), or to the account page.
-fn after_sign_in<S: Store>(reply: Reply<'_, S>, continues: bool, query: &str) -> Response {
+pub(super) fn after_sign_in<S: Store>(reply: Reply<'_, S>, continues: bool, query: &str) -> Response {
     let settings = &reply.issuer.settings;
     let location = match continues {
         false => settings.endpoint("/account"),

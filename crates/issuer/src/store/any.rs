@@ -2,7 +2,8 @@
 
 use super::{
     AuthCode, Client, ClientAndCode, CodeRedemption, Durability, Grant, PgStore, Redemption, RefreshToken,
-    Resource, Session, SqliteStore, Store, StoreError, StoredKey, TokenFamily, User,
+    Resource, Session, SqliteStore, Store, StoreError, StoredKey, TokenFamily, UpstreamSignIn, User,
+    UserLink,
 };
 
 /// Whichever store a database URL names: `sqlite://PATH` or `postgres://…`.
@@ -65,6 +66,13 @@ impl Store for AnyStore {
         fn insert_user(&self, user: &User) -> ();
         fn find_user_by_login(&self, login: &str) -> Option<User>;
         fn user(&self, id: &str) -> Option<User>;
+        fn insert_upstream_sign_in(&self, sign_in: &UpstreamSignIn) -> ();
+        fn take_upstream_sign_in(&self, state_hash: &str, now: i64) -> Option<UpstreamSignIn>;
+        fn user_by_link(&self, provider: &str, subject: &str) -> Option<User>;
+        fn insert_user_link(&self, link: &UserLink) -> ();
+        fn user_links(&self, user_id: &str) -> Vec<UserLink>;
+        fn delete_user_link(&self, user_id: &str, provider: &str, subject: &str) -> bool;
+        fn refresh_profile(&self, user: &User, provider: &str, subject: &str, now: i64) -> ();
         fn users(&self) -> Vec<User>;
         fn set_password_hash(&self, id: &str, hash: &str) -> bool;
         fn update_user(&self, user: &User) -> bool;

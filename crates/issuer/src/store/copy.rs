@@ -31,6 +31,8 @@ pub const TABLES: &[&str] = &[
     "sessions",
     "sign_in_failures",
     "used_assertions",
+    "user_links",
+    "upstream_sign_ins",
 ];
 
 /// Why a copy did not happen. Nothing was written to the destination.

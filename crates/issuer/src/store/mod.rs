@@ -94,10 +94,47 @@ pub struct User {
     pub email: Option<String>,
     /// The display name.
     pub name: Option<String>,
-    /// The argon2id PHC string.
+    /// Whether an identity provider said the address is the person's.
+    pub email_verified: bool,
+    /// A picture's https URL, from an identity provider.
+    pub picture: Option<String>,
+    /// The argon2id PHC string; empty for a person who signs in only at an
+    /// identity provider (no password then matches).
     pub password_hash: String,
     /// When the account was made.
     pub created_at: i64,
+}
+
+/// A person's account at an identity provider, tied to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLink {
+    /// The provider's id in the configuration.
+    pub provider: String,
+    /// The provider's stable id of the person (`sub`, GitHub's numeric id).
+    pub subject: String,
+    /// The person here.
+    pub user_id: String,
+    /// When the link was made.
+    pub created_at: i64,
+    /// When the person last signed in through it.
+    pub signed_in_at: Option<i64>,
+}
+
+/// A sign-in at an identity provider in progress (see `upstream`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSignIn {
+    /// The hash of its `state`.
+    pub state_hash: String,
+    /// The provider's id.
+    pub provider: String,
+    /// The hash of the browser id that began it.
+    pub browser_hash: String,
+    /// The authorization request it continues (its query string), or empty.
+    pub request: String,
+    /// The signed-in person a link is being made for, if that is what it is.
+    pub link_user: Option<String>,
+    /// When it stops being taken.
+    pub expires_at: i64,
 }
 
 /// An OAuth client (an "app").
@@ -605,6 +642,52 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a signed-in browser.
     fn insert_session(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Keeps a sign-in at an identity provider in progress.
+    fn insert_upstream_sign_in(
+        &self,
+        sign_in: &UpstreamSignIn,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes the sign-in in progress with this state hash, once: it is gone
+    /// after, whether it is still valid (`expires_at` after `now`) or not.
+    fn take_upstream_sign_in(
+        &self,
+        state_hash: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<UpstreamSignIn>, StoreError>> + Send;
+
+    /// The person tied to `subject` at `provider`.
+    fn user_by_link(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
+    /// Ties an account at a provider to a person; `Conflict` when that account
+    /// is tied to someone already.
+    fn insert_user_link(&self, link: &UserLink) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A person's accounts at providers.
+    fn user_links(&self, user_id: &str) -> impl Future<Output = Result<Vec<UserLink>, StoreError>> + Send;
+
+    /// Unties an account at a provider from `user_id`; whether it was theirs.
+    fn delete_user_link(
+        &self,
+        user_id: &str,
+        provider: &str,
+        subject: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// A person's profile from a provider, at a sign-in through `provider`
+    /// and `subject` (whose `signed_in_at` becomes `now`).
+    fn refresh_profile(
+        &self,
+        user: &User,
+        provider: &str,
+        subject: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The session with this hash.
     fn session(&self, id_hash: &str) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;

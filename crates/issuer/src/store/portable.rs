@@ -54,7 +54,7 @@ macro_rules! columns_of {
 // assembled at run time, a guard against injection).
 macro_rules! user_columns {
     () => {
-        "id, username, email, name, password_hash, created_at"
+        "id, username, email, name, email_verified, picture, password_hash, created_at"
     };
 }
 macro_rules! grant_columns {
@@ -86,7 +86,7 @@ macro_rules! code_and_person_select {
         concat!(
             "SELECT ",
             code_columns!(),
-            ", users.id, username, email, name, password_hash, created_at \
+            ", users.id, username, email, name, email_verified, picture, password_hash, created_at \
              FROM auth_codes LEFT JOIN users ON users.id = auth_codes.user_id WHERE code_hash = ",
             $param
         )
@@ -109,6 +109,8 @@ pub(super) fn user_from_row(row: &impl Columns) -> User {
         username: row.text("username"),
         email: row.maybe_text("email"),
         name: row.maybe_text("name"),
+        email_verified: row.flag("email_verified"),
+        picture: row.maybe_text("picture"),
         password_hash: row.text("password_hash"),
         created_at: row.int("created_at"),
     }
@@ -374,13 +376,15 @@ macro_rules! store_methods {
 
         async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
             sqlx::query(
-                "INSERT INTO users (id, username, email, name, password_hash, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO users (id, username, email, name, email_verified, picture, password_hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&user.id)
             .bind(&user.username)
             .bind(&user.email)
             .bind(&user.name)
+            .bind(user.email_verified)
+            .bind(&user.picture)
             .bind(&user.password_hash)
             .bind(user.created_at)
             .execute(&mut *self.conn().await?)
@@ -872,6 +876,130 @@ macro_rules! store_methods {
             Ok(())
         }
 
+        async fn insert_upstream_sign_in(&self, sign_in: &UpstreamSignIn) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO upstream_sign_ins (state_hash, provider, browser_hash, request, link_user, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&sign_in.state_hash)
+            .bind(&sign_in.provider)
+            .bind(&sign_in.browser_hash)
+            .bind(&sign_in.request)
+            .bind(&sign_in.link_user)
+            .bind(sign_in.expires_at)
+            .execute(&mut *self.conn().await?)
+            .await?;
+            Ok(())
+        }
+
+        async fn take_upstream_sign_in(
+            &self,
+            state_hash: &str,
+            now: i64,
+        ) -> Result<Option<UpstreamSignIn>, StoreError> {
+            // One statement: of two answers racing with one state, one gets the row.
+            let row = sqlx::query(
+                "DELETE FROM upstream_sign_ins WHERE state_hash = $1
+                 RETURNING state_hash, provider, browser_hash, request, link_user, expires_at",
+            )
+            .bind(state_hash)
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+            Ok(row
+                .map(|row| UpstreamSignIn {
+                    state_hash: row.get("state_hash"),
+                    provider: row.get("provider"),
+                    browser_hash: row.get("browser_hash"),
+                    request: row.get("request"),
+                    link_user: row.get("link_user"),
+                    expires_at: row.get("expires_at"),
+                })
+                .filter(|sign_in| sign_in.expires_at > now))
+        }
+
+        async fn user_by_link(&self, provider: &str, subject: &str) -> Result<Option<User>, StoreError> {
+            let sql = concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE id = (SELECT user_id FROM user_links WHERE provider = $1 AND subject = $2)"
+            );
+            Ok(sqlx::query(sql)
+                .bind(provider)
+                .bind(subject)
+                .fetch_optional(&mut *self.conn().await?)
+                .await?
+                .as_ref()
+                .map(user_from_row))
+        }
+
+        async fn insert_user_link(&self, link: &UserLink) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO user_links (provider, subject, user_id, created_at, signed_in_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&link.provider)
+            .bind(&link.subject)
+            .bind(&link.user_id)
+            .bind(link.created_at)
+            .bind(link.signed_in_at)
+            .execute(&mut *self.conn().await?)
+            .await
+            .map_err(|e| conflict(e, |_| "the account at that provider"))?;
+            Ok(())
+        }
+
+        async fn user_links(&self, user_id: &str) -> Result<Vec<UserLink>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT provider, subject, user_id, created_at, signed_in_at FROM user_links
+                 WHERE user_id = $1 ORDER BY provider, subject",
+            )
+            .bind(user_id)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|row| UserLink {
+                    provider: row.get("provider"),
+                    subject: row.get("subject"),
+                    user_id: row.get("user_id"),
+                    created_at: row.get("created_at"),
+                    signed_in_at: row.get("signed_in_at"),
+                })
+                .collect())
+        }
+
+        async fn delete_user_link(&self, user_id: &str, provider: &str, subject: &str) -> Result<bool, StoreError> {
+            let done = sqlx::query("DELETE FROM user_links WHERE user_id = $1 AND provider = $2 AND subject = $3")
+                .bind(user_id)
+                .bind(provider)
+                .bind(subject)
+                .execute(&mut *self.conn().await?)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        async fn refresh_profile(&self, user: &User, provider: &str, subject: &str, now: i64) -> Result<(), StoreError> {
+            let mut conn = self.conn().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::query("UPDATE users SET email = $2, name = $3, email_verified = $4, picture = $5 WHERE id = $1")
+                .bind(&user.id)
+                .bind(&user.email)
+                .bind(&user.name)
+                .bind(user.email_verified)
+                .bind(&user.picture)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict(e, user_conflict))?;
+            sqlx::query("UPDATE user_links SET signed_in_at = $3 WHERE provider = $1 AND subject = $2")
+                .bind(provider)
+                .bind(subject)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
         async fn session(&self, id_hash: &str) -> Result<Option<Session>, StoreError> {
             let row =
                 sqlx::query("SELECT id_hash, user_id, auth_time, expires_at FROM sessions WHERE id_hash = $1")
@@ -951,6 +1079,7 @@ macro_rules! store_methods {
                 "DELETE FROM revoked_tokens WHERE expires_at < $1",
                 "DELETE FROM used_assertions WHERE expires_at < $1",
                 "DELETE FROM sessions WHERE expires_at < $1",
+                "DELETE FROM upstream_sign_ins WHERE expires_at < $1",
                 "DELETE FROM sign_in_failures WHERE window_start < $1 - $2",
                 "DELETE FROM revocations WHERE revoked_at < $1 - $2",
                 "DELETE FROM token_families WHERE created_at < $1 - $2

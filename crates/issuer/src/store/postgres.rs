@@ -21,7 +21,8 @@ use super::portable::{
 };
 use super::{
     AuthCode, Client, ClientAndCode, CodeRedemption, Grant, Redemption, RefreshToken, Resource,
-    ResourceScope, Session, Store, StoreError, StoredKey, TokenFamily, User, migrate,
+    ResourceScope, Session, Store, StoreError, StoredKey, TokenFamily, UpstreamSignIn, User, UserLink,
+    migrate,
 };
 
 columns_of!(PgRow);

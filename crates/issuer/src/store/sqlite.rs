@@ -21,7 +21,8 @@ use super::sqlite_checkpoint::LogCopier;
 use super::sqlite_direct::DirectConnection;
 use super::{
     AuthCode, Client, ClientAndCode, CodeRedemption, Durability, Grant, Redemption, RefreshToken, Resource,
-    ResourceScope, Session, Store, StoreError, StoredKey, TokenFamily, User, migrate,
+    ResourceScope, Session, Store, StoreError, StoredKey, TokenFamily, UpstreamSignIn, User, UserLink,
+    migrate,
 };
 
 columns_of!(SqliteRow);

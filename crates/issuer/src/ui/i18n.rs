@@ -85,6 +85,24 @@ pub struct Text {
     pub scope_profile: &'static str,
     pub scope_email: &'static str,
     pub scope_offline_access: &'static str,
+    /// `{provider}` is replaced.
+    pub continue_with: &'static str,
+    /// Between the providers' buttons and the password form.
+    pub or_password: &'static str,
+    pub upstream_failed_title: &'static str,
+    pub upstream_no_sign_in: &'static str,
+    /// `{provider}` is replaced (and in the next ones).
+    pub upstream_refused: &'static str,
+    pub upstream_unreachable: &'static str,
+    pub upstream_bad_answer: &'static str,
+    pub upstream_not_admitted: &'static str,
+    /// `{domains}` is replaced too.
+    pub upstream_not_admitted_domains: &'static str,
+    pub upstream_email_taken: &'static str,
+    pub upstream_link_taken: &'static str,
+    /// `{providers}` is replaced.
+    pub passwords_off: &'static str,
+    pub try_again: &'static str,
 }
 
 /// English.
@@ -147,6 +165,19 @@ pub const EN: Text = Text {
     scope_profile: "See your name and username",
     scope_email: "See your email address",
     scope_offline_access: "Keep access while you are away, until you disconnect it",
+    continue_with: "Continue with {provider}",
+    or_password: "Or sign in with your password",
+    upstream_failed_title: "You were not signed in",
+    upstream_no_sign_in: "This answer belongs to no sign-in started in this browser, or to one that was already used or is too old. Start again from the app or the sign-in page.",
+    upstream_refused: "{provider} did not sign you in. Try again, or choose another way to sign in.",
+    upstream_unreachable: "{provider} could not be reached. Try again in a few minutes.",
+    upstream_bad_answer: "{provider}'s answer could not be trusted, so you were not signed in. Try again; if it happens again, tell this server's operator.",
+    upstream_not_admitted: "Your {provider} account cannot be used to sign in here. Ask this server's operator to add you.",
+    upstream_not_admitted_domains: "Only people with an address at {domains}, verified by {provider}, can sign in here with it.",
+    upstream_email_taken: "An account here already uses the email address of your {provider} account. Sign in to that account another way, then link {provider} from your account page.",
+    upstream_link_taken: "That {provider} account is already linked to another person here.",
+    passwords_off: "This server signs people in through {providers} only.",
+    try_again: "Try again",
 };
 
 /// Spanish.
@@ -209,6 +240,19 @@ pub const ES: Text = Text {
     scope_profile: "Ver tu nombre y tu nombre de usuario",
     scope_email: "Ver tu dirección de correo electrónico",
     scope_offline_access: "Mantener el acceso mientras no estás, hasta que lo desconectes",
+    continue_with: "Continuar con {provider}",
+    or_password: "O inicia sesión con tu contraseña",
+    upstream_failed_title: "No se inició la sesión",
+    upstream_no_sign_in: "Esta respuesta no corresponde a ningún inicio de sesión empezado en este navegador, o a uno que ya se usó o es demasiado antiguo. Empieza de nuevo desde la aplicación o desde la página de inicio de sesión.",
+    upstream_refused: "{provider} no inició tu sesión. Inténtalo de nuevo o elige otra forma de iniciar sesión.",
+    upstream_unreachable: "No se pudo contactar con {provider}. Inténtalo de nuevo en unos minutos.",
+    upstream_bad_answer: "La respuesta de {provider} no era fiable, así que no se inició la sesión. Inténtalo de nuevo; si vuelve a pasar, avisa a quien administra este servidor.",
+    upstream_not_admitted: "Tu cuenta de {provider} no sirve para iniciar sesión aquí. Pide a quien administra este servidor que te añada.",
+    upstream_not_admitted_domains: "Solo pueden iniciar sesión aquí con {provider} las personas con una dirección en {domains} verificada por {provider}.",
+    upstream_email_taken: "Una cuenta de aquí ya usa la dirección de correo de tu cuenta de {provider}. Inicia sesión en esa cuenta de otra forma y vincula {provider} desde la página de tu cuenta.",
+    upstream_link_taken: "Esa cuenta de {provider} ya está vinculada a otra persona aquí.",
+    passwords_off: "Este servidor solo inicia sesiones a través de {providers}.",
+    try_again: "Intentar de nuevo",
 };
 
 /// Japanese.
@@ -271,6 +315,19 @@ pub const JA: Text = Text {
     scope_profile: "名前とユーザー名を見る",
     scope_email: "メールアドレスを見る",
     scope_offline_access: "接続を解除するまで、あなたが不在のときもアクセスを保つ",
+    continue_with: "{provider} で続ける",
+    or_password: "またはパスワードでサインイン",
+    upstream_failed_title: "サインインできませんでした",
+    upstream_no_sign_in: "この応答は、このブラウザーで開始されたサインインのものではないか、すでに使われたか、古すぎます。アプリまたはサインインページからやり直してください。",
+    upstream_refused: "{provider} でサインインできませんでした。もう一度試すか、別の方法でサインインしてください。",
+    upstream_unreachable: "{provider} に接続できませんでした。数分後にもう一度お試しください。",
+    upstream_bad_answer: "{provider} の応答を信頼できなかったため、サインインしていません。もう一度お試しください。繰り返し起こる場合は、このサーバーの管理者に連絡してください。",
+    upstream_not_admitted: "あなたの {provider} アカウントでは、ここにサインインできません。このサーバーの管理者に追加を依頼してください。",
+    upstream_not_admitted_domains: "{provider} でここにサインインできるのは、{provider} が確認した {domains} のアドレスを持つ人だけです。",
+    upstream_email_taken: "あなたの {provider} アカウントのメールアドレスは、ここで別のアカウントが使っています。そのアカウントに別の方法でサインインし、アカウントページから {provider} を連携してください。",
+    upstream_link_taken: "その {provider} アカウントは、ここで別の人に連携されています。",
+    passwords_off: "このサーバーは {providers} によるサインインのみ受け付けます。",
+    try_again: "もう一度試す",
 };
 
 /// Every language the pages speak, English first.

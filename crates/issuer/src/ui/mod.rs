@@ -29,6 +29,20 @@ pub struct SignInPage<'a> {
     pub error: Option<String>,
     /// The login typed last time.
     pub login: String,
+    /// A button per identity provider.
+    pub providers: Vec<ProviderButton>,
+    /// Whether the password form is shown.
+    pub passwords: bool,
+}
+
+/// "Continue with …": a form that begins a sign-in at an identity provider.
+pub struct ProviderButton {
+    /// Where the form posts.
+    pub action: String,
+    /// Its page token.
+    pub csrf: String,
+    /// The button's words.
+    pub label: String,
 }
 
 /// The page that asks before an app signs the person out (RP-initiated logout).

@@ -1,0 +1,412 @@
+//! Signing in at the identity provider people already have: `agentgate serve`
+//! with `[[provider]]` sections, node oidc-provider as the provider (its
+//! development sign-in and consent pages), and a provider made here that
+//! misbehaves on purpose. The whole flow, then every attack of the issue —
+//! replayed and foreign state, mix-up, a wrong nonce, an ID token for another
+//! audience or from another issuer, a provider that is down, slow or answers
+//! garbage, an address that is someone else's, a callback with no sign-in —
+//! each refused with nothing stored.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use agentgate_issuer::keys::{Alg, SigningKey};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::browser::{Browser, Page};
+use support::flow::{REDIRECT, VERIFIER, authorize_url_on, jwt_claims};
+use support::setup::{PASSWORD, Setup};
+use support::{Idp, free_port};
+
+/// A `[[provider]]` section.
+fn provider(id: &str, name: &str, issuer: &str, people: &str) -> String {
+    format!(
+        "[[provider]]\nid = \"{id}\"\nname = \"{name}\"\nissuer = \"{issuer}\"\nclient_id = \"agentgate-upstream\"\n\
+         client_secret = \"agentgate-upstream-secret\"\npeople = \"{people}\"\n"
+    )
+}
+
+/// `agentgate serve` with `extra` and its whoami at /mcp; the third-party
+/// app's client id.
+fn serve(name: &str, extra: &str) -> (Setup, support::Process, String) {
+    let setup = Setup::new(name, &format!("[whoami]\n{extra}"), 0o600);
+    let app = setup.add_app("Outside agent", &["--third-party"], "openid profile email mcp:tools");
+    let (process, _) = setup.serve(&[]);
+    (setup, process, app)
+}
+
+/// The page token of the form that posts to `action` on `page`.
+fn form_csrf(page: &Page, action: &str) -> String {
+    let form = page
+        .body
+        .find(&format!("action=\"{action}\""))
+        .unwrap_or_else(|| panic!("no form for {action}: {}", page.body));
+    let marker = "name=\"csrf\" value=\"";
+    let start = form + page.body[form..].find(marker).unwrap() + marker.len();
+    page.body[start..start + page.body[start..].find('"').unwrap()].to_owned()
+}
+
+/// Presses "Continue with …" for `provider` on the sign-in page of `app`'s
+/// authorization request: the answer (a redirect to the provider, or a page).
+async fn begin(browser: &mut Browser, base: &str, app: &str, provider: &str) -> Page {
+    let page =
+        browser.get(&authorize_url_on(base, app, &[("scope", "openid profile email mcp:tools")])).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let action = format!("{base}/sign-in/{provider}");
+    let csrf = form_csrf(&page, &action);
+    let request = page.input("request");
+    browser.post(&action, &[("csrf", &csrf), ("request", &request)]).await
+}
+
+/// A person at oidc-provider's development pages: follows its redirects,
+/// signs in as `user` and consents, until it sends the browser back to
+/// agentgate; that URL (the callback, with code, state and iss).
+async fn at_the_provider(start: &str, user: &str) -> String {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut jar: HashMap<String, String> = HashMap::new();
+    let mut url = start.to_owned();
+    let mut form: Option<Vec<(String, String)>> = None;
+    for _ in 0..12 {
+        let cookie = jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        let request = match form.take() {
+            Some(fields) => http.post(&url).form(&fields),
+            None => http.get(&url),
+        };
+        let answer = request.header("cookie", cookie).send().await.unwrap();
+        for set in answer.headers().get_all("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            jar.insert(name.to_owned(), value.to_owned());
+        }
+        if let Some(location) = answer.headers().get("location") {
+            let next = url::Url::parse(&url).unwrap().join(location.to_str().unwrap()).unwrap().to_string();
+            if next.contains("/sign-in/") && next.contains("/callback") {
+                return next;
+            }
+            url = next;
+            continue;
+        }
+        let body = answer.text().await.unwrap();
+        let action = body.split("action=\"").nth(1).and_then(|rest| rest.split('"').next());
+        let action = action.unwrap_or_else(|| panic!("no form at {url}: {body}"));
+        url = url::Url::parse(&url).unwrap().join(action).unwrap().to_string();
+        let prompt = if body.contains("name=\"password\"") { "login" } else { "consent" };
+        let mut fields = vec![("prompt".to_owned(), prompt.to_owned())];
+        if prompt == "login" {
+            fields.push(("login".into(), user.into()));
+            fields.push(("password".into(), "any".into()));
+        }
+        form = Some(fields);
+    }
+    panic!("oidc-provider did not send the browser back (last: {url})")
+}
+
+/// The people the server knows, by username.
+fn people(setup: &Setup) -> Vec<Value> {
+    setup.json(&["users", "list", "--json"]).as_array().unwrap().clone()
+}
+
+/// Exchanges the code of the redirect on `page` as `app`; the token answer.
+async fn exchange(base: &str, app: &str, page: &Page) -> Value {
+    let code = page.redirect_params()["code"].clone();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", app),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    reqwest::Client::new()
+        .post(format!("{base}/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_comes_in_through_oidc_provider_and_every_forged_answer_is_refused() {
+    let (idp, other) = (Idp::start(&[]), Idp::start(&[]));
+    let extra = provider("outside", "Outside ID", &idp.issuer, "anyone")
+        + &provider("other", "Other ID", &other.issuer, "anyone");
+    let (setup, _serve, app) = serve("providers", &extra);
+    let base = setup.issuer();
+
+    // The sign-in page offers both, beside the password form.
+    let mut browser = Browser::new("en");
+    let page = browser.get(&authorize_url_on(&base, &app, &[])).await;
+    for words in ["Continue with Outside ID", "Continue with Other ID", "name=\"password\""] {
+        assert!(page.body.contains(words), "{words}: {}", page.body);
+    }
+
+    // alice signs in at her provider, comes back, consents; her tokens are
+    // agentgate's, with the profile her provider gave.
+    let to_provider = begin(&mut browser, &base, &app, "outside").await;
+    let location = to_provider.location.clone().expect("sent to the provider");
+    let sent = url::Url::parse(&location).unwrap();
+    let asked: HashMap<_, _> = sent.query_pairs().into_owned().collect();
+    assert!(location.starts_with(&idp.issuer), "{location}");
+    assert_eq!(asked["code_challenge_method"], "S256");
+    assert!(asked["nonce"].len() >= 43 && asked["state"].len() >= 43, "{asked:?}");
+    assert_eq!(asked["redirect_uri"], format!("{base}/sign-in/outside/callback"));
+    let callback = at_the_provider(&location, "alice").await;
+    let back = browser.get(&callback).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    let consent = browser.get(back.location.as_deref().unwrap()).await;
+    assert!(consent.body.contains("Allow access?"), "{}", consent.body);
+    let allowed = browser.decide(&base, &consent, "allow").await;
+    let tokens = exchange(&base, &app, &allowed).await;
+    let id_token = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id_token["iss"], base.as_str(), "agentgate's token, not the provider's: {id_token}");
+    assert_eq!(
+        (id_token["name"].as_str(), id_token["email"].as_str(), id_token["email_verified"].as_bool()),
+        (Some("Alice Liddell"), Some("alice@example.com"), Some(true)),
+        "{id_token}"
+    );
+    assert_eq!(id_token["preferred_username"], "alice");
+    let made = people(&setup);
+    assert_eq!(made.len(), 1, "{made:?}");
+
+    // The same answer again: the sign-in was taken.
+    let replayed = browser.get(&callback).await;
+    assert_eq!(replayed.status, StatusCode::BAD_REQUEST, "{}", replayed.body);
+    assert!(replayed.body.contains("no sign-in started in this browser"), "{}", replayed.body);
+
+    // An answer begun in one browser, delivered to another (login CSRF).
+    let mut attacker = Browser::new("en");
+    let started = begin(&mut attacker, &base, &app, "outside").await.location.unwrap();
+    let attackers_answer = at_the_provider(&started, "bob").await;
+    let mut victim = Browser::new("en");
+    let fed = victim.get(&attackers_answer).await;
+    assert_eq!(fed.status, StatusCode::BAD_REQUEST, "{}", fed.body);
+    assert!(!victim.cookies.contains_key("agentgate_session"), "the victim is not signed in as bob");
+    assert_eq!(attacker.get(&attackers_answer).await.status, StatusCode::BAD_REQUEST, "and it is spent");
+
+    // Mix-up: the answer of one provider sent to the other's callback, or
+    // claiming to come from the other.
+    let mut browser = Browser::new("en");
+    let started = begin(&mut browser, &base, &app, "outside").await.location.unwrap();
+    let answer = at_the_provider(&started, "alice").await;
+    let mixed = answer.replace("/sign-in/outside/callback", "/sign-in/other/callback");
+    assert_eq!(browser.get(&mixed).await.status, StatusCode::BAD_REQUEST);
+    let started = begin(&mut browser, &base, &app, "outside").await.location.unwrap();
+    let answer = url::Url::parse(&at_the_provider(&started, "alice").await).unwrap();
+    let mut forged = answer.clone();
+    forged.query_pairs_mut().clear().extend_pairs(answer.query_pairs().map(|(k, v)| {
+        let v = if k == "iss" { other.issuer.clone().into() } else { v };
+        (k, v)
+    }));
+    let refused = browser.get(forged.as_str()).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+
+    // A callback with no sign-in in progress, and the person who said no.
+    let stray = browser.get(&format!("{base}/sign-in/outside/callback?code=abc&state=def")).await;
+    assert_eq!(stray.status, StatusCode::BAD_REQUEST);
+    assert!(stray.body.contains("Try again"), "a way on: {}", stray.body);
+    let started = begin(&mut browser, &base, &app, "outside").await.location.unwrap();
+    let state =
+        url::Url::parse(&started).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let denied =
+        format!("{base}/sign-in/outside/callback?error=access_denied&state={state}&iss={}", idp.issuer);
+    let page = browser.get(&denied).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
+    assert!(page.body.contains("Outside ID did not sign you in"), "{}", page.body);
+
+    assert_eq!(people(&setup).len(), 1, "none of that made anyone");
+}
+
+/// What a made-up provider does wrong in its token answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Spoil {
+    Nothing,
+    Garbage,
+    Nonce,
+    Audience,
+    Issuer,
+    Slow,
+}
+
+/// A provider made for the tests: discovery, an authorization endpoint that
+/// sends the browser straight back (as if the person signed in), a token
+/// endpoint whose ID token `spoil` spoils, and its keys. Its issuer URL.
+async fn made_up_provider(spoil: Spoil) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let key = Arc::new(SigningKey::generate(Alg::Es256).0);
+    let nonces: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let metadata = json!({
+        "issuer": issuer, "authorization_endpoint": format!("{issuer}/auth"),
+        "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"], "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+    });
+    let (auth_nonces, token_nonces, jwks_key, token_key) = (nonces.clone(), nonces, key.clone(), key);
+    let (auth_issuer, token_issuer) = (issuer.clone(), issuer.clone());
+    let app = axum::Router::new()
+        .route("/.well-known/openid-configuration", axum::routing::get(move || async move { axum::Json(metadata) }))
+        .route(
+            "/auth",
+            axum::routing::get(move |axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>| {
+                let code = agentgate_issuer::random_token(16);
+                auth_nonces.lock().unwrap().insert(code.clone(), q["nonce"].clone());
+                let mut back = url::Url::parse(&q["redirect_uri"]).unwrap();
+                back.query_pairs_mut().append_pair("code", &code).append_pair("state", &q["state"]).append_pair("iss", &auth_issuer);
+                async move { axum::response::Redirect::to(back.as_str()) }
+            }),
+        )
+        .route(
+            "/token",
+            axum::routing::post(move |body: String| {
+                let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                let code = form.get("code").cloned().unwrap_or_default();
+                let nonce = token_nonces.lock().unwrap().remove(&code).unwrap_or_default();
+                let now = agentgate_issuer::now();
+                let mut claims = json!({ "iss": token_issuer, "aud": "agentgate-upstream", "sub": "made-up-1",
+                    "nonce": nonce, "iat": now, "exp": now + 300, "name": "Carol", "email": "carol@example.com",
+                    "email_verified": true, "preferred_username": "carol" });
+                match spoil {
+                    Spoil::Nonce => claims["nonce"] = "another sign-in's".into(),
+                    Spoil::Audience => claims["aud"] = "someone-else".into(),
+                    Spoil::Issuer => claims["iss"] = "https://evil.example".into(),
+                    _ => {}
+                }
+                let id_token = token_key.sign_jwt("JWT", &claims);
+                async move {
+                    match spoil {
+                        Spoil::Garbage => "<html>not a token</html>".to_owned(),
+                        Spoil::Slow => {
+                            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                            String::new()
+                        }
+                        _ => json!({ "access_token": "opaque", "token_type": "Bearer", "id_token": id_token }).to_string(),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/jwks",
+            axum::routing::get(move || {
+                let jwks = json!({ "keys": [jwks_key.public_jwk()] });
+                async move { axum::Json(jwks) }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    issuer
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_that_errs_lies_or_is_gone_signs_nobody_in_and_says_so() {
+    let mut extra = String::new();
+    let spoils = [
+        ("garbage", Spoil::Garbage, "could not be trusted"),
+        ("nonce", Spoil::Nonce, "could not be trusted"),
+        ("audience", Spoil::Audience, "could not be trusted"),
+        ("issuer", Spoil::Issuer, "could not be trusted"),
+        ("slow", Spoil::Slow, "could not be reached"),
+    ];
+    for (id, spoil, _) in spoils {
+        extra += &provider(id, id, &made_up_provider(spoil).await, "anyone");
+    }
+    extra += &provider("down", "Down", &format!("http://127.0.0.1:{}", free_port()), "anyone");
+    extra += &provider("good", "Good", &made_up_provider(Spoil::Nothing).await, "anyone");
+    let (setup, _serve, app) = serve("provider-faults", &extra);
+    let base = setup.issuer();
+
+    for (id, _, words) in spoils {
+        let mut browser = Browser::new("en");
+        let to_provider = begin(&mut browser, &base, &app, id).await;
+        let back = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(to_provider.location.as_deref().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let callback = back.headers()["location"].to_str().unwrap().to_owned();
+        let page = browser.get(&callback).await;
+        assert!(page.status == StatusCode::BAD_GATEWAY, "{id}: {} {}", page.status, page.body);
+        assert!(page.body.contains(words) && page.body.contains("Try again"), "{id}: {}", page.body);
+        assert!(!browser.cookies.contains_key("agentgate_session"), "{id}: nobody signed in");
+    }
+    let mut browser = Browser::new("ja");
+    let page = begin(&mut browser, &base, &app, "down").await;
+    assert_eq!(page.status, StatusCode::BAD_GATEWAY, "{}", page.body);
+    assert!(page.body.contains("Down に接続できませんでした"), "in the person's language: {}", page.body);
+    assert!(people(&setup).is_empty(), "nobody was made: {:?}", people(&setup));
+
+    // The honest one lets carol in.
+    let mut browser = Browser::new("en");
+    let to_provider = begin(&mut browser, &base, &app, "good").await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let back = http.get(to_provider.location.as_deref().unwrap()).send().await.unwrap();
+    let page = browser.get(back.headers()["location"].to_str().unwrap()).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let made = people(&setup);
+    assert_eq!((made.len(), made[0]["username"].as_str()), (1, Some("carol")), "{made:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn who_may_come_in_is_the_operators_choice_and_an_address_is_no_key() {
+    let idp = Idp::start(&[]);
+    let extra = provider("outside", "Outside ID", &idp.issuer, "email-domains")
+        + "email_domains = [\"example.org\"]\n";
+    let (setup, _serve, app) = serve("provider-admission", &extra);
+    let base = setup.issuer();
+    // alice's address is verified, at example.com: not one of the domains.
+    let mut browser = Browser::new("en");
+    let started = begin(&mut browser, &base, &app, "outside").await.location.unwrap();
+    let page = browser.get(&at_the_provider(&started, "alice").await).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(page.body.contains("example.org"), "{}", page.body);
+    assert!(people(&setup).is_empty());
+
+    // bob's unverified address is an existing person's here: no takeover.
+    let extra = provider("outside", "Outside ID", &idp.issuer, "anyone");
+    let (setup, _serve, app) = serve("provider-takeover", &extra);
+    let out = setup.run(
+        &["users", "add", "robert", "--email", "bob@example.com", "--password-stdin"],
+        &[],
+        PASSWORD,
+    );
+    assert!(out.status.success());
+    let base = setup.issuer();
+    let mut browser = Browser::new("en");
+    let started = begin(&mut browser, &base, &app, "outside").await.location.unwrap();
+    let page = browser.get(&at_the_provider(&started, "bob").await).await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.body);
+    assert!(page.body.contains("already uses the email address"), "{}", page.body);
+    assert!(!browser.cookies.contains_key("agentgate_session"));
+    let known = people(&setup);
+    assert_eq!(known.len(), 1, "robert alone: {known:?}");
+
+    // No passwords at all: the page has none to type, and none is taken.
+    let extra = provider("outside", "Outside ID", &idp.issuer, "existing") + "[sign_in]\npasswords = false\n";
+    let (setup, _serve, app) = serve("provider-only", &extra);
+    setup.add_person("alice");
+    let base = setup.issuer();
+    let mut browser = Browser::new("en");
+    let page = browser.get(&authorize_url_on(&base, &app, &[])).await;
+    assert!(
+        page.body.contains("Continue with Outside ID") && !page.body.contains("name=\"password\""),
+        "{}",
+        page.body
+    );
+    let refused = browser
+        .post(
+            &format!("{base}/sign-in"),
+            &[("csrf", ""), ("request", ""), ("login", "alice"), ("password", PASSWORD)],
+        )
+        .await;
+    assert!(!refused.status.is_redirection(), "no password signs anyone in: {}", refused.status);
+    // people = "existing": an account tied to nobody gets no new person.
+    let started = begin(&mut browser, &base, &app, "outside").await.location.unwrap();
+    let page = browser.get(&at_the_provider(&started, "alice").await).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(page.body.contains("Your Outside ID account cannot be used to sign in here"), "{}", page.body);
+}

@@ -1,0 +1,601 @@
+//! Signing people in at the identity provider they already have — Logto, an
+//! OpenID Connect provider, GitHub — while this issuer does what MCP needs
+//! (metadata, registration, consent per agent, audience-bound tokens).
+//!
+//! The person's browser goes to the provider and comes back with a code; the
+//! issuer redeems it and checks the ID token; the person is then signed in
+//! here, as the person tied to that account ([`people`]). Agents get this
+//! issuer's tokens only: the provider's tokens stay here and are dropped.
+//!
+//! A sign-in in progress is a row of the store, so that it may begin on one
+//! instance and end on another. What could finish it does not sit in the
+//! store: only the hash of its `state` is kept, and its nonce and PKCE
+//! verifier are derived from the state with a key derived from the
+//! key-encryption key. The row names the browser that began it (a login CSRF
+//! — someone else's answer fed to this browser — is refused) and the provider
+//! (a mix-up — a code from one provider sent to another's callback — is
+//! refused, and RFC 9207's `iss` is checked when the provider offers it), and
+//! it is taken once.
+
+pub mod id_token;
+mod people;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentgate_guard::{AuthorizationServerMetadata, Discovery};
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tokio::sync::Mutex;
+
+pub use people::Profile;
+
+use crate::store::{Store, StoreError, UpstreamSignIn, User};
+use crate::{Issuer, hash_secret, pkce, random_token};
+
+/// How long a sign-in at a provider may take, from the button to the answer.
+const SIGN_IN_SECS: i64 = 600;
+/// How long a provider's keys are kept before they are fetched again.
+const KEYS_FOR: Duration = Duration::from_secs(600);
+/// The least time between two fetches of a provider's keys (an ID token
+/// signed by a key not seen yet fetches them again, at most this often).
+const KEYS_REFETCH_AFTER: Duration = Duration::from_secs(30);
+/// How long a provider may take to answer one request.
+const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of a provider's answer that is read.
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// A provider's client secret: never shown in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    /// The secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret(<secret>)")
+    }
+}
+
+/// Who may come in as a new person through a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Anyone the provider signs in.
+    Anyone,
+    /// People whose address, verified by the provider, is at one of these domains.
+    EmailDomains(Vec<String>),
+    /// Nobody new: only accounts tied to a person beforehand.
+    Existing,
+}
+
+/// One identity provider people may sign in with.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// Its id, in URLs and links: lowercase letters, digits and `-`.
+    pub id: String,
+    /// Its name on the sign-in page ("Continue with {name}").
+    pub name: String,
+    /// Its issuer identifier (OpenID Connect discovery finds the rest).
+    pub issuer: String,
+    /// This issuer's client id there.
+    pub client_id: String,
+    /// And its secret.
+    pub client_secret: ClientSecret,
+    /// The scopes asked for (`openid` always among them).
+    pub scopes: Vec<String>,
+    /// Who may come in as a new person.
+    pub admit: Admission,
+}
+
+impl ProviderConfig {
+    /// Checks what the types cannot; says what is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 40
+            && self.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !id_ok {
+            return Err(format!(
+                "provider id {:?}: use lowercase letters, digits and '-' (it appears in URLs)",
+                self.id
+            ));
+        }
+        if !self.scopes.iter().any(|s| s == "openid") {
+            return Err(format!("provider {}: scopes must include openid", self.id));
+        }
+        if self.client_id.is_empty() || self.client_secret.0.is_empty() {
+            return Err(format!("provider {}: needs its client_id and client secret", self.id));
+        }
+        Discovery::new(&self.issuer)
+            .map_err(|e| format!("provider {}: issuer {:?}: {e}", self.id, self.issuer))?;
+        Ok(())
+    }
+}
+
+/// What a provider sent the browser back with.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProviderAnswer {
+    /// The code.
+    pub code: Option<String>,
+    /// The state this issuer sent.
+    pub state: Option<String>,
+    /// The provider's issuer identifier (RFC 9207).
+    pub iss: Option<String>,
+    /// An error code, when it did not sign the person in.
+    pub error: Option<String>,
+    /// The error in words.
+    pub error_description: Option<String>,
+}
+
+/// A finished sign-in at a provider.
+#[derive(Debug, Clone)]
+pub struct SignedInUpstream {
+    /// The person here.
+    pub user: User,
+    /// The authorization request it continues (its query string), or empty.
+    pub request: String,
+    /// Whether it tied the account to a person who was signed in already.
+    pub linked: bool,
+}
+
+/// Why a sign-in at a provider did not happen. Nothing is stored for any.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// No provider has this id.
+    #[error("there is no identity provider by that name here")]
+    UnknownProvider,
+    /// The answer is to no sign-in this browser began, or to one taken already
+    /// or begun too long ago.
+    #[error("no sign-in at an identity provider is in progress in this browser")]
+    NoSignInInProgress,
+    /// The answer came to the callback of another provider than the one the
+    /// sign-in went to (a mix-up).
+    #[error("the answer came from another identity provider than the one the sign-in went to")]
+    WrongProvider,
+    /// The provider's `iss` is missing or not the provider (RFC 9207).
+    #[error("the answer does not come from the identity provider it should (iss)")]
+    IssuerMismatch,
+    /// The provider did not sign the person in.
+    #[error("{provider} did not sign you in ({error})")]
+    Refused {
+        /// The provider's name.
+        provider: String,
+        /// Its error code (and description).
+        error: String,
+    },
+    /// The provider could not be reached, or was too slow.
+    #[error("{provider} could not be reached: {detail}")]
+    Unreachable {
+        /// The provider's name.
+        provider: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The provider answered with something that is not what was asked.
+    #[error("{provider} answered with something unexpected: {detail}")]
+    BadAnswer {
+        /// The provider's name.
+        provider: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The ID token failed a check.
+    #[error("{provider}'s ID token was refused: {error}")]
+    BadIdToken {
+        /// The provider's name.
+        provider: String,
+        /// Which check.
+        error: id_token::IdTokenError,
+    },
+    /// The provider's admission does not let this person in as a new person.
+    #[error("this server does not let new people in through {provider}")]
+    NotAdmitted {
+        /// The provider's name.
+        provider: String,
+        /// The domains it lets in, if that is the rule.
+        domains: Option<String>,
+    },
+    /// A person here already has the address the provider gives.
+    #[error("an account here already uses the address {provider} gives")]
+    EmailTaken {
+        /// The provider's name.
+        provider: String,
+    },
+    /// The account at the provider is tied to another person here.
+    #[error("that {provider} account is already tied to another person here")]
+    LinkTaken {
+        /// The provider's name.
+        provider: String,
+    },
+    /// The store failed.
+    #[error("the server's database failed: {0}")]
+    Store(String),
+}
+
+/// A sign-in at a provider that did not finish: why, and the authorization
+/// request it was to continue, when the answer was this browser's own (so
+/// that the page can offer to try again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    /// Why.
+    pub error: UpstreamError,
+    /// The request's query string (empty: none), when known.
+    pub request: Option<String>,
+}
+
+impl From<UpstreamError> for Unfinished {
+    fn from(error: UpstreamError) -> Self {
+        Unfinished { error, request: None }
+    }
+}
+
+impl From<StoreError> for UpstreamError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(error = %error, "store error during a sign-in at an identity provider");
+        UpstreamError::Store(error.to_string())
+    }
+}
+
+/// The providers, and what is learned of each at run time.
+pub(crate) struct Providers {
+    list: Vec<Provider>,
+    http: reqwest::Client,
+}
+
+struct Provider {
+    config: ProviderConfig,
+    discovery: Discovery,
+    /// The provider's keys and when they were fetched.
+    keys: Mutex<Option<(Arc<JwkSet>, Instant)>>,
+}
+
+impl Providers {
+    /// The providers of `configs` (each checked before: see
+    /// [`ProviderConfig::check`]; one that fails is left out, with an error logged).
+    pub(crate) fn new(configs: &[ProviderConfig]) -> Self {
+        let list = configs
+            .iter()
+            .filter_map(|config| match config.check() {
+                Ok(()) => Some(Provider {
+                    discovery: Discovery::new(&config.issuer).ok()?,
+                    config: config.clone(),
+                    keys: Mutex::new(None),
+                }),
+                Err(error) => {
+                    tracing::error!("{error}; left out");
+                    None
+                }
+            })
+            .collect();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(PROVIDER_TIMEOUT / 2)
+            .timeout(PROVIDER_TIMEOUT)
+            .build()
+            .expect("a reqwest client with rustls builds");
+        Self { list, http }
+    }
+
+    fn get(&self, id: &str) -> Result<&Provider, UpstreamError> {
+        self.list.iter().find(|p| p.config.id == id).ok_or(UpstreamError::UnknownProvider)
+    }
+}
+
+impl Provider {
+    fn name(&self) -> String {
+        self.config.name.clone()
+    }
+
+    async fn metadata(&self) -> Result<Arc<AuthorizationServerMetadata>, UpstreamError> {
+        self.discovery.metadata().await.map_err(|error| UpstreamError::Unreachable {
+            provider: self.name(),
+            detail: agentgate_guard::error_chain(&error),
+        })
+    }
+
+    /// The provider's keys; fetched again when older than [`KEYS_FOR`], or
+    /// when `stale` (a token named a key not among them) and older than
+    /// [`KEYS_REFETCH_AFTER`].
+    async fn keys(&self, http: &reqwest::Client, stale: bool) -> Result<Arc<JwkSet>, UpstreamError> {
+        let mut kept = self.keys.lock().await;
+        if let Some((keys, at)) = kept.as_ref() {
+            let age = at.elapsed();
+            if age < KEYS_FOR && !(stale && age >= KEYS_REFETCH_AFTER) {
+                return Ok(keys.clone());
+            }
+        }
+        let metadata = self.metadata().await?;
+        let uri = metadata.jwks_uri.as_deref().ok_or_else(|| self.bad("its metadata names no jwks_uri"))?;
+        let body = self.fetch(http.get(uri)).await?;
+        let keys: JwkSet =
+            serde_json::from_slice(&body).map_err(|_| self.bad("its keys (jwks_uri) are not a JWK set"))?;
+        let keys = Arc::new(keys);
+        *kept = Some((keys.clone(), Instant::now()));
+        Ok(keys)
+    }
+
+    fn bad(&self, detail: &str) -> UpstreamError {
+        UpstreamError::BadAnswer { provider: self.name(), detail: detail.to_owned() }
+    }
+
+    /// Sends `request`; the body of a 2xx answer, at most [`MAX_ANSWER_BYTES`].
+    async fn fetch(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, UpstreamError> {
+        let unreachable = |error: reqwest::Error| UpstreamError::Unreachable {
+            provider: self.name(),
+            detail: agentgate_guard::error_chain(&error),
+        };
+        let mut answer = request.send().await.map_err(unreachable)?;
+        let status = answer.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = answer.chunk().await.map_err(unreachable)? {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(self.bad("its answer is too large"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            // An OAuth error's words, when it sent some.
+            let said = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+                let error = v.get("error")?.as_str()?.to_owned();
+                Some(match v.get("error_description").and_then(Value::as_str) {
+                    Some(words) => format!("{error}: {words}"),
+                    None => error,
+                })
+            });
+            return Err(
+                self.bad(&format!("HTTP {status}{}", said.map(|s| format!(" ({s})")).unwrap_or_default()))
+            );
+        }
+        Ok(body)
+    }
+}
+
+/// The form of RFC 6749 §2.3.1's Basic authentication: each part
+/// form-urlencoded first.
+fn basic_auth(client_id: &str, secret: &str) -> String {
+    let encode = |part: &str| url::form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>();
+    let pair = format!("{}:{}", encode(client_id), encode(secret));
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+}
+
+/// What the person's claims say, as a [`Profile`]: `sub`, and the standard
+/// claims a provider gives (Logto's `username` too). A picture counts only on
+/// https.
+pub fn profile_of(claims: &Map<String, Value>) -> Profile {
+    let text =
+        |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    let verified = match claims.get("email_verified") {
+        Some(Value::Bool(b)) => *b,
+        // Some providers send it as a string.
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    };
+    Profile {
+        subject: text("sub").unwrap_or_default(),
+        username: text("preferred_username").or_else(|| text("username")).or_else(|| text("nickname")),
+        name: text("name"),
+        email: text("email"),
+        email_verified: verified,
+        picture: text("picture").filter(|p| p.starts_with("https://")),
+    }
+}
+
+impl<S: Store> Issuer<S> {
+    /// The identity providers people may sign in with: id and name, in the
+    /// configuration's order.
+    pub fn identity_providers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.upstream.list.iter().map(|p| (p.config.id.as_str(), p.config.name.as_str()))
+    }
+
+    /// Where an identity provider sends people back to.
+    pub fn upstream_callback(&self, provider: &str) -> String {
+        self.settings.endpoint(&format!("/sign-in/{provider}/callback"))
+    }
+
+    /// A value derived from a sign-in's `state`, for `purpose` (its nonce,
+    /// its PKCE verifier): 256 bits nobody can make without the issuer's key.
+    fn derived(&self, state: &str, purpose: &str) -> String {
+        let tag = hmac::sign(&self.upstream_key, crate::forms::framed(&[purpose, state]).as_slice());
+        URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+
+    /// Begins a sign-in at `provider` for the browser `browser_id`,
+    /// continuing the authorization request `request` (its query string, or
+    /// empty), or tying the account to the signed-in `link_user`. Returns
+    /// where to send the browser.
+    pub async fn begin_upstream_sign_in(
+        &self,
+        provider: &str,
+        request: &str,
+        browser_id: &str,
+        link_user: Option<&str>,
+        now: i64,
+    ) -> Result<String, UpstreamError> {
+        let provider = self.upstream.get(provider)?;
+        let metadata = provider.metadata().await?;
+        let endpoint = metadata
+            .authorization_endpoint
+            .as_deref()
+            .ok_or_else(|| provider.bad("its metadata names no authorization_endpoint"))?;
+        let mut url =
+            url::Url::parse(endpoint).map_err(|_| provider.bad("its authorization_endpoint is not a URL"))?;
+        let state = random_token(32);
+        self.store
+            .insert_upstream_sign_in(&UpstreamSignIn {
+                state_hash: hash_secret(&state),
+                provider: provider.config.id.clone(),
+                browser_hash: hash_secret(browser_id),
+                request: request.to_owned(),
+                link_user: link_user.map(str::to_owned),
+                expires_at: now + SIGN_IN_SECS,
+            })
+            .await?;
+        let challenge = pkce::challenge_of(&self.derived(&state, "pkce"));
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &provider.config.client_id)
+            .append_pair("redirect_uri", &self.upstream_callback(&provider.config.id))
+            .append_pair("scope", &provider.config.scopes.join(" "))
+            .append_pair("state", &state)
+            .append_pair("nonce", &self.derived(&state, "nonce"))
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        Ok(url.into())
+    }
+
+    /// Finishes a sign-in at `provider` with its `answer`, in the browser
+    /// `browser_id`: checks it is the answer to this browser's sign-in there,
+    /// redeems the code, verifies the ID token, and finds (or makes, or ties)
+    /// the person.
+    pub async fn finish_upstream_sign_in(
+        &self,
+        provider: &str,
+        answer: &ProviderAnswer,
+        browser_id: Option<&str>,
+        now: i64,
+    ) -> Result<SignedInUpstream, Unfinished> {
+        let provider = self.upstream.get(provider)?;
+        let state = answer.state.as_deref().ok_or(UpstreamError::NoSignInInProgress)?;
+        let begun = self
+            .store
+            .take_upstream_sign_in(&hash_secret(state), now)
+            .await
+            .map_err(UpstreamError::from)?
+            .ok_or(UpstreamError::NoSignInInProgress)?;
+        // Taken, and gone, whatever follows: an answer is good once.
+        if browser_id.is_none_or(|id| hash_secret(id) != begun.browser_hash) {
+            return Err(UpstreamError::NoSignInInProgress.into());
+        }
+        if begun.provider != provider.config.id {
+            return Err(UpstreamError::WrongProvider.into());
+        }
+        let request = begun.request.clone();
+        self.complete_upstream_sign_in(provider, begun, answer, state, now)
+            .await
+            .map_err(|error| Unfinished { error, request: Some(request) })
+    }
+
+    /// The rest of [`Issuer::finish_upstream_sign_in`], once the answer is
+    /// known to be this browser's, for this provider.
+    async fn complete_upstream_sign_in(
+        &self,
+        provider: &Provider,
+        begun: UpstreamSignIn,
+        answer: &ProviderAnswer,
+        state: &str,
+        now: i64,
+    ) -> Result<SignedInUpstream, UpstreamError> {
+        let metadata = provider.metadata().await?;
+        let iss_offered =
+            metadata.other.get("authorization_response_iss_parameter_supported") == Some(&Value::Bool(true));
+        match answer.iss.as_deref() {
+            Some(iss) if iss != provider.config.issuer => return Err(UpstreamError::IssuerMismatch),
+            None if iss_offered => return Err(UpstreamError::IssuerMismatch),
+            _ => {}
+        }
+        if let Some(error) = &answer.error {
+            let error = match &answer.error_description {
+                Some(words) => format!("{error}: {words}"),
+                None => error.clone(),
+            };
+            return Err(UpstreamError::Refused { provider: provider.name(), error });
+        }
+        let code = answer.code.as_deref().ok_or_else(|| provider.bad("the answer has no code"))?;
+        let claims = self.redeem_upstream_code(provider, &metadata, code, state, now).await?;
+        let profile = profile_of(&claims);
+        let user =
+            people::person_for(&self.store, &provider.config, &profile, begun.link_user.as_deref(), now)
+                .await?;
+        Ok(SignedInUpstream { user, request: begun.request, linked: begun.link_user.is_some() })
+    }
+
+    /// Redeems `code` at the provider's token endpoint; the verified ID
+    /// token's claims, with what the provider's userinfo adds (many providers
+    /// put only `sub` in the ID token and the profile in userinfo: OpenID
+    /// Connect Core §5.4). The provider's tokens go no further than this.
+    async fn redeem_upstream_code(
+        &self,
+        provider: &Provider,
+        metadata: &AuthorizationServerMetadata,
+        code: &str,
+        state: &str,
+        now: i64,
+    ) -> Result<Map<String, Value>, UpstreamError> {
+        let endpoint = metadata
+            .token_endpoint
+            .as_deref()
+            .ok_or_else(|| provider.bad("its metadata names no token_endpoint"))?;
+        let config = &provider.config;
+        let verifier = self.derived(state, "pkce");
+        let callback = self.upstream_callback(&config.id);
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", callback.as_str()),
+            ("code_verifier", verifier.as_str()),
+        ];
+        // client_secret_basic unless the provider takes only client_secret_post.
+        let methods = metadata.other.get("token_endpoint_auth_methods_supported").and_then(Value::as_array);
+        let post_only = methods.is_some_and(|m| {
+            m.iter().any(|v| v == "client_secret_post") && !m.iter().any(|v| v == "client_secret_basic")
+        });
+        let mut request =
+            self.upstream.http.post(endpoint).header(reqwest::header::ACCEPT, "application/json");
+        if post_only {
+            form.extend([
+                ("client_id", config.client_id.as_str()),
+                ("client_secret", config.client_secret.0.as_str()),
+            ]);
+        } else {
+            request = request.header(
+                reqwest::header::AUTHORIZATION,
+                basic_auth(&config.client_id, &config.client_secret.0),
+            );
+        }
+        let body = provider.fetch(request.form(&form)).await?;
+        #[derive(Deserialize)]
+        struct Tokens {
+            id_token: Option<String>,
+            access_token: Option<String>,
+        }
+        let tokens: Tokens =
+            serde_json::from_slice(&body).map_err(|_| provider.bad("its token answer is not JSON"))?;
+        let id_token = tokens.id_token.ok_or_else(|| provider.bad("its token answer has no id_token"))?;
+        let nonce = self.derived(state, "nonce");
+        let expected =
+            id_token::Expected { issuer: &config.issuer, client_id: &config.client_id, nonce: &nonce, now };
+        let keys = provider.keys(&self.upstream.http, false).await?;
+        let verified = match id_token::verify(&id_token, &keys, &expected) {
+            Err(id_token::IdTokenError::Signature) => {
+                // Perhaps a key the provider began to use since: fetch again, once.
+                let keys = provider.keys(&self.upstream.http, true).await?;
+                id_token::verify(&id_token, &keys, &expected)
+            }
+            other => other,
+        };
+        let mut claims =
+            verified.map_err(|error| UpstreamError::BadIdToken { provider: provider.name(), error })?;
+        if let (Some(endpoint), Some(access_token)) = (&metadata.userinfo_endpoint, &tokens.access_token) {
+            let request = self.upstream.http.get(endpoint).bearer_auth(access_token);
+            let body = provider.fetch(request.header(reqwest::header::ACCEPT, "application/json")).await?;
+            let userinfo: Map<String, Value> =
+                serde_json::from_slice(&body).map_err(|_| provider.bad("its userinfo answer is not JSON"))?;
+            // Another person's answer is no answer for this one (§5.3.2).
+            if userinfo.get("sub") != claims.get("sub") {
+                return Err(provider.bad("its userinfo answer is about someone else (sub)"));
+            }
+            for (name, value) in userinfo {
+                claims.entry(name).or_insert(value);
+            }
+        }
+        Ok(claims)
+    }
+}
