@@ -148,6 +148,43 @@ fn config_with(extra: &str) -> String {
 use support::free_port;
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_sign_in_at_a_provider_begun_on_one_instance_ends_on_the_other() {
+    use support::provider::{at_the_provider, begin, provider};
+    let idp = support::Idp::start(&[]);
+    let schema = PgSchema::new().await;
+    let extra = format!(
+        "database_url = \"{}\"\n[whoami]\n{}",
+        schema.url(),
+        provider("outside", "Outside ID", &idp.issuer, "anyone")
+    );
+    let setup = Setup::new("provider-instances", &extra, 0o600);
+    let app = setup.add_app("Outside agent", &["--third-party"], "openid profile email mcp:tools");
+    let (_a, _) = setup.serve(&[]);
+    let b_port = free_port();
+    let (_b, _) = setup.serve(&[("AGENTGATE_LISTEN", &format!("127.0.0.1:{b_port}"))]);
+    let (a, b) = (setup.issuer(), format!("http://127.0.0.1:{b_port}"));
+
+    // Begun on A; the provider's answer reaches B (a load balancer's choice).
+    let mut browser = Browser::new("en");
+    let started = begin(&mut browser, &a, &app, "outside").await.location.unwrap();
+    let answer = at_the_provider(&started, "alice").await.replacen(&a, &b, 1);
+    assert!(answer.starts_with(&b), "{answer}");
+    let back = browser.get(&answer).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "B finished it: {}", back.body);
+    assert!(browser.cookies.contains_key("agentgate_session"));
+    // The session B made is good on A: the consent page, then the code.
+    let consent = browser.get(back.location.as_deref().unwrap()).await;
+    assert!(consent.body.contains("Allow access?"), "{}", consent.body);
+    let allowed = browser.decide(&a, &consent, "allow").await;
+    assert!(allowed.redirect_params().contains_key("code"), "{:?}", allowed.location);
+    // And the answer cannot be used again, on either.
+    for base in [&a, &b] {
+        let again = browser.get(&answer.replacen(&b, base, 1)).await;
+        assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn readyz_says_when_the_database_stops_answering_and_healthz_does_not() {
     let schema = PgSchema::new().await;
     let setup = Setup::new("readyz", &config_with(&format!("database_url = \"{}\"\n", schema.url())), 0o600);

@@ -13,6 +13,7 @@ pub mod flow;
 pub mod gateway;
 #[path = "../../../issuer/tests/common/pg_schema.rs"]
 pub mod pg_schema;
+pub mod provider;
 pub mod setup;
 pub mod upstream;
 
