@@ -128,7 +128,7 @@ pub struct ProviderSection {
     /// This server's client id there.
     pub client_id: String,
     /// Its secret, written here (prefer the next two)…
-    pub client_secret: Option<String>,
+    pub client_secret: Option<ClientSecret>,
     /// …or in this environment variable…
     pub client_secret_env: Option<String>,
     /// …or in this file (readable by its owner only).
@@ -162,13 +162,14 @@ impl ProviderSection {
         let id = &self.id;
         let secret = match (&self.client_secret, &self.client_secret_env, &self.client_secret_file) {
             (Some(secret), None, None) => secret.clone(),
-            (None, Some(name), None) => std::env::var(name).with_context(|| {
+            (None, Some(name), None) => ClientSecret::new(std::env::var(name).with_context(|| {
                 format!("provider {id}: client_secret_env names {name}, which is not set")
-            })?,
-            (None, None, Some(path)) => agentgate_issuer::seal::read_private_file(path)
-                .with_context(|| format!("provider {id}: client_secret_file"))?
-                .trim()
-                .to_owned(),
+            })?),
+            (None, None, Some(path)) => ClientSecret::new(
+                agentgate_issuer::seal::read_private_file(path)
+                    .with_context(|| format!("provider {id}: client_secret_file"))?
+                    .trim(),
+            ),
             _ => bail!(
                 "provider {id}: give its secret once: client_secret, client_secret_env or client_secret_file"
             ),
@@ -191,7 +192,7 @@ impl ProviderSection {
             name: self.name.clone().unwrap_or_else(|| id.clone()),
             issuer: self.issuer.clone(),
             client_id: self.client_id.clone(),
-            client_secret: ClientSecret::new(secret),
+            client_secret: secret,
             scopes,
             admit,
         };

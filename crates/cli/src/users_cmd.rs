@@ -1,11 +1,12 @@
-//! `agentgate users add|list|remove|passwd|unlock`.
+//! `agentgate users add|list|remove|passwd|unlock|links|link|unlink`.
 
 use std::io::BufRead;
 
 use agentgate::data_dir::{DataArgs, print_json_list, rfc3339};
 use agentgate_issuer::management::people::UserView;
-use agentgate_issuer::store::{Store, User};
+use agentgate_issuer::store::{Store, StoreError, User, UserLink};
 use agentgate_issuer::users::{self, NewUser};
+use anyhow::{Context, bail, ensure};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -57,6 +58,34 @@ enum UsersCommand {
         /// Username or email.
         login: String,
     },
+    /// List a person's accounts at identity providers.
+    Links {
+        /// Username or email.
+        login: String,
+    },
+    /// Tie an account at an identity provider to a person, so that they sign
+    /// in with it (for `people = "existing"`, or before their first sign-in).
+    Link {
+        /// Username or email.
+        login: String,
+        /// The provider's `id` in the configuration's [[provider]] sections.
+        #[arg(long)]
+        provider: String,
+        /// Their account's subject at the provider (its `sub`).
+        #[arg(long)]
+        subject: String,
+    },
+    /// Untie an account at an identity provider from a person.
+    Unlink {
+        /// Username or email.
+        login: String,
+        /// The provider's `id` in the configuration.
+        #[arg(long)]
+        provider: String,
+        /// The account's subject at the provider.
+        #[arg(long)]
+        subject: String,
+    },
 }
 
 /// The password to use, and whether it was generated (and must be shown).
@@ -72,6 +101,31 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
 /// A person as `--json` shows them: as the management API does.
 fn describe(user: &User) -> serde_json::Value {
     json!(UserView::from(user))
+}
+
+/// An account at a provider as `--json` shows it.
+fn describe_link(link: &UserLink) -> serde_json::Value {
+    json!({
+        "provider": link.provider,
+        "issuer": link.issuer,
+        "subject": link.subject,
+        "made_at_sign_in": link.made_at_sign_in,
+        "created_at": rfc3339(link.created_at),
+        "signed_in_at": link.signed_in_at.map(rfc3339),
+    })
+}
+
+/// The issuer of the provider `id` of the configuration `data` names.
+fn provider_issuer(data: &DataArgs, id: &str) -> anyhow::Result<String> {
+    let config = data.load_config()?.with_context(|| {
+        format!("name the configuration (--config agentgate.toml) whose [[provider]] {id} this is")
+    })?;
+    let section = config.providers.iter().find(|p| p.id == id);
+    let section = section.with_context(|| {
+        let ids: Vec<&str> = config.providers.iter().map(|p| p.id.as_str()).collect();
+        format!("the configuration has no [[provider]] with id {id:?} (it has: {})", ids.join(", "))
+    })?;
+    Ok(section.issuer.clone())
 }
 
 impl UsersArgs {
@@ -125,6 +179,70 @@ impl UsersArgs {
                     println!("{}", describe(&user));
                 } else {
                     println!("removed {}", user.username);
+                }
+            }
+            UsersCommand::Links { login } => {
+                let user = users::find(store, &login).await?;
+                let links = store.user_links(&user.id).await?;
+                if json {
+                    print_json_list(&links, describe_link)?;
+                } else if links.is_empty() {
+                    println!("{} signs in with no identity provider", user.username);
+                } else {
+                    println!("{:<16}  {:<30}  {:<20}  ISSUER", "PROVIDER", "SUBJECT", "LINKED");
+                    for link in &links {
+                        println!(
+                            "{:<16}  {:<30}  {:<20}  {}",
+                            link.provider,
+                            link.subject,
+                            rfc3339(link.created_at),
+                            link.issuer
+                        );
+                    }
+                }
+            }
+            UsersCommand::Link { login, provider, subject } => {
+                let issuer = provider_issuer(&self.data, &provider)?;
+                let user = users::find(store, &login).await?;
+                let link = UserLink {
+                    issuer,
+                    subject,
+                    provider,
+                    made_at_sign_in: false,
+                    user_id: user.id.clone(),
+                    created_at: agentgate_issuer::now(),
+                    signed_in_at: None,
+                };
+                match store.insert_user_link(&link).await {
+                    Err(StoreError::Conflict(_)) => {
+                        let owner =
+                            store.user_by_link(&link.issuer, &link.subject).await?.map(|(u, _)| u.username);
+                        bail!(
+                            "that account is already tied to {}; `agentgate users unlink` it there first",
+                            owner.unwrap_or_else(|| "someone".into())
+                        );
+                    }
+                    other => other?,
+                }
+                if json {
+                    println!("{}", describe_link(&link));
+                } else {
+                    println!("linked {} to {} at {}", user.username, link.subject, link.provider);
+                }
+            }
+            UsersCommand::Unlink { login, provider, subject } => {
+                let issuer = provider_issuer(&self.data, &provider)?;
+                let user = users::find(store, &login).await?;
+                ensure!(
+                    store.delete_user_link(&user.id, &issuer, &subject).await?,
+                    "{} has no account {subject} at {provider}; `agentgate users links {}` lists theirs",
+                    user.username,
+                    user.username
+                );
+                if json {
+                    println!("{}", json!({"unlinked": subject, "provider": provider}));
+                } else {
+                    println!("unlinked {subject} at {provider} from {}", user.username);
                 }
             }
             UsersCommand::Unlock { login } => {

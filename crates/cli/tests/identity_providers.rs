@@ -98,6 +98,24 @@ async fn a_person_comes_in_through_oidc_provider_and_every_forged_answer_is_refu
     assert_eq!(id_token["preferred_username"], "alice");
     let made = people(&setup);
     assert_eq!(made.len(), 1, "{made:?}");
+    // Her account at the provider is her only way in: it cannot be unlinked.
+    let unlink = format!("{base}/account/unlink");
+    let page = browser.get(&format!("{base}/account")).await;
+    let csrf = page.form_csrf(&unlink);
+    let form = [("csrf", csrf.as_str()), ("issuer", idp.issuer.as_str()), ("subject", "alice")];
+    let kept = browser.post(&unlink, &form).await;
+    assert_eq!(kept.status, StatusCode::CONFLICT, "{}", kept.body);
+    assert!(kept.body.contains("only way to sign in"), "{}", kept.body);
+
+    // An app that asks for a fresh sign-in has the provider asked for one.
+    let mut fresh = Browser::new("en");
+    let page = fresh.get(&authorize_url_on(&base, &app, &[("prompt", "login"), ("max_age", "60")])).await;
+    let action = format!("{base}/sign-in/outside");
+    let form = [("csrf", page.form_csrf(&action)), ("request", page.input("request"))];
+    let sent = fresh.post(&action, &[("csrf", &form[0].1), ("request", &form[1].1)]).await;
+    let asked: HashMap<_, _> =
+        url::Url::parse(sent.location.as_deref().unwrap()).unwrap().query_pairs().into_owned().collect();
+    assert_eq!((asked["prompt"].as_str(), asked["max_age"].as_str()), ("login", "60"), "{asked:?}");
 
     // The same answer again: the sign-in was taken.
     let replayed = browser.get(&callback).await;
@@ -336,4 +354,99 @@ async fn who_may_come_in_is_the_operators_choice_and_an_address_is_no_key() {
     let page = browser.get(&at_the_provider(&started, "alice").await).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
     assert!(page.body.contains("Your Outside ID account cannot be used to sign in here"), "{}", page.body);
+}
+
+/// The page token of the account page's form that posts to `action`.
+async fn account_form(browser: &mut Browser, base: &str, action: &str) -> (Page, String) {
+    let page = browser.get(&format!("{base}/account")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let csrf = page.form_csrf(action);
+    (page, csrf)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_in_person_links_their_account_and_then_signs_in_with_it() {
+    let idp = Idp::start(&[]);
+    let extra = provider("outside", "Outside ID", &idp.issuer, "existing");
+    let (setup, _serve, app) = serve("provider-link", &extra);
+    setup.add_person("alice");
+    let base = setup.issuer();
+
+    // alice signs in with her password, and links her account at the provider.
+    let mut browser = Browser::new("en");
+    let page = browser.get(&authorize_url_on(&base, &app, &[])).await;
+    browser.sign_in(&base, &page, "alice", PASSWORD).await;
+    let link = format!("{base}/account/link/outside");
+    let (page, csrf) = account_form(&mut browser, &base, &link).await;
+    assert!(page.body.contains("Link your Outside ID account"), "{}", page.body);
+    let to_provider = browser.post(&link, &[("csrf", &csrf)]).await;
+    let back = browser.get(&at_the_provider(to_provider.location.as_deref().unwrap(), "alice").await).await;
+    assert_eq!(back.location.as_deref(), Some(format!("{base}/account").as_str()), "{}", back.body);
+    let page = browser.get(&format!("{base}/account")).await;
+    assert!(
+        page.body.contains("Accounts you sign in with") && page.body.contains("Outside ID"),
+        "{}",
+        page.body
+    );
+
+    // In another browser, "existing" lets her in through the provider, as alice.
+    let mut other = Browser::new("en");
+    let started = begin(&mut other, &base, &app, "outside").await.location.unwrap();
+    let back = other.get(&at_the_provider(&started, "alice").await).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    let consent = other.get(back.location.as_deref().unwrap()).await;
+    assert!(consent.body.contains("Allow access?"), "{}", consent.body);
+    assert_eq!(people(&setup).len(), 1, "no new person: alice herself");
+    // bob's account is tied to nobody: still no way in.
+    let mut bobs = Browser::new("en");
+    let started = begin(&mut bobs, &base, &app, "outside").await.location.unwrap();
+    assert_eq!(bobs.get(&at_the_provider(&started, "bob").await).await.status, StatusCode::FORBIDDEN);
+
+    // A link begun while signed in ends only while still signed in. (The
+    // account page's forms share one token: the sign-out form's will do.)
+    let (_, token) = account_form(&mut browser, &base, &format!("{base}/sign-out")).await;
+    let to_provider = browser.post(&link, &[("csrf", &token)]).await;
+    browser.post(&format!("{base}/sign-out"), &[("csrf", &token)]).await;
+    let late = browser.get(&at_the_provider(to_provider.location.as_deref().unwrap(), "bob").await).await;
+    assert_eq!(late.status, StatusCode::BAD_REQUEST, "{}", late.body);
+    assert!(
+        setup.json(&["users", "links", "alice", "--json"]).as_array().unwrap().len() == 1,
+        "bob was not tied to alice"
+    );
+
+    // Unlinking: alice has a password, so her one link may go.
+    let mut browser = Browser::new("en");
+    let page = browser.get(&authorize_url_on(&base, &app, &[])).await;
+    browser.sign_in(&base, &page, "alice", PASSWORD).await;
+    let unlink = format!("{base}/account/unlink");
+    let (_, csrf) = account_form(&mut browser, &base, &unlink).await;
+    let links = setup.json(&["users", "links", "alice", "--json"]);
+    let issuer = links[0]["issuer"].as_str().unwrap().to_owned();
+    let subject = links[0]["subject"].as_str().unwrap().to_owned();
+    assert_eq!((links[0]["provider"].as_str(), subject.as_str()), (Some("outside"), "alice"), "{links}");
+    let done = browser.post(&unlink, &[("csrf", &csrf), ("issuer", &issuer), ("subject", &subject)]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(setup.json(&["users", "links", "alice", "--json"]), serde_json::json!([]));
+
+    // The operator ties accounts with the CLI: by the provider's id in the file.
+    let linked =
+        setup.json(&["users", "link", "alice", "--provider", "outside", "--subject", "alice", "--json"]);
+    assert_eq!(
+        (linked["issuer"].as_str(), linked["subject"].as_str()),
+        (Some(idp.issuer.as_str()), Some("alice"))
+    );
+    setup.add_person("robert");
+    let taken =
+        setup.run(&["users", "link", "robert", "--provider", "outside", "--subject", "alice"], &[], "");
+    assert!(support::setup::stderr_of(&taken).contains("already tied to alice"));
+    let unknown = setup.run(&["users", "link", "robert", "--provider", "github", "--subject", "1"], &[], "");
+    assert!(
+        support::setup::stderr_of(&unknown).contains("no [[provider]] with id \"github\" (it has: outside)")
+    );
+    let unlinked =
+        setup.run(&["users", "unlink", "alice", "--provider", "outside", "--subject", "alice"], &[], "");
+    assert!(unlinked.status.success(), "{}", String::from_utf8_lossy(&unlinked.stderr));
+    let again =
+        setup.run(&["users", "unlink", "alice", "--provider", "outside", "--subject", "alice"], &[], "");
+    assert!(support::setup::stderr_of(&again).contains("has no account alice at outside"));
 }

@@ -1,18 +1,24 @@
 -- People who sign in at an identity provider they already have (Logto, an
--- OpenID Connect provider, GitHub). A person is found by (provider, subject),
--- never by an email address: `user_links` ties each such pair to one person.
--- Their profile, refreshed from the provider at each sign-in, gains what
--- providers say of an address (verified or not) and a picture.
+-- OpenID Connect provider, GitHub). A person is found by their account there,
+-- (issuer, subject) — a subject is unique within its issuer only — never by
+-- an email address: `user_links` ties each such account to one person, under
+-- the provider's id in the configuration. Their profile, refreshed from the
+-- provider at each sign-in, gains whether a provider verified the address, and
+-- a picture.
 ALTER TABLE users ADD COLUMN email_verified BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE users ADD COLUMN picture TEXT;
 
 CREATE TABLE user_links (
-    provider     TEXT NOT NULL,
-    subject      TEXT NOT NULL,
-    user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    created_at   BIGINT NOT NULL,
-    signed_in_at BIGINT,
-    PRIMARY KEY (provider, subject)
+    issuer          TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    provider        TEXT NOT NULL,
+    user_id         TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    -- Made by a first sign-in under the provider's admission rule (which is
+    -- then checked again at each sign-in), not by the person or the operator.
+    made_at_sign_in BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at      BIGINT NOT NULL,
+    signed_in_at    BIGINT,
+    PRIMARY KEY (issuer, subject)
 );
 CREATE INDEX user_links_by_user ON user_links (user_id);
 

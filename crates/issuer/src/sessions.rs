@@ -114,7 +114,7 @@ impl<S: Store> Issuer<S> {
                 // What this browser counted: its own failures, or (a browser not
                 // known yet, which proved the password) the account's.
                 self.store.clear_attempts(&buckets[0].0).await?;
-                let (cookie, session) = self.start_session(&user.id, now).await?;
+                let (cookie, session) = self.start_session(&user.id, now, now).await?;
                 let known = self.known_cookie(&user.id, &browser.unwrap_or_else(|| random_token(16)));
                 Ok(SignInOutcome::SignedIn { cookie, known, session, user: Box::new(user) })
             }
@@ -128,15 +128,20 @@ impl<S: Store> Issuer<S> {
         }
     }
 
-    /// Starts a browser session for the person `user_id`, who has just
-    /// proved who they are (a password, an identity provider): the session
-    /// cookie's value and the session.
-    pub async fn start_session(&self, user_id: &str, now: i64) -> Result<(String, Session), OAuthError> {
+    /// Starts a browser session for the person `user_id`, who proved who
+    /// they are at `auth_time` (a password now, an identity provider's sign-in
+    /// then): the session cookie's value and the session.
+    pub async fn start_session(
+        &self,
+        user_id: &str,
+        auth_time: i64,
+        now: i64,
+    ) -> Result<(String, Session), OAuthError> {
         let cookie = random_token(32);
         let session = Session {
             id_hash: hash_secret(&cookie),
             user_id: user_id.to_owned(),
-            auth_time: now,
+            auth_time: auth_time.min(now),
             expires_at: now + self.settings.session_ttl,
         };
         self.store.insert_session(&session).await?;

@@ -143,7 +143,12 @@ pub async fn change_user<S: Store>(store: &S, id: &str, changes: UserChanges) ->
         user.username = normalize_username(&username)?;
     }
     if let Some(email) = changes.email {
-        user.email = email.as_deref().map(normalize_email).transpose()?;
+        let email = email.as_deref().map(normalize_email).transpose()?;
+        // An address given here is not one a provider verified.
+        if email != user.email {
+            user.email_verified = false;
+        }
+        user.email = email;
     }
     if let Some(name) = changes.name {
         user.name = display_name(name)?;

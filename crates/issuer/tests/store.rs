@@ -745,8 +745,10 @@ async fn filled<S: Store>(store: &S) -> User {
     store.revoke_access_token("jti", 700, 100).await.unwrap();
     assert!(store.first_use("assertion", 700).await.unwrap());
     let link = UserLink {
-        provider: "logto".into(),
+        issuer: "https://logto.example".into(),
         subject: "s-1".into(),
+        provider: "logto".into(),
+        made_at_sign_in: true,
         user_id: alice.id.clone(),
         created_at: 5,
         signed_in_at: Some(6),
@@ -832,24 +834,42 @@ async fn each_durability_reaches_both_sqlite_connections_that_write() {
 }
 
 async fn accounts_at_providers_tie_to_one_person_and_sign_ins_in_progress_are_taken_once<S: Store>(store: S) {
+    const LOGTO: &str = "https://logto.example";
     let alice = person("alice", Some("alice@example.com"));
     let bob = person("bob", Some("bob@example.com"));
     store.insert_user(&alice).await.unwrap();
     store.insert_user(&bob).await.unwrap();
-    let link = |user: &User, subject: &str| UserLink {
-        provider: "logto".into(),
+    let link = |user: &User, issuer: &str, subject: &str| UserLink {
+        issuer: issuer.into(),
         subject: subject.into(),
+        provider: "logto".into(),
+        made_at_sign_in: false,
         user_id: user.id.clone(),
         created_at: 10,
         signed_in_at: None,
     };
-    store.insert_user_link(&link(&alice, "s-1")).await.unwrap();
-    assert!(
-        matches!(store.insert_user_link(&link(&bob, "s-1")).await, Err(StoreError::Conflict(_))),
-        "one person"
+    store.insert_user_link(&link(&alice, LOGTO, "s-1")).await.unwrap();
+    let again = store.insert_user_link(&link(&bob, LOGTO, "s-1")).await;
+    assert!(matches!(again, Err(StoreError::Conflict(taken::PROVIDER_ACCOUNT))), "one person per account");
+    let found = store.user_by_link(LOGTO, "s-1").await.unwrap().unwrap();
+    assert_eq!((found.0.id.as_str(), found.1.provider.as_str()), (alice.id.as_str(), "logto"));
+    assert_eq!(
+        store.user_by_link("https://other.example", "s-1").await.unwrap(),
+        None,
+        "a sub is its issuer's"
     );
-    assert_eq!(store.user_by_link("logto", "s-1").await.unwrap().map(|u| u.id), Some(alice.id.clone()));
-    assert_eq!(store.user_by_link("github", "s-1").await.unwrap(), None, "another provider's s-1 is no one");
+
+    // A new person with their account, both or neither.
+    let carol = person("carol", Some("carol@example.com"));
+    let taken_email = User { email: Some("bob@example.com".into()), ..person("carol", None) };
+    let failed = store.insert_user_with_link(&taken_email, &link(&taken_email, LOGTO, "s-3")).await;
+    assert!(matches!(failed, Err(StoreError::Conflict(taken::EMAIL))), "{failed:?}");
+    assert_eq!(store.user_by_link(LOGTO, "s-3").await.unwrap(), None, "no link without its person");
+    let tied_already = store.insert_user_with_link(&carol, &link(&carol, LOGTO, "s-1")).await;
+    assert!(matches!(tied_already, Err(StoreError::Conflict(taken::PROVIDER_ACCOUNT))));
+    assert!(store.user(&carol.id).await.unwrap().is_none(), "no person without their link");
+    store.insert_user_with_link(&carol, &link(&carol, LOGTO, "s-3")).await.unwrap();
+    assert_eq!(store.user_by_link(LOGTO, "s-3").await.unwrap().unwrap().0, carol);
 
     // A sign-in refreshes the profile; an address another person has is refused whole.
     let refreshed = User {
@@ -858,18 +878,19 @@ async fn accounts_at_providers_tie_to_one_person_and_sign_ins_in_progress_are_ta
         picture: Some("https://p/a.png".into()),
         ..alice.clone()
     };
-    store.refresh_profile(&refreshed, "logto", "s-1", 20).await.unwrap();
+    store.refresh_profile(&refreshed, LOGTO, "s-1", 20).await.unwrap();
     assert_eq!(store.user(&alice.id).await.unwrap().unwrap(), refreshed);
     assert_eq!(store.user_links(&alice.id).await.unwrap()[0].signed_in_at, Some(20));
     let taking = User { email: Some("bob@example.com".into()), ..refreshed.clone() };
-    assert!(matches!(store.refresh_profile(&taking, "logto", "s-1", 30).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.refresh_profile(&taking, LOGTO, "s-1", 30).await, Err(StoreError::Conflict(_))));
     assert_eq!(store.user(&alice.id).await.unwrap().unwrap(), refreshed, "nothing changed");
     assert_eq!(store.user_links(&alice.id).await.unwrap()[0].signed_in_at, Some(20));
 
-    assert!(!store.delete_user_link(&bob.id, "logto", "s-1").await.unwrap(), "not bob's to remove");
-    assert!(store.user_links(&bob.id).await.unwrap().is_empty());
+    assert!(!store.delete_user_link(&bob.id, LOGTO, "s-1").await.unwrap(), "not bob's to remove");
     store.delete_user(&alice.id, 40).await.unwrap();
-    assert_eq!(store.user_by_link("logto", "s-1").await.unwrap(), None, "gone with the person");
+    assert_eq!(store.user_by_link(LOGTO, "s-1").await.unwrap(), None, "gone with the person");
+    assert!(store.delete_user_link(&carol.id, LOGTO, "s-3").await.unwrap());
+    assert!(store.user_links(&carol.id).await.unwrap().is_empty());
 
     let begun = UpstreamSignIn {
         state_hash: "h-1".into(),

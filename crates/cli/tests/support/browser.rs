@@ -34,6 +34,18 @@ impl Page {
             .replace("&#39;", "'")
     }
 
+    /// The page token of the form that posts to `action` (pages with
+    /// several forms: the sign-in page's providers, the account page).
+    pub fn form_csrf(&self, action: &str) -> String {
+        let form = self
+            .body
+            .find(&format!("action=\"{action}\""))
+            .unwrap_or_else(|| panic!("no form for {action}: {}", self.body));
+        let marker = "name=\"csrf\" value=\"";
+        let start = form + self.body[form..].find(marker).unwrap() + marker.len();
+        self.body[start..start + self.body[start..].find('"').unwrap()].to_owned()
+    }
+
     /// The query parameters of the redirect.
     pub fn redirect_params(&self) -> HashMap<String, String> {
         let location = self
@@ -82,7 +94,7 @@ impl Browser {
 
     /// Fills in the sign-in form shown on `page`.
     pub async fn sign_in(&mut self, base: &str, page: &Page, login: &str, password: &str) -> Page {
-        let (csrf, request) = (page.input("csrf"), page.input("request"));
+        let (csrf, request) = (page.form_csrf(&format!("{base}/sign-in")), page.input("request"));
         let page = self
             .post(
                 &format!("{base}/sign-in"),

@@ -18,17 +18,6 @@ pub fn provider(id: &str, name: &str, issuer: &str, people: &str) -> String {
     )
 }
 
-/// The page token of the form that posts to `action` on `page`.
-pub fn form_csrf(page: &Page, action: &str) -> String {
-    let form = page
-        .body
-        .find(&format!("action=\"{action}\""))
-        .unwrap_or_else(|| panic!("no form for {action}: {}", page.body));
-    let marker = "name=\"csrf\" value=\"";
-    let start = form + page.body[form..].find(marker).unwrap() + marker.len();
-    page.body[start..start + page.body[start..].find('"').unwrap()].to_owned()
-}
-
 /// Presses "Continue with …" for `provider` on the sign-in page of `app`'s
 /// authorization request: the answer (a redirect to the provider, or a page).
 pub async fn begin(browser: &mut Browser, base: &str, app: &str, provider: &str) -> Page {
@@ -36,7 +25,7 @@ pub async fn begin(browser: &mut Browser, base: &str, app: &str, provider: &str)
         browser.get(&authorize_url_on(base, app, &[("scope", "openid profile email mcp:tools")])).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let action = format!("{base}/sign-in/{provider}");
-    let csrf = form_csrf(&page, &action);
+    let csrf = page.form_csrf(&action);
     let request = page.input("request");
     browser.post(&action, &[("csrf", &csrf), ("request", &request)]).await
 }

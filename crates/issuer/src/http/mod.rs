@@ -98,6 +98,8 @@ pub fn router<S: Store>(issuer: Arc<Issuer<S>>) -> Router {
         .route(&at("/consent"), post(pages::consent::<S>))
         .route(&at("/account"), get(pages::account::<S>))
         .route(&at("/account/disconnect"), post(pages::disconnect::<S>))
+        .route(&at("/account/link/{provider}"), post(upstream_pages::link::<S>))
+        .route(&at("/account/unlink"), post(upstream_pages::unlink::<S>))
         .route(&at("/sign-out"), post(pages::sign_out::<S>))
         .route(&at("/end-session"), get(pages::end_session::<S>).post(pages::end_session::<S>))
         .route(

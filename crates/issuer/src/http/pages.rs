@@ -20,8 +20,8 @@ use crate::logout::LogoutRequest;
 use crate::sessions::{BROWSER_COOKIE, KNOWN_BROWSER_SECS, KNOWN_COOKIE, SESSION_COOKIE, SignInOutcome};
 use crate::store::{Client, Session, Store};
 use crate::ui::{
-    self, AccountApp, AccountPage, ConsentPage, HomePage, Link, MessagePage, ProviderButton, SignInPage,
-    SignOutPage, Text, describe_scope,
+    self, AccountApp, AccountLink, AccountPage, ConsentPage, HomePage, Link, MessagePage, ProviderButton,
+    SignInPage, SignOutPage, Text, describe_scope,
 };
 use crate::{Issuer, now, random_token};
 
@@ -396,7 +396,7 @@ pub(super) struct PostedForm<'a, S> {
 /// `Err` is the page to show.
 // The error is a whole response, sent at once; boxing it would buy nothing.
 #[allow(clippy::result_large_err)]
-fn posted_form<'a, S: Store>(
+pub(super) fn posted_form<'a, S: Store>(
     issuer: &'a Issuer<S>,
     headers: &HeaderMap,
     body: &[u8],
@@ -567,6 +567,12 @@ pub(super) async fn sign_in<S: Store>(
             page
         }
         Ok(SignInOutcome::SignedIn { cookie, known, .. }) => {
+            // Whoever was signed in with this browser before is not any more.
+            if let Some(old) = &browser.session_cookie
+                && let Err(error) = issuer.end_session(old).await
+            {
+                return reply.unavailable(t, &error);
+            }
             reply.cookie(SESSION_COOKIE, &cookie, None);
             reply.cookie(KNOWN_COOKIE, &known, Some(KNOWN_BROWSER_SECS));
             after_sign_in(reply, request.is_some(), &query)
@@ -693,13 +699,38 @@ pub(super) async fn account<S: Store>(State(issuer): State<Arc<Issuer<S>>>, head
             permissions,
         });
     }
+    let links = match issuer.linked_accounts(&session.user_id).await {
+        Ok(links) => links,
+        Err(error) => return reply.unavailable(t, &error.into()),
+    };
+    let csrf = reply.csrf();
+    let linkable = issuer
+        .identity_providers()
+        .filter(|(id, _)| !links.iter().any(|l| l.provider == *id))
+        .map(|(id, name)| ProviderButton {
+            action: issuer.settings.endpoint(&format!("/account/link/{id}")),
+            csrf: csrf.clone(),
+            label: t.link_with.replace("{provider}", name),
+        })
+        .collect();
+    let links = links
+        .into_iter()
+        .map(|link| AccountLink {
+            provider: issuer.provider_name(&link.issuer).map_or_else(|| link.issuer.clone(), str::to_owned),
+            issuer: link.issuer,
+            subject: link.subject,
+        })
+        .collect();
     let page = AccountPage {
         t,
-        csrf: reply.csrf(),
+        csrf,
         username: user.map(|u| u.username).unwrap_or_default(),
         apps: listed,
         disconnect_action: issuer.settings.endpoint("/account/disconnect"),
         sign_out_action: issuer.settings.endpoint("/sign-out"),
+        links,
+        unlink_action: issuer.settings.endpoint("/account/unlink"),
+        linkable,
     };
     reply.html(StatusCode::OK, ui::render(&page))
 }

@@ -6,17 +6,21 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
+use super::client_address;
 use super::form::Params;
-use super::pages::{Browser, PostedForm, Reply, after_sign_in, check, check_failed, posted};
+use super::pages::{Browser, PostedForm, Reply, after_sign_in, check, check_failed, posted, posted_form};
 use crate::forms::{FormPage, FormRefusal};
 use crate::sessions::{KNOWN_BROWSER_SECS, KNOWN_COOKIE, SESSION_COOKIE};
 use crate::store::Store;
 use crate::ui::{Link, Text};
-use crate::upstream::{ProviderAnswer, Unfinished, UpstreamError};
+use crate::upstream::{ProviderAnswer, Unfinished, Unlinked, UpstreamError};
 use crate::{Issuer, now, random_token};
 
 /// `POST /sign-in/{provider}`: a button of the sign-in page. Its page token
@@ -25,10 +29,10 @@ use crate::{Issuer, now, random_token};
 pub(super) async fn begin<S: Store>(
     State(issuer): State<Arc<Issuer<S>>>,
     Path(provider): Path<String>,
-    headers: HeaderMap,
+    parts: Parts,
     body: Bytes,
 ) -> Response {
-    let PostedForm { params, browser, reply, t } = posted(&issuer, &headers, &body);
+    let PostedForm { params, browser, reply, t } = posted(&issuer, &parts.headers, &body);
     let query = params.get("request").unwrap_or("").to_owned();
     let request = if query.is_empty() {
         None
@@ -53,7 +57,9 @@ pub(super) async fn begin<S: Store>(
     }
     // The page token was taken, so the browser has its id.
     let browser_id = browser.browser_id.unwrap_or_default();
-    match issuer.begin_upstream_sign_in(&provider, &query, &browser_id, None, now()).await {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let address = client_address(peer, &parts.headers, &issuer.settings.trusted_proxies);
+    match issuer.begin_upstream_sign_in(&provider, &query, &browser_id, None, address, now()).await {
         Ok(location) => reply.redirect(&location),
         Err(error) => failure(reply, t, &Unfinished { error, request: Some(query) }),
     }
@@ -81,20 +87,35 @@ pub(super) async fn callback<S: Store>(
         error_description: params.get("error_description").map(str::to_owned),
     };
     let now = now();
+    let signed_in = match issuer.session_for(browser.session_cookie.as_deref(), now).await {
+        Ok(session) => session.map(|s| s.user_id),
+        Err(error) => return reply.unavailable(t, &error),
+    };
+    let browser_id = browser.browser_id.as_deref();
     let done =
-        match issuer.finish_upstream_sign_in(&provider, &answer, browser.browser_id.as_deref(), now).await {
+        match issuer.finish_upstream_sign_in(&provider, &answer, browser_id, signed_in.as_deref(), now).await
+        {
             Ok(done) => done,
             Err(unfinished) => return failure(reply, t, &unfinished),
         };
-    let (cookie, _) = match issuer.start_session(&done.user.id, now).await {
+    if done.linked {
+        // Linked to the person signed in: their session goes on.
+        return reply.redirect(&issuer.settings.endpoint("/account"));
+    }
+    // Whoever was signed in with this browser before is not any more.
+    if let Some(old) = &browser.session_cookie
+        && let Err(error) = issuer.end_session(old).await
+    {
+        return reply.unavailable(t, &error);
+    }
+    let (cookie, _) = match issuer.start_session(&done.user.id, done.auth_time, now).await {
         Ok(started) => started,
         Err(error) => return reply.unavailable(t, &error),
     };
     reply.cookie(SESSION_COOKIE, &cookie, None);
     let known = issuer.known_cookie(&done.user.id, &random_token(16));
     reply.cookie(KNOWN_COOKIE, &known, Some(KNOWN_BROWSER_SECS));
-    let continues = !done.request.is_empty() && !done.linked;
-    after_sign_in(reply, continues, &done.request)
+    after_sign_in(reply, !done.request.is_empty(), &done.request)
 }
 
 /// The page for a sign-in that did not finish: what happened, in words, and
@@ -134,6 +155,16 @@ fn failure<S: Store>(reply: Reply<'_, S>, t: &'static Text, unfinished: &Unfinis
         UpstreamError::EmailTaken { .. } => (StatusCode::CONFLICT, words(t.upstream_email_taken)),
         UpstreamError::LinkTaken { .. } => (StatusCode::CONFLICT, words(t.upstream_link_taken)),
         UpstreamError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, t.error_next.to_owned()),
+        UpstreamError::RequestTooLong => (StatusCode::BAD_REQUEST, t.error_next.to_owned()),
+        UpstreamError::TooMany(seconds) => {
+            let minutes = ((seconds + 59) / 60).max(1).to_string();
+            let message = t.too_many_attempts.replace("{minutes}", &minutes);
+            let mut page = reply.message(t, StatusCode::TOO_MANY_REQUESTS, t.upstream_failed_title, &message);
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                page.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return page;
+        }
     };
     let again = match unfinished.request.as_deref() {
         Some(request) if !request.is_empty() => format!("{}?{request}", settings.endpoint("/authorize")),
@@ -141,4 +172,62 @@ fn failure<S: Store>(reply: Reply<'_, S>, t: &'static Text, unfinished: &Unfinis
     };
     let next = Some(Link { href: again, label: t.try_again.to_owned() });
     reply.message_then(t, status, t.upstream_failed_title, &message, next)
+}
+
+/// `POST /account/link/{provider}`: the account page's "Link …" button. The
+/// signed-in person goes to the provider; the account they sign in with
+/// there is tied to them when they come back (still signed in here).
+pub(super) async fn link<S: Store>(
+    State(issuer): State<Arc<Issuer<S>>>,
+    Path(provider): Path<String>,
+    parts: Parts,
+    body: Bytes,
+) -> Response {
+    let PostedForm { browser, reply, t, .. } = match posted_form(&issuer, &parts.headers, &body) {
+        Ok(form) => form,
+        Err(page) => return page,
+    };
+    let session = match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return reply.redirect(&issuer.settings.endpoint("/sign-in")),
+        Err(error) => return reply.unavailable(t, &error),
+    };
+    let browser_id = browser.browser_id.unwrap_or_default();
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let address = client_address(peer, &parts.headers, &issuer.settings.trusted_proxies);
+    let begun = issuer
+        .begin_upstream_sign_in(&provider, "", &browser_id, Some(&session.user_id), address, now())
+        .await;
+    match begun {
+        Ok(location) => reply.redirect(&location),
+        Err(error) => failure(reply, t, &Unfinished { error, request: None }),
+    }
+}
+
+/// `POST /account/unlink`: unties an account at a provider from the
+/// signed-in person, unless it is their last way to sign in.
+pub(super) async fn unlink<S: Store>(
+    State(issuer): State<Arc<Issuer<S>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let PostedForm { params, browser, reply, t } = match posted_form(&issuer, &headers, &body) {
+        Ok(form) => form,
+        Err(page) => return page,
+    };
+    let session = match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return reply.redirect(&issuer.settings.endpoint("/sign-in")),
+        Err(error) => return reply.unavailable(t, &error),
+    };
+    let (issuer_id, subject) = (params.get("issuer").unwrap_or(""), params.get("subject").unwrap_or(""));
+    match issuer.unlink_account(&session.user_id, issuer_id, subject).await {
+        Ok(Unlinked::LastWayIn) => {
+            let back =
+                Some(Link { href: issuer.settings.endpoint("/account"), label: t.account_title.to_owned() });
+            reply.message_then(t, StatusCode::CONFLICT, t.error_title, t.last_way_in, back)
+        }
+        Ok(Unlinked::Done | Unlinked::NotTheirs) => reply.redirect(&issuer.settings.endpoint("/account")),
+        Err(error) => reply.unavailable(t, &error.into()),
+    }
 }

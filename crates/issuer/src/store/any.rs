@@ -68,11 +68,12 @@ impl Store for AnyStore {
         fn user(&self, id: &str) -> Option<User>;
         fn insert_upstream_sign_in(&self, sign_in: &UpstreamSignIn) -> ();
         fn take_upstream_sign_in(&self, state_hash: &str, now: i64) -> Option<UpstreamSignIn>;
-        fn user_by_link(&self, provider: &str, subject: &str) -> Option<User>;
+        fn user_by_link(&self, issuer: &str, subject: &str) -> Option<(User, UserLink)>;
         fn insert_user_link(&self, link: &UserLink) -> ();
+        fn insert_user_with_link(&self, user: &User, link: &UserLink) -> ();
         fn user_links(&self, user_id: &str) -> Vec<UserLink>;
-        fn delete_user_link(&self, user_id: &str, provider: &str, subject: &str) -> bool;
-        fn refresh_profile(&self, user: &User, provider: &str, subject: &str, now: i64) -> ();
+        fn delete_user_link(&self, user_id: &str, issuer: &str, subject: &str) -> bool;
+        fn refresh_profile(&self, user: &User, issuer: &str, subject: &str, now: i64) -> ();
         fn users(&self) -> Vec<User>;
         fn set_password_hash(&self, id: &str, hash: &str) -> bool;
         fn update_user(&self, user: &User) -> bool;

@@ -108,10 +108,15 @@ pub struct User {
 /// A person's account at an identity provider, tied to them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserLink {
-    /// The provider's id in the configuration.
-    pub provider: String,
+    /// The provider's issuer identifier: with `subject`, the account.
+    pub issuer: String,
     /// The provider's stable id of the person (`sub`, GitHub's numeric id).
     pub subject: String,
+    /// The provider's id in the configuration, when the link was made.
+    pub provider: String,
+    /// Whether a first sign-in made it under the provider's admission rule
+    /// (checked again at each sign-in), rather than the person or the operator.
+    pub made_at_sign_in: bool,
     /// The person here.
     pub user_id: String,
     /// When the link was made.
@@ -441,6 +446,8 @@ pub mod taken {
     pub const USERNAME: &str = "the username";
     /// An email address.
     pub const EMAIL: &str = "the email";
+    /// An account at an identity provider.
+    pub const PROVIDER_ACCOUNT: &str = "the account at that provider";
 }
 
 /// What the issuer needs from its database.
@@ -657,34 +664,43 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = Result<Option<UpstreamSignIn>, StoreError>> + Send;
 
-    /// The person tied to `subject` at `provider`.
+    /// The person tied to the account `subject` of `issuer`, and the link.
     fn user_by_link(
         &self,
-        provider: &str,
+        issuer: &str,
         subject: &str,
-    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<(User, UserLink)>, StoreError>> + Send;
 
     /// Ties an account at a provider to a person; `Conflict` when that account
     /// is tied to someone already.
     fn insert_user_link(&self, link: &UserLink) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// A new person and their account at a provider, both or neither;
+    /// `Conflict` naming what is taken (the username, the email address, the
+    /// account at that provider).
+    fn insert_user_with_link(
+        &self,
+        user: &User,
+        link: &UserLink,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// A person's accounts at providers.
     fn user_links(&self, user_id: &str) -> impl Future<Output = Result<Vec<UserLink>, StoreError>> + Send;
 
-    /// Unties an account at a provider from `user_id`; whether it was theirs.
+    /// Unties the account `subject` of `issuer` from `user_id`; whether it was theirs.
     fn delete_user_link(
         &self,
         user_id: &str,
-        provider: &str,
+        issuer: &str,
         subject: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// A person's profile from a provider, at a sign-in through `provider`
-    /// and `subject` (whose `signed_in_at` becomes `now`).
+    /// A person's profile from a provider, at a sign-in through the account
+    /// `subject` of `issuer` (whose `signed_in_at` becomes `now`).
     fn refresh_profile(
         &self,
         user: &User,
-        provider: &str,
+        issuer: &str,
         subject: &str,
         now: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -282,6 +282,45 @@ macro_rules! store_helpers {
             Ok(())
         }
 
+        /// Inserts a person on `conn` (a connection, or a transaction's).
+        async fn insert_person(conn: &mut <$db as sqlx::Database>::Connection, user: &User) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO users (id, username, email, name, email_verified, picture, password_hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&user.id)
+            .bind(&user.username)
+            .bind(&user.email)
+            .bind(&user.name)
+            .bind(user.email_verified)
+            .bind(&user.picture)
+            .bind(&user.password_hash)
+            .bind(user.created_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| conflict(e, user_conflict))?;
+            Ok(())
+        }
+
+        /// Ties an account at a provider to a person, on `conn`.
+        async fn insert_link(conn: &mut <$db as sqlx::Database>::Connection, link: &UserLink) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO user_links (issuer, subject, provider, made_at_sign_in, user_id, created_at, signed_in_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&link.issuer)
+            .bind(&link.subject)
+            .bind(&link.provider)
+            .bind(link.made_at_sign_in)
+            .bind(&link.user_id)
+            .bind(link.created_at)
+            .bind(link.signed_in_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| conflict(e, |_| super::taken::PROVIDER_ACCOUNT))?;
+            Ok(())
+        }
+
         /// Records in `tx` that `id` (of `kind`) was revoked at `now`.
         async fn record_revocation(
             tx: &mut sqlx::Transaction<'_, $db>,
@@ -375,22 +414,7 @@ macro_rules! store_methods {
         }
 
         async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
-            sqlx::query(
-                "INSERT INTO users (id, username, email, name, email_verified, picture, password_hash, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&user.id)
-            .bind(&user.username)
-            .bind(&user.email)
-            .bind(&user.name)
-            .bind(user.email_verified)
-            .bind(&user.picture)
-            .bind(&user.password_hash)
-            .bind(user.created_at)
-            .execute(&mut *self.conn().await?)
-            .await
-            .map_err(|e| conflict(e, user_conflict))?;
-            Ok(())
+            Self::insert_person(&mut *self.conn().await?, user).await
         }
 
         async fn find_user_by_login(&self, login: &str) -> Result<Option<User>, StoreError> {
@@ -428,11 +452,14 @@ macro_rules! store_methods {
         }
 
         async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
-            let done = sqlx::query("UPDATE users SET username = $2, email = $3, name = $4 WHERE id = $1")
-                .bind(&user.id)
-                .bind(&user.username)
-                .bind(&user.email)
-                .bind(&user.name)
+                        let done = sqlx::query(
+                "UPDATE users SET username = $2, email = $3, name = $4, email_verified = $5 WHERE id = $1",
+            )
+            .bind(&user.id)
+            .bind(&user.username)
+            .bind(&user.email)
+            .bind(&user.name)
+            .bind(user.email_verified)
                 .execute(&mut *self.conn().await?)
                 .await
                 .map_err(|e| conflict(e, user_conflict))?;
@@ -917,40 +944,48 @@ macro_rules! store_methods {
                 .filter(|sign_in| sign_in.expires_at > now))
         }
 
-        async fn user_by_link(&self, provider: &str, subject: &str) -> Result<Option<User>, StoreError> {
+        async fn user_by_link(&self, issuer: &str, subject: &str) -> Result<Option<(User, UserLink)>, StoreError> {
             let sql = concat!(
                 "SELECT ",
                 user_columns!(),
-                " FROM users WHERE id = (SELECT user_id FROM user_links WHERE provider = $1 AND subject = $2)"
+                ", link_issuer, link_subject, link_provider, link_made_at_sign_in, link_created_at, link_signed_in_at
+                 FROM users JOIN (SELECT issuer AS link_issuer, subject AS link_subject, provider AS link_provider,
+                     made_at_sign_in AS link_made_at_sign_in, created_at AS link_created_at,
+                     signed_in_at AS link_signed_in_at, user_id AS link_user FROM user_links) l
+                 ON users.id = l.link_user WHERE link_issuer = $1 AND link_subject = $2"
             );
-            Ok(sqlx::query(sql)
-                .bind(provider)
-                .bind(subject)
-                .fetch_optional(&mut *self.conn().await?)
-                .await?
-                .as_ref()
-                .map(user_from_row))
+            let row = sqlx::query(sql).bind(issuer).bind(subject).fetch_optional(&mut *self.conn().await?).await?;
+            Ok(row.map(|row| {
+                let user = user_from_row(&row);
+                let link = UserLink {
+                    issuer: row.get("link_issuer"),
+                    subject: row.get("link_subject"),
+                    provider: row.get("link_provider"),
+                    made_at_sign_in: row.get("link_made_at_sign_in"),
+                    user_id: user.id.clone(),
+                    created_at: row.get("link_created_at"),
+                    signed_in_at: row.get("link_signed_in_at"),
+                };
+                (user, link)
+            }))
         }
 
         async fn insert_user_link(&self, link: &UserLink) -> Result<(), StoreError> {
-            sqlx::query(
-                "INSERT INTO user_links (provider, subject, user_id, created_at, signed_in_at)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&link.provider)
-            .bind(&link.subject)
-            .bind(&link.user_id)
-            .bind(link.created_at)
-            .bind(link.signed_in_at)
-            .execute(&mut *self.conn().await?)
-            .await
-            .map_err(|e| conflict(e, |_| "the account at that provider"))?;
+            Self::insert_link(&mut *self.conn().await?, link).await
+        }
+
+        async fn insert_user_with_link(&self, user: &User, link: &UserLink) -> Result<(), StoreError> {
+            let mut conn = self.conn().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            Self::insert_person(&mut *tx, user).await?;
+            Self::insert_link(&mut *tx, link).await?;
+            tx.commit().await?;
             Ok(())
         }
 
         async fn user_links(&self, user_id: &str) -> Result<Vec<UserLink>, StoreError> {
             let rows = sqlx::query(
-                "SELECT provider, subject, user_id, created_at, signed_in_at FROM user_links
+                "SELECT issuer, subject, provider, made_at_sign_in, user_id, created_at, signed_in_at FROM user_links
                  WHERE user_id = $1 ORDER BY provider, subject",
             )
             .bind(user_id)
@@ -959,8 +994,10 @@ macro_rules! store_methods {
             Ok(rows
                 .iter()
                 .map(|row| UserLink {
-                    provider: row.get("provider"),
+                    issuer: row.get("issuer"),
                     subject: row.get("subject"),
+                    provider: row.get("provider"),
+                    made_at_sign_in: row.get("made_at_sign_in"),
                     user_id: row.get("user_id"),
                     created_at: row.get("created_at"),
                     signed_in_at: row.get("signed_in_at"),
@@ -968,17 +1005,17 @@ macro_rules! store_methods {
                 .collect())
         }
 
-        async fn delete_user_link(&self, user_id: &str, provider: &str, subject: &str) -> Result<bool, StoreError> {
-            let done = sqlx::query("DELETE FROM user_links WHERE user_id = $1 AND provider = $2 AND subject = $3")
+        async fn delete_user_link(&self, user_id: &str, issuer: &str, subject: &str) -> Result<bool, StoreError> {
+            let done = sqlx::query("DELETE FROM user_links WHERE user_id = $1 AND issuer = $2 AND subject = $3")
                 .bind(user_id)
-                .bind(provider)
+                .bind(issuer)
                 .bind(subject)
                 .execute(&mut *self.conn().await?)
                 .await?;
             Ok(done.rows_affected() == 1)
         }
 
-        async fn refresh_profile(&self, user: &User, provider: &str, subject: &str, now: i64) -> Result<(), StoreError> {
+        async fn refresh_profile(&self, user: &User, issuer: &str, subject: &str, now: i64) -> Result<(), StoreError> {
             let mut conn = self.conn().await?;
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             sqlx::query("UPDATE users SET email = $2, name = $3, email_verified = $4, picture = $5 WHERE id = $1")
@@ -990,8 +1027,8 @@ macro_rules! store_methods {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| conflict(e, user_conflict))?;
-            sqlx::query("UPDATE user_links SET signed_in_at = $3 WHERE provider = $1 AND subject = $2")
-                .bind(provider)
+            sqlx::query("UPDATE user_links SET signed_in_at = $3 WHERE issuer = $1 AND subject = $2")
+                .bind(issuer)
                 .bind(subject)
                 .bind(now)
                 .execute(&mut *tx)

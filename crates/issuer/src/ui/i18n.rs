@@ -103,6 +103,11 @@ pub struct Text {
     /// `{providers}` is replaced.
     pub passwords_off: &'static str,
     pub try_again: &'static str,
+    pub sign_in_methods: &'static str,
+    /// `{provider}` is replaced.
+    pub link_with: &'static str,
+    pub unlink: &'static str,
+    pub last_way_in: &'static str,
 }
 
 /// English.
@@ -178,6 +183,10 @@ pub const EN: Text = Text {
     upstream_link_taken: "That {provider} account is already linked to another person here.",
     passwords_off: "This server signs people in through {providers} only.",
     try_again: "Try again",
+    sign_in_methods: "Accounts you sign in with",
+    link_with: "Link your {provider} account",
+    unlink: "Unlink",
+    last_way_in: "This is your only way to sign in here, so it stays linked. Link another account first.",
 };
 
 /// Spanish.
@@ -253,6 +262,10 @@ pub const ES: Text = Text {
     upstream_link_taken: "Esa cuenta de {provider} ya está vinculada a otra persona aquí.",
     passwords_off: "Este servidor solo inicia sesiones a través de {providers}.",
     try_again: "Intentar de nuevo",
+    sign_in_methods: "Cuentas con las que inicias sesión",
+    link_with: "Vincular tu cuenta de {provider}",
+    unlink: "Desvincular",
+    last_way_in: "Es tu única forma de iniciar sesión aquí, así que sigue vinculada. Vincula antes otra cuenta.",
 };
 
 /// Japanese.
@@ -328,6 +341,10 @@ pub const JA: Text = Text {
     upstream_link_taken: "その {provider} アカウントは、ここで別の人に連携されています。",
     passwords_off: "このサーバーは {providers} によるサインインのみ受け付けます。",
     try_again: "もう一度試す",
+    sign_in_methods: "サインインに使うアカウント",
+    link_with: "{provider} アカウントを連携する",
+    unlink: "連携を解除",
+    last_way_in: "これはここにサインインする唯一の方法のため、連携を解除できません。先に別のアカウントを連携してください。",
 };
 
 /// Every language the pages speak, English first.

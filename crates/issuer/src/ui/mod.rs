@@ -154,6 +154,22 @@ pub struct AccountPage {
     pub disconnect_action: String,
     /// Where the sign-out form posts.
     pub sign_out_action: String,
+    /// The person's accounts at identity providers.
+    pub links: Vec<AccountLink>,
+    /// Where unlink forms post.
+    pub unlink_action: String,
+    /// "Link …" buttons, one per provider the person has no account of yet.
+    pub linkable: Vec<ProviderButton>,
+}
+
+/// An account at an identity provider, on the account page.
+pub struct AccountLink {
+    /// The provider's name (or issuer, once no longer configured).
+    pub provider: String,
+    /// The provider's issuer, for the unlink form.
+    pub issuer: String,
+    /// The account's subject at the provider.
+    pub subject: String,
 }
 
 /// The issuer's home page: what this server is, and where to go.

@@ -34,7 +34,7 @@ use tokio::sync::Mutex;
 
 pub use people::Profile;
 
-use crate::store::{Store, StoreError, UpstreamSignIn, User};
+use crate::store::{Store, StoreError, UpstreamSignIn, User, UserLink};
 use crate::{Issuer, hash_secret, pkce, random_token};
 
 /// How long a sign-in at a provider may take, from the button to the answer.
@@ -48,15 +48,28 @@ const KEYS_REFETCH_AFTER: Duration = Duration::from_secs(30);
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most of a provider's answer that is read.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
+/// The longest authorization request a sign-in at a provider carries.
+const MAX_REQUEST_BYTES: usize = 8 * 1024;
+/// Sign-ins at providers one address may begin per window (each is a row of
+/// the store until it is finished or purged).
+const BEGUN_PER_ADDRESS: i64 = 30;
+/// That window, in seconds.
+const BEGUN_WINDOW_SECS: i64 = 600;
 
 /// A provider's client secret: never shown in `Debug` output or logs.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct ClientSecret(String);
 
 impl ClientSecret {
     /// The secret.
     pub fn new(secret: impl Into<String>) -> Self {
         Self(secret.into())
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -111,7 +124,7 @@ impl ProviderConfig {
         if !self.scopes.iter().any(|s| s == "openid") {
             return Err(format!("provider {}: scopes must include openid", self.id));
         }
-        if self.client_id.is_empty() || self.client_secret.0.is_empty() {
+        if self.client_id.is_empty() || self.client_secret.is_empty() {
             return Err(format!("provider {}: needs its client_id and client secret", self.id));
         }
         Discovery::new(&self.issuer)
@@ -135,11 +148,26 @@ pub struct ProviderAnswer {
     pub error_description: Option<String>,
 }
 
+/// What [`Issuer::unlink_account`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlinked {
+    /// The account is no longer tied to the person.
+    Done,
+    /// It was not theirs (or not tied at all): nothing changed.
+    NotTheirs,
+    /// It is their last way to sign in here: it stays.
+    LastWayIn,
+}
+
 /// A finished sign-in at a provider.
 #[derive(Debug, Clone)]
 pub struct SignedInUpstream {
     /// The person here.
     pub user: User,
+    /// When the person last proved who they are at the provider (its ID
+    /// token's `auth_time`, else now): the session's `auth_time`, which
+    /// `max_age` is checked against.
+    pub auth_time: i64,
     /// The authorization request it continues (its query string), or empty.
     pub request: String,
     /// Whether it tied the account to a person who was signed in already.
@@ -215,6 +243,12 @@ pub enum UpstreamError {
         /// The provider's name.
         provider: String,
     },
+    /// This address began too many sign-ins lately.
+    #[error("too many sign-ins were begun from this address; try again in {0} s")]
+    TooMany(i64),
+    /// The authorization request to carry is too long.
+    #[error("the request is too long")]
+    RequestTooLong,
     /// The store failed.
     #[error("the server's database failed: {0}")]
     Store(String),
@@ -313,7 +347,7 @@ impl Provider {
             }
         }
         let metadata = self.metadata().await?;
-        let uri = metadata.jwks_uri.as_deref().ok_or_else(|| self.bad("its metadata names no jwks_uri"))?;
+        let uri = self.endpoint(metadata.jwks_uri.as_deref(), "jwks_uri")?;
         let body = self.fetch(http.get(uri)).await?;
         let keys: JwkSet =
             serde_json::from_slice(&body).map_err(|_| self.bad("its keys (jwks_uri) are not a JWK set"))?;
@@ -324,6 +358,18 @@ impl Provider {
 
     fn bad(&self, detail: &str) -> UpstreamError {
         UpstreamError::BadAnswer { provider: self.name(), detail: detail.to_owned() }
+    }
+
+    /// `url` (the metadata's `what`), if it is https, or http on loopback:
+    /// the secret, the code and the verifier travel to these endpoints.
+    fn endpoint(&self, url: Option<&str>, what: &str) -> Result<url::Url, UpstreamError> {
+        let url = url.ok_or_else(|| self.bad(&format!("its metadata names no {what}")))?;
+        let url = url::Url::parse(url).map_err(|_| self.bad(&format!("its {what} is not a URL")))?;
+        match url.scheme() {
+            "https" => Ok(url),
+            "http" if agentgate_guard::is_loopback(&url) => Ok(url),
+            _ => Err(self.bad(&format!("its {what} is not https"))),
+        }
     }
 
     /// Sends `request`; the body of a 2xx answer, at most [`MAX_ANSWER_BYTES`].
@@ -395,6 +441,42 @@ impl<S: Store> Issuer<S> {
         self.upstream.list.iter().map(|p| (p.config.id.as_str(), p.config.name.as_str()))
     }
 
+    /// The name of the provider whose issuer is `issuer`, while one is
+    /// configured (a link outlives the configuration of its provider).
+    pub fn provider_name(&self, issuer: &str) -> Option<&str> {
+        self.upstream.list.iter().find(|p| p.config.issuer == issuer).map(|p| p.config.name.as_str())
+    }
+
+    /// A person's accounts at identity providers.
+    pub async fn linked_accounts(&self, user_id: &str) -> Result<Vec<UserLink>, StoreError> {
+        self.store.user_links(user_id).await
+    }
+
+    /// Unties the account `subject` of `issuer` from the person `user_id`,
+    /// unless it is their last way to sign in here (no password, or passwords
+    /// off, and no other account).
+    pub async fn unlink_account(
+        &self,
+        user_id: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Unlinked, StoreError> {
+        let links = self.store.user_links(user_id).await?;
+        if !links.iter().any(|l| l.issuer == issuer && l.subject == subject) {
+            return Ok(Unlinked::NotTheirs);
+        }
+        let password = self.settings.passwords
+            && self.store.user(user_id).await?.is_some_and(|u| !u.password_hash.is_empty());
+        if links.len() == 1 && !password {
+            return Ok(Unlinked::LastWayIn);
+        }
+        Ok(if self.store.delete_user_link(user_id, issuer, subject).await? {
+            Unlinked::Done
+        } else {
+            Unlinked::NotTheirs
+        })
+    }
+
     /// Where an identity provider sends people back to.
     pub fn upstream_callback(&self, provider: &str) -> String {
         self.settings.endpoint(&format!("/sign-in/{provider}/callback"))
@@ -407,26 +489,36 @@ impl<S: Store> Issuer<S> {
         URL_SAFE_NO_PAD.encode(tag.as_ref())
     }
 
-    /// Begins a sign-in at `provider` for the browser `browser_id`,
-    /// continuing the authorization request `request` (its query string, or
-    /// empty), or tying the account to the signed-in `link_user`. Returns
-    /// where to send the browser.
+    /// Begins a sign-in at `provider` for the browser `browser_id` (at
+    /// `address`, if known), continuing the authorization request `request`
+    /// (its query string, or empty), or tying the account to the signed-in
+    /// `link_user`. A request that asks for a fresh sign-in (`prompt=login`,
+    /// `max_age`) asks the provider for one too. Returns where to send the
+    /// browser.
+    #[allow(clippy::too_many_arguments)]
     pub async fn begin_upstream_sign_in(
         &self,
         provider: &str,
         request: &str,
         browser_id: &str,
         link_user: Option<&str>,
+        address: Option<std::net::IpAddr>,
         now: i64,
     ) -> Result<String, UpstreamError> {
         let provider = self.upstream.get(provider)?;
+        if request.len() > MAX_REQUEST_BYTES {
+            return Err(UpstreamError::RequestTooLong);
+        }
+        if let Some(ip) = address {
+            let bucket = format!("upstream-begun:{ip}");
+            if self.store.count_attempt(&bucket, now, BEGUN_WINDOW_SECS).await? > BEGUN_PER_ADDRESS {
+                let (_, window_start) = self.store.attempts(&bucket, now, BEGUN_WINDOW_SECS).await?;
+                return Err(UpstreamError::TooMany((window_start + BEGUN_WINDOW_SECS - now).max(1)));
+            }
+        }
         let metadata = provider.metadata().await?;
-        let endpoint = metadata
-            .authorization_endpoint
-            .as_deref()
-            .ok_or_else(|| provider.bad("its metadata names no authorization_endpoint"))?;
         let mut url =
-            url::Url::parse(endpoint).map_err(|_| provider.bad("its authorization_endpoint is not a URL"))?;
+            provider.endpoint(metadata.authorization_endpoint.as_deref(), "authorization_endpoint")?;
         let state = random_token(32);
         self.store
             .insert_upstream_sign_in(&UpstreamSignIn {
@@ -448,18 +540,28 @@ impl<S: Store> Issuer<S> {
             .append_pair("nonce", &self.derived(&state, "nonce"))
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256");
+        // What the app asked of the sign-in, the provider is asked too.
+        let asked: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(request.as_bytes()).into_owned().collect();
+        if asked.get("prompt").is_some_and(|p| p.split(' ').any(|v| v == "login")) {
+            url.query_pairs_mut().append_pair("prompt", "login");
+        }
+        if let Some(max_age) = asked.get("max_age").filter(|m| m.parse::<u64>().is_ok()) {
+            url.query_pairs_mut().append_pair("max_age", max_age);
+        }
         Ok(url.into())
     }
 
     /// Finishes a sign-in at `provider` with its `answer`, in the browser
-    /// `browser_id`: checks it is the answer to this browser's sign-in there,
-    /// redeems the code, verifies the ID token, and finds (or makes, or ties)
-    /// the person.
+    /// `browser_id` (where `signed_in` is signed in now, if anyone): checks it
+    /// is the answer to this browser's sign-in there, redeems the code,
+    /// verifies the ID token, and finds (or makes, or ties) the person.
     pub async fn finish_upstream_sign_in(
         &self,
         provider: &str,
         answer: &ProviderAnswer,
         browser_id: Option<&str>,
+        signed_in: Option<&str>,
         now: i64,
     ) -> Result<SignedInUpstream, Unfinished> {
         let provider = self.upstream.get(provider)?;
@@ -476,6 +578,11 @@ impl<S: Store> Issuer<S> {
         }
         if begun.provider != provider.config.id {
             return Err(UpstreamError::WrongProvider.into());
+        }
+        // A link is made for the person signed in when it began, only while
+        // they still are.
+        if begun.link_user.is_some() && begun.link_user.as_deref() != signed_in {
+            return Err(UpstreamError::NoSignInInProgress.into());
         }
         let request = begun.request.clone();
         self.complete_upstream_sign_in(provider, begun, answer, state, now)
@@ -502,9 +609,11 @@ impl<S: Store> Issuer<S> {
             _ => {}
         }
         if let Some(error) = &answer.error {
+            // Words from the browser's query: short and plain for the log.
+            let plain = |text: &str| text.chars().filter(|c| !c.is_control()).take(200).collect::<String>();
             let error = match &answer.error_description {
-                Some(words) => format!("{error}: {words}"),
-                None => error.clone(),
+                Some(words) => format!("{}: {}", plain(error), plain(words)),
+                None => plain(error),
             };
             return Err(UpstreamError::Refused { provider: provider.name(), error });
         }
@@ -514,7 +623,8 @@ impl<S: Store> Issuer<S> {
         let user =
             people::person_for(&self.store, &provider.config, &profile, begun.link_user.as_deref(), now)
                 .await?;
-        Ok(SignedInUpstream { user, request: begun.request, linked: begun.link_user.is_some() })
+        let auth_time = claims.get("auth_time").and_then(Value::as_i64).filter(|t| *t <= now).unwrap_or(now);
+        Ok(SignedInUpstream { user, auth_time, request: begun.request, linked: begun.link_user.is_some() })
     }
 
     /// Redeems `code` at the provider's token endpoint; the verified ID
@@ -529,10 +639,7 @@ impl<S: Store> Issuer<S> {
         state: &str,
         now: i64,
     ) -> Result<Map<String, Value>, UpstreamError> {
-        let endpoint = metadata
-            .token_endpoint
-            .as_deref()
-            .ok_or_else(|| provider.bad("its metadata names no token_endpoint"))?;
+        let endpoint = provider.endpoint(metadata.token_endpoint.as_deref(), "token_endpoint")?;
         let config = &provider.config;
         let verifier = self.derived(state, "pkce");
         let callback = self.upstream_callback(&config.id);
@@ -584,6 +691,7 @@ impl<S: Store> Issuer<S> {
         let mut claims =
             verified.map_err(|error| UpstreamError::BadIdToken { provider: provider.name(), error })?;
         if let (Some(endpoint), Some(access_token)) = (&metadata.userinfo_endpoint, &tokens.access_token) {
+            let endpoint = provider.endpoint(Some(endpoint), "userinfo_endpoint")?;
             let request = self.upstream.http.get(endpoint).bearer_auth(access_token);
             let body = provider.fetch(request.header(reqwest::header::ACCEPT, "application/json")).await?;
             let userinfo: Map<String, Value> =

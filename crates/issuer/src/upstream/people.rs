@@ -14,7 +14,7 @@
 //! - when anything is refused, nothing is stored.
 
 use super::{Admission, ProviderConfig, UpstreamError};
-use crate::store::{Store, StoreError, User, UserLink};
+use crate::store::{Store, StoreError, User, UserLink, taken};
 use crate::users;
 
 /// What a provider says of the person, once its answer is verified.
@@ -35,13 +35,19 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// The profile's fields on `user`: what each sign-in refreshes. An address
-    /// that is not an address is left out, not an error: the person still is
-    /// who the provider says.
+    /// The profile's fields on `user`: what each sign-in refreshes. Only an
+    /// address the provider verified is kept (an unverified one could be
+    /// anyone's: kept, it would squat on that address here); an address that
+    /// is not an address, or a name that is not a name, is left out rather
+    /// than refused: the person still is who the provider says.
     fn onto(&self, user: User) -> User {
-        let email = self.email.as_deref().and_then(|e| users::normalize_email(e).ok());
+        let email = self
+            .email
+            .as_deref()
+            .filter(|_| self.email_verified)
+            .and_then(|e| users::normalize_email(e).ok());
         let name = self.name.clone().filter(|n| n.chars().count() <= 100 && !n.chars().any(char::is_control));
-        let email_verified = email.is_some() && self.email_verified;
+        let email_verified = email.is_some();
         User { email, name, email_verified, picture: self.picture.clone(), ..user }
     }
 }
@@ -59,40 +65,65 @@ pub(super) async fn person_for<S: Store>(
     if let Some(user_id) = link_user {
         return link(store, provider, profile, user_id, now).await;
     }
-    if let Some(user) = store.user_by_link(&provider.id, &profile.subject).await? {
+    if let Some((user, link)) = store.user_by_link(&provider.issuer, &profile.subject).await? {
+        // A person the rule let in is let in while the rule still lets them
+        // in (someone who left the allowed domain, say); one tied by hand is not
+        // held to it.
+        if link.made_at_sign_in && matches!(provider.admit, Admission::EmailDomains(_)) {
+            admit(provider, profile)?;
+        }
         return refreshed(store, provider, profile, user, now).await;
     }
     admit(provider, profile)?;
-    let fresh = profile.onto(User { id: crate::random_token(16), created_at: now, ..User::default() });
-    if let Some(email) = &fresh.email
-        && store.find_user_by_login(email).await?.is_some()
+    // Any address that is someone's here, verified by the provider or not, is
+    // no way in: the sign-in is refused rather than tied to them.
+    if let Some(email) = profile.email.as_deref().and_then(|e| users::normalize_email(e).ok())
+        && store.find_user_by_login(&email).await?.is_some()
     {
         return Err(UpstreamError::EmailTaken { provider: provider.name.clone() });
     }
-    let user = insert_with_free_username(store, fresh, profile).await?;
+    let fresh = profile.onto(User { id: crate::random_token(16), created_at: now, ..User::default() });
     let tie = UserLink {
-        provider: provider.id.clone(),
+        issuer: provider.issuer.clone(),
         subject: profile.subject.clone(),
-        user_id: user.id.clone(),
+        provider: provider.id.clone(),
+        made_at_sign_in: true,
+        user_id: fresh.id.clone(),
         created_at: now,
         signed_in_at: Some(now),
     };
-    if let Err(error) = store.insert_user_link(&tie).await {
-        // Another instance tied the account meanwhile: the person it made is
-        // the one, and this one goes.
-        let _ = store.delete_user(&user.id, now).await;
-        if matches!(error, StoreError::Conflict(_))
-            && let Some(theirs) = store.user_by_link(&provider.id, &profile.subject).await?
-        {
-            return Ok(theirs);
+    let base = username_base(profile);
+    for attempt in 0..20 {
+        let username = match attempt {
+            0 => base.clone(),
+            n if n < 10 => format!("{base}-{}", n + 1),
+            _ => format!("{base}-{}", crate::random_token(4).to_lowercase().replace(['_', '-'], "x")),
+        };
+        let candidate = User { username, ..fresh.clone() };
+        match store.insert_user_with_link(&candidate, &tie).await {
+            Ok(()) => {
+                tracing::info!(provider = %provider.id, user = %candidate.id, "a person came in through an identity provider");
+                return Ok(candidate);
+            }
+            Err(StoreError::Conflict(taken::USERNAME)) => continue,
+            // Another instance tied the account meanwhile: that person is the one.
+            Err(StoreError::Conflict(taken::PROVIDER_ACCOUNT)) => {
+                if let Some((theirs, _)) = store.user_by_link(&provider.issuer, &profile.subject).await? {
+                    return Ok(theirs);
+                }
+                return Err(UpstreamError::Store("the account was tied and untied meanwhile".into()));
+            }
+            Err(StoreError::Conflict(_)) => {
+                return Err(UpstreamError::EmailTaken { provider: provider.name.clone() });
+            }
+            Err(error) => return Err(error.into()),
         }
-        return Err(error.into());
     }
-    tracing::info!(provider = %provider.id, user = %user.id, "a person came in through an identity provider");
-    Ok(user)
+    Err(UpstreamError::Store("no free username could be made".into()))
 }
 
-/// Whether a person the provider vouches for may come in as a new person.
+/// Whether a person the provider vouches for may come in (as a new person, or
+/// again when the rule made them).
 pub(super) fn admit(provider: &ProviderConfig, profile: &Profile) -> Result<(), UpstreamError> {
     let refused = |domains| UpstreamError::NotAdmitted { provider: provider.name.clone(), domains };
     match &provider.admit {
@@ -123,12 +154,12 @@ async fn refreshed<S: Store>(
     now: i64,
 ) -> Result<User, UpstreamError> {
     let updated = profile.onto(user.clone());
-    match store.refresh_profile(&updated, &provider.id, &profile.subject, now).await {
+    match store.refresh_profile(&updated, &provider.issuer, &profile.subject, now).await {
         Ok(()) => Ok(updated),
         Err(StoreError::Conflict(_)) => {
             tracing::info!(provider = %provider.id, "the provider's address is another person's here; kept the old");
             let kept = User { email: user.email.clone(), email_verified: user.email_verified, ..updated };
-            store.refresh_profile(&kept, &provider.id, &profile.subject, now).await?;
+            store.refresh_profile(&kept, &provider.issuer, &profile.subject, now).await?;
             Ok(kept)
         }
         Err(error) => Err(error.into()),
@@ -144,7 +175,7 @@ async fn link<S: Store>(
     now: i64,
 ) -> Result<User, UpstreamError> {
     let user = store.user(user_id).await?.ok_or(UpstreamError::NoSignInInProgress)?;
-    if let Some(owner) = store.user_by_link(&provider.id, &profile.subject).await? {
+    if let Some((owner, _)) = store.user_by_link(&provider.issuer, &profile.subject).await? {
         return if owner.id == user.id {
             Ok(user)
         } else {
@@ -152,8 +183,10 @@ async fn link<S: Store>(
         };
     }
     let tie = UserLink {
-        provider: provider.id.clone(),
+        issuer: provider.issuer.clone(),
         subject: profile.subject.clone(),
+        provider: provider.id.clone(),
+        made_at_sign_in: false,
         user_id: user.id.clone(),
         created_at: now,
         signed_in_at: Some(now),
@@ -163,30 +196,6 @@ async fn link<S: Store>(
         Err(StoreError::Conflict(_)) => Err(UpstreamError::LinkTaken { provider: provider.name.clone() }),
         Err(error) => Err(error.into()),
     }
-}
-
-/// Inserts `user` under the first free username made from the profile.
-async fn insert_with_free_username<S: Store>(
-    store: &S,
-    user: User,
-    profile: &Profile,
-) -> Result<User, UpstreamError> {
-    let base = username_base(profile);
-    for attempt in 0..20 {
-        let username = match attempt {
-            0 => base.clone(),
-            n if n < 10 => format!("{base}-{}", n + 1),
-            _ => format!("{base}-{}", crate::random_token(4).to_lowercase().replace(['_', '-'], "x")),
-        };
-        let candidate = User { username, ..user.clone() };
-        match store.insert_user(&candidate).await {
-            Ok(()) => return Ok(candidate),
-            // The username was taken (the address was checked before).
-            Err(StoreError::Conflict(_)) => continue,
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Err(UpstreamError::Store("no free username could be made".into()))
 }
 
 /// A username from what the provider calls the person: their chosen name,
@@ -263,7 +272,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unverifiable_profile_keeps_no_verified_flag_or_bad_values() {
+    fn only_a_verified_address_and_a_real_name_are_kept() {
         let user = Profile {
             email: Some("not an address".into()),
             email_verified: true,
@@ -272,5 +281,13 @@ mod tests {
         }
         .onto(User::default());
         assert_eq!((user.email, user.email_verified, user.name), (None, false, None));
+        let unverified = profile("alice@example.com", false).onto(User::default());
+        assert_eq!(
+            (unverified.email, unverified.email_verified),
+            (None, false),
+            "an unverified address squats nothing"
+        );
+        let verified = profile("Alice@Example.com", true).onto(User::default());
+        assert_eq!((verified.email.as_deref(), verified.email_verified), (Some("alice@example.com"), true));
     }
 }
