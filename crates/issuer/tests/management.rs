@@ -429,7 +429,7 @@ async fn every_operation_refuses_callers_without_a_valid_admin_token() {
             operations.push((method.to_uppercase(), format!("{base}{path}?user_id=x&client_id=x")));
         }
     }
-    assert_eq!(operations.len(), 20, "every operation of the document");
+    assert_eq!(operations.len(), 23, "every operation of the document");
 
     let callers = [
         (None, 401, "Bearer".to_owned()),
@@ -457,5 +457,42 @@ async fn every_operation_refuses_callers_without_a_valid_admin_token() {
     // The admin token itself is accepted (the app it names exists).
     let one = http.get(format!("{base}/api/v1/apps/{}", admin.app.client_id)).bearer_auth(&valid_admin);
     assert_eq!(one.send().await.unwrap().status(), 200);
-    assert_eq!(operations.iter().filter(|(m, _)| m == "DELETE").count(), 4);
+    assert_eq!(operations.iter().filter(|(m, _)| m == "DELETE").count(), 5);
+}
+
+#[tokio::test]
+async fn accounts_at_providers_are_tied_listed_and_untied_by_configured_provider() {
+    let w = world().await;
+    let store = w.store();
+    let spec = |provider: &str, subject: &str| people::LinkSpec {
+        provider: provider.into(),
+        subject: subject.into(),
+    };
+    const LOGTO: &str = "https://tenant.logto.app/oidc";
+
+    let unknown = people::link(store, &w.alice, spec("github", "1"), None, 10).await;
+    assert_eq!(invalid_field(unknown), "provider", "a provider the configuration does not name");
+    let empty = people::link(store, &w.alice, spec("logto", ""), Some(LOGTO), 10).await;
+    assert_eq!(invalid_field(empty), "subject");
+    assert!(matches!(
+        people::link(store, "nobody", spec("logto", "s-1"), Some(LOGTO), 10).await,
+        Err(ManagementError::NotFound(_))
+    ));
+    assert!(people::links(store, &w.alice).await.unwrap().is_empty(), "nothing was tied");
+
+    let tied = people::link(store, &w.alice, spec("logto", "s-1"), Some(LOGTO), 10).await.unwrap();
+    assert_eq!((tied.issuer.as_str(), tied.subject.as_str(), tied.made_at_sign_in), (LOGTO, "s-1", false));
+    assert_eq!(people::links(store, &w.alice).await.unwrap(), vec![tied]);
+    let bob = people::create_user(
+        store,
+        UserSpec { username: "bob".into(), email: None, name: None, password: "correct horse".into() },
+        10,
+    )
+    .await
+    .unwrap();
+    assert!(is_conflict(&people::link(store, &bob.id, spec("logto", "s-1"), Some(LOGTO), 10).await));
+
+    people::unlink(store, &w.alice, LOGTO, "s-1").await.unwrap();
+    assert!(matches!(people::unlink(store, &w.alice, LOGTO, "s-1").await, Err(ManagementError::NotFound(_))));
+    assert!(people::links(store, &w.alice).await.unwrap().is_empty());
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::ManagementError;
-use crate::store::{Store, User, taken};
+use crate::store::{Store, StoreError, User, UserLink, taken};
 use crate::users::{self, NewUser, UserChanges, UserError};
 
 /// A person as the management API shows them: no password hash.
@@ -119,6 +119,103 @@ pub async fn unlock<S: Store>(store: &S, id: &str) -> Result<(), ManagementError
 /// Removes a person with their grants, tokens and sessions.
 pub async fn delete_user<S: Store>(store: &S, id: &str) -> Result<(), ManagementError> {
     if store.delete_user(id, crate::now()).await? { Ok(()) } else { Err(not_found(id)) }
+}
+
+/// A person's account at an identity provider, as the management API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct LinkView {
+    /// The provider's id in the configuration.
+    pub provider: String,
+    /// The provider's issuer.
+    pub issuer: String,
+    /// The account's subject at the provider.
+    pub subject: String,
+    /// Whether a first sign-in made it (under the provider's `people` rule).
+    pub made_at_sign_in: bool,
+    /// When it was made (seconds since the Unix epoch).
+    pub created_at: i64,
+    /// When the person last signed in through it.
+    pub signed_in_at: Option<i64>,
+}
+
+impl From<&UserLink> for LinkView {
+    fn from(l: &UserLink) -> Self {
+        Self {
+            provider: l.provider.clone(),
+            issuer: l.issuer.clone(),
+            subject: l.subject.clone(),
+            made_at_sign_in: l.made_at_sign_in,
+            created_at: l.created_at,
+            signed_in_at: l.signed_in_at,
+        }
+    }
+}
+
+/// An account to tie to a person (`POST /api/v1/users/{id}/links`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// The provider's id in the configuration (`[[provider]] id`).
+    pub provider: String,
+    /// The account's subject at the provider (its `sub`).
+    pub subject: String,
+}
+
+/// A person's accounts at identity providers.
+pub async fn links<S: Store>(store: &S, id: &str) -> Result<Vec<LinkView>, ManagementError> {
+    store.user(id).await?.ok_or_else(|| not_found(id))?;
+    Ok(store.user_links(id).await?.iter().map(LinkView::from).collect())
+}
+
+/// Ties the account `spec` names, at the provider whose issuer is
+/// `provider_issuer` (`None`: no such provider is configured), to a person.
+pub async fn link<S: Store>(
+    store: &S,
+    id: &str,
+    spec: LinkSpec,
+    provider_issuer: Option<&str>,
+    now: i64,
+) -> Result<LinkView, ManagementError> {
+    let issuer = provider_issuer.ok_or_else(|| {
+        ManagementError::invalid(
+            "provider",
+            format!("no [[provider]] with id {:?} is configured", spec.provider),
+        )
+    })?;
+    if spec.subject.is_empty() {
+        return Err(ManagementError::invalid("subject", "name the account's subject at the provider"));
+    }
+    store.user(id).await?.ok_or_else(|| not_found(id))?;
+    let link = UserLink {
+        issuer: issuer.to_owned(),
+        subject: spec.subject,
+        provider: spec.provider,
+        made_at_sign_in: false,
+        user_id: id.to_owned(),
+        created_at: now,
+        signed_in_at: None,
+    };
+    match store.insert_user_link(&link).await {
+        Err(StoreError::Conflict(_)) => Err(ManagementError::conflict(
+            Some("subject"),
+            "that account is already tied to a person; unlink it there first",
+        )),
+        other => other.map(|()| LinkView::from(&link)).map_err(Into::into),
+    }
+}
+
+/// Unties an account from a person.
+pub async fn unlink<S: Store>(
+    store: &S,
+    id: &str,
+    issuer: &str,
+    subject: &str,
+) -> Result<(), ManagementError> {
+    if store.delete_user_link(id, issuer, subject).await? {
+        Ok(())
+    } else {
+        Err(ManagementError::NotFound(format!("user {id:?} has no account {subject:?} at {issuer:?}")))
+    }
 }
 
 fn not_found(id: &str) -> ManagementError {

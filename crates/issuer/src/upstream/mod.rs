@@ -447,6 +447,11 @@ impl<S: Store> Issuer<S> {
         self.upstream.list.iter().find(|p| p.config.issuer == issuer).map(|p| p.config.name.as_str())
     }
 
+    /// The issuer of the configured provider `id`.
+    pub fn provider_issuer(&self, id: &str) -> Option<&str> {
+        self.upstream.list.iter().find(|p| p.config.id == id).map(|p| p.config.issuer.as_str())
+    }
+
     /// A person's accounts at identity providers.
     pub async fn linked_accounts(&self, user_id: &str) -> Result<Vec<UserLink>, StoreError> {
         self.store.user_links(user_id).await

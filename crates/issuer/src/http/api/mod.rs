@@ -120,7 +120,7 @@ enum Clash {
     paths(
         apps::list, apps::create, apps::get, apps::change, apps::delete, apps::rotate_secret,
         people::list, people::create, people::get, people::change, people::delete, people::set_password,
-        people::unlock,
+                people::unlock, people::links, people::link, people::unlink,
         resources::list, resources::create, resources::get, resources::change, resources::delete,
         grants::list, grants::revoke,
     ),
@@ -172,6 +172,10 @@ pub(super) fn routes<S: Store>(base: &str) -> Router<Arc<Issuer<S>>> {
         )
         .route(&at("/users/{id}/password"), put(people::set_password::<S>))
         .route(&at("/users/{id}/unlock"), post(people::unlock::<S>))
+        .route(
+            &at("/users/{id}/links"),
+            get(people::links::<S>).post(people::link::<S>).delete(people::unlink::<S>),
+        )
         .route(&at("/resources"), get(resources::list::<S>).post(resources::create::<S>))
         .route(
             &at("/resources/{uri}"),

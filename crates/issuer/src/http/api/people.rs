@@ -1,15 +1,16 @@
-//! `/api/v1/users`: add, read, change and remove people; set passwords.
+//! `/api/v1/users`: add, read, change and remove people; set passwords; tie
+//! and untie their accounts at identity providers.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::{Admin, Body, BodyRefusals, Clash, Id, Missing, Refusals, answer, done};
 use crate::Issuer;
 use crate::management::ManagementError;
-use crate::management::people::{self, PasswordSpec, UserPatch, UserSpec, UserView};
+use crate::management::people::{self, LinkSpec, LinkView, PasswordSpec, UserPatch, UserSpec, UserView};
 use crate::store::Store;
 
 /// Everyone, by username.
@@ -99,5 +100,57 @@ pub(super) async fn set_password<S: Store>(
     Body(spec): Body<PasswordSpec>,
 ) -> Result<Response, ManagementError> {
     people::set_password(&issuer.store, &id, spec).await?;
+    Ok(done())
+}
+
+/// A person's accounts at identity providers.
+#[utoipa::path(get, path = "/api/v1/users/{id}/links", tag = "users", operation_id = "list_user_links",
+    params(("id" = String, Path, description = "The person's id")),
+    responses((status = 200, description = "Their accounts", body = [LinkView]), Missing, Refusals))]
+pub(super) async fn links<S: Store>(
+    _: Admin,
+    State(issuer): State<Arc<Issuer<S>>>,
+    Id(id): Id,
+) -> Result<Response, ManagementError> {
+    Ok(answer(StatusCode::OK, &people::links(&issuer.store, &id).await?))
+}
+
+/// Ties an account at a configured identity provider to a person, so that
+/// they sign in with it.
+#[utoipa::path(post, path = "/api/v1/users/{id}/links", tag = "users", operation_id = "link_user", request_body = LinkSpec,
+    params(("id" = String, Path, description = "The person's id")),
+    responses((status = 201, description = "Tied", body = LinkView), BodyRefusals, Missing, Clash, Refusals))]
+pub(super) async fn link<S: Store>(
+    _: Admin,
+    State(issuer): State<Arc<Issuer<S>>>,
+    Id(id): Id,
+    Body(spec): Body<LinkSpec>,
+) -> Result<Response, ManagementError> {
+    let provider_issuer = issuer.provider_issuer(&spec.provider).map(str::to_owned);
+    let view = people::link(&issuer.store, &id, spec, provider_issuer.as_deref(), crate::now()).await?;
+    Ok(answer(StatusCode::CREATED, &view))
+}
+
+/// Unties an account at an identity provider from a person.
+#[utoipa::path(delete, path = "/api/v1/users/{id}/links", tag = "users", operation_id = "unlink_user",
+    params(
+        ("id" = String, Path, description = "The person's id"),
+        ("issuer" = String, Query, description = "The provider's issuer"),
+        ("subject" = String, Query, description = "The account's subject there"),
+    ),
+    responses((status = 204, description = "Untied"),
+        (status = 422, description = "issuer or subject missing", body = super::ApiError), Missing, Refusals))]
+pub(super) async fn unlink<S: Store>(
+    _: Admin,
+    State(issuer): State<Arc<Issuer<S>>>,
+    Id(id): Id,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ManagementError> {
+    let pairs: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let (Some(from), Some(subject)) = (pairs.get("issuer"), pairs.get("subject")) else {
+        return Err(ManagementError::invalid("issuer", "name both the issuer and the subject"));
+    };
+    people::unlink(&issuer.store, &id, from, subject).await?;
     Ok(done())
 }
