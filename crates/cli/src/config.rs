@@ -56,7 +56,7 @@ use agentgate_gateway::policy::{Apps, Kind, Rule};
 
 use crate::routes::{IdentityMode, Route, Upstream, seconds};
 use agentgate_issuer::registration::RegistrationPolicy;
-use agentgate_issuer::upstream::{Admission, ClientSecret, ProviderConfig};
+use agentgate_issuer::upstream::{Admission, ClientSecret, OAuth2Provider, ProviderConfig, ProviderKind};
 use anyhow::{Context, bail, ensure};
 use serde::Deserialize;
 
@@ -115,7 +115,8 @@ pub struct Config {
 }
 
 /// One identity provider (`[[provider]]`): an OpenID Connect provider people
-/// sign in at, found by its issuer URL.
+/// sign in at, found by its issuer URL; GitHub; or another plain OAuth 2.0
+/// provider with a user endpoint.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSection {
@@ -123,8 +124,26 @@ pub struct ProviderSection {
     pub id: String,
     /// On the sign-in page: "Continue with NAME" [default: the id].
     pub name: Option<String>,
-    /// The provider's issuer identifier.
-    pub issuer: String,
+    /// "oidc" (the default), "github", or "oauth2".
+    #[serde(default)]
+    pub kind: ProviderKindName,
+    /// The provider's issuer identifier (an OAuth 2.0 provider's: the name its
+    /// accounts go by here) [default for github: https://github.com].
+    pub issuer: Option<String>,
+    /// An OAuth 2.0 provider's endpoints (for github: to override GitHub's,
+    /// for GitHub Enterprise).
+    pub authorization_endpoint: Option<String>,
+    /// Where the code is redeemed.
+    pub token_endpoint: Option<String>,
+    /// Where the person's profile is read.
+    pub user_endpoint: Option<String>,
+    /// GitHub-shaped list of the person's addresses with `verified` flags.
+    pub emails_endpoint: Option<String>,
+    /// Which fields of the user endpoint's answer hold the profile (oauth2).
+    #[serde(default)]
+    pub fields: FieldsSection,
+    /// "client_secret_basic" (the default for oauth2) or "client_secret_post".
+    pub token_endpoint_auth: Option<String>,
     /// This server's client id there.
     pub client_id: String,
     /// Its secret, written here (prefer the next two)…
@@ -144,6 +163,38 @@ pub struct ProviderSection {
     pub email_domains: Vec<String>,
 }
 
+/// `kind` of a `[[provider]]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKindName {
+    /// OpenID Connect.
+    #[default]
+    Oidc,
+    /// GitHub.
+    Github,
+    /// Another plain OAuth 2.0 provider.
+    Oauth2,
+}
+
+/// `[provider.fields]`: which fields of an OAuth 2.0 user endpoint's answer
+/// hold the profile.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldsSection {
+    /// The stable id [default: id].
+    pub subject: Option<String>,
+    /// The username [default: login].
+    pub username: Option<String>,
+    /// The display name [default: name].
+    pub name: Option<String>,
+    /// The address [default: email].
+    pub email: Option<String>,
+    /// Whether the address is verified [default: none: not verified].
+    pub email_verified: Option<String>,
+    /// A picture's URL [default: avatar_url].
+    pub picture: Option<String>,
+}
+
 /// `people` of a `[[provider]]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -157,6 +208,89 @@ pub enum PeopleRule {
 }
 
 impl ProviderSection {
+    /// How it says who signed in, the name its accounts go by, and the scopes
+    /// asked for unless the section says.
+    fn kind_and_issuer(&self) -> anyhow::Result<(ProviderKind, String, Vec<String>)> {
+        let id = &self.id;
+        let oauth2_keys =
+            [&self.authorization_endpoint, &self.token_endpoint, &self.user_endpoint, &self.emails_endpoint];
+        let scopes = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        match self.kind {
+            ProviderKindName::Oidc => {
+                ensure!(
+                    oauth2_keys.iter().all(|k| k.is_none()) && self.token_endpoint_auth.is_none(),
+                    "provider {id}: an OpenID Connect provider's endpoints come from its discovery; \
+                     drop the *_endpoint keys (or set kind = \"oauth2\")"
+                );
+                let issuer =
+                    self.issuer.clone().with_context(|| format!("provider {id}: name its issuer"))?;
+                Ok((ProviderKind::OpenIdConnect, issuer, scopes(&["openid", "profile", "email"])))
+            }
+            ProviderKindName::Github | ProviderKindName::Oauth2 => {
+                let mut oauth2 = OAuth2Provider::github();
+                if self.kind == ProviderKindName::Oauth2 {
+                    let need = |key: &Option<String>, name: &str| {
+                        key.clone().with_context(|| format!("provider {id}: kind = \"oauth2\" needs {name}"))
+                    };
+                    oauth2.authorization_endpoint =
+                        need(&self.authorization_endpoint, "authorization_endpoint")?;
+                    oauth2.token_endpoint = need(&self.token_endpoint, "token_endpoint")?;
+                    oauth2.user_endpoint = need(&self.user_endpoint, "user_endpoint")?;
+                    oauth2.emails_endpoint = self.emails_endpoint.clone();
+                    oauth2.secret_in_body = false;
+                    let f = &self.fields;
+                    let or = |value: &Option<String>, default: &str| {
+                        value.clone().unwrap_or_else(|| default.to_owned())
+                    };
+                    oauth2.fields.subject = or(&f.subject, "id");
+                    oauth2.fields.username = or(&f.username, "login");
+                    oauth2.fields.name = or(&f.name, "name");
+                    oauth2.fields.email = or(&f.email, "email");
+                    oauth2.fields.email_verified = f.email_verified.clone();
+                    oauth2.fields.picture = or(&f.picture, "avatar_url");
+                } else {
+                    // GitHub Enterprise: the same API elsewhere.
+                    for (key, slot) in [
+                        (&self.authorization_endpoint, &mut oauth2.authorization_endpoint),
+                        (&self.token_endpoint, &mut oauth2.token_endpoint),
+                        (&self.user_endpoint, &mut oauth2.user_endpoint),
+                    ] {
+                        if let Some(value) = key {
+                            *slot = value.clone();
+                        }
+                    }
+                    if let Some(emails) = &self.emails_endpoint {
+                        oauth2.emails_endpoint = Some(emails.clone());
+                    }
+                }
+                match self.token_endpoint_auth.as_deref() {
+                    None => {}
+                    Some("client_secret_basic") => oauth2.secret_in_body = false,
+                    Some("client_secret_post") => oauth2.secret_in_body = true,
+                    Some(other) => bail!(
+                        "provider {id}: token_endpoint_auth {other:?}: use client_secret_basic or client_secret_post"
+                    ),
+                }
+                let issuer = match (&self.issuer, self.kind) {
+                    (Some(issuer), _) => issuer.clone(),
+                    (None, ProviderKindName::Github) => "https://github.com".to_owned(),
+                    (None, _) => bail!("provider {id}: name the issuer its accounts go by (its base URL)"),
+                };
+                let default_scopes = if self.kind == ProviderKindName::Github {
+                    scopes(&["read:user", "user:email"])
+                } else {
+                    Vec::new()
+                };
+                Ok((ProviderKind::OAuth2(oauth2), issuer, default_scopes))
+            }
+        }
+    }
+
+    /// The name its accounts go by here (its issuer), without reading its secret.
+    pub fn accounts_issuer(&self) -> anyhow::Result<String> {
+        Ok(self.kind_and_issuer()?.1)
+    }
+
     /// The issuer's view of it: its secret read, its rules checked.
     pub fn provider(&self) -> anyhow::Result<ProviderConfig> {
         let id = &self.id;
@@ -185,12 +319,13 @@ impl ProviderSection {
             }
             (_, false) => bail!("provider {id}: email_domains goes with people = \"email-domains\""),
         };
-        let scopes =
-            self.scopes.clone().unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
+        let (kind, issuer, default_scopes) = self.kind_and_issuer()?;
+        let scopes = self.scopes.clone().unwrap_or(default_scopes);
         let config = ProviderConfig {
             id: id.clone(),
             name: self.name.clone().unwrap_or_else(|| id.clone()),
-            issuer: self.issuer.clone(),
+            issuer,
+            kind,
             client_id: self.client_id.clone(),
             client_secret: secret,
             scopes,
@@ -698,6 +833,54 @@ mod tests {
         assert!(format!("{:#}", bad_id.unwrap_err()).contains("lowercase letters"));
         let nobody = parse("issuer = \"https://a.example\"\n[sign_in]\npasswords = false\n");
         assert!(format!("{:#}", nobody.unwrap_err()).contains("nobody could sign in"));
+    }
+
+    #[test]
+    fn github_and_other_oauth2_providers_name_their_endpoints() {
+        let with = |extra: &str| {
+            parse(&format!(
+                "issuer = \"https://auth.example.com\"\n[[provider]]\nid = \"gh\"\nclient_id = \"c\"\n\
+                 client_secret = \"s\"\npeople = \"anyone\"\n{extra}"
+            ))
+        };
+        let github = with("kind = \"github\"\n").unwrap().settings().unwrap().identity_providers.remove(0);
+        assert_eq!(github.issuer, "https://github.com");
+        assert_eq!(github.scopes, ["read:user", "user:email"]);
+        assert_eq!(github.kind, ProviderKind::OAuth2(OAuth2Provider::github()));
+        let other = with(
+            "kind = \"oauth2\"\nissuer = \"https://git.example\"\nauthorization_endpoint = \"https://git.example/a\"\n\
+             token_endpoint = \"https://git.example/t\"\nuser_endpoint = \"https://git.example/u\"\n\
+             [provider.fields]\nsubject = \"uid\"\nemail_verified = \"email_confirmed\"\n",
+        )
+        .unwrap()
+        .settings()
+        .unwrap()
+        .identity_providers
+        .remove(0);
+        let ProviderKind::OAuth2(oauth2) = other.kind else { panic!("{other:?}") };
+        assert_eq!((oauth2.fields.subject.as_str(), oauth2.fields.username.as_str()), ("uid", "login"));
+        assert_eq!(oauth2.fields.email_verified.as_deref(), Some("email_confirmed"));
+        assert!(!oauth2.secret_in_body && oauth2.emails_endpoint.is_none());
+        for (extra, words) in [
+            ("kind = \"oauth2\"\nissuer = \"https://git.example\"\n", "needs authorization_endpoint"),
+            (
+                "kind = \"oauth2\"\nauthorization_endpoint = \"https://g/a\"\ntoken_endpoint = \"https://g/t\"\nuser_endpoint = \"https://g/u\"\n",
+                "name the issuer",
+            ),
+            (
+                "issuer = \"https://idp.example\"\ntoken_endpoint = \"https://idp.example/t\"\n",
+                "come from its discovery",
+            ),
+            (
+                "kind = \"github\"\ntoken_endpoint_auth = \"private_key_jwt\"\n",
+                "use client_secret_basic or client_secret_post",
+            ),
+            ("kind = \"github\"\nuser_endpoint = \"http://api.example/user\"\n", "must be an https URL"),
+            ("kind = \"gitlab\"\n", "unknown variant"),
+        ] {
+            let error = format!("{:#}", with(extra).unwrap_err());
+            assert!(error.contains(words), "{extra}: {error}");
+        }
     }
 
     #[test]

@@ -125,7 +125,7 @@ fn provider_issuer(data: &DataArgs, id: &str) -> anyhow::Result<String> {
         let ids: Vec<&str> = config.providers.iter().map(|p| p.id.as_str()).collect();
         format!("the configuration has no [[provider]] with id {id:?} (it has: {})", ids.join(", "))
     })?;
-    Ok(section.issuer.clone())
+    section.accounts_issuer()
 }
 
 impl UsersArgs {

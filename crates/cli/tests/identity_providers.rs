@@ -450,3 +450,118 @@ async fn a_signed_in_person_links_their_account_and_then_signs_in_with_it() {
         setup.run(&["users", "unlink", "alice", "--provider", "outside", "--subject", "alice"], &[], "");
     assert!(support::setup::stderr_of(&again).contains("has no account alice at outside"));
 }
+
+/// A provider shaped like GitHub, made for the tests: its authorize and
+/// access_token endpoints (the secret in the body, PKCE checked, errors said
+/// with 200 as GitHub does), `/user` and `/user/emails`. `refuse`: every code
+/// is "bad_verification_code". Its base URL.
+async fn github_shaped(refuse: bool) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let challenges: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let (asked, redeemed) = (challenges.clone(), challenges);
+    type Query = axum::extract::Query<HashMap<String, String>>;
+    let app = axum::Router::new()
+        .route(
+            "/login/oauth/authorize",
+            axum::routing::get(move |axum::extract::Query(q): Query| {
+                let code = agentgate_issuer::random_token(10);
+                asked.lock().unwrap().insert(code.clone(), q["code_challenge"].clone());
+                let mut back = url::Url::parse(&q["redirect_uri"]).unwrap();
+                back.query_pairs_mut().append_pair("code", &code).append_pair("state", &q["state"]);
+                async move { axum::response::Redirect::to(back.as_str()) }
+            }),
+        )
+        .route(
+            "/login/oauth/access_token",
+            axum::routing::post(move |headers: http::HeaderMap, body: String| {
+                let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                let challenge = redeemed.lock().unwrap().remove(form.get("code").map_or("", String::as_str));
+                let verified = challenge.is_some_and(|c| {
+                    agentgate_issuer::pkce::verify(form.get("code_verifier").map_or("", String::as_str), &c).is_ok()
+                });
+                let secret_in_body = form.get("client_secret").map(String::as_str) == Some("agentgate-upstream-secret")
+                    && form.get("client_id").map(String::as_str) == Some("agentgate-upstream")
+                    && headers.get("authorization").is_none();
+                let answer = if verified && secret_in_body && !refuse {
+                    json!({ "access_token": "gho_test", "token_type": "bearer", "scope": "read:user,user:email" })
+                } else {
+                    json!({ "error": "bad_verification_code", "error_description": "The code passed is incorrect or expired." })
+                };
+                async move { axum::Json(answer) }
+            }),
+        )
+        .route(
+            "/user",
+            axum::routing::get(|headers: http::HeaderMap| async move {
+                if headers.get("authorization").is_none_or(|v| v != "Bearer gho_test") || headers.get("user-agent").is_none() {
+                    return (StatusCode::UNAUTHORIZED, axum::Json(json!({ "message": "Requires authentication" })));
+                }
+                let user = json!({ "id": 4242, "login": "octo-carol", "name": "Carol", "email": null,
+                    "avatar_url": "https://avatars.example/u/4242" });
+                (StatusCode::OK, axum::Json(user))
+            }),
+        )
+        .route(
+            "/user/emails",
+            axum::routing::get(|| async {
+                axum::Json(json!([
+                    { "email": "carol@work.example", "primary": false, "verified": true },
+                    { "email": "carol@example.com", "primary": true, "verified": true },
+                ]))
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+/// A `kind = "github"` section whose endpoints are the made-up GitHub's.
+fn github_section(id: &str, base: &str) -> String {
+    format!(
+        "[[provider]]\nid = \"{id}\"\nname = \"GitHub\"\nkind = \"github\"\nclient_id = \"agentgate-upstream\"\n\
+         client_secret = \"agentgate-upstream-secret\"\npeople = \"anyone\"\n\
+         authorization_endpoint = \"{base}/login/oauth/authorize\"\ntoken_endpoint = \"{base}/login/oauth/access_token\"\n\
+         user_endpoint = \"{base}/user\"\nemails_endpoint = \"{base}/user/emails\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_comes_in_through_a_github_shaped_provider_with_their_verified_address() {
+    let extra = github_section("github", &github_shaped(false).await)
+        + &github_section("refusing", &github_shaped(true).await);
+    let (setup, _serve, app) = serve("provider-github", &extra);
+    let base = setup.issuer();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    let mut browser = Browser::new("en");
+    let to_github = begin(&mut browser, &base, &app, "github").await.location.unwrap();
+    let asked: HashMap<_, _> = url::Url::parse(&to_github).unwrap().query_pairs().into_owned().collect();
+    assert_eq!(asked["scope"], "read:user user:email", "GitHub's scopes, not OpenID Connect's");
+    let back = http.get(&to_github).send().await.unwrap().headers()["location"].to_str().unwrap().to_owned();
+    let page = browser.get(&back).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let consent = browser.get(page.location.as_deref().unwrap()).await;
+    let allowed = browser.decide(&base, &consent, "allow").await;
+    let tokens = exchange(&base, &app, &allowed).await;
+    let id_token = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(
+        (id_token["preferred_username"].as_str(), id_token["name"].as_str(), id_token["picture"].as_str()),
+        (Some("octo-carol"), Some("Carol"), Some("https://avatars.example/u/4242")),
+        "{id_token}"
+    );
+    assert_eq!(id_token["email"], "carol@example.com", "the primary verified address: {id_token}");
+    assert_eq!(id_token["email_verified"], true);
+    let links = setup.json(&["users", "links", "octo-carol", "--json"]);
+    assert_eq!(
+        (links[0]["issuer"].as_str(), links[0]["subject"].as_str()),
+        (Some("https://github.com"), Some("4242"))
+    );
+
+    // A code GitHub refuses (said with 200, as it does): a page, and nobody.
+    let mut browser = Browser::new("en");
+    let to_github = begin(&mut browser, &base, &app, "refusing").await.location.unwrap();
+    let back = http.get(&to_github).send().await.unwrap().headers()["location"].to_str().unwrap().to_owned();
+    let page = browser.get(&back).await;
+    assert_eq!(page.status, StatusCode::BAD_GATEWAY, "{}", page.body);
+    assert_eq!(people(&setup).len(), 1, "carol alone");
+}

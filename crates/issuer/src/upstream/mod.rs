@@ -90,6 +90,78 @@ pub enum Admission {
     Existing,
 }
 
+/// How a provider says who signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// OpenID Connect: its endpoints by discovery from its issuer, and an ID
+    /// token that says who signed in.
+    OpenIdConnect,
+    /// Plain OAuth 2.0 with a user endpoint (GitHub's shape): its endpoints
+    /// configured, and who signed in read from the user endpoint with the
+    /// access token just obtained, over TLS.
+    OAuth2(OAuth2Provider),
+}
+
+/// The endpoints and field names of a plain OAuth 2.0 provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuth2Provider {
+    /// Where people are sent to sign in.
+    pub authorization_endpoint: String,
+    /// Where the code is redeemed.
+    pub token_endpoint: String,
+    /// Where the person's profile is read.
+    pub user_endpoint: String,
+    /// GitHub's list of the person's addresses, each with whether it is
+    /// verified (its user endpoint gives one public address, verified or
+    /// not); the primary verified one is taken.
+    pub emails_endpoint: Option<String>,
+    /// Which fields of the user endpoint's answer say what.
+    pub fields: ProfileFields,
+    /// Whether the client secret goes in the token request's body
+    /// (`client_secret_post`) rather than Basic authentication.
+    pub secret_in_body: bool,
+}
+
+/// Which fields of a user endpoint's answer hold the person's profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileFields {
+    /// The stable id (a string or a number).
+    pub subject: String,
+    /// The username.
+    pub username: String,
+    /// The display name.
+    pub name: String,
+    /// The address.
+    pub email: String,
+    /// Whether the address is verified, if the answer says.
+    pub email_verified: Option<String>,
+    /// A picture's URL.
+    pub picture: String,
+}
+
+impl OAuth2Provider {
+    /// GitHub (github.com): its endpoints, its fields (`id`, `login`, `name`,
+    /// `email`, `avatar_url`), its list of verified addresses, and the secret
+    /// in the token request's body, as its documentation shows.
+    pub fn github() -> Self {
+        Self {
+            authorization_endpoint: "https://github.com/login/oauth/authorize".into(),
+            token_endpoint: "https://github.com/login/oauth/access_token".into(),
+            user_endpoint: "https://api.github.com/user".into(),
+            emails_endpoint: Some("https://api.github.com/user/emails".into()),
+            fields: ProfileFields {
+                subject: "id".into(),
+                username: "login".into(),
+                name: "name".into(),
+                email: "email".into(),
+                email_verified: None,
+                picture: "avatar_url".into(),
+            },
+            secret_in_body: true,
+        }
+    }
+}
+
 /// One identity provider people may sign in with.
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
@@ -97,8 +169,12 @@ pub struct ProviderConfig {
     pub id: String,
     /// Its name on the sign-in page ("Continue with {name}").
     pub name: String,
-    /// Its issuer identifier (OpenID Connect discovery finds the rest).
+    /// Its issuer identifier: OpenID Connect discovery finds the rest; for a
+    /// plain OAuth 2.0 provider, the name its accounts are known under here
+    /// (`https://github.com`).
     pub issuer: String,
+    /// How it says who signed in.
+    pub kind: ProviderKind,
     /// This issuer's client id there.
     pub client_id: String,
     /// And its secret.
@@ -121,8 +197,24 @@ impl ProviderConfig {
                 self.id
             ));
         }
-        if !self.scopes.iter().any(|s| s == "openid") {
+        if self.kind == ProviderKind::OpenIdConnect && !self.scopes.iter().any(|s| s == "openid") {
             return Err(format!("provider {}: scopes must include openid", self.id));
+        }
+        if let ProviderKind::OAuth2(oauth2) = &self.kind {
+            let endpoints = [
+                Some(&oauth2.authorization_endpoint),
+                Some(&oauth2.token_endpoint),
+                Some(&oauth2.user_endpoint),
+                oauth2.emails_endpoint.as_ref(),
+            ];
+            for endpoint in endpoints.into_iter().flatten() {
+                let secure = url::Url::parse(endpoint).is_ok_and(|u| {
+                    u.scheme() == "https" || (u.scheme() == "http" && agentgate_guard::is_loopback(&u))
+                });
+                if !secure {
+                    return Err(format!("provider {}: {endpoint:?} must be an https URL", self.id));
+                }
+            }
         }
         if self.client_id.is_empty() || self.client_secret.is_empty() {
             return Err(format!("provider {}: needs its client_id and client secret", self.id));
@@ -291,6 +383,26 @@ struct Provider {
     keys: Mutex<Option<(Arc<JwkSet>, Instant)>>,
 }
 
+/// How a provider's endpoints are found: discovery from its issuer, or (a
+/// plain OAuth 2.0 provider) the configured ones, as fixed metadata.
+fn discovery_of(config: &ProviderConfig) -> Option<Discovery> {
+    match &config.kind {
+        ProviderKind::OpenIdConnect => Discovery::new(&config.issuer).ok(),
+        ProviderKind::OAuth2(oauth2) => {
+            let metadata = serde_json::from_value(serde_json::json!({
+                "issuer": config.issuer,
+                "authorization_endpoint": oauth2.authorization_endpoint,
+                "token_endpoint": oauth2.token_endpoint,
+                "userinfo_endpoint": oauth2.user_endpoint,
+                "response_types_supported": ["code"],
+                "code_challenge_methods_supported": ["S256"],
+            }))
+            .ok()?;
+            Discovery::fixed(&config.issuer, metadata).ok()
+        }
+    }
+}
+
 impl Providers {
     /// The providers of `configs` (each checked before: see
     /// [`ProviderConfig::check`]; one that fails is left out, with an error logged).
@@ -299,7 +411,7 @@ impl Providers {
             .iter()
             .filter_map(|config| match config.check() {
                 Ok(()) => Some(Provider {
-                    discovery: Discovery::new(&config.issuer).ok()?,
+                    discovery: discovery_of(config)?,
                     config: config.clone(),
                     keys: Mutex::new(None),
                 }),
@@ -369,6 +481,40 @@ impl Provider {
             "https" => Ok(url),
             "http" if agentgate_guard::is_loopback(&url) => Ok(url),
             _ => Err(self.bad(&format!("its {what} is not https"))),
+        }
+    }
+
+    /// The JSON at the endpoint `url` (the metadata's or configuration's
+    /// `what`), read with the provider's access token.
+    async fn read(
+        &self,
+        http: &reqwest::Client,
+        url: Option<&str>,
+        what: &str,
+        access_token: &str,
+    ) -> Result<Value, UpstreamError> {
+        let url = self.endpoint(url, what)?;
+        let request = http
+            .get(url)
+            .bearer_auth(access_token)
+            .header(reqwest::header::ACCEPT, "application/json")
+            // GitHub's API refuses requests without one.
+            .header(reqwest::header::USER_AGENT, concat!("agentgate/", env!("CARGO_PKG_VERSION")));
+        let body = self.fetch(request).await?;
+        serde_json::from_slice(&body).map_err(|_| self.bad(&format!("its {what}'s answer is not JSON")))
+    }
+
+    /// [`Provider::read`], for an answer that must be a JSON object.
+    async fn read_object(
+        &self,
+        http: &reqwest::Client,
+        url: Option<&str>,
+        what: &str,
+        access_token: &str,
+    ) -> Result<Map<String, Value>, UpstreamError> {
+        match self.read(http, url, what, access_token).await? {
+            Value::Object(object) => Ok(object),
+            _ => Err(self.bad(&format!("its {what}'s answer is not an object"))),
         }
     }
 
@@ -623,7 +769,13 @@ impl<S: Store> Issuer<S> {
             return Err(UpstreamError::Refused { provider: provider.name(), error });
         }
         let code = answer.code.as_deref().ok_or_else(|| provider.bad("the answer has no code"))?;
-        let claims = self.redeem_upstream_code(provider, &metadata, code, state, now).await?;
+        let tokens = self.redeem_upstream_code(provider, &metadata, code, state).await?;
+        let claims = match &provider.config.kind {
+            ProviderKind::OpenIdConnect => {
+                self.openid_claims(provider, &metadata, &tokens, state, now).await?
+            }
+            ProviderKind::OAuth2(oauth2) => self.oauth2_claims(provider, oauth2, &tokens).await?,
+        };
         let profile = profile_of(&claims);
         let user =
             people::person_for(&self.store, &provider.config, &profile, begun.link_user.as_deref(), now)
@@ -632,18 +784,15 @@ impl<S: Store> Issuer<S> {
         Ok(SignedInUpstream { user, auth_time, request: begun.request, linked: begun.link_user.is_some() })
     }
 
-    /// Redeems `code` at the provider's token endpoint; the verified ID
-    /// token's claims, with what the provider's userinfo adds (many providers
-    /// put only `sub` in the ID token and the profile in userinfo: OpenID
-    /// Connect Core §5.4). The provider's tokens go no further than this.
+    /// Redeems `code` at the provider's token endpoint (with the sign-in's
+    /// PKCE verifier): the provider's tokens, which go no further than this.
     async fn redeem_upstream_code(
         &self,
         provider: &Provider,
         metadata: &AuthorizationServerMetadata,
         code: &str,
         state: &str,
-        now: i64,
-    ) -> Result<Map<String, Value>, UpstreamError> {
+    ) -> Result<ProviderTokens, UpstreamError> {
         let endpoint = provider.endpoint(metadata.token_endpoint.as_deref(), "token_endpoint")?;
         let config = &provider.config;
         let verifier = self.derived(state, "pkce");
@@ -658,7 +807,7 @@ impl<S: Store> Issuer<S> {
         let methods = metadata.other.get("token_endpoint_auth_methods_supported").and_then(Value::as_array);
         let post_only = methods.is_some_and(|m| {
             m.iter().any(|v| v == "client_secret_post") && !m.iter().any(|v| v == "client_secret_basic")
-        });
+        }) || matches!(&config.kind, ProviderKind::OAuth2(o) if o.secret_in_body);
         let mut request =
             self.upstream.http.post(endpoint).header(reqwest::header::ACCEPT, "application/json");
         if post_only {
@@ -673,34 +822,47 @@ impl<S: Store> Issuer<S> {
             );
         }
         let body = provider.fetch(request.form(&form)).await?;
-        #[derive(Deserialize)]
-        struct Tokens {
-            id_token: Option<String>,
-            access_token: Option<String>,
-        }
-        let tokens: Tokens =
+        let tokens: ProviderTokens =
             serde_json::from_slice(&body).map_err(|_| provider.bad("its token answer is not JSON"))?;
-        let id_token = tokens.id_token.ok_or_else(|| provider.bad("its token answer has no id_token"))?;
+        // OAuth 2.0 says errors come with 400, GitHub says them with 200.
+        if let Some(error) = &tokens.error {
+            return Err(provider.bad(&format!("its token endpoint refused the code ({error})")));
+        }
+        Ok(tokens)
+    }
+
+    /// Who an OpenID Connect provider says signed in: the verified ID token's
+    /// claims, with what its userinfo adds (many providers put only `sub` in
+    /// the ID token and the profile in userinfo: OpenID Connect Core §5.4).
+    async fn openid_claims(
+        &self,
+        provider: &Provider,
+        metadata: &AuthorizationServerMetadata,
+        tokens: &ProviderTokens,
+        state: &str,
+        now: i64,
+    ) -> Result<Map<String, Value>, UpstreamError> {
+        let config = &provider.config;
+        let id_token =
+            tokens.id_token.as_deref().ok_or_else(|| provider.bad("its token answer has no id_token"))?;
         let nonce = self.derived(state, "nonce");
         let expected =
             id_token::Expected { issuer: &config.issuer, client_id: &config.client_id, nonce: &nonce, now };
         let keys = provider.keys(&self.upstream.http, false).await?;
-        let verified = match id_token::verify(&id_token, &keys, &expected) {
+        let verified = match id_token::verify(id_token, &keys, &expected) {
             Err(id_token::IdTokenError::Signature) => {
                 // Perhaps a key the provider began to use since: fetch again, once.
                 let keys = provider.keys(&self.upstream.http, true).await?;
-                id_token::verify(&id_token, &keys, &expected)
+                id_token::verify(id_token, &keys, &expected)
             }
             other => other,
         };
         let mut claims =
             verified.map_err(|error| UpstreamError::BadIdToken { provider: provider.name(), error })?;
         if let (Some(endpoint), Some(access_token)) = (&metadata.userinfo_endpoint, &tokens.access_token) {
-            let endpoint = provider.endpoint(Some(endpoint), "userinfo_endpoint")?;
-            let request = self.upstream.http.get(endpoint).bearer_auth(access_token);
-            let body = provider.fetch(request.header(reqwest::header::ACCEPT, "application/json")).await?;
-            let userinfo: Map<String, Value> =
-                serde_json::from_slice(&body).map_err(|_| provider.bad("its userinfo answer is not JSON"))?;
+            let userinfo = provider
+                .read_object(&self.upstream.http, Some(endpoint), "userinfo_endpoint", access_token)
+                .await?;
             // Another person's answer is no answer for this one (§5.3.2).
             if userinfo.get("sub") != claims.get("sub") {
                 return Err(provider.bad("its userinfo answer is about someone else (sub)"));
@@ -711,4 +873,68 @@ impl<S: Store> Issuer<S> {
         }
         Ok(claims)
     }
+
+    /// Who a plain OAuth 2.0 provider says signed in: its user endpoint's
+    /// answer (and GitHub's list of addresses), as standard claims.
+    async fn oauth2_claims(
+        &self,
+        provider: &Provider,
+        oauth2: &OAuth2Provider,
+        tokens: &ProviderTokens,
+    ) -> Result<Map<String, Value>, UpstreamError> {
+        let http = &self.upstream.http;
+        let access_token = tokens
+            .access_token
+            .as_deref()
+            .ok_or_else(|| provider.bad("its token answer has no access_token"))?;
+        let user = provider.read(http, Some(&oauth2.user_endpoint), "user endpoint", access_token).await?;
+        let user =
+            user.as_object().ok_or_else(|| provider.bad("its user endpoint's answer is not an object"))?;
+        let fields = &oauth2.fields;
+        let subject = match user.get(&fields.subject) {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(provider.bad(&format!("its user endpoint's answer has no {}", fields.subject))),
+        };
+        let mut claims = Map::new();
+        claims.insert("sub".into(), subject.into());
+        for (claim, field) in [
+            ("preferred_username", &fields.username),
+            ("name", &fields.name),
+            ("email", &fields.email),
+            ("picture", &fields.picture),
+        ] {
+            if let Some(value) = user.get(field).filter(|v| v.is_string()) {
+                claims.insert(claim.into(), value.clone());
+            }
+        }
+        if let Some(verified) = fields.email_verified.as_ref().and_then(|f| user.get(f)) {
+            claims.insert("email_verified".into(), verified.clone());
+        }
+        if let Some(endpoint) = &oauth2.emails_endpoint {
+            // The primary address, when verified: the one that is the person's.
+            let emails = provider.read(http, Some(endpoint), "emails endpoint", access_token).await?;
+            let primary = emails.as_array().into_iter().flatten().find(|e| {
+                e.get("primary") == Some(&Value::Bool(true)) && e.get("verified") == Some(&Value::Bool(true))
+            });
+            match primary.and_then(|e| e.get("email")).filter(|e| e.is_string()) {
+                Some(email) => {
+                    claims.insert("email".into(), email.clone());
+                    claims.insert("email_verified".into(), true.into());
+                }
+                None => {
+                    claims.insert("email_verified".into(), false.into());
+                }
+            }
+        }
+        Ok(claims)
+    }
+}
+
+/// A provider's token answer, as far as it matters here.
+#[derive(Deserialize)]
+struct ProviderTokens {
+    id_token: Option<String>,
+    access_token: Option<String>,
+    error: Option<String>,
 }

@@ -234,6 +234,7 @@ mod tests {
             id: "p".into(),
             name: "P".into(),
             issuer: "https://p.example".into(),
+            kind: super::super::ProviderKind::OpenIdConnect,
             client_id: "c".into(),
             client_secret: super::super::ClientSecret::new("s"),
             scopes: vec!["openid".into()],
