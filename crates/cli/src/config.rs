@@ -281,7 +281,7 @@ impl ProviderSection {
                 } else {
                     Vec::new()
                 };
-                Ok((ProviderKind::OAuth2(oauth2), issuer, default_scopes))
+                Ok((ProviderKind::OAuth2(Box::new(oauth2)), issuer, default_scopes))
             }
         }
     }
@@ -846,7 +846,7 @@ mod tests {
         let github = with("kind = \"github\"\n").unwrap().settings().unwrap().identity_providers.remove(0);
         assert_eq!(github.issuer, "https://github.com");
         assert_eq!(github.scopes, ["read:user", "user:email"]);
-        assert_eq!(github.kind, ProviderKind::OAuth2(OAuth2Provider::github()));
+        assert_eq!(github.kind, ProviderKind::OAuth2(Box::new(OAuth2Provider::github())));
         let other = with(
             "kind = \"oauth2\"\nissuer = \"https://git.example\"\nauthorization_endpoint = \"https://git.example/a\"\n\
              token_endpoint = \"https://git.example/t\"\nuser_endpoint = \"https://git.example/u\"\n\

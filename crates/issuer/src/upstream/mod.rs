@@ -99,7 +99,7 @@ pub enum ProviderKind {
     /// Plain OAuth 2.0 with a user endpoint (GitHub's shape): its endpoints
     /// configured, and who signed in read from the user endpoint with the
     /// access token just obtained, over TLS.
-    OAuth2(OAuth2Provider),
+    OAuth2(Box<OAuth2Provider>),
 }
 
 /// The endpoints and field names of a plain OAuth 2.0 provider.
