@@ -34,12 +34,15 @@ impl Page {
             .replace("&#39;", "'")
     }
 
-    /// The page token of the form that posts to `action` (pages with
+    /// The page token of the form whose action ends with `action` (pages with
     /// several forms: the sign-in page's providers, the account page).
     pub fn form_csrf(&self, action: &str) -> String {
+        let marker = "action=\"";
         let form = self
             .body
-            .find(&format!("action=\"{action}\""))
+            .match_indices(marker)
+            .map(|(at, _)| at + marker.len())
+            .find(|&start| self.body[start..start + self.body[start..].find('"').unwrap()].ends_with(action))
             .unwrap_or_else(|| panic!("no form for {action}: {}", self.body));
         let marker = "name=\"csrf\" value=\"";
         let start = form + self.body[form..].find(marker).unwrap() + marker.len();
@@ -94,7 +97,7 @@ impl Browser {
 
     /// Fills in the sign-in form shown on `page`.
     pub async fn sign_in(&mut self, base: &str, page: &Page, login: &str, password: &str) -> Page {
-        let (csrf, request) = (page.form_csrf(&format!("{base}/sign-in")), page.input("request"));
+        let (csrf, request) = (page.form_csrf("/sign-in"), page.input("request"));
         let page = self
             .post(
                 &format!("{base}/sign-in"),
