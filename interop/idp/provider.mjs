@@ -178,7 +178,11 @@ function buildConfiguration() {
         token_endpoint_auth_method: 'client_secret_basic',
         grant_types: ['authorization_code'],
         response_types: ['code'],
-        redirect_uris: ['http://127.0.0.1/sign-in/outside/callback', 'http://127.0.0.1/sign-in/other/callback'],
+        redirect_uris: [
+          'http://127.0.0.1/sign-in/outside/callback',
+          'http://127.0.0.1/sign-in/other/callback',
+          'http://127.0.0.1/sign-in/provider/callback',
+        ],
       },
       {
         client_id: INTROSPECTOR,

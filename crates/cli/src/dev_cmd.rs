@@ -14,6 +14,7 @@ use agentgate_guard::Guard;
 use agentgate_issuer::clients::{self, ApplicationType, NewClient};
 use agentgate_issuer::registration::RegistrationPolicy;
 use agentgate_issuer::store::{AnyStore, Store};
+use agentgate_issuer::upstream::{Admission, ClientSecret, ProviderConfig, ProviderKind};
 use agentgate_issuer::users::{self, NewUser};
 use agentgate_issuer::{Issuer, Settings};
 use anyhow::Context;
@@ -44,10 +45,27 @@ pub struct DevArgs {
     #[arg(long = "route", value_name = "PATH=UPSTREAM")]
     routes: Vec<String>,
     /// Also the `[[route]]` tables of an agentgate.toml, with their policy and
-    /// identity, and its `[audit]` and `metrics_listen` (flags win): its
-    /// routes tried behind dev's demo issuer, which stands in for the rest of it.
+    /// identity, its `[[provider]]` sections, and its `[audit]` and
+    /// `metrics_listen` (flags win): tried behind dev's demo issuer, which
+    /// stands in for the rest of it.
     #[arg(long, value_name = "FILE")]
     routes_from: Option<std::path::PathBuf>,
+    /// Let people sign in at this OpenID Connect provider too (its issuer
+    /// URL), where this server is registered with --identity-provider-client-id
+    /// and its secret, and the callback dev prints; anyone it signs in comes in.
+    #[arg(long, value_name = "ISSUER", requires = "identity_provider_client_id")]
+    identity_provider: Option<String>,
+    /// This server's client id at --identity-provider.
+    #[arg(long, value_name = "ID")]
+    identity_provider_client_id: Option<String>,
+    /// Its secret there.
+    #[arg(
+        long,
+        env = "AGENTGATE_IDENTITY_PROVIDER_CLIENT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    identity_provider_client_secret: Option<String>,
     #[command(flatten)]
     observe: ObserveArgs,
     #[command(flatten)]
@@ -55,6 +73,37 @@ pub struct DevArgs {
 }
 
 impl DevArgs {
+    /// The file's providers, and the one of the flags (id `provider`).
+    fn identity_providers(&self, file: Option<&Config>) -> anyhow::Result<Vec<ProviderConfig>> {
+        let mut providers = match file {
+            Some(config) => config.providers()?,
+            None => Vec::new(),
+        };
+        if let (Some(issuer), Some(client_id)) = (&self.identity_provider, &self.identity_provider_client_id)
+        {
+            let secret = self.identity_provider_client_secret.clone().context(
+                "--identity-provider needs its client secret: set AGENTGATE_IDENTITY_PROVIDER_CLIENT_SECRET",
+            )?;
+            let name = url::Url::parse(issuer)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_else(|| "your identity provider".into());
+            let provider = ProviderConfig {
+                id: "provider".into(),
+                name,
+                issuer: issuer.clone(),
+                kind: ProviderKind::OpenIdConnect,
+                client_id: client_id.clone(),
+                client_secret: ClientSecret::new(secret),
+                scopes: vec!["openid".into(), "profile".into(), "email".into()],
+                admit: Admission::Anyone,
+            };
+            provider.check().map_err(anyhow::Error::msg)?;
+            providers.push(provider);
+        }
+        Ok(providers)
+    }
+
     pub async fn run(self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.data.config.is_none(),
@@ -90,6 +139,7 @@ impl DevArgs {
 
         let mut settings = Settings::new(&base);
         settings.default_resource = Some(mcp_url.clone());
+        settings.identity_providers = self.identity_providers(file.as_ref())?;
         // Any MCP client may come in, registered by itself or by its metadata
         // document, as the tutorial's agents expect.
         settings.registration = RegistrationPolicy::Open;
@@ -133,16 +183,26 @@ impl DevArgs {
             Some(path) => format!(" --data-dir {}", path.display()),
             None => String::new(),
         };
-        print_welcome(&base, &mcp_url, &demo, &data_flag);
-        for route in &routes {
-            let scopes: Vec<String> = route.scopes().into_keys().collect();
-            println!(
-                "  gateway route:   {base}{}  ({}, scope: {})",
-                route.path,
-                route.describe(),
-                scopes.join(" ")
-            );
-        }
+        // What this start adds to the tutorial's system.
+        let mut more: Vec<String> = routes
+            .iter()
+            .map(|route| {
+                let scopes: Vec<String> = route.scopes().into_keys().collect();
+                format!(
+                    "gateway route:   {base}{}  ({}, scope: {})",
+                    route.path,
+                    route.describe(),
+                    scopes.join(" ")
+                )
+            })
+            .collect();
+        more.extend(issuer.identity_providers().map(|(id, name)| {
+            format!(
+                "sign in with:    {name}  (register this callback there: {})",
+                issuer.upstream_callback(id)
+            )
+        }));
+        print_welcome(&base, &mcp_url, &demo, &data_flag, &more);
         serve::run(listener, app, shutdown).await
     }
 }
@@ -215,12 +275,18 @@ async fn demo_data(store: &AnyStore, mcp_url: &str) -> anyhow::Result<Demo> {
     Ok(Demo { password, first_party: ids[0].clone(), third_party: ids[1].clone() })
 }
 
-fn print_welcome(base: &str, mcp_url: &str, demo: &Demo, data_flag: &str) {
+/// What dev prints once it listens: where everything is, the demo's
+/// accounts, `more` (its gateway routes and identity providers), and what to
+/// try next.
+fn print_welcome(base: &str, mcp_url: &str, demo: &Demo, data_flag: &str, more: &[String]) {
     println!("agentgate dev is ready");
     println!();
     println!("  issuer:          {base}");
     println!("  MCP server:      {mcp_url}  (tool: whoami, scope: {MCP_SCOPE})");
     println!("  your account:    {base}/account");
+    for line in more {
+        println!("  {line}");
+    }
     println!();
     match &demo.password {
         DemoPassword::Generated(password) => println!(

@@ -5,24 +5,12 @@
 mod support;
 
 use reqwest::StatusCode;
-use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::Value;
 use support::Dev;
 use support::browser::Browser;
-use support::flow::{REDIRECT, authorize_url, exchange, jwt_claims};
+use support::flow::{REDIRECT, authorize_url, exchange, jwt_claims, whoami};
 
 const PASSWORD: &str = "wonderland";
-
-async fn whoami(url: &str, token: &str) -> Value {
-    let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token);
-    let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.unwrap();
-    let result = client.call_tool(CallToolRequestParams::new("whoami")).await.unwrap();
-    let _ = client.cancel().await;
-    result.structured_content.expect("whoami returns structured claims")
-}
 
 #[tokio::test]
 async fn a_third_party_agent_gets_alice_s_consent_and_calls_whoami() {
@@ -73,7 +61,7 @@ async fn a_third_party_agent_gets_alice_s_consent_and_calls_whoami() {
 
     let tokens = exchange(&dev, &agent, &params["code"]).await;
     let access_token = tokens["access_token"].as_str().expect("an access token");
-    let answer = whoami(&format!("{}/mcp", dev.base), access_token).await;
+    let answer = whoami(&dev.mcp_url(), access_token).await.unwrap();
     assert_eq!(answer["token"]["client_id"], agent.as_str());
     assert_eq!(answer["token"]["audience"], serde_json::json!([format!("{}/mcp", dev.base)]));
     assert_eq!(answer["person"]["sub"], jwt_claims(tokens["id_token"].as_str().unwrap())["sub"]);

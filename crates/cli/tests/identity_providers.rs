@@ -16,10 +16,10 @@ use agentgate_issuer::keys::{Alg, SigningKey};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::browser::{Browser, Page};
-use support::flow::{REDIRECT, VERIFIER, authorize_url_on, jwt_claims};
+use support::flow::{REDIRECT, VERIFIER, authorize_url_on, jwt_claims, whoami};
 use support::provider::{at_the_provider, begin, provider};
 use support::setup::{PASSWORD, Setup};
-use support::{Idp, free_port};
+use support::{Dev, Idp, free_port};
 
 /// `agentgate serve` with `extra` and its whoami at /mcp; the third-party
 /// app's client id.
@@ -564,4 +564,49 @@ async fn a_person_comes_in_through_a_github_shaped_provider_with_their_verified_
     let page = browser.get(&back).await;
     assert_eq!(page.status, StatusCode::BAD_GATEWAY, "{}", page.body);
     assert_eq!(people(&setup).len(), 1, "carol alone");
+}
+
+/// `agentgate dev --identity-provider`: the tutorial's system, where someone
+/// who has an account at an OpenID Connect provider signs in with it and
+/// whoami returns them; without the provider's secret dev refuses to start.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_lets_people_in_through_the_provider_on_its_command_line() {
+    let idp = Idp::start(&[]);
+    let flags =
+        ["--identity-provider", idp.issuer.as_str(), "--identity-provider-client-id", "agentgate-upstream"];
+    let data_dir = std::env::temp_dir().join(format!("agentgate-dev-no-secret-{}", std::process::id()));
+    let no_secret = std::process::Command::new(env!("CARGO_BIN_EXE_agentgate"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .args(flags)
+        .env_remove("AGENTGATE_IDENTITY_PROVIDER_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let said = String::from_utf8_lossy(&no_secret.stderr);
+    assert!(!no_secret.status.success(), "{said}");
+    assert!(said.contains("AGENTGATE_IDENTITY_PROVIDER_CLIENT_SECRET"), "says what to set: {said}");
+
+    let secret = ["--identity-provider-client-secret", "agentgate-upstream-secret"];
+    let dev = Dev::start_with(PASSWORD, &[&flags[..], &secret[..]].concat());
+    let app = dev.client_id("SmartMail AI");
+    let mut browser = Browser::new("en");
+    // alice at the provider has the demo alice's address: no way into her account.
+    let started = begin(&mut browser, &dev.base, &app, "provider").await.location.unwrap();
+    let refused = browser.get(&at_the_provider(&started, "alice").await).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert!(refused.body.contains("link 127.0.0.1 from your account page"), "{}", refused.body);
+    let to_provider = begin(&mut browser, &dev.base, &app, "provider").await;
+    let location = to_provider.location.expect("sent to the provider");
+    assert!(location.starts_with(&idp.issuer), "{location}");
+    let back = browser.get(&at_the_provider(&location, "bob").await).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    let consent = browser.get(back.location.as_deref().unwrap()).await;
+    let allowed = browser.decide(&dev.base, &consent, "allow").await;
+    let tokens = exchange(&dev.base, &app, &allowed).await;
+    let access_token = tokens["access_token"].as_str().unwrap_or_else(|| panic!("{tokens}"));
+    let claims = whoami(&dev.mcp_url(), access_token).await.unwrap();
+    let person = &claims["person"];
+    assert_eq!(person["name"], "Bob Builder", "whoami returns the person who signed in: {claims}");
+    assert_eq!(person["sub"], dev.user_id("bob").as_str(), "{claims}");
 }

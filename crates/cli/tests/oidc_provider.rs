@@ -5,22 +5,9 @@
 
 mod support;
 
-use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::Value;
+use support::flow::whoami;
 use support::{Idp, Whoami, structured, ts_client};
-
-/// rmcp's client: connect with `token`, call whoami, return the claims.
-async fn rmcp_whoami(url: &str, token: &str) -> Result<Value, String> {
-    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned());
-    let client =
-        ().serve(StreamableHttpClientTransport::from_config(config)).await.map_err(|e| e.to_string())?;
-    let result = client.call_tool(CallToolRequestParams::new("whoami")).await.map_err(|e| e.to_string())?;
-    client.cancel().await.ok();
-    Ok(result.structured_content.unwrap_or_default())
-}
 
 /// No token: 401 with the exact challenge, and the metadata it names is right.
 async fn challenge_and_metadata(server: &Whoami, issuer: &str, scope: &str) {
@@ -93,7 +80,7 @@ async fn jwt_mode() {
         |scope: &str| idp.access_token(&["--kind", "user", "--resource", &server.url, "--scope", scope]);
     let alice = user("openid profile email whoami tools:admin");
     assert_alice(structured(&ts_client(&server.url, Some(&alice), &[])));
-    assert_alice(&rmcp_whoami(&server.url, &alice).await.unwrap());
+    assert_alice(&whoami(&server.url, &alice).await.unwrap());
 
     // Scope missing for the tool: listing works, calling whoami is 403 with every scope needed.
     let narrow = user("openid whoami");
@@ -105,7 +92,7 @@ async fn jwt_mode() {
             && challenge.contains(r#"error="insufficient_scope""#),
         "{challenge}"
     );
-    let err = rmcp_whoami(&server.url, &narrow).await.unwrap_err();
+    let err = whoami(&server.url, &narrow).await.unwrap_err();
     assert!(err.contains("Insufficient scope"), "{err}");
 
     // A machine token (client credentials) is accepted, with its own subject.
@@ -122,7 +109,7 @@ async fn jwt_mode() {
         let r = ts_client(&server.url, Some(token), &[]);
         assert_eq!(r["status"], 401, "{name}: {r}");
         assert!(r["wwwAuthenticate"].as_str().unwrap().contains(r#"error="invalid_token""#), "{name}: {r}");
-        assert!(rmcp_whoami(&server.url, token).await.unwrap_err().contains("Auth required"), "{name}");
+        assert!(whoami(&server.url, token).await.unwrap_err().contains("Auth required"), "{name}");
     }
 
     // Bob's valid token on alice's session is refused.
@@ -158,7 +145,7 @@ async fn userinfo_mode() {
     let alice = idp.access_token(&["--kind", "user", "--scope", "openid profile email"]);
     let r = ts_client(&server.url, Some(&alice), &[]);
     assert_alice(structured(&r));
-    assert_alice(&rmcp_whoami(&server.url, &alice).await.unwrap());
+    assert_alice(&whoami(&server.url, &alice).await.unwrap());
 
     // A JWT for a resource is not accepted by the issuer's userinfo endpoint.
     let resource_jwt =
@@ -226,7 +213,7 @@ async fn introspection_mode() {
     assert_alice(answer);
     assert_eq!(answer["token"]["audience"], serde_json::json!([server.url]), "{answer}");
     assert_eq!(answer["token"]["client_id"], "agentgate-test-spa", "{answer}");
-    assert_alice(&rmcp_whoami(&server.url, &alice).await.unwrap());
+    assert_alice(&whoami(&server.url, &alice).await.unwrap());
 
     let narrow = idp.access_token(&["--kind", "user", "--resource", &server.url, "--scope", "openid whoami"]);
     assert_eq!(ts_client(&server.url, Some(&narrow), &[])["status"], 403);

@@ -2,6 +2,10 @@
 //! code's exchange, a JWT's claims, and what the guarded `/mcp` answers a token.
 
 use base64::Engine;
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 
 use super::Dev;
@@ -86,4 +90,15 @@ pub async fn mcp_answer(url: &str, token: &str) -> (u16, String) {
     let status = response.status().as_u16();
     let body: Value = if status == 200 { Value::Null } else { response.json().await.unwrap_or_default() };
     (status, body["error_description"].as_str().unwrap_or_default().to_owned())
+}
+
+/// rmcp's client: connects to `url` with `token` and calls whoami; the claims
+/// it returns, or why the call failed.
+pub async fn whoami(url: &str, token: &str) -> Result<Value, String> {
+    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned());
+    let client =
+        ().serve(StreamableHttpClientTransport::from_config(config)).await.map_err(|e| e.to_string())?;
+    let result = client.call_tool(CallToolRequestParams::new("whoami")).await.map_err(|e| e.to_string())?;
+    client.cancel().await.ok();
+    Ok(result.structured_content.unwrap_or_default())
 }
