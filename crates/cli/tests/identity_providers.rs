@@ -610,3 +610,83 @@ async fn dev_lets_people_in_through_the_provider_on_its_command_line() {
     assert_eq!(person["name"], "Bob Builder", "whoami returns the person who signed in: {claims}");
     assert_eq!(person["sub"], dev.user_id("bob").as_str(), "{claims}");
 }
+
+/// Another `agentgate serve` as the provider: a team's own agentgate, where
+/// carol has a password, lets her into this one. The provider's pages are
+/// visited with their own cookie jar, as a browser keeps one per site.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_agentgate_is_a_provider_like_any_other() {
+    let front = Setup::new("front", "[whoami]\n", 0o600);
+    let app = front.add_app("Outside agent", &["--third-party"], "openid profile email mcp:tools");
+    let team = Setup::new("team", "", 0o600);
+    let out = team.run(
+        &[
+            "users",
+            "add",
+            "carol",
+            "--name",
+            "Carol Danvers",
+            "--email",
+            "carol@team.example",
+            "--password-stdin",
+        ],
+        &[],
+        PASSWORD,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let callback = format!("{}/sign-in/team/callback", front.issuer());
+    let registered = team.json(&[
+        "apps",
+        "add",
+        "agentgate in front",
+        "--confidential",
+        "--redirect-uri",
+        &callback,
+        "--scopes",
+        "openid profile email",
+        "--json",
+    ]);
+    let section = format!(
+        "[[provider]]\nid = \"team\"\nname = \"Team ID\"\nissuer = \"{}\"\nclient_id = \"{}\"\n\
+         client_secret = \"{}\"\npeople = \"anyone\"\n",
+        team.issuer(),
+        registered["client_id"].as_str().unwrap(),
+        registered["client_secret"].as_str().unwrap_or_else(|| panic!("{registered}")),
+    );
+    let mut config = std::fs::read_to_string(front.config()).unwrap();
+    config.push_str(&section);
+    std::fs::write(front.config(), config).unwrap();
+    let (_team_serve, _) = team.serve(&[]);
+    let (_front_serve, _) = front.serve(&[]);
+    let base = front.issuer();
+
+    let mut browser = Browser::new("en");
+    let mut at_team = Browser::new("en");
+    let location =
+        begin(&mut browser, &base, &app, "team").await.location.expect("sent to the team's agentgate");
+    assert!(location.starts_with(&format!("{}/authorize?", team.issuer())), "{location}");
+    let sign_in = at_team.get(&location).await;
+    assert_eq!(sign_in.status, StatusCode::OK, "{}", sign_in.body);
+    let back = at_team.sign_in(&team.issuer(), &sign_in, "carol", PASSWORD).await;
+    let answer = back.location.clone().unwrap_or_else(|| panic!("{}: {}", back.status, back.body));
+    assert!(answer.starts_with(&callback), "{answer}");
+    let signed_in = browser.get(&answer).await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.body);
+    let consent = browser.get(signed_in.location.as_deref().unwrap()).await;
+    let allowed = browser.decide(&base, &consent, "allow").await;
+    let tokens = exchange(&base, &app, &allowed).await;
+    let access_token = tokens["access_token"].as_str().unwrap_or_else(|| panic!("{tokens}"));
+    let claims = whoami(&format!("{base}/mcp"), access_token).await.unwrap();
+    let person = &claims["person"];
+    assert_eq!(
+        (person["username"].as_str(), person["name"].as_str()),
+        (Some("carol"), Some("Carol Danvers")),
+        "{claims}"
+    );
+    assert_eq!(
+        person["sub"],
+        front.user_id("carol").as_str(),
+        "this server's person, not the team's: {claims}"
+    );
+    assert_ne!(person["sub"], team.user_id("carol").as_str());
+}
