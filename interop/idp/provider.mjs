@@ -176,7 +176,8 @@ function buildConfiguration() {
         client_name: 'agentgate (upstream sign-in)',
         application_type: 'native',
         token_endpoint_auth_method: 'client_secret_basic',
-        grant_types: ['authorization_code'],
+        // refresh_token: for a [[provider]] with keep_refresh_token.
+        grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         redirect_uris: [
           'http://127.0.0.1/sign-in/outside/callback',

@@ -128,7 +128,7 @@ pub struct ProviderSection {
     #[serde(default)]
     pub kind: ProviderKindName,
     /// The provider's issuer identifier (an OAuth 2.0 provider's: the name its
-    /// accounts go by here) [default for github: https://github.com].
+    /// accounts go by here) [default for github: `https://github.com`].
     pub issuer: Option<String>,
     /// An OAuth 2.0 provider's endpoints (for github: to override GitHub's,
     /// for GitHub Enterprise).
@@ -161,6 +161,10 @@ pub struct ProviderSection {
     /// come in.
     #[serde(default)]
     pub email_domains: Vec<String>,
+    /// Keep the provider's refresh token (sealed) at each sign-in, for routes
+    /// whose `provider_token` names this provider.
+    #[serde(default)]
+    pub keep_refresh_token: bool,
 }
 
 /// `kind` of a `[[provider]]`.
@@ -330,6 +334,7 @@ impl ProviderSection {
             client_secret: secret,
             scopes,
             admit,
+            keep_refresh_token: self.keep_refresh_token,
         };
         config.check().map_err(anyhow::Error::msg)?;
         Ok(config)
@@ -391,6 +396,9 @@ pub struct RouteConfig {
     pub identity: IdentityMode,
     /// The audience of the tokens minted for the upstream [default: its URL].
     pub audience: Option<String>,
+    /// The id of a `[[provider]]` that keeps refresh tokens: the upstream gets
+    /// the person's access token there as `X-Agentgate-Provider-Token`.
+    pub provider_token: Option<String>,
     /// The scopes every request needs [default: the route's scopes no rule names].
     pub require: Option<Vec<String>>,
     /// Whether the audit log keeps the arguments of calls (off: they may hold
@@ -459,6 +467,7 @@ impl RouteConfig {
         route.shared = self.shared_process;
         route.identity = self.identity;
         route.audience.clone_from(&self.audience);
+        route.provider_token.clone_from(&self.provider_token);
         route.scopes.clone_from(&self.scopes);
         route.translations.clone_from(&self.translations);
         route.require.clone_from(&self.require);
@@ -1020,6 +1029,14 @@ mod tests {
                 "does not describe",
             ),
             ("[[route]]\npath = \"/a\"\nupstream = \"npx x\"\nrequire = [\"w\"]", "does not describe"),
+            (
+                "[[route]]\npath = \"/a\"\nupstream = \"npx x\"\nprovider_token = \"p\"",
+                "a program on stdio has none",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nupstream = \"http://10.0.0.2/mcp\"\nprovider_token = \"p\"",
+                "in the clear",
+            ),
             (
                 "[[route]]\npath = \"/a\"\nupstream = \"npx x\"\n[route.tools.t]\nscope = [\"w\"]",
                 "unknown field",

@@ -97,6 +97,7 @@ impl DevArgs {
                 client_secret: ClientSecret::new(secret),
                 scopes: vec!["openid".into(), "profile".into(), "email".into()],
                 admit: Admission::Anyone,
+                keep_refresh_token: false,
             };
             provider.check().map_err(anyhow::Error::msg)?;
             providers.push(provider);

@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 
 use agentgate_gateway::audit::AuditLayer;
 use agentgate_gateway::policy::Policy;
+use agentgate_gateway::provider_token::TokenFuture;
 use agentgate_gateway::{
-    AppDirectory, AppInfo, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream, Identity, Minter, Policed,
-    StdioCommand, StdioOptions, StdioUpstream, UpstreamTokens,
+    AppDirectory, AppInfo, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream, Identity, Minter,
+    NoProviderToken, Policed, ProviderTokens, StdioCommand, StdioOptions, StdioUpstream, UpstreamTokens,
 };
 use agentgate_guard::{AuthInfo, Guard};
 use agentgate_issuer::Issuer;
 use agentgate_issuer::store::{AnyStore, Store, Translations};
 use agentgate_issuer::tokens::OnBehalf;
+use agentgate_issuer::upstream::ProviderTokenError;
 use anyhow::{Context, bail, ensure};
 use axum::routing::{MethodRouter, any_service};
 use serde::Deserialize;
@@ -114,6 +116,9 @@ pub struct Route {
     /// The audience of the tokens minted for the upstream (`identity =
     /// "token"`) [default: the upstream's URL].
     pub audience: Option<String>,
+    /// The identity provider whose access token for the person the upstream
+    /// gets (`X-Agentgate-Provider-Token`).
+    pub provider_token: Option<String>,
     /// The scopes a token needs here, with the words the consent page shows
     /// [default: `mcp:tools`, "Use the tools of NAME"].
     pub scopes: BTreeMap<String, String>,
@@ -149,6 +154,7 @@ impl Route {
             shared: false,
             identity: IdentityMode::None,
             audience: None,
+            provider_token: None,
             scopes: BTreeMap::new(),
             translations: Translations::default(),
             policy: Policy::new(),
@@ -280,6 +286,36 @@ impl Route {
             url::Url::parse(audience)
                 .with_context(|| format!("route {}: audience {audience:?} is not a URL", self.path))?;
         }
+        if let Some(provider) = &self.provider_token {
+            self.check_provider_token(provider, own_issuer)?;
+        }
+        Ok(())
+    }
+
+    /// A provider token goes only where it can be trusted: from this
+    /// server's issuer, to an upstream over TLS, on loopback or on a socket.
+    fn check_provider_token(&self, provider: &str, own_issuer: bool) -> anyhow::Result<()> {
+        ensure!(
+            own_issuer,
+            "route {}: provider_token needs agentgate's own issuer, where people sign in with {provider:?} \
+             (agentgate serve or dev)",
+            self.path
+        );
+        match &self.upstream {
+            Upstream::Stdio { .. } => bail!(
+                "route {}: provider_token is sent in a header, and a program on stdio has none; \
+                 put the MCP server behind an http URL",
+                self.path
+            ),
+            Upstream::Http(url) => ensure!(
+                url.scheme() == "https"
+                    || agentgate_guard::is_loopback(url)
+                    || agentgate_gateway::unix_socket(url).is_some(),
+                "route {}: provider_token sends the person's token at {provider:?} to {url}, in the clear; \
+                 use an https URL, or an upstream on loopback or a Unix socket",
+                self.path
+            ),
+        }
         Ok(())
     }
 
@@ -343,9 +379,19 @@ impl Route {
                     }
                     _ => Identity::None,
                 };
-                let upstream =
+                let mut upstream =
                     HttpUpstream::with_limits(&self.name, url.clone(), self.timeout, self.max_body_bytes)
                         .with_identity(identity);
+                if let (Some(provider), Some(issuer)) = (&self.provider_token, &around.issuer) {
+                    ensure!(
+                        issuer.keeps_refresh_tokens(provider) == Some(true),
+                        "route {}: provider_token = {provider:?} needs a [[provider]] with that id and \
+                         keep_refresh_token = true",
+                        self.path
+                    );
+                    let tokens = IssuerProviderTokens { issuer: issuer.clone(), provider: provider.clone() };
+                    upstream = upstream.with_provider_token(Arc::new(tokens));
+                }
                 self.layered(guard, around, upstream)
             }
             Upstream::Stdio { command, env, cwd } => {
@@ -510,6 +556,30 @@ impl Minter for IssuerMinter {
             audience,
             expires_at,
         }))
+    }
+}
+
+/// This server's issuer, trading the refresh token it keeps for a person at
+/// `provider` for an access token there.
+struct IssuerProviderTokens {
+    issuer: Arc<Issuer<AnyStore>>,
+    provider: String,
+}
+
+impl ProviderTokens for IssuerProviderTokens {
+    fn access_token<'a>(&'a self, caller: &'a AuthInfo) -> TokenFuture<'a> {
+        Box::pin(async move {
+            let now = agentgate_issuer::now();
+            match self.issuer.provider_access_token(&caller.subject, &self.provider, now).await {
+                Ok(access) => Ok(access.access_token),
+                Err(error @ (ProviderTokenError::NotKept { .. } | ProviderTokenError::UnknownProvider)) => {
+                    Err(NoProviderToken::SignInNeeded(error.to_string()))
+                }
+                Err(ProviderTokenError::Provider(error)) => {
+                    Err(NoProviderToken::ProviderFailed(error.to_string()))
+                }
+            }
+        })
     }
 }
 

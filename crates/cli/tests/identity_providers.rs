@@ -690,3 +690,100 @@ async fn another_agentgate_is_a_provider_like_any_other() {
     );
     assert_ne!(person["sub"], team.user_id("carol").as_str());
 }
+
+/// `keep_refresh_token` and a route's `provider_token`: the MCP server behind
+/// the gateway gets the person's access token at oidc-provider, which
+/// oidc-provider's userinfo accepts as hers; what is kept is sealed (the
+/// stored value is no refresh token there); an agent cannot send its own; a
+/// person who signed in with a password gets 403 and what to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_acts_at_the_provider_for_the_person_with_the_token_the_gateway_hands_it() {
+    let idp = Idp::start(&[]);
+    let (upstream, seen) = support::upstream::recording_upstream(0).await;
+    let extra = provider("outside", "Outside ID", &idp.issuer, "anyone")
+        + "keep_refresh_token = true\n"
+        + &format!("[[route]]\npath = \"/echo\"\nupstream = \"{upstream}\"\nprovider_token = \"outside\"\n");
+    // A route may hand out only what a provider keeps.
+    let not_kept = Setup::new("not-kept", &extra.replace("keep_refresh_token = true\n", ""), 0o600);
+    let refused = not_kept.run(&["serve"], &[], "");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("keep_refresh_token = true"), "{said}");
+
+    let (setup, _serve, app) = serve("kept", &extra);
+    setup.add_person("dave");
+    let base = setup.issuer();
+    let route = format!("{base}/echo");
+    let for_route = [("resource", route.as_str()), ("scope", "openid mcp:tools")];
+
+    let mut browser = Browser::new("en");
+    let page = browser.get(&authorize_url_on(&base, &app, &for_route)).await;
+    let action = format!("{base}/sign-in/outside");
+    let (csrf, request) = (page.form_csrf(&action), page.input("request"));
+    let sent = browser.post(&action, &[("csrf", &csrf), ("request", &request)]).await;
+    let location = sent.location.expect("sent to the provider");
+    let asked: HashMap<_, _> = url::Url::parse(&location).unwrap().query_pairs().into_owned().collect();
+    assert!(asked["scope"].contains("offline_access") && asked["prompt"] == "consent", "{asked:?}");
+    let back = browser.get(&at_the_provider(&location, "alice").await).await;
+    let consent = browser.get(back.location.as_deref().unwrap_or_else(|| panic!("{}", back.body))).await;
+    let allowed = browser.decide(&base, &consent, "allow").await;
+    let tokens = exchange(&base, &app, &allowed).await;
+    let token = tokens["access_token"].as_str().unwrap_or_else(|| panic!("{tokens}"));
+
+    let forged = "forged-by-the-agent";
+    let answer = support::gateway::post(&route, token)
+        .header("x-agentgate-provider-token", forged)
+        .json(&support::gateway::initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "{}", answer.text().await.unwrap());
+    let handed = seen.lock().unwrap()[0]["x-agentgate-provider-token"].to_str().unwrap().to_owned();
+    assert_ne!(handed, forged);
+    assert!(!seen.lock().unwrap()[0].contains_key("authorization"), "the agent's token stops at the gateway");
+    let userinfo: Value = reqwest::Client::new()
+        .get(format!("{}/me", idp.issuer))
+        .bearer_auth(&handed)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(userinfo["sub"], "alice", "the provider's own token for her: {userinfo}");
+
+    // What is stored is sealed: the provider takes it for no refresh token.
+    let db = setup.dir.join("data").join("agentgate.db");
+    let mut conn =
+        <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+    let stored: (String,) = sqlx::query_as("SELECT refresh_token FROM user_links WHERE subject = 'alice'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", stored.0.as_str())];
+    let tried = reqwest::Client::new()
+        .post(format!("{}/token", idp.issuer))
+        .basic_auth("agentgate-upstream", Some("agentgate-upstream-secret"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tried.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(tried.json::<Value>().await.unwrap()["error"], "invalid_grant");
+
+    // dave signed in with his password: nothing is kept for him there.
+    let mut browser = Browser::new("en");
+    let page = browser.get(&authorize_url_on(&base, &app, &for_route)).await;
+    let consent = browser.sign_in(&base, &page, "dave", PASSWORD).await;
+    let allowed = browser.decide(&base, &consent, "allow").await;
+    let tokens = exchange(&base, &app, &allowed).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let refused =
+        support::gateway::post(&route, token).json(&support::gateway::initialize()).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let error = refused.json::<Value>().await.unwrap()["error"].clone();
+    assert_eq!(error["data"]["reason"], "provider_sign_in_needed", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("sign in with Outside ID once more"), "{error}");
+    assert_eq!(seen.lock().unwrap().len(), 1, "nothing reached the upstream for dave");
+}

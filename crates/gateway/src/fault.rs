@@ -1,7 +1,8 @@
 //! What the agent gets when the upstream fails: an HTTP status that says
 //! whose fault it is (502 the upstream broke, 504 it was too slow, 413 the
 //! request was too big, 503 no room for another process, 500 the route
-//! cannot say who is calling), and a JSON-RPC
+//! cannot say who is calling, 403 the person must sign in at their identity
+//! provider again), and a JSON-RPC
 //! error in words that name the route and say what to do next.
 //!
 //! The body is a JSON-RPC error because that is what an MCP client reads: the
@@ -87,6 +88,25 @@ pub enum Fault {
         /// What is missing or wrong.
         detail: String,
     },
+    /// The route hands its upstream the person's token at their identity
+    /// provider, and none is kept for them.
+    #[error("route {route} acts for you at your identity provider, and cannot yet: {detail}")]
+    ProviderSignIn {
+        /// The route's name.
+        route: String,
+        /// What the person does about it.
+        detail: String,
+    },
+    /// The person's identity provider did not give their token.
+    #[error(
+        "route {route} could not get your token from your identity provider ({detail}); nothing was sent to its MCP server; try again later"
+    )]
+    ProviderFailed {
+        /// The route's name.
+        route: String,
+        /// What failed, without secrets.
+        detail: String,
+    },
 }
 
 impl Fault {
@@ -100,6 +120,8 @@ impl Fault {
             Fault::BodyTooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
             Fault::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Fault::Identity { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Fault::ProviderSignIn { .. } => StatusCode::FORBIDDEN,
+            Fault::ProviderFailed { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -114,6 +136,8 @@ impl Fault {
             Fault::BodyTooSlow { .. } => "body_too_slow",
             Fault::Busy { .. } => "process_limit",
             Fault::Identity { .. } => "identity_unavailable",
+            Fault::ProviderSignIn { .. } => "provider_sign_in_needed",
+            Fault::ProviderFailed { .. } => "provider_failed",
         }
     }
 

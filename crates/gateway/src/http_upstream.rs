@@ -42,6 +42,7 @@ use crate::fault::Fault;
 use crate::headers;
 use crate::http_client::{Client, ClientError};
 use crate::identity::Identity;
+use crate::provider_token::{ProviderToken, ProviderTokens};
 
 /// The bound on a request body, unless the route sets its own.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -76,6 +77,7 @@ struct Inner {
     timeout: Duration,
     max_body_bytes: usize,
     identity: Identity,
+    provider_token: Option<ProviderToken>,
 }
 
 impl HttpUpstream {
@@ -88,8 +90,18 @@ impl HttpUpstream {
     pub fn with_limits(route: impl Into<String>, url: Url, timeout: Duration, max_body_bytes: usize) -> Self {
         let transport = Transport::for_url(&url, timeout);
         let route = Arc::from(route.into());
-        let identity = Identity::None;
-        Self { inner: Arc::new(Inner { route, url, transport, timeout, max_body_bytes, identity }) }
+        let (identity, provider_token) = (Identity::None, None);
+        Self {
+            inner: Arc::new(Inner {
+                route,
+                url,
+                transport,
+                timeout,
+                max_body_bytes,
+                identity,
+                provider_token,
+            }),
+        }
     }
 
     /// The same, telling the upstream who is calling as `identity` says.
@@ -104,6 +116,14 @@ impl HttpUpstream {
     pub fn with_identity(self, identity: Identity) -> Self {
         let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner::clone(&shared));
         Self { inner: Arc::new(Inner { identity, ..inner }) }
+    }
+
+    /// The same, handing the upstream the person's access token at their
+    /// identity provider as `X-Agentgate-Provider-Token` (see
+    /// [`provider_token`](crate::provider_token)).
+    pub fn with_provider_token(self, tokens: Arc<dyn ProviderTokens>) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner::clone(&shared));
+        Self { inner: Arc::new(Inner { provider_token: Some(ProviderToken(tokens)), ..inner }) }
     }
 
     /// The upstream's URL.
@@ -188,7 +208,11 @@ impl Inner {
             url.set_query(Some(query));
         }
         let mut to_upstream = headers::to_upstream(&parts.headers);
-        self.identity.add(&self.route, parts.extensions.get::<AuthInfo>(), &mut to_upstream)?;
+        let caller = parts.extensions.get::<AuthInfo>();
+        self.identity.add(&self.route, caller, &mut to_upstream)?;
+        if let Some(provider_token) = &self.provider_token {
+            provider_token.add(&self.route, caller, &mut to_upstream).await?;
+        }
         let with_body =
             declared.is_some() || !matches!(parts.method, Method::GET | Method::DELETE | Method::HEAD);
         let sent =

@@ -51,6 +51,7 @@ pub mod identity;
 pub mod metrics;
 pub mod policy;
 mod process;
+pub mod provider_token;
 mod stdio;
 
 pub use enforce::{AppDirectory, AppInfo, MAX_LIST_ANSWER, POLICY_REFUSED, Policed};
@@ -58,4 +59,5 @@ pub use fault::Fault;
 pub use http_upstream::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream, unix_socket};
 pub use identity::{Identity, Minter, UpstreamTokens};
 pub use process::StdioCommand;
+pub use provider_token::{NoProviderToken, ProviderToken, ProviderTokens};
 pub use stdio::{StdioOptions, StdioUpstream};

@@ -17,7 +17,7 @@
 //! (`tools/list`, `prompts/list`, `resources/list`,
 //! `resources/templates/list`), so an agent is not shown tools it would fail
 //! to call. Things no rule names are open to anyone the route lets in. This
-//! module decides; [`crate::enforce`] reads the messages and writes the
+//! module decides; [`Policed`](crate::Policed) reads the messages and writes the
 //! answers.
 //!
 //! Tools and prompts are named exactly. Resources are named by URI, and a

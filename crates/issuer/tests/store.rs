@@ -886,11 +886,26 @@ async fn accounts_at_providers_tie_to_one_person_and_sign_ins_in_progress_are_ta
     assert_eq!(store.user(&alice.id).await.unwrap().unwrap(), refreshed, "nothing changed");
     assert_eq!(store.user_links(&alice.id).await.unwrap()[0].signed_in_at, Some(20));
 
+    // A kept refresh token: replaced only while it is still the one read.
+    assert_eq!(store.kept_refresh_token(&alice.id, LOGTO).await.unwrap(), None);
+    assert!(store.keep_refresh_token(LOGTO, "s-1", Some("sealed-1"), None).await.unwrap());
+    let kept = Some(("s-1".to_owned(), "sealed-1".to_owned()));
+    assert_eq!(store.kept_refresh_token(&alice.id, LOGTO).await.unwrap(), kept);
+    assert_eq!(store.kept_refresh_token(&bob.id, LOGTO).await.unwrap(), None, "alice's account, not bob's");
+    assert!(!store.keep_refresh_token(LOGTO, "s-1", Some("sealed-3"), Some("sealed-0")).await.unwrap());
+    assert!(store.keep_refresh_token(LOGTO, "s-1", Some("sealed-2"), Some("sealed-1")).await.unwrap());
+    assert_eq!(store.kept_refresh_token(&alice.id, LOGTO).await.unwrap().unwrap().1, "sealed-2");
+    assert!(store.keep_refresh_token(LOGTO, "s-1", None, None).await.unwrap());
+    assert_eq!(store.kept_refresh_token(&alice.id, LOGTO).await.unwrap(), None, "dropped");
+    assert!(store.keep_refresh_token(LOGTO, "s-1", Some("sealed-4"), None).await.unwrap());
+
     assert!(!store.delete_user_link(&bob.id, LOGTO, "s-1").await.unwrap(), "not bob's to remove");
     store.delete_user(&alice.id, 40).await.unwrap();
     assert_eq!(store.user_by_link(LOGTO, "s-1").await.unwrap(), None, "gone with the person");
+    assert!(store.keep_refresh_token(LOGTO, "s-3", Some("sealed-5"), None).await.unwrap());
     assert!(store.delete_user_link(&carol.id, LOGTO, "s-3").await.unwrap());
     assert!(store.user_links(&carol.id).await.unwrap().is_empty());
+    assert_eq!(store.kept_refresh_token(&carol.id, LOGTO).await.unwrap(), None, "gone with the link");
 
     let begun = UpstreamSignIn {
         state_hash: "h-1".into(),

@@ -39,6 +39,7 @@ const MIGRATIONS: &[Migration] = &[
     step(8, "revocations", include_str!("../../migrations/0008_revocations.sql")),
     step(9, "resource translations", include_str!("../../migrations/0009_resource_translations.sql")),
     step(10, "upstream sign-in", include_str!("../../migrations/0010_upstream_sign_in.sql")),
+    step(11, "kept refresh tokens", include_str!("../../migrations/0011_kept_refresh_tokens.sql")),
 ];
 
 const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS agentgate_migrations (

@@ -695,6 +695,27 @@ pub trait Store: Send + Sync + 'static {
         subject: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// The sealed refresh token kept for `user_id`'s account at `issuer`
+    /// (the one they last signed in through, if several): the account's
+    /// subject and the sealed token.
+    fn kept_refresh_token(
+        &self,
+        user_id: &str,
+        issuer: &str,
+    ) -> impl Future<Output = Result<Option<(String, String)>, StoreError>> + Send;
+
+    /// Keeps `sealed` (or, `None`, nothing) as the refresh token of the
+    /// account `subject` of `issuer`. With `replacing`, only while the kept one
+    /// is still that (another instance may have rotated it since it was
+    /// read); whether it was written.
+    fn keep_refresh_token(
+        &self,
+        issuer: &str,
+        subject: &str,
+        sealed: Option<&str>,
+        replacing: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// A person's profile from a provider, at a sign-in through the account
     /// `subject` of `issuer` (whose `signed_in_at` becomes `now`).
     fn refresh_profile(

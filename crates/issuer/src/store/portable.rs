@@ -1015,6 +1015,41 @@ macro_rules! store_methods {
             Ok(done.rows_affected() == 1)
         }
 
+                async fn kept_refresh_token(&self, user_id: &str, issuer: &str) -> Result<Option<(String, String)>, StoreError> {
+            let row = sqlx::query(
+                "SELECT subject, refresh_token FROM user_links
+                 WHERE user_id = $1 AND issuer = $2 AND refresh_token IS NOT NULL
+                 ORDER BY signed_in_at DESC, subject LIMIT 1",
+            )
+            .bind(user_id)
+            .bind(issuer)
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+            Ok(row.map(|row| (row.get("subject"), row.get("refresh_token"))))
+        }
+
+        async fn keep_refresh_token(
+            &self,
+            issuer: &str,
+            subject: &str,
+            sealed: Option<&str>,
+            replacing: Option<&str>,
+        ) -> Result<bool, StoreError> {
+                        let set = "UPDATE user_links SET refresh_token = $3 WHERE issuer = $1 AND subject = $2";
+            let query = match replacing {
+                None => sqlx::query(set).bind(issuer).bind(subject).bind(sealed),
+                Some(old) => sqlx::query(
+                    "UPDATE user_links SET refresh_token = $3 WHERE issuer = $1 AND subject = $2 AND refresh_token = $4",
+                )
+                .bind(issuer)
+                .bind(subject)
+                .bind(sealed)
+                .bind(old),
+            };
+            let done = query.execute(&mut *self.conn().await?).await?;
+            Ok(done.rows_affected() == 1)
+        }
+
         async fn refresh_profile(&self, user: &User, issuer: &str, subject: &str, now: i64) -> Result<(), StoreError> {
             let mut conn = self.conn().await?;
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;

@@ -4,8 +4,10 @@
 //!
 //! The person's browser goes to the provider and comes back with a code; the
 //! issuer redeems it and checks the ID token; the person is then signed in
-//! here, as the person tied to that account ([`people`]). Agents get this
-//! issuer's tokens only: the provider's tokens stay here and are dropped.
+//! here, as the person tied to that account (`people.rs`). Agents get this
+//! issuer's tokens only: the provider's tokens stay here and are dropped,
+//! unless the provider's configuration keeps its refresh token, sealed, for
+//! the MCP servers behind the gateway ([`Issuer::provider_access_token`]).
 //!
 //! A sign-in in progress is a row of the store, so that it may begin on one
 //! instance and end on another. What could finish it does not sit in the
@@ -18,6 +20,7 @@
 //! it is taken once.
 
 pub mod id_token;
+mod kept;
 mod people;
 
 use std::sync::Arc;
@@ -32,6 +35,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
+pub use kept::{ProviderAccess, ProviderTokenError};
 pub use people::Profile;
 
 use crate::store::{Store, StoreError, UpstreamSignIn, User, UserLink};
@@ -183,6 +187,10 @@ pub struct ProviderConfig {
     pub scopes: Vec<String>,
     /// Who may come in as a new person.
     pub admit: Admission,
+    /// Whether the provider's refresh token is kept (sealed) at each sign-in,
+    /// so that an MCP server behind the gateway can be given an access token
+    /// of the provider's for the person ([`Issuer::provider_access_token`]).
+    pub keep_refresh_token: bool,
 }
 
 impl ProviderConfig {
@@ -374,6 +382,8 @@ impl From<StoreError> for UpstreamError {
 pub(crate) struct Providers {
     list: Vec<Provider>,
     http: reqwest::Client,
+    /// The provider access tokens handed out lately, per person and provider.
+    access: kept::AccessCache,
 }
 
 struct Provider {
@@ -427,7 +437,7 @@ impl Providers {
             .timeout(PROVIDER_TIMEOUT)
             .build()
             .expect("a reqwest client with rustls builds");
-        Self { list, http }
+        Self { list, http, access: kept::AccessCache::default() }
     }
 
     fn get(&self, id: &str) -> Result<&Provider, UpstreamError> {
@@ -520,19 +530,7 @@ impl Provider {
 
     /// Sends `request`; the body of a 2xx answer, at most [`MAX_ANSWER_BYTES`].
     async fn fetch(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, UpstreamError> {
-        let unreachable = |error: reqwest::Error| UpstreamError::Unreachable {
-            provider: self.name(),
-            detail: agentgate_guard::error_chain(&error),
-        };
-        let mut answer = request.send().await.map_err(unreachable)?;
-        let status = answer.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = answer.chunk().await.map_err(unreachable)? {
-            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(self.bad("its answer is too large"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let (status, body) = self.fetch_any(request).await?;
         if !status.is_success() {
             // An OAuth error's words, when it sent some.
             let said = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
@@ -547,6 +545,28 @@ impl Provider {
             );
         }
         Ok(body)
+    }
+
+    /// Sends `request`; the status and body of the answer, whatever the
+    /// status, at most [`MAX_ANSWER_BYTES`].
+    async fn fetch_any(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), UpstreamError> {
+        let unreachable = |error: reqwest::Error| UpstreamError::Unreachable {
+            provider: self.name(),
+            detail: agentgate_guard::error_chain(&error),
+        };
+        let mut answer = request.send().await.map_err(unreachable)?;
+        let status = answer.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = answer.chunk().await.map_err(unreachable)? {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(self.bad("its answer is too large"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
     }
 }
 
@@ -593,6 +613,12 @@ impl<S: Store> Issuer<S> {
         self.upstream.list.iter().find(|p| p.config.issuer == issuer).map(|p| p.config.name.as_str())
     }
 
+    /// Whether the configured provider `id` keeps refresh tokens (`None`: no
+    /// such provider).
+    pub fn keeps_refresh_tokens(&self, id: &str) -> Option<bool> {
+        self.upstream.list.iter().find(|p| p.config.id == id).map(|p| p.config.keep_refresh_token)
+    }
+
     /// The issuer of the configured provider `id`.
     pub fn provider_issuer(&self, id: &str) -> Option<&str> {
         self.upstream.list.iter().find(|p| p.config.id == id).map(|p| p.config.issuer.as_str())
@@ -622,6 +648,7 @@ impl<S: Store> Issuer<S> {
             return Ok(Unlinked::LastWayIn);
         }
         Ok(if self.store.delete_user_link(user_id, issuer, subject).await? {
+            self.upstream.access.forget(user_id, None);
             Unlinked::Done
         } else {
             Unlinked::NotTheirs
@@ -682,11 +709,21 @@ impl<S: Store> Issuer<S> {
             })
             .await?;
         let challenge = pkce::challenge_of(&self.derived(&state, "pkce"));
+        let mut scopes = provider.config.scopes.clone();
+        let mut prompt = Vec::new();
+        if provider.config.keep_refresh_token && offers_offline_access(&metadata) {
+            // A refresh token is what `offline_access` asks for, and asking
+            // for it takes the person's consent there (OpenID Connect Core §11).
+            if !scopes.iter().any(|s| s == "offline_access") {
+                scopes.push("offline_access".into());
+            }
+            prompt.push("consent");
+        }
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", &provider.config.client_id)
             .append_pair("redirect_uri", &self.upstream_callback(&provider.config.id))
-            .append_pair("scope", &provider.config.scopes.join(" "))
+            .append_pair("scope", &scopes.join(" "))
             .append_pair("state", &state)
             .append_pair("nonce", &self.derived(&state, "nonce"))
             .append_pair("code_challenge", &challenge)
@@ -695,7 +732,10 @@ impl<S: Store> Issuer<S> {
         let asked: std::collections::HashMap<String, String> =
             url::form_urlencoded::parse(request.as_bytes()).into_owned().collect();
         if asked.get("prompt").is_some_and(|p| p.split(' ').any(|v| v == "login")) {
-            url.query_pairs_mut().append_pair("prompt", "login");
+            prompt.insert(0, "login");
+        }
+        if !prompt.is_empty() {
+            url.query_pairs_mut().append_pair("prompt", &prompt.join(" "));
         }
         if let Some(max_age) = asked.get("max_age").filter(|m| m.parse::<u64>().is_ok()) {
             url.query_pairs_mut().append_pair("max_age", max_age);
@@ -780,6 +820,13 @@ impl<S: Store> Issuer<S> {
         let user =
             people::person_for(&self.store, &provider.config, &profile, begun.link_user.as_deref(), now)
                 .await?;
+        self.keep_provider_refresh_token(
+            provider,
+            &user.id,
+            &profile.subject,
+            tokens.refresh_token.as_deref(),
+        )
+        .await?;
         let auth_time = claims.get("auth_time").and_then(Value::as_i64).filter(|t| *t <= now).unwrap_or(now);
         Ok(SignedInUpstream { user, auth_time, request: begun.request, linked: begun.link_user.is_some() })
     }
@@ -793,16 +840,32 @@ impl<S: Store> Issuer<S> {
         code: &str,
         state: &str,
     ) -> Result<ProviderTokens, UpstreamError> {
-        let endpoint = provider.endpoint(metadata.token_endpoint.as_deref(), "token_endpoint")?;
-        let config = &provider.config;
         let verifier = self.derived(state, "pkce");
-        let callback = self.upstream_callback(&config.id);
-        let mut form = vec![
+        let callback = self.upstream_callback(&provider.config.id);
+        let form = [
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", callback.as_str()),
             ("code_verifier", verifier.as_str()),
         ];
+        let tokens = self.token_request(provider, metadata, &form).await?;
+        if let Some(error) = &tokens.error {
+            return Err(provider.bad(&format!("its token endpoint refused the code ({error})")));
+        }
+        Ok(tokens)
+    }
+
+    /// Posts `form` to the provider's token endpoint, as this server's client
+    /// there: its answer, an OAuth error (in `error`) included.
+    async fn token_request(
+        &self,
+        provider: &Provider,
+        metadata: &AuthorizationServerMetadata,
+        form: &[(&str, &str)],
+    ) -> Result<ProviderTokens, UpstreamError> {
+        let endpoint = provider.endpoint(metadata.token_endpoint.as_deref(), "token_endpoint")?;
+        let config = &provider.config;
+        let mut form = form.to_vec();
         // client_secret_basic unless the provider takes only client_secret_post.
         let methods = metadata.other.get("token_endpoint_auth_methods_supported").and_then(Value::as_array);
         let post_only = methods.is_some_and(|m| {
@@ -821,14 +884,15 @@ impl<S: Store> Issuer<S> {
                 basic_auth(&config.client_id, &config.client_secret.0),
             );
         }
-        let body = provider.fetch(request.form(&form)).await?;
-        let tokens: ProviderTokens =
-            serde_json::from_slice(&body).map_err(|_| provider.bad("its token answer is not JSON"))?;
-        // OAuth 2.0 says errors come with 400, GitHub says them with 200.
-        if let Some(error) = &tokens.error {
-            return Err(provider.bad(&format!("its token endpoint refused the code ({error})")));
+        // OAuth 2.0 says errors come with 400 (RFC 6749 §5.2), GitHub says
+        // them with 200: either way the answer's `error` says it.
+        let (status, body) = provider.fetch_any(request.form(&form)).await?;
+        let tokens: Option<ProviderTokens> = serde_json::from_slice(&body).ok();
+        match tokens {
+            Some(tokens) if status.is_success() || tokens.error.is_some() => Ok(tokens),
+            Some(_) => Err(provider.bad(&format!("its token endpoint answered HTTP {status}"))),
+            None => Err(provider.bad("its token answer is not JSON")),
         }
-        Ok(tokens)
     }
 
     /// Who an OpenID Connect provider says signed in: the verified ID token's
@@ -936,5 +1000,13 @@ impl<S: Store> Issuer<S> {
 struct ProviderTokens {
     id_token: Option<String>,
     access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<i64>,
     error: Option<String>,
+}
+
+/// Whether an OpenID Connect provider's metadata lists `offline_access`.
+fn offers_offline_access(metadata: &AuthorizationServerMetadata) -> bool {
+    let scopes = metadata.other.get("scopes_supported").and_then(Value::as_array);
+    scopes.is_some_and(|scopes| scopes.iter().any(|s| s == "offline_access"))
 }

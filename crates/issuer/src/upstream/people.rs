@@ -239,6 +239,7 @@ mod tests {
             client_secret: super::super::ClientSecret::new("s"),
             scopes: vec!["openid".into()],
             admit,
+            keep_refresh_token: false,
         }
     }
 
