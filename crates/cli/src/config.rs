@@ -707,7 +707,25 @@ impl Config {
                 section.id
             );
             seen.push(&section.id);
-            providers.push(section.provider()?);
+            let provider = section.provider()?;
+            // An account is (issuer, subject): two sections for one issuer
+            // would share its people and their kept tokens.
+            if let Some(twin) = providers.iter().find(|p: &&ProviderConfig| p.issuer == provider.issuer) {
+                bail!(
+                    "provider {}: provider {} has the same issuer {}; keep one",
+                    provider.id,
+                    twin.id,
+                    provider.issuer
+                );
+            }
+            if provider.keep_refresh_token && matches!(provider.kind, ProviderKind::OAuth2(_)) {
+                tracing::warn!(
+                    provider = %provider.id,
+                    "keep_refresh_token: GitHub gives refresh tokens only to GitHub Apps whose user tokens \
+                     expire (an OAuth App gives none), and other OAuth 2.0 providers may give none"
+                );
+            }
+            providers.push(provider);
         }
         ensure!(
             self.sign_in.passwords != Some(false) || !providers.is_empty(),
@@ -831,6 +849,10 @@ mod tests {
             (
                 "client_secret = \"s\"\npeople = \"anyone\"\n[sign_in]\npasswords = false\n[[provider]]\nid = \"logto\"\nissuer = \"https://b.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\npeople = \"anyone\"\n",
                 "two [[provider]] sections",
+            ),
+            (
+                "client_secret = \"s\"\npeople = \"anyone\"\n[[provider]]\nid = \"again\"\nissuer = \"https://tenant.logto.app/oidc\"\nclient_id = \"c2\"\nclient_secret = \"s\"\npeople = \"anyone\"\n",
+                "has the same issuer",
             ),
         ] {
             let error = format!("{:#}", with(extra).unwrap_err());

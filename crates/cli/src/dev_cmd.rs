@@ -51,26 +51,22 @@ pub struct DevArgs {
     #[arg(long, value_name = "FILE")]
     routes_from: Option<std::path::PathBuf>,
     /// Let people sign in at this OpenID Connect provider too (its issuer
-    /// URL), where this server is registered with --identity-provider-client-id
-    /// and its secret, and the callback dev prints; anyone it signs in comes in.
+    /// URL), where this server is registered with --identity-provider-client-id,
+    /// its secret in AGENTGATE_IDENTITY_PROVIDER_CLIENT_SECRET, and the
+    /// callback dev prints; anyone it signs in comes in.
     #[arg(long, value_name = "ISSUER", requires = "identity_provider_client_id")]
     identity_provider: Option<String>,
     /// This server's client id at --identity-provider.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", requires = "identity_provider")]
     identity_provider_client_id: Option<String>,
-    /// Its secret there.
-    #[arg(
-        long,
-        env = "AGENTGATE_IDENTITY_PROVIDER_CLIENT_SECRET",
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
-    identity_provider_client_secret: Option<String>,
     #[command(flatten)]
     observe: ObserveArgs,
     #[command(flatten)]
     data: DataArgs,
 }
+
+/// Where `--identity-provider`'s client secret is read from.
+const SECRET_VARIABLE: &str = "AGENTGATE_IDENTITY_PROVIDER_CLIENT_SECRET";
 
 impl DevArgs {
     /// The file's providers, and the one of the flags (id `provider`).
@@ -81,9 +77,17 @@ impl DevArgs {
         };
         if let (Some(issuer), Some(client_id)) = (&self.identity_provider, &self.identity_provider_client_id)
         {
-            let secret = self.identity_provider_client_secret.clone().context(
-                "--identity-provider needs its client secret: set AGENTGATE_IDENTITY_PROVIDER_CLIENT_SECRET",
-            )?;
+            // From the environment only: a command line is seen by `ps` and kept
+            // in the shell's history.
+            let secret =
+                std::env::var(SECRET_VARIABLE).ok().filter(|s| !s.is_empty()).with_context(|| {
+                    format!("--identity-provider needs its client secret: set {SECRET_VARIABLE}")
+                })?;
+            anyhow::ensure!(
+                !providers.iter().any(|p| p.id == "provider"),
+                "--identity-provider is the provider with id \"provider\", and the --routes-from file has one \
+                 by that id already: rename it there"
+            );
             let name = url::Url::parse(issuer)
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_owned))

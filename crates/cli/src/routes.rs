@@ -568,15 +568,28 @@ struct IssuerProviderTokens {
 
 impl ProviderTokens for IssuerProviderTokens {
     fn access_token<'a>(&'a self, caller: &'a AuthInfo) -> TokenFuture<'a> {
+        let (issuer, provider, person) = (self.issuer.clone(), self.provider.clone(), caller.subject.clone());
         Box::pin(async move {
+            // In a task of its own: a rotated refresh token is stored even if
+            // the agent goes away meanwhile.
             let now = agentgate_issuer::now();
-            match self.issuer.provider_access_token(&caller.subject, &self.provider, now).await {
-                Ok(access) => Ok(access.access_token),
-                Err(error @ (ProviderTokenError::NotKept { .. } | ProviderTokenError::UnknownProvider)) => {
-                    Err(NoProviderToken::SignInNeeded(error.to_string()))
+            let asked =
+                tokio::spawn(async move { issuer.provider_access_token(&person, &provider, now).await });
+            match asked.await {
+                Ok(Ok(access)) => Ok(access.access_token),
+                Ok(Err(
+                    error @ (ProviderTokenError::NotKept { .. } | ProviderTokenError::UnknownProvider),
+                )) => Err(NoProviderToken::SignInNeeded(error.to_string())),
+                Ok(Err(ProviderTokenError::Provider(error))) => {
+                    // The provider's words and addresses stay in this log.
+                    tracing::warn!(provider = %self.provider, error = %error, "no access token from the provider");
+                    Err(NoProviderToken::ProviderFailed(
+                        "it failed or answered what cannot be used; its operator finds why in this server's log"
+                            .into(),
+                    ))
                 }
-                Err(ProviderTokenError::Provider(error)) => {
-                    Err(NoProviderToken::ProviderFailed(error.to_string()))
+                Ok(Err(ProviderTokenError::Store(_))) | Err(_) => {
+                    Err(NoProviderToken::Internal("this server's database failed".into()))
                 }
             }
         })

@@ -3,6 +3,7 @@
 use std::io::BufRead;
 
 use agentgate::data_dir::{DataArgs, print_json_list, rfc3339};
+use agentgate_issuer::Issuer;
 use agentgate_issuer::management::people::UserView;
 use agentgate_issuer::store::{Store, StoreError, User, UserLink};
 use agentgate_issuer::users::{self, NewUser};
@@ -233,8 +234,21 @@ impl UsersArgs {
             UsersCommand::Unlink { login, provider, subject } => {
                 let issuer = provider_issuer(&self.data, &provider)?;
                 let user = users::find(store, &login).await?;
+                let kept = store.kept_refresh_token(&user.id, &issuer).await?;
+                let unlinked = if kept.is_some_and(|(account, _)| account == subject) {
+                    // Through an issuer of this configuration, which revokes
+                    // the account's kept token at the provider.
+                    let config = self.data.load_config()?.context("the configuration")?;
+                    let settings =
+                        config.settings().context("the configuration's providers (to revoke there)")?;
+                    let kek = data.key_encryption_key().await?;
+                    let issuer_here = Issuer::open(store.clone(), kek, settings).await?;
+                    issuer_here.drop_provider_account(&user.id, &issuer, &subject).await?
+                } else {
+                    store.delete_user_link(&user.id, &issuer, &subject).await?
+                };
                 ensure!(
-                    store.delete_user_link(&user.id, &issuer, &subject).await?,
+                    unlinked,
                     "{} has no account {subject} at {provider}; `agentgate users links {}` lists theirs",
                     user.username,
                     user.username

@@ -527,8 +527,10 @@ fn github_section(id: &str, base: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_person_comes_in_through_a_github_shaped_provider_with_their_verified_address() {
+    // Another GitHub (Enterprise), under its own name for accounts.
     let extra = github_section("github", &github_shaped(false).await)
-        + &github_section("refusing", &github_shaped(true).await);
+        + &github_section("refusing", &github_shaped(true).await)
+        + "issuer = \"https://github.refusing.example\"\n";
     let (setup, _serve, app) = serve("provider-github", &extra);
     let base = setup.issuer();
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -587,8 +589,8 @@ async fn dev_lets_people_in_through_the_provider_on_its_command_line() {
     assert!(!no_secret.status.success(), "{said}");
     assert!(said.contains("AGENTGATE_IDENTITY_PROVIDER_CLIENT_SECRET"), "says what to set: {said}");
 
-    let secret = ["--identity-provider-client-secret", "agentgate-upstream-secret"];
-    let dev = Dev::start_with(PASSWORD, &[&flags[..], &secret[..]].concat());
+    let secret = [("AGENTGATE_IDENTITY_PROVIDER_CLIENT_SECRET", "agentgate-upstream-secret")];
+    let dev = Dev::start_with_env(PASSWORD, &flags, &secret);
     let app = dev.client_id("SmartMail AI");
     let mut browser = Browser::new("en");
     // alice at the provider has the demo alice's address: no way into her account.
@@ -784,6 +786,17 @@ async fn an_upstream_acts_at_the_provider_for_the_person_with_the_token_the_gate
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let error = refused.json::<Value>().await.unwrap()["error"].clone();
     assert_eq!(error["data"]["reason"], "provider_sign_in_needed", "{error}");
-    assert!(error["message"].as_str().unwrap().contains("sign in with Outside ID once more"), "{error}");
+    assert!(error["message"].as_str().unwrap().contains("sign in with Outside ID"), "{error}");
     assert_eq!(seen.lock().unwrap().len(), 1, "nothing reached the upstream for dave");
+
+    // The operator unlinks alice's account (she still has a way in: a
+    // password set for her): the kept token goes, revoked at the provider.
+    let out = setup.run(&["users", "passwd", "alice", "--password-stdin"], &[], PASSWORD);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        setup.run(&["users", "unlink", "alice", "--provider", "outside", "--subject", "alice"], &[], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let left: Vec<(String,)> =
+        sqlx::query_as("SELECT subject FROM user_links").fetch_all(&mut conn).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }

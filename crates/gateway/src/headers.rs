@@ -45,9 +45,12 @@ pub fn to_upstream(headers: &HeaderMap) -> HeaderMap {
     end_to_end(headers, |name| name.as_str().starts_with(IDENTITY_PREFIX))
 }
 
-/// The headers of an upstream's answer that go back to the client.
+/// The headers of an upstream's answer that go back to the client: never a
+/// cookie for the gateway's origin, nor an identity header (an upstream that
+/// echoes request headers would otherwise hand the agent the person's token
+/// at their provider).
 pub fn to_client(headers: &HeaderMap) -> HeaderMap {
-    end_to_end(headers, |name| name == header::SET_COOKIE)
+    end_to_end(headers, |name| name == header::SET_COOKIE || name.as_str().starts_with(IDENTITY_PREFIX))
 }
 
 /// `headers` without the hop-by-hop ones (including those the `Connection`
@@ -112,9 +115,10 @@ mod tests {
     }
 
     #[test]
-    fn an_upstream_cannot_set_cookies_on_the_gateways_origin() {
+    fn an_upstream_cannot_set_cookies_on_the_gateways_origin_nor_echo_identity_headers() {
         let out = to_client(&map(&[
             ("set-cookie", "agentgate_session=evil; Path=/"),
+            ("x-agentgate-provider-token", "the person's token at their provider"),
             ("content-type", "text/event-stream"),
             ("mcp-session-id", "s1"),
             ("transfer-encoding", "chunked"),

@@ -211,7 +211,7 @@ impl Inner {
         let caller = parts.extensions.get::<AuthInfo>();
         self.identity.add(&self.route, caller, &mut to_upstream)?;
         if let Some(provider_token) = &self.provider_token {
-            provider_token.add(&self.route, caller, &mut to_upstream).await?;
+            provider_token.add(&self.route, caller, &mut to_upstream, self.timeout).await?;
         }
         let with_body =
             declared.is_some() || !matches!(parts.method, Method::GET | Method::DELETE | Method::HEAD);

@@ -20,6 +20,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use agentgate_guard::AuthInfo;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -34,8 +35,11 @@ pub const PROVIDER_TOKEN_HEADER: HeaderName = HeaderName::from_static("x-agentga
 pub enum NoProviderToken {
     /// The person has to sign in at the provider again; the words say so.
     SignInNeeded(String),
-    /// The provider failed (unreachable, or an answer that cannot be used).
+    /// The provider failed (unreachable, or an answer that cannot be used):
+    /// words for the agent, without the provider's own (those go to the log).
     ProviderFailed(String),
+    /// This server failed (its store): words for the agent.
+    Internal(String),
 }
 
 /// The future [`ProviderTokens::access_token`] returns.
@@ -60,27 +64,32 @@ impl std::fmt::Debug for ProviderToken {
 
 impl ProviderToken {
     /// Sets [`PROVIDER_TOKEN_HEADER`] in `headers`, the request to the
-    /// upstream of `route`, for `caller`.
+    /// upstream of `route`, for `caller`, within `timeout`.
     pub(crate) async fn add(
         &self,
         route: &str,
         caller: Option<&AuthInfo>,
         headers: &mut HeaderMap,
+        timeout: Duration,
     ) -> Result<(), Fault> {
         let caller = caller.ok_or_else(|| Fault::Identity {
             route: route.to_owned(),
             detail: "no verified caller reached the gateway's route".into(),
         })?;
-        let token = self.0.access_token(caller).await.map_err(|missing| match missing {
-            NoProviderToken::SignInNeeded(detail) => {
-                Fault::ProviderSignIn { route: route.to_owned(), detail }
-            }
-            NoProviderToken::ProviderFailed(detail) => {
-                Fault::ProviderFailed { route: route.to_owned(), detail }
+        let asked = tokio::time::timeout(timeout, self.0.access_token(caller)).await.map_err(|_| {
+            Fault::ProviderFailed {
+                route: route.to_owned(),
+                detail: format!("it did not answer within {} s", timeout.as_secs_f64()),
             }
         })?;
+        let route = route.to_owned();
+        let token = asked.map_err(|missing| match missing {
+            NoProviderToken::SignInNeeded(detail) => Fault::ProviderSignIn { route: route.clone(), detail },
+            NoProviderToken::ProviderFailed(detail) => Fault::ProviderFailed { route: route.clone(), detail },
+            NoProviderToken::Internal(detail) => Fault::Identity { route: route.clone(), detail },
+        })?;
         let mut value = HeaderValue::from_str(&token).map_err(|_| Fault::ProviderFailed {
-            route: route.to_owned(),
+            route,
             detail: "its access token is not a header value".into(),
         })?;
         value.set_sensitive(true);

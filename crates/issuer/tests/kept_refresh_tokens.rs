@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use agentgate_issuer::keys::{Alg, SigningKey};
@@ -30,8 +30,12 @@ struct Seen {
     refreshes: AtomicUsize,
     /// Each account's current refresh token number (older ones are refused).
     current: Mutex<HashMap<String, u32>>,
-    /// The lifetime it gives access tokens, in seconds.
-    lifetime: AtomicI64,
+    /// How it answers a refresh: 0 as it should, 1 as GitHub says a grant
+    /// ended (HTTP 200, `bad_refresh_token`), 2 with a rotated refresh token
+    /// and no access token.
+    mode: AtomicUsize,
+    /// The tokens revoked at its revocation endpoint.
+    revoked: Mutex<Vec<String>>,
 }
 
 /// A provider: discovery offering `offline_access`, an authorization endpoint
@@ -41,16 +45,18 @@ async fn made_up_provider() -> (String, Arc<Seen>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let key = Arc::new(SigningKey::generate(Alg::Es256).0);
-    let seen = Arc::new(Seen { lifetime: AtomicI64::new(3600), ..Seen::default() });
+    let seen = Arc::new(Seen::default());
     let codes: Arc<Mutex<HashMap<String, (String, String)>>> = Arc::default();
     let metadata = json!({
         "issuer": issuer, "authorization_endpoint": format!("{issuer}/auth"),
         "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks"),
         "response_types_supported": ["code"], "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": ["openid", "profile", "offline_access"],
+                "scopes_supported": ["openid", "profile", "offline_access"],
+        "revocation_endpoint": format!("{issuer}/revoke"),
     });
     let (auth_seen, auth_codes) = (seen.clone(), codes.clone());
     let (token_seen, token_key, token_issuer, jwks_key) = (seen.clone(), key.clone(), issuer.clone(), key);
+    let revoke_seen = seen.clone();
     let app = axum::Router::new()
         .route("/.well-known/openid-configuration", axum::routing::get(move || async move { axum::Json(metadata) }))
         .route(
@@ -87,29 +93,48 @@ async fn made_up_provider() -> (String, Arc<Seen>) {
                             "id_token": token_key.sign_jwt("JWT", &claims),
                             "refresh_token": format!("refresh-{sub}-{number}") }))
                     }
-                    "refresh_token" => {
+                                        "refresh_token" => {
                         seen.refreshes.fetch_add(1, Ordering::SeqCst);
                         let presented = form.get("refresh_token").cloned().unwrap_or_default();
                         let mut current = seen.current.lock().unwrap();
                         let valid = current.iter().find(|(sub, n)| presented == format!("refresh-{sub}-{n}"));
-                        match valid.map(|(sub, n)| (sub.clone(), *n)) {
-                            Some((sub, n)) => {
+                        match (valid.map(|(sub, n)| (sub.clone(), *n)), seen.mode.load(Ordering::SeqCst)) {
+                            (_, 1) => Ok(json!({ "error": "bad_refresh_token" })),
+                            (Some((sub, n)), mode) => {
                                 current.insert(sub.clone(), n + 1);
-                                Ok(json!({ "access_token": format!("access-{sub}-{n}"), "token_type": "Bearer",
-                                    "expires_in": seen.lifetime.load(Ordering::SeqCst),
-                                    "refresh_token": format!("refresh-{sub}-{}", n + 1) }))
+                                let mut answer = json!({ "access_token": format!("access-{sub}-{n}"),
+                                    "token_type": "bearer", "expires_in": "3600",
+                                    "refresh_token": format!("refresh-{sub}-{}", n + 1) });
+                                if mode == 2 {
+                                    answer.as_object_mut().unwrap().remove("access_token");
+                                }
+                                Ok(answer)
                             }
-                            None => Err(json!({ "error": "invalid_grant" })),
+                            (None, _) => Err(json!({ "error": "invalid_grant" })),
                         }
                     }
                     _ => Err(json!({ "error": "unsupported_grant_type" })),
                 };
+                                let refresh = form["grant_type"] == "refresh_token";
                 async move {
+                    if refresh {
+                        // Slow enough that a second refresh would overlap it.
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
                     match answer {
                         Ok(body) => (axum::http::StatusCode::OK, axum::Json(body)),
                         Err(body) => (axum::http::StatusCode::BAD_REQUEST, axum::Json(body)),
                     }
                 }
+            }),
+        )
+                .route(
+            "/revoke",
+            axum::routing::post(move |body: String| {
+                let form: HashMap<String, String> =
+                    url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                revoke_seen.revoked.lock().unwrap().push(form["token"].clone());
+                async {}
             }),
         )
         .route(
@@ -236,7 +261,7 @@ async fn a_grant_the_provider_ended_is_dropped_and_nothing_is_kept_unless_config
     // what to do.
     seen.current.lock().unwrap().insert("s-1".into(), 9);
     let ended = issuer.provider_access_token(&alice, "made-up", now).await.unwrap_err();
-    assert!(ended.to_string().contains("sign in with Made Up once more"), "{ended}");
+    assert!(ended.to_string().contains("sign in with Made Up"), "{ended}");
     assert_eq!(store.kept_refresh_token(&alice, &provider_url).await.unwrap(), None, "dropped");
 
     // Signing in again keeps a new one, which works.
@@ -253,6 +278,65 @@ async fn a_grant_the_provider_ended_is_dropped_and_nothing_is_kept_unless_config
     let asked = seen.asked.lock().unwrap().last().unwrap().clone();
     assert!(!asked["scope"].contains("offline_access") && !asked.contains_key("prompt"), "{asked:?}");
     assert_eq!(store.kept_refresh_token(&alice, &provider_url).await.unwrap(), None);
+    assert_eq!(*seen.revoked.lock().unwrap(), ["refresh-s-1-11"], "and revoked at the provider");
     let refused = plain.provider_access_token(&alice, "made-up", now).await;
     assert!(matches!(refused, Err(ProviderTokenError::NotKept { .. })), "{refused:?}");
+}
+
+#[tokio::test]
+async fn racing_requests_refresh_once_and_an_unlinked_account_is_revoked_and_forgotten() {
+    let (provider_url, seen) = made_up_provider().await;
+    let db = common::TempDb::new();
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    let (kek, _) = KeyEncryptionKey::generate();
+    let issuer = Arc::new(issuer(store.clone(), kek, provider(&provider_url, true)).await);
+    let now = agentgate_issuer::now();
+    let alice = sign_in(&issuer, "s-1").await;
+
+    // Two requests at once: one refresh (a second would present a rotated
+    // token, which a rotating provider takes for theft), one token for both.
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            let (issuer, alice) = (issuer.clone(), alice.clone());
+            tokio::spawn(async move { issuer.provider_access_token(&alice, "made-up", now).await })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for racer in racers {
+        tokens.push(racer.await.unwrap().unwrap().access_token);
+    }
+    assert_eq!(tokens, ["access-s-1-1", "access-s-1-1"]);
+    assert_eq!(seen.refreshes.load(Ordering::SeqCst), 1);
+
+    // A rotated refresh token is kept even when the answer is otherwise no good.
+    seen.mode.store(2, Ordering::SeqCst);
+    let (_, before) = store.kept_refresh_token(&alice, &provider_url).await.unwrap().unwrap();
+    let failed = issuer.provider_access_token(&alice, "made-up", now + 3600).await;
+    assert!(matches!(failed, Err(ProviderTokenError::Provider(_))), "{failed:?}");
+    let (_, after) = store.kept_refresh_token(&alice, &provider_url).await.unwrap().unwrap();
+    assert_ne!(before, after, "the rotated one was kept");
+    seen.mode.store(0, Ordering::SeqCst);
+    let access = issuer.provider_access_token(&alice, "made-up", now + 3600).await.unwrap();
+    assert_eq!(access.access_token, "access-s-1-3", "the rotated one works");
+
+    // The operator unlinks the account: its token is revoked at the provider,
+    // and the access token handed out before is not handed out again.
+    assert!(issuer.drop_provider_account(&alice, &provider_url, "s-1").await.unwrap());
+    assert_eq!(*seen.revoked.lock().unwrap(), ["refresh-s-1-4"]);
+    let gone = issuer.provider_access_token(&alice, "made-up", now + 3600).await;
+    assert!(matches!(gone, Err(ProviderTokenError::NotKept { .. })), "{gone:?}");
+}
+
+#[tokio::test]
+async fn github_s_way_of_saying_a_grant_ended_drops_it_too() {
+    let (provider_url, seen) = made_up_provider().await;
+    let db = common::TempDb::new();
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    let (kek, _) = KeyEncryptionKey::generate();
+    let issuer = issuer(store.clone(), kek, provider(&provider_url, true)).await;
+    let alice = sign_in(&issuer, "s-1").await;
+    seen.mode.store(1, Ordering::SeqCst);
+    let ended = issuer.provider_access_token(&alice, "made-up", agentgate_issuer::now()).await;
+    assert!(matches!(ended, Err(ProviderTokenError::NotKept { .. })), "{ended:?}");
+    assert_eq!(store.kept_refresh_token(&alice, &provider_url).await.unwrap(), None);
 }

@@ -492,7 +492,7 @@ async fn accounts_at_providers_are_tied_listed_and_untied_by_configured_provider
     .unwrap();
     assert!(is_conflict(&people::link(store, &bob.id, spec("logto", "s-1"), Some(LOGTO), 10).await));
 
-    people::unlink(store, &w.alice, LOGTO, "s-1").await.unwrap();
-    assert!(matches!(people::unlink(store, &w.alice, LOGTO, "s-1").await, Err(ManagementError::NotFound(_))));
+    assert!(w.issuer.drop_provider_account(&w.alice, LOGTO, "s-1").await.unwrap());
+    assert!(!w.issuer.drop_provider_account(&w.alice, LOGTO, "s-1").await.unwrap(), "gone already");
     assert!(people::links(store, &w.alice).await.unwrap().is_empty());
 }

@@ -310,6 +310,11 @@ impl Dev {
 
     /// `agentgate dev` with extra arguments.
     pub fn start_with(password: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(password, extra, &[])
+    }
+
+    /// `agentgate dev` with extra arguments and environment.
+    pub fn start_with_env(password: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let data_dir = std::env::temp_dir().join(format!(
             "agentgate-dev-{}-{}",
@@ -321,7 +326,7 @@ impl Dev {
         let listen = if extra.contains(&"--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"][..] };
         command.arg("dev").args(listen).arg("--data-dir").arg(&data_dir).args(extra);
         command.env("AGENTGATE_LOG", "warn").env("AGENTGATE_DEMO_PASSWORD", password);
-        command.env_remove("AGENTGATE_KEY_ENCRYPTION_KEY");
+        command.env_remove("AGENTGATE_KEY_ENCRYPTION_KEY").envs(env.iter().copied());
         let (process, base) = spawn_until(command, "agentgate dev", "  issuer:");
         Dev { base, data_dir, _process: process }
     }

@@ -204,18 +204,11 @@ pub async fn link<S: Store>(
     }
 }
 
-/// Unties an account from a person.
-pub async fn unlink<S: Store>(
-    store: &S,
-    id: &str,
-    issuer: &str,
-    subject: &str,
-) -> Result<(), ManagementError> {
-    if store.delete_user_link(id, issuer, subject).await? {
-        Ok(())
-    } else {
-        Err(ManagementError::NotFound(format!("user {id:?} has no account {subject:?} at {issuer:?}")))
-    }
+/// The answer when a person has no such account to untie (untying is
+/// [`Issuer::drop_provider_account`](crate::Issuer::drop_provider_account),
+/// which also revokes the account's kept token).
+pub fn no_such_link(id: &str, issuer: &str, subject: &str) -> ManagementError {
+    ManagementError::NotFound(format!("user {id:?} has no account {subject:?} at {issuer:?}"))
 }
 
 fn not_found(id: &str) -> ManagementError {

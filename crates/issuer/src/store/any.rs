@@ -72,7 +72,7 @@ impl Store for AnyStore {
         fn insert_user_link(&self, link: &UserLink) -> ();
         fn insert_user_with_link(&self, user: &User, link: &UserLink) -> ();
         fn user_links(&self, user_id: &str) -> Vec<UserLink>;
-                fn delete_user_link(&self, user_id: &str, issuer: &str, subject: &str) -> bool;
+        fn delete_user_link(&self, user_id: &str, issuer: &str, subject: &str) -> bool;
         fn kept_refresh_token(&self, user_id: &str, issuer: &str) -> Option<(String, String)>;
         fn keep_refresh_token(&self, issuer: &str, subject: &str, sealed: Option<&str>, replacing: Option<&str>) -> bool;
         fn refresh_profile(&self, user: &User, issuer: &str, subject: &str, now: i64) -> ();

@@ -695,9 +695,9 @@ pub trait Store: Send + Sync + 'static {
         subject: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// The sealed refresh token kept for `user_id`'s account at `issuer`
-    /// (the one they last signed in through, if several): the account's
-    /// subject and the sealed token.
+    /// The sealed refresh token kept for `user_id`'s account at `issuer` (of
+    /// their accounts there with one kept, the one they signed in through
+    /// last): the account's subject and the sealed token.
     fn kept_refresh_token(
         &self,
         user_id: &str,

@@ -1015,11 +1015,11 @@ macro_rules! store_methods {
             Ok(done.rows_affected() == 1)
         }
 
-                async fn kept_refresh_token(&self, user_id: &str, issuer: &str) -> Result<Option<(String, String)>, StoreError> {
+        async fn kept_refresh_token(&self, user_id: &str, issuer: &str) -> Result<Option<(String, String)>, StoreError> {
             let row = sqlx::query(
                 "SELECT subject, refresh_token FROM user_links
                  WHERE user_id = $1 AND issuer = $2 AND refresh_token IS NOT NULL
-                 ORDER BY signed_in_at DESC, subject LIMIT 1",
+                 ORDER BY COALESCE(signed_in_at, 0) DESC, subject LIMIT 1",
             )
             .bind(user_id)
             .bind(issuer)

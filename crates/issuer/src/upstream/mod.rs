@@ -647,8 +647,7 @@ impl<S: Store> Issuer<S> {
         if links.len() == 1 && !password {
             return Ok(Unlinked::LastWayIn);
         }
-        Ok(if self.store.delete_user_link(user_id, issuer, subject).await? {
-            self.upstream.access.forget(user_id, None);
+        Ok(if self.drop_provider_account(user_id, issuer, subject).await? {
             Unlinked::Done
         } else {
             Unlinked::NotTheirs
@@ -712,11 +711,13 @@ impl<S: Store> Issuer<S> {
         let mut scopes = provider.config.scopes.clone();
         let mut prompt = Vec::new();
         if provider.config.keep_refresh_token && offers_offline_access(&metadata) {
-            // A refresh token is what `offline_access` asks for, and asking
-            // for it takes the person's consent there (OpenID Connect Core §11).
+            // A refresh token is what `offline_access` asks for.
             if !scopes.iter().any(|s| s == "offline_access") {
                 scopes.push("offline_access".into());
             }
+        }
+        if scopes.iter().any(|s| s == "offline_access") {
+            // Asking for it takes the person's consent there (OpenID Connect Core §11).
             prompt.push("consent");
         }
         url.query_pairs_mut()
@@ -1001,7 +1002,9 @@ struct ProviderTokens {
     id_token: Option<String>,
     access_token: Option<String>,
     refresh_token: Option<String>,
-    expires_in: Option<i64>,
+    token_type: Option<String>,
+    /// A number, or (some providers) a numeric string: read when used.
+    expires_in: Option<Value>,
     error: Option<String>,
 }
 

@@ -151,6 +151,9 @@ pub(super) async fn unlink<S: Store>(
     let (Some(from), Some(subject)) = (pairs.get("issuer"), pairs.get("subject")) else {
         return Err(ManagementError::invalid("issuer", "name both the issuer and the subject"));
     };
-    people::unlink(&issuer.store, &id, from, subject).await?;
+    // Through the issuer: the account's kept token is revoked and forgotten too.
+    if !issuer.drop_provider_account(&id, from, subject).await? {
+        return Err(people::no_such_link(&id, from, subject));
+    }
     Ok(done())
 }
