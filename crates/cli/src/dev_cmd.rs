@@ -104,6 +104,14 @@ impl DevArgs {
                 keep_refresh_token: false,
             };
             provider.check().map_err(anyhow::Error::msg)?;
+            if !self.listen.ip().is_loopback() {
+                tracing::warn!(
+                    "--identity-provider lets in anyone {} signs in, and dev listens on {}: \
+                     anyone who reaches it and has an account there comes in",
+                    provider.name,
+                    self.listen
+                );
+            }
             providers.push(provider);
         }
         Ok(providers)

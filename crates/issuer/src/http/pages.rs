@@ -334,6 +334,15 @@ pub(super) async fn check<S: Store>(
     })
 }
 
+/// The authorization request a sign-in form carries (its query string),
+/// checked again: `None` when the form is a sign-in of its own.
+pub(super) async fn carried<S: Store>(
+    issuer: &Issuer<S>,
+    query: &str,
+) -> Result<Option<AuthorizationRequest>, (StatusCode, String, Option<String>)> {
+    if query.is_empty() { Ok(None) } else { check(issuer, query).await.map(Some) }
+}
+
 pub(super) fn check_failed<S: Store>(
     reply: Reply<'_, S>,
     t: &'static Text,
@@ -407,6 +416,22 @@ pub(super) fn posted_form<'a, S: Store>(
         return Err(form.reply.message(t, StatusCode::FORBIDDEN, t.error_title, t.form_expired));
     }
     Ok(form)
+}
+
+/// A form of the account page posted by a signed-in person: the form and
+/// their session; `Err` is the page to show (the sign-in page, for someone
+/// no longer signed in).
+pub(super) async fn signed_in_form<'a, S: Store>(
+    issuer: &'a Issuer<S>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(PostedForm<'a, S>, Session), Response> {
+    let form = posted_form(issuer, headers, body)?;
+    match issuer.session_for(form.browser.session_cookie.as_deref(), now()).await {
+        Ok(Some(session)) => Ok((form, session)),
+        Ok(None) => Err(form.reply.redirect(&issuer.settings.endpoint("/sign-in"))),
+        Err(error) => Err(form.reply.unavailable(form.t, &error)),
+    }
 }
 
 /// Parses a posted form, its token not checked yet.
@@ -512,13 +537,9 @@ pub(super) async fn sign_in<S: Store>(
     let login = params.get("login").unwrap_or("");
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let address = client_address(peer, &parts.headers, &issuer.settings.trusted_proxies);
-    let request = if query.is_empty() {
-        None
-    } else {
-        match check(&issuer, &query).await {
-            Ok(request) => Some(request),
-            Err(failure) => return check_failed(reply, t, failure),
-        }
+    let request = match carried(&issuer, &query).await {
+        Ok(request) => request,
+        Err(failure) => return check_failed(reply, t, failure),
     };
     let app = request.as_ref().map(|r| &r.client);
     let page = FormPage::SignIn { request: &query };
@@ -765,16 +786,10 @@ pub(super) async fn disconnect<S: Store>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let PostedForm { params, browser, reply, t } = match posted_form(&issuer, &headers, &body) {
-        Ok(form) => form,
+    let (PostedForm { params, reply, t, .. }, session) = match signed_in_form(&issuer, &headers, &body).await
+    {
+        Ok(signed_in) => signed_in,
         Err(page) => return page,
-    };
-    let session = match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return reply.redirect(&issuer.settings.endpoint("/sign-in")),
-        Err(error) => {
-            return reply.unavailable(t, &error);
-        }
     };
     let Some(client_id) = params.get("client_id") else {
         return reply.message(t, StatusCode::BAD_REQUEST, t.error_title, "No app was named.");

@@ -15,7 +15,9 @@ use axum::response::Response;
 
 use super::client_address;
 use super::form::Params;
-use super::pages::{Browser, PostedForm, Reply, after_sign_in, check, check_failed, posted, posted_form};
+use super::pages::{
+    Browser, PostedForm, Reply, after_sign_in, carried, check_failed, posted, signed_in_form,
+};
 use crate::forms::{FormPage, FormRefusal};
 use crate::sessions::{KNOWN_BROWSER_SECS, KNOWN_COOKIE, SESSION_COOKIE};
 use crate::store::Store;
@@ -34,13 +36,9 @@ pub(super) async fn begin<S: Store>(
 ) -> Response {
     let PostedForm { params, browser, reply, t } = posted(&issuer, &parts.headers, &body);
     let query = params.get("request").unwrap_or("").to_owned();
-    let request = if query.is_empty() {
-        None
-    } else {
-        match check(&issuer, &query).await {
-            Ok(request) => Some(request),
-            Err(failure) => return check_failed(reply, t, failure),
-        }
+    let request = match carried(&issuer, &query).await {
+        Ok(request) => request,
+        Err(failure) => return check_failed(reply, t, failure),
     };
     let app = request.as_ref().map(|r| &r.client);
     let page = FormPage::SignInWith { request: &query, provider: &provider };
@@ -183,15 +181,11 @@ pub(super) async fn link<S: Store>(
     parts: Parts,
     body: Bytes,
 ) -> Response {
-    let PostedForm { browser, reply, t, .. } = match posted_form(&issuer, &parts.headers, &body) {
-        Ok(form) => form,
-        Err(page) => return page,
-    };
-    let session = match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return reply.redirect(&issuer.settings.endpoint("/sign-in")),
-        Err(error) => return reply.unavailable(t, &error),
-    };
+    let (PostedForm { browser, reply, t, .. }, session) =
+        match signed_in_form(&issuer, &parts.headers, &body).await {
+            Ok(signed_in) => signed_in,
+            Err(page) => return page,
+        };
     let browser_id = browser.browser_id.unwrap_or_default();
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let address = client_address(peer, &parts.headers, &issuer.settings.trusted_proxies);
@@ -211,14 +205,10 @@ pub(super) async fn unlink<S: Store>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let PostedForm { params, browser, reply, t } = match posted_form(&issuer, &headers, &body) {
-        Ok(form) => form,
+    let (PostedForm { params, reply, t, .. }, session) = match signed_in_form(&issuer, &headers, &body).await
+    {
+        Ok(signed_in) => signed_in,
         Err(page) => return page,
-    };
-    let session = match issuer.session_for(browser.session_cookie.as_deref(), now()).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return reply.redirect(&issuer.settings.endpoint("/sign-in")),
-        Err(error) => return reply.unavailable(t, &error),
     };
     let (issuer_id, subject) = (params.get("issuer").unwrap_or(""), params.get("subject").unwrap_or(""));
     match issuer.unlink_account(&session.user_id, issuer_id, subject).await {
