@@ -59,5 +59,5 @@ pub use fault::Fault;
 pub use http_upstream::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, HttpUpstream, unix_socket};
 pub use identity::{Identity, Minter, UpstreamTokens};
 pub use process::StdioCommand;
-pub use provider_token::{NoProviderToken, ProviderToken, ProviderTokens};
+pub use provider_token::{NoProviderToken, ProviderTokens};
 pub use stdio::{StdioOptions, StdioUpstream};

@@ -54,7 +54,7 @@ pub trait ProviderTokens: Send + Sync + 'static {
 
 /// A route's provider token: where it comes from.
 #[derive(Clone)]
-pub struct ProviderToken(pub Arc<dyn ProviderTokens>);
+pub(crate) struct ProviderToken(pub(crate) Arc<dyn ProviderTokens>);
 
 impl std::fmt::Debug for ProviderToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -616,12 +616,12 @@ impl<S: Store> Issuer<S> {
     /// Whether the configured provider `id` keeps refresh tokens (`None`: no
     /// such provider).
     pub fn keeps_refresh_tokens(&self, id: &str) -> Option<bool> {
-        self.upstream.list.iter().find(|p| p.config.id == id).map(|p| p.config.keep_refresh_token)
+        self.upstream.get(id).ok().map(|p| p.config.keep_refresh_token)
     }
 
     /// The issuer of the configured provider `id`.
     pub fn provider_issuer(&self, id: &str) -> Option<&str> {
-        self.upstream.list.iter().find(|p| p.config.id == id).map(|p| p.config.issuer.as_str())
+        self.upstream.get(id).ok().map(|p| p.config.issuer.as_str())
     }
 
     /// A person's accounts at identity providers.
